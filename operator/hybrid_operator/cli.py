@@ -1,0 +1,44 @@
+"""The ``hybrid-scheduler`` command line.
+
+Each sub-command lives in its own module and registers itself here through a
+``register(subparsers)`` function, so that this file only wires them together and heavy
+imports (torch, kopf, the Kubernetes client) happen only for the command that needs them.
+Every command returns a process exit code; errors the user can fix are printed as one
+clear line on stderr with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hybrid_operator import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="hybrid-scheduler",
+        description="Kubernetes scheduler for ML training: simulate, train, run.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen sub-command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = args.handler
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``hybrid-scheduler`` command line, one module each."""

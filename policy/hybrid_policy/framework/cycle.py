@@ -1,0 +1,195 @@
+"""One scheduling pass over a batch: Filter, Score, NormalizeScore, Reserve, per pod.
+
+An :class:`~hybrid_policy.framework.plugins.Arbitrator` drives the pass: it asks
+:meth:`BatchCycle.evaluate` for a pod's :class:`ScoreTable` (or the Status saying why it
+fits nowhere) and settles each pod with :meth:`BatchCycle.commit` or
+:meth:`BatchCycle.reject`. Reservations made by ``commit`` are visible to every later
+evaluation of the same pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
+from hybrid_policy.framework.status import Code, Status
+from hybrid_policy.resources import GPU
+
+if TYPE_CHECKING:
+    from hybrid_policy.framework.profile import SchedulingProfile
+
+RUNNERS_UP = 3
+_NO_FIT = Status(Code.UNSCHEDULABLE, ("no node fits",), "Filter")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreTable:
+    """The feasible nodes of one pod and their weighted, normalised total scores."""
+
+    pod: PendingPod
+    candidates: IntArray
+    scores: FloatArray
+
+    def best(self, rng: np.random.Generator) -> int:
+        """Node row with the highest score; ties broken at random, as kube-scheduler does."""
+        top = np.flatnonzero(self.scores == self.scores.max())
+        pick = top[0] if top.size == 1 else top[int(rng.integers(top.size))]
+        return int(self.candidates[pick])
+
+    def score_of(self, node: int) -> float:
+        """The total score of node row ``node`` (which must be a candidate)."""
+        return float(self.scores[np.flatnonzero(self.candidates == node)[0]])
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the pass decided for one pod, with what is needed to explain it."""
+
+    pod: PendingPod
+    node: str | None
+    status: Status
+    path: str
+    score: float | None = None
+    runners_up: tuple[tuple[str, float], ...] = ()
+    namespace_share: float | None = None
+    node_row: int = -1
+
+    @property
+    def placed(self) -> bool:
+        """True when the pod was given a node."""
+        return self.node is not None
+
+
+class BatchCycle:
+    """Evaluate and settle the pods of one batch against one snapshot."""
+
+    def __init__(
+        self,
+        profile: SchedulingProfile,
+        snapshot: ClusterSnapshot,
+        rng: np.random.Generator,
+        explain: bool = True,
+    ) -> None:
+        self.profile = profile
+        self.explain = explain
+        self.snapshot = snapshot
+        self.rng = rng
+        self.decisions: list[Decision] = []
+        self.path = profile.arbitrator.name
+        # Reservations only shrink free capacity during a pass, so a constraint signature
+        # that fit nowhere keeps fitting nowhere until the pass ends.
+        self._no_fit: dict[tuple[object, ...], Status] = {}
+
+    def feasible(self, pod: PendingPod) -> BoolArray | Status:
+        """Filter phase: mask of nodes the pod fits on now, or why there are none."""
+        snap = self.snapshot
+        signature = pod.constraint_signature
+        known = self._no_fit.get(signature)
+        if known is not None:
+            return known
+        unknown = snap.unknown_resources(pod)
+        if unknown or len(snap) == 0:
+            reason = ", ".join(f"{len(snap)} Insufficient {r}" for r in sorted(unknown))
+            status = Status(
+                Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
+                (f"0/{len(snap)} nodes are available: {reason or 'no nodes'}.",),
+                "NodeResourcesFit",
+            )
+            self._no_fit[signature] = status
+            return status
+        mask = self._static_mask(pod)
+        for plugin in self.profile.filters:
+            if not plugin.static:
+                mask = mask & plugin.filter(pod, snap)
+        if not mask.any():
+            status = self._diagnose(pod) if self.explain else _NO_FIT
+            self._no_fit[signature] = status
+            return status
+        return mask
+
+    def evaluate(self, pod: PendingPod) -> ScoreTable | Status:
+        """Filter, Score and NormalizeScore for ``pod`` against the current reservations."""
+        mask = self.feasible(pod)
+        if isinstance(mask, Status):
+            return mask
+        candidates = np.flatnonzero(mask)
+        total = np.zeros(candidates.size)
+        for plugin, weight in self.profile.scorers:
+            total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
+        return ScoreTable(pod, candidates, total)
+
+    def commit(self, pod: PendingPod, node: int, table: ScoreTable | None = None) -> Decision:
+        """Reserve ``pod`` on node row ``node`` and record the decision."""
+        snap = self.snapshot
+        self.profile.reserve.reserve(pod, snap, node)
+        score = runners = None
+        if table is not None:
+            score = table.score_of(node)
+            order = np.argsort(-table.scores, kind="stable")
+            runners = tuple(
+                (snap.nodes[int(table.candidates[i])].name, float(table.scores[i]))
+                for i in order[: RUNNERS_UP + 1]
+                if int(table.candidates[i]) != node
+            )[:RUNNERS_UP]
+        decision = Decision(
+            pod=pod,
+            node=snap.nodes[node].name,
+            status=Status.success(),
+            path=self.path,
+            score=score,
+            runners_up=runners or (),
+            namespace_share=self.namespace_share(pod.namespace),
+            node_row=node,
+        )
+        self.decisions.append(decision)
+        return decision
+
+    def reject(self, pod: PendingPod, status: Status) -> Decision:
+        """Record that ``pod`` stays pending, and why."""
+        decision = Decision(pod=pod, node=None, status=status, path=self.path)
+        self.decisions.append(decision)
+        return decision
+
+    def namespace_share(self, namespace: str) -> float:
+        """The namespace's GPU share of the cluster divided by its weight."""
+        snap = self.snapshot
+        alloc = snap.namespace_allocated.get(namespace)
+        gpu = snap.index[GPU]
+        total = float(snap.total_allocatable[gpu])
+        if alloc is None or total <= 0:
+            return 0.0
+        return float(alloc[gpu]) / total / snap.weight_of(namespace)
+
+    def _static_mask(self, pod: PendingPod) -> BoolArray:
+        key = (id(self.profile), pod.tolerations, tuple(sorted(pod.node_selector.items())))
+        mask = self.snapshot.cached(key)
+        if mask is None:
+            mask = np.ones(len(self.snapshot), dtype=bool)
+            for plugin in self.profile.filters:
+                if plugin.static:
+                    mask &= plugin.filter(pod, self.snapshot)
+            self.snapshot.remember(key, mask)
+        return mask
+
+    def _diagnose(self, pod: PendingPod) -> Status:
+        """Count, per reason, the nodes each filter rejected (first failing filter wins)."""
+        snap = self.snapshot
+        remaining = np.ones(len(snap), dtype=bool)
+        counts: Counter[str] = Counter()
+        resolvable = False
+        for plugin in self.profile.filters:
+            passed = plugin.filter(pod, snap)
+            for node in np.flatnonzero(remaining & ~passed):
+                for reason in plugin.reasons(pod, snap, int(node)):
+                    counts[reason] += 1
+            if not plugin.unresolvable and (remaining & ~passed).any():
+                resolvable = True
+            remaining &= passed
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+        code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+        return Status(code, (f"0/{len(snap)} nodes are available: {detail}.",), "Filter")

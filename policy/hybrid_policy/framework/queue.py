@@ -1,0 +1,108 @@
+"""The scheduling queue: active pods in QueueSort order, unschedulable pods parked.
+
+Like kube-scheduler's queue, a pod that fit nowhere is parked until something frees
+capacity (a pod finishes, a node appears), then retried after a back-off that doubles on
+each failure. Pods are deduplicated by UID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hybrid_policy.domain import PendingPod
+
+SortKey = Callable[[PendingPod], tuple[float | int | str, ...]]
+
+
+@dataclass
+class QueuedPod:
+    """A pod in the queue with its retry bookkeeping."""
+
+    pod: PendingPod
+    attempts: int = 0
+    not_before_s: float = 0.0
+
+
+class SchedulingQueue:
+    """Active, back-off and unschedulable pods; time is the driver's clock in seconds."""
+
+    def __init__(
+        self, initial_backoff_s: float = 1.0, max_backoff_s: float = 10.0
+    ) -> None:
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._active: dict[str, QueuedPod] = {}
+        self._unschedulable: dict[str, QueuedPod] = {}
+        self._in_flight: dict[str, QueuedPod] = {}
+
+    def __len__(self) -> int:
+        return len(self._active) + len(self._unschedulable)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._active or uid in self._unschedulable or uid in self._in_flight
+
+    @property
+    def active_count(self) -> int:
+        """Pods ready to be tried (possibly still backing off)."""
+        return len(self._active)
+
+    def add(self, pod: PendingPod) -> bool:
+        """Queue a new pod; False when its UID is already queued."""
+        if pod.uid in self:
+            return False
+        self._active[pod.uid] = QueuedPod(pod)
+        return True
+
+    def remove(self, uid: str) -> PendingPod | None:
+        """Drop a pod (bound elsewhere or deleted); returns it when it was queued."""
+        entry = self._active.pop(uid, None) or self._unschedulable.pop(uid, None)
+        return entry.pod if entry else None
+
+    def pop_batch(self, now_s: float, sort_key: SortKey, limit: int | None = None) -> list[PendingPod]:
+        """Take up to ``limit`` active pods whose back-off has expired, in queue order."""
+        ready = [e for e in self._active.values() if e.not_before_s <= now_s]
+        ready.sort(key=lambda e: sort_key(e.pod))
+        if limit is not None:
+            ready = ready[:limit]
+        for entry in ready:
+            del self._active[entry.pod.uid]
+            self._in_flight[entry.pod.uid] = entry
+        return [e.pod for e in ready]
+
+    def done(self, uid: str) -> None:
+        """The popped pod was bound: forget it."""
+        self._in_flight.pop(uid, None)
+
+    def park(self, uid: str, now_s: float) -> None:
+        """The popped pod fit nowhere: wait for a cluster change, with back-off."""
+        entry = self._in_flight.pop(uid, None)
+        if entry is None:
+            return
+        entry.attempts += 1
+        backoff = self.initial_backoff_s * 2.0 ** min(entry.attempts - 1, 30)
+        entry.not_before_s = now_s + min(backoff, self.max_backoff_s)
+        self._unschedulable[uid] = entry
+
+    def requeue(self, uid: str) -> None:
+        """The popped pod must be tried again soon (e.g. a bind conflict)."""
+        entry = self._in_flight.pop(uid, None)
+        if entry is not None:
+            self._active[uid] = entry
+
+    def move_all_to_active(self) -> int:
+        """A cluster change may let parked pods fit: make them active again."""
+        moved = len(self._unschedulable)
+        self._active.update(self._unschedulable)
+        self._unschedulable.clear()
+        return moved
+
+    def pending(self) -> list[PendingPod]:
+        """Every queued pod (active and parked), in no particular order."""
+        return [e.pod for e in (*self._active.values(), *self._unschedulable.values())]
+
+    def next_ready_s(self) -> float | None:
+        """The earliest time an active pod's back-off ends, or None when none are active."""
+        if not self._active:
+            return None
+        return min(e.not_before_s for e in self._active.values())

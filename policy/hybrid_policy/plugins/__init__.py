@@ -1,0 +1,1 @@
+"""Plugins for each framework phase: filters, scorers, queue sorts and arbitrators."""

@@ -1,0 +1,170 @@
+"""Score plugins: kube-scheduler's resource scorers, Trimaran's load-aware packing, and
+the trivial ones baselines need.
+
+The resource scorers follow kube-scheduler 1.34 exactly: integer arithmetic on a 0-100
+scale, requests counted with the pod's own request added, and the "non-zero" defaults
+(100m CPU, 200 MB memory) for pods that request nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.plugins import MinMaxNormalized, Normalized
+from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
+from hybrid_policy.resources import CPU, GPU, MEMORY
+
+MAX_NODE_SCORE = 100.0
+#: kube-scheduler counts a pod without requests as this much (schedutil.DefaultMilliCPURequest).
+NON_ZERO_CPU_MILLICORES = 100.0
+#: schedutil.DefaultMemoryRequest: 200 MB.
+NON_ZERO_MEMORY_BYTES = 200.0 * 1024 * 1024
+
+#: kube-scheduler's default NodeResourcesFit scoring resources.
+DEFAULT_RESOURCE_WEIGHTS: Mapping[str, float] = {CPU: 1.0, MEMORY: 1.0}
+
+
+def _requested_after(
+    pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray, resources: list[int]
+) -> tuple[FloatArray, FloatArray]:
+    """Requested (including the pod, with non-zero defaults) and allocatable, per column."""
+    need = snapshot.request_vector(pod)[resources].copy()
+    for col, res in enumerate(resources):
+        name = snapshot.resources[res]
+        if need[col] == 0 and name == CPU:
+            need[col] = NON_ZERO_CPU_MILLICORES
+        elif need[col] == 0 and name == MEMORY:
+            need[col] = NON_ZERO_MEMORY_BYTES
+    requested = snapshot.requested[np.ix_(candidates, resources)] + need
+    allocatable = snapshot.allocatable[np.ix_(candidates, resources)]
+    return requested, allocatable
+
+
+@dataclass
+class _ResourceScorer(Normalized):
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RESOURCE_WEIGHTS))
+
+    def _columns(self, snapshot: ClusterSnapshot) -> tuple[list[int], FloatArray]:
+        cols = [snapshot.index[r] for r in self.weights if r in snapshot.index]
+        w = np.array([self.weights[snapshot.resources[c]] for c in cols], dtype=float)
+        return cols, w
+
+
+@dataclass
+class LeastAllocated(_ResourceScorer):
+    """Prefer nodes with the most free capacity after placing the pod (spreading)."""
+
+    name: str = "NodeResourcesFit/LeastAllocated"
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """Weighted mean over resources of ``(alloc - requested) * 100 // alloc``."""
+        cols, w = self._columns(snapshot)
+        requested, alloc = _requested_after(pod, snapshot, candidates, cols)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.where(
+                (alloc > 0) & (requested <= alloc),
+                np.floor((alloc - requested) * MAX_NODE_SCORE / alloc),
+                0.0,
+            )
+        total: FloatArray = np.floor(per @ w / w.sum())
+        return total
+
+
+@dataclass
+class MostAllocated(_ResourceScorer):
+    """Prefer the fullest nodes that still fit (bin packing)."""
+
+    name: str = "NodeResourcesFit/MostAllocated"
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """Weighted mean over resources of ``requested * 100 // alloc``."""
+        cols, w = self._columns(snapshot)
+        requested, alloc = _requested_after(pod, snapshot, candidates, cols)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.where(
+                (alloc > 0) & (requested <= alloc),
+                np.floor(requested * MAX_NODE_SCORE / alloc),
+                0.0,
+            )
+        total: FloatArray = np.floor(per @ w / w.sum())
+        return total
+
+
+@dataclass
+class BalancedAllocation(_ResourceScorer):
+    """Prefer nodes whose resources are used evenly: ``(1 - std(fractions)) * 100``."""
+
+    name: str = "NodeResourcesBalancedAllocation"
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """kube-scheduler's balanced-allocation score over the configured resources."""
+        cols, _ = self._columns(snapshot)
+        requested, alloc = _requested_after(pod, snapshot, candidates, cols)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fractions = np.where(alloc > 0, np.minimum(requested / alloc, 1.0), 0.0)
+        std = fractions.std(axis=1) if len(cols) > 1 else np.zeros(candidates.size)
+        total: FloatArray = np.floor((1.0 - std) * MAX_NODE_SCORE)
+        return total
+
+
+@dataclass
+class TargetLoadPacking(Normalized):
+    """Trimaran's TargetLoadPacking on live utilisation, per resource, averaged.
+
+    Predicted utilisation = measured utilisation + the pod's request, in percent of
+    allocatable. Up to the target the score climbs from ``target`` to 100 (pack toward the
+    target); above it, it falls to 0 at 100 %. A node without metrics gets the minimum
+    score (0) and is never filtered out for it.
+    """
+
+    targets_percent: Mapping[str, float] = field(default_factory=lambda: {GPU: 80.0, CPU: 40.0})
+    name: str = "TargetLoadPacking"
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """Mean over resources of the target-load-packing curve."""
+        need = snapshot.request_vector(pod)
+        total = np.zeros(candidates.size)
+        for name, target in self.targets_percent.items():
+            col = snapshot.index.get(name)
+            if col is None:
+                continue
+            alloc = snapshot.allocatable[candidates, col]
+            util = snapshot.utilisation[candidates, col]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                predicted = np.where(alloc > 0, (util + need[col] / alloc) * 100.0, np.nan)
+            rising = (100.0 - target) * predicted / target + target
+            falling = target * (100.0 - predicted) / (100.0 - target)
+            curve = np.where(predicted <= target, rising, falling)
+            curve = np.where(predicted > 100.0, 0.0, curve)
+            total += np.where(np.isnan(predicted), 0.0, curve)
+        result: FloatArray = total / max(len(self.targets_percent), 1)
+        return result
+
+
+@dataclass
+class RandomScore(Normalized):
+    """Uniform random scores: the ``random`` baseline."""
+
+    rng: np.random.Generator
+    name: str = "Random"
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """One uniform draw in [0, 100) per candidate."""
+        drawn: FloatArray = self.rng.random(candidates.size) * MAX_NODE_SCORE
+        return drawn
+
+
+@dataclass
+class NodePerformance(MinMaxNormalized):
+    """Prefer faster nodes (by performance rating): what an oracle that knows speeds does."""
+
+    name: str = "NodePerformance"
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """The node's performance rating."""
+        perf: FloatArray = snapshot.performance[candidates]
+        return perf

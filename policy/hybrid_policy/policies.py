@@ -1,0 +1,156 @@
+"""The named policies: each one a scheduling profile built from the framework's plugins.
+
+``kube-default`` is kube-scheduler's default profile as far as it matters for these
+workloads (PrioritySort; NodeResourcesFit LeastAllocated and BalancedAllocation on CPU and
+memory, weight 1 each). The others change one thing each, so a difference in the results
+has one cause. ``srtf-oracle`` is not deployable: it knows run times and may preempt and
+migrate for free, and stands in for a lower bound on mean completion time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hybrid_policy.framework.plugins import Arbitrator, QueueSortPlugin, ScorePlugin
+from hybrid_policy.framework.profile import SchedulingProfile
+from hybrid_policy.plugins.arbiters import DrfArbitrator, SequentialArbitrator
+from hybrid_policy.plugins.filters import default_filters
+from hybrid_policy.plugins.ordering import PrioritySort, ShortestRemainingFirst
+from hybrid_policy.plugins.scores import (
+    BalancedAllocation,
+    LeastAllocated,
+    MostAllocated,
+    NodePerformance,
+    RandomScore,
+    TargetLoadPacking,
+)
+from hybrid_policy.resources import CPU, GPU, MEMORY
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named profile and what a driver must know about it."""
+
+    name: str
+    description: str
+    profile: SchedulingProfile
+    #: The driver re-plans every running pod on each pass and may stop or move them.
+    preemptive: bool = False
+
+
+PolicyFactory = Callable[[np.random.Generator], Policy]
+_REGISTRY: dict[str, tuple[str, PolicyFactory]] = {}
+
+
+class UnknownPolicyError(ValueError):
+    """A policy name that is not registered."""
+
+
+def register(name: str, description: str) -> Callable[[PolicyFactory], PolicyFactory]:
+    """Decorator adding a policy factory to the registry under ``name``."""
+
+    def decorate(factory: PolicyFactory) -> PolicyFactory:
+        _REGISTRY[name] = (description, factory)
+        return factory
+
+    return decorate
+
+
+def policy_names() -> list[str]:
+    """Every registered policy name, in registration order."""
+    return list(_REGISTRY)
+
+
+def describe(name: str) -> str:
+    """One line saying what policy ``name`` does."""
+    return _REGISTRY[name][0]
+
+
+def build_policy(name: str, rng: np.random.Generator) -> Policy:
+    """Instantiate policy ``name``; random choices it makes come from ``rng``."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        known = ", ".join(policy_names())
+        raise UnknownPolicyError(f"unknown policy {name!r} (known: {known})")
+    return entry[1](rng)
+
+
+def parse_policy_list(text: str) -> list[str]:
+    """Split a comma-separated list of policy names and check each one."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UnknownPolicyError("no policy named (give e.g. kube-default,binpack)")
+    for name in names:
+        if name not in _REGISTRY:
+            known = ", ".join(policy_names())
+            raise UnknownPolicyError(f"unknown policy {name!r} (known: {known})")
+    return names
+
+
+def _profile(
+    name: str,
+    scorers: Sequence[tuple[ScorePlugin, float]],
+    *,
+    queue_sort: QueueSortPlugin | None = None,
+    arbitrator: Arbitrator | None = None,
+    needs_utilisation: bool = False,
+) -> SchedulingProfile:
+    return SchedulingProfile(
+        name=name,
+        queue_sort=queue_sort or PrioritySort(),
+        filters=default_filters(),
+        scorers=scorers,
+        arbitrator=arbitrator or SequentialArbitrator(),
+        needs_utilisation=needs_utilisation,
+    )
+
+
+@register("kube-default", "kube-scheduler defaults: FIFO by priority, LeastAllocated + BalancedAllocation")
+def kube_default(rng: np.random.Generator) -> Policy:
+    """kube-scheduler's default profile."""
+    scorers: list[tuple[ScorePlugin, float]] = [(LeastAllocated(), 1.0), (BalancedAllocation(), 1.0)]
+    return Policy("kube-default", describe("kube-default"), _profile("kube-default", scorers))
+
+
+BINPACK_WEIGHTS = {GPU: 5.0, CPU: 1.0, MEMORY: 1.0}
+
+
+@register("binpack", "MostAllocated on GPU (weight 5), CPU and memory: keep whole nodes free")
+def binpack(rng: np.random.Generator) -> Policy:
+    """Bin packing, GPUs weighted so that large jobs find whole free nodes."""
+    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    return Policy("binpack", describe("binpack"), _profile("binpack", scorers))
+
+
+@register("load-aware", "Trimaran TargetLoadPacking on live GPU (80%) and CPU (40%) utilisation")
+def load_aware(rng: np.random.Generator) -> Policy:
+    """Load-aware packing from live metrics, as Trimaran does."""
+    scorers: list[tuple[ScorePlugin, float]] = [(TargetLoadPacking(), 1.0)]
+    profile = _profile("load-aware", scorers, needs_utilisation=True)
+    return Policy("load-aware", describe("load-aware"), profile)
+
+
+@register("drf", "weighted dominant resource fairness across namespaces, LeastAllocated nodes")
+def drf(rng: np.random.Generator) -> Policy:
+    """DRF ordering across namespaces with kube-scheduler's node scoring."""
+    scorers: list[tuple[ScorePlugin, float]] = [(LeastAllocated(), 1.0), (BalancedAllocation(), 1.0)]
+    profile = _profile("drf", scorers, arbitrator=DrfArbitrator())
+    return Policy("drf", describe("drf"), profile)
+
+
+@register("random", "FIFO queue, a uniformly random feasible node")
+def random_policy(rng: np.random.Generator) -> Policy:
+    """The floor: any feasible node."""
+    scorers: list[tuple[ScorePlugin, float]] = [(RandomScore(rng), 1.0)]
+    return Policy("random", describe("random"), _profile("random", scorers))
+
+
+@register("srtf-oracle", "preemptive shortest-remaining-time-first on the fastest nodes (knows run times)")
+def srtf_oracle(rng: np.random.Generator) -> Policy:
+    """Lower-bound proxy: re-plans every pod on each event, shortest remaining first."""
+    scorers: list[tuple[ScorePlugin, float]] = [(NodePerformance(), 1.0)]
+    profile = _profile("srtf-oracle", scorers, queue_sort=ShortestRemainingFirst())
+    return Policy("srtf-oracle", describe("srtf-oracle"), profile, preemptive=True)

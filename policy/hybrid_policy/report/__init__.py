@@ -1,0 +1,1 @@
+"""Turning simulation runs into metrics, tables, JSON and plots."""

@@ -1,0 +1,136 @@
+"""What a scenario says: node groups, namespaces, task types, workload levels, a trace.
+
+See docs/scenarios.md for the YAML schema. Times are in seconds unless a field name says
+otherwise; the run time of a job is its run time on a node of performance 100.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hybrid_policy.resources import CPU, GPU, MEMORY
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """``count`` identical nodes; performance drawn uniformly from ``performance``."""
+
+    count: int
+    gpus: int
+    cpu: float
+    memory_gib: float
+    performance: tuple[float, float] = (100.0, 100.0)
+    max_pods: int = 110
+    labels: Mapping[str, str] = field(default_factory=dict)
+    name_prefix: str = "node"
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """A team: its fair-share weight and the share of jobs it submits."""
+
+    name: str
+    weight: float
+    job_share: float
+
+
+@dataclass(frozen=True)
+class RuntimeDistribution:
+    """Log-normal run time at performance 100, given by its median and mean (minutes)."""
+
+    median_minutes: float
+    mean_minutes: float
+
+    @property
+    def mu(self) -> float:
+        """Mean of the underlying normal."""
+        return math.log(self.median_minutes * 60.0)
+
+    @property
+    def sigma(self) -> float:
+        """Standard deviation of the underlying normal: ``mean = median * exp(sigma^2/2)``."""
+        return math.sqrt(2.0 * math.log(self.mean_minutes / self.median_minutes))
+
+
+#: Fraction of each requested resource a running pod actually uses, when not given.
+DEFAULT_USAGE: Mapping[str, float] = {GPU: 0.8, CPU: 0.5, MEMORY: 0.6}
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """A kind of training job: its GPU count distribution, per-GPU CPU/memory, run time."""
+
+    name: str
+    share: float
+    gpus: Mapping[int, float]
+    cpu_per_gpu: float
+    memory_gib_per_gpu: float
+    runtime: RuntimeDistribution
+    usage: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_USAGE))
+
+    @property
+    def mean_gpus(self) -> float:
+        """Expected GPUs per job."""
+        return sum(g * p for g, p in self.gpus.items())
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """Replay jobs from a file instead of generating them."""
+
+    path: str
+    format: str = "canonical"
+    #: Philly only: keep jobs submitted in [start, end) (ISO dates or datetimes).
+    start: str | None = None
+    end: str | None = None
+    #: Size the cluster (the first node group's count) for this offered GPU load.
+    target_load: float | None = None
+    #: Keep at most this many jobs (the earliest), for quick runs.
+    max_jobs: int | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    """The simulated metrics pipeline that stands in for Prometheus."""
+
+    scrape_interval_s: float = 15.0
+    delay_s: float = 30.0
+    #: Standard deviation of additive noise on each utilisation fraction.
+    noise: float = 0.02
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything needed to replay one experiment."""
+
+    name: str
+    seed: int
+    horizon_hours: float
+    nodes: tuple[NodeGroup, ...]
+    namespaces: tuple[NamespaceSpec, ...]
+    task_types: tuple[TaskType, ...]
+    workloads: Mapping[str, float]
+    trace: TraceSpec | None = None
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    #: 0 runs a scheduling pass on every event; otherwise every this many seconds.
+    schedule_interval_s: float = 0.0
+    #: Largest batch one pass takes from the queue (0: no limit).
+    batch_size: int = 0
+    #: Where the scenario came from (file path or ``builtin:NAME``), for messages.
+    source: str = ""
+
+    @property
+    def horizon_s(self) -> float:
+        """Length of the arrival window in seconds."""
+        return self.horizon_hours * 3600.0
+
+    @property
+    def total_gpus(self) -> int:
+        """GPUs in the whole cluster."""
+        return sum(g.count * g.gpus for g in self.nodes)
+
+    def task_type(self, name: str) -> TaskType | None:
+        """The task type called ``name``, if the scenario defines it."""
+        return next((t for t in self.task_types if t.name == name), None)

@@ -1,0 +1,234 @@
+"""Job traces: the canonical job CSV, and the converter from the Philly trace.
+
+The canonical CSV has one row per job:
+``submit_time_s, duration_s, gpus, cpu_millicores, memory_bytes, namespace, task_type``;
+the last four may be empty and then come from the scenario (per-GPU CPU and memory of the
+task type, namespace ``default``). Durations are run times at node performance 100.
+
+Philly jobs wider than one node (16 to 128 GPUs) are left out: a single-pod job cannot
+span nodes, and gang placement of several pods is outside this simulator. The converter
+reports how many jobs (and how much GPU-time) that removes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from hybrid_policy.resources import CPU, GPU, MEMORY
+from hybrid_policy.scenario.fields import ScenarioError, check_number
+from hybrid_policy.scenario.jobs import Job, task_requests
+from hybrid_policy.scenario.model import DEFAULT_USAGE, Scenario, TaskType
+
+CANONICAL_COLUMNS = (
+    "submit_time_s", "duration_s", "gpus", "cpu_millicores", "memory_bytes", "namespace", "task_type",
+)
+_REQUIRED = ("submit_time_s", "duration_s", "gpus")
+PHILLY_COLUMNS = ("timestamp", "duration", "num_gpus", "cluster")
+
+
+@dataclass(frozen=True)
+class CanonicalRow:
+    """One job of a canonical trace, before scenario defaults are applied."""
+
+    submit_time_s: float
+    duration_s: float
+    gpus: int
+    cpu_millicores: int | None = None
+    memory_bytes: int | None = None
+    namespace: str = ""
+    task_type: str = ""
+
+
+def _open_csv(path: Path, required: Sequence[str]) -> tuple[csv.DictReader[str], Iterable[str]]:
+    if not path.is_file():
+        raise ScenarioError(str(path), "", "trace file not found")
+    handle = path.open(newline="")
+    reader = csv.DictReader(handle)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        handle.close()
+        raise ScenarioError(str(path), "header", f"missing column(s) {', '.join(missing)}", ",".join(header))
+    reader.fieldnames = header
+    return reader, handle
+
+
+def read_canonical(path: Path) -> list[CanonicalRow]:
+    """Parse and validate a canonical job CSV."""
+    reader, handle = _open_csv(path, _REQUIRED)
+    rows: list[CanonicalRow] = []
+    with handle:  # type: ignore[attr-defined]
+        for line, raw in enumerate(reader, start=2):
+            src = f"{path}: line {line}"
+
+            def num(col: str, minimum: float, exclusive: bool = False, src: str = src) -> float:
+                return check_number(src, col, (raw.get(col) or "").strip(), minimum=minimum, exclusive_minimum=exclusive)
+
+            def optional(col: str, src: str = src) -> int | None:
+                text = (raw.get(col) or "").strip()
+                return None if text == "" else int(check_number(src, col, text, minimum=0))
+
+            gpus = num("gpus", 0)
+            if gpus != int(gpus):
+                raise ScenarioError(src, "gpus", "must be a whole number", raw.get("gpus"))
+            rows.append(CanonicalRow(
+                submit_time_s=num("submit_time_s", 0),
+                duration_s=num("duration_s", 0, exclusive=True),
+                gpus=int(gpus),
+                cpu_millicores=optional("cpu_millicores"),
+                memory_bytes=optional("memory_bytes"),
+                namespace=(raw.get("namespace") or "").strip(),
+                task_type=(raw.get("task_type") or "").strip(),
+            ))
+    if not rows:
+        raise ScenarioError(str(path), "", "trace has no jobs")
+    return rows
+
+
+def write_canonical(path: Path, rows: Iterable[CanonicalRow]) -> int:
+    """Write rows as a canonical job CSV; returns how many were written."""
+    count = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CANONICAL_COLUMNS)
+        for r in rows:
+            writer.writerow([
+                f"{r.submit_time_s:g}", f"{r.duration_s:g}", r.gpus,
+                "" if r.cpu_millicores is None else r.cpu_millicores,
+                "" if r.memory_bytes is None else r.memory_bytes,
+                r.namespace, r.task_type,
+            ])
+            count += 1
+    return count
+
+
+def jobs_from_rows(rows: Sequence[CanonicalRow], scenario: Scenario) -> list[Job]:
+    """Turn trace rows into jobs, filling CPU, memory and namespace from the scenario."""
+    ordered = sorted(rows, key=lambda r: r.submit_time_s)
+    start = ordered[0].submit_time_s if ordered else 0.0
+    jobs = []
+    for i, r in enumerate(ordered):
+        task = _task_for(scenario, r.task_type)
+        requests = task_requests(task, r.gpus) if task else {GPU: r.gpus}
+        if r.cpu_millicores is not None:
+            requests[CPU] = r.cpu_millicores
+        if r.memory_bytes is not None:
+            requests[MEMORY] = r.memory_bytes
+        jobs.append(Job(
+            job_id=i,
+            submit_s=r.submit_time_s - start,
+            runtime_s=r.duration_s,
+            requests=requests,
+            namespace=r.namespace or "default",
+            task_type=r.task_type or (task.name if task else "default"),
+            usage=task.usage if task else DEFAULT_USAGE,
+        ))
+    return jobs
+
+
+def _task_for(scenario: Scenario, name: str) -> TaskType | None:
+    if name:
+        found = scenario.task_type(name)
+        if found is not None:
+            return found
+    return scenario.task_types[0] if scenario.task_types else None
+
+
+@dataclass
+class PhillyConversion:
+    """What converting the Philly trace kept, changed and left out."""
+
+    read: int = 0
+    kept: int = 0
+    outside_window: int = 0
+    zero_duration: int = 0
+    wider_than_node: int = 0
+    wide_gpu_seconds: float = 0.0
+    kept_gpu_seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One paragraph for the terminal."""
+        total = self.wide_gpu_seconds + self.kept_gpu_seconds
+        share = self.wide_gpu_seconds / total if total else 0.0
+        return (
+            f"read {self.read} jobs; kept {self.kept}; left out {self.outside_window} outside the "
+            f"window, {self.zero_duration} with zero duration, {self.wider_than_node} wider than "
+            f"one node ({share:.1%} of the window's GPU-time)"
+        )
+
+
+def _parse_time(source: str, field: str, text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ScenarioError(source, field, "must be an ISO date or datetime", text) from None
+
+
+def convert_philly(
+    path: Path,
+    start: str | None = None,
+    end: str | None = None,
+    max_gpus_per_job: int = 8,
+) -> tuple[list[CanonicalRow], PhillyConversion]:
+    """Read the Philly trace; keep jobs submitted in [start, end) that fit on one node.
+
+    Submit times become seconds after ``start`` (or after the first kept job); the
+    virtual cluster becomes namespace ``vc-<hash>``.
+    """
+    lo = _parse_time("--start", "start", start) if start else None
+    hi = _parse_time("--end", "end", end) if end else None
+    reader, handle = _open_csv(path, PHILLY_COLUMNS)
+    report = PhillyConversion()
+    kept: list[tuple[datetime, float, int, str]] = []
+    with handle:  # type: ignore[attr-defined]
+        for line, raw in enumerate(reader, start=2):
+            src = f"{path}: line {line}"
+            report.read += 1
+            when = _parse_time(src, "timestamp", raw["timestamp"] or "")
+            if (lo and when < lo) or (hi and when >= hi):
+                report.outside_window += 1
+                continue
+            duration = check_number(src, "duration", raw["duration"], minimum=0)
+            gpus_f = check_number(src, "num_gpus", raw["num_gpus"], minimum=0)
+            gpus = int(gpus_f)
+            if duration <= 0:
+                report.zero_duration += 1
+                continue
+            if gpus > max_gpus_per_job:
+                report.wider_than_node += 1
+                report.wide_gpu_seconds += gpus * duration
+                continue
+            report.kept_gpu_seconds += gpus * duration
+            kept.append((when, duration, gpus, (raw["cluster"] or "").strip()))
+    if not kept:
+        raise ScenarioError(str(path), "", "no jobs left after filtering (check --start/--end)")
+    kept.sort(key=lambda k: k[0])
+    origin = lo or kept[0][0]
+    rows = [
+        CanonicalRow(
+            submit_time_s=(when - origin).total_seconds(),
+            duration_s=duration,
+            gpus=gpus,
+            namespace=f"vc-{cluster}" if cluster else "",
+        )
+        for when, duration, gpus, cluster in kept
+    ]
+    report.kept = len(rows)
+    return rows, report
+
+
+def nodes_for_load(rows: Sequence[CanonicalRow], gpus_per_node: int, target_load: float, performance: float) -> int:
+    """Node count that makes the trace's offered GPU load ``target_load``."""
+    if gpus_per_node <= 0:
+        raise ScenarioError("trace", "nodes[0].gpus", "sizing for a load needs GPUs per node", gpus_per_node)
+    times = [r.submit_time_s for r in rows]
+    window = max(times) - min(times)
+    work = math.fsum(r.gpus * r.duration_s for r in rows) * 100.0 / performance
+    if window <= 0 or work <= 0:
+        raise ScenarioError("trace", "trace", "too short to size a cluster for a load")
+    return max(1, math.ceil(work / (target_load * window * gpus_per_node)))

@@ -1,0 +1,80 @@
+"""A workload ready to replay: nodes, jobs and horizon for one (scenario, level, seed).
+
+Generated scenarios draw Poisson arrivals for the level; trace scenarios load the trace
+(converting Philly on the fly), size the cluster for the stated load if asked, and take the
+arrival window as the horizon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from hybrid_policy.domain import NodeInfo
+from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs
+from hybrid_policy.scenario.model import Scenario, TraceSpec
+from hybrid_policy.scenario.traces import (
+    CanonicalRow,
+    convert_philly,
+    jobs_from_rows,
+    nodes_for_load,
+    read_canonical,
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything one simulation run replays."""
+
+    scenario: Scenario
+    level: str
+    seed: int
+    nodes: list[NodeInfo]
+    jobs: list[Job]
+    horizon_s: float
+    notes: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=8)
+def _trace_rows(spec: TraceSpec) -> tuple[tuple[CanonicalRow, ...], str]:
+    path = Path(spec.path)
+    if spec.format == "philly":
+        rows, report = convert_philly(path, spec.start, spec.end)
+        note = f"philly: {report.summary()}"
+    else:
+        rows = read_canonical(path)
+        note = f"trace {path}: {len(rows)} jobs"
+    if spec.max_jobs is not None:
+        rows = sorted(rows, key=lambda r: r.submit_time_s)[: spec.max_jobs]
+    return tuple(rows), note
+
+
+def with_trace_path(scenario: Scenario, path: str) -> Scenario:
+    """The scenario with its trace file replaced (the ``--trace`` option)."""
+    trace = scenario.trace or TraceSpec(path=path)
+    return dataclasses.replace(scenario, trace=dataclasses.replace(trace, path=path))
+
+
+def prepare_workload(scenario: Scenario, level: str, seed: int) -> Workload:
+    """Nodes and jobs for one run."""
+    if scenario.trace is None:
+        jobs = generate_jobs(scenario, level, seed)
+        return Workload(scenario, level, seed, build_nodes(scenario), jobs, scenario.horizon_s)
+    rows, note = _trace_rows(scenario.trace)
+    notes = [note]
+    if scenario.trace.target_load is not None:
+        group = scenario.nodes[0]
+        perf = (group.performance[0] + group.performance[1]) / 2.0
+        count = nodes_for_load(rows, group.gpus, scenario.trace.target_load, perf)
+        sized = dataclasses.replace(group, count=count)
+        scenario = dataclasses.replace(scenario, nodes=(sized, *scenario.nodes[1:]))
+        notes.append(
+            f"cluster sized to {count} nodes x {group.gpus} GPUs for offered load "
+            f"{scenario.trace.target_load:g}"
+        )
+    jobs = jobs_from_rows(rows, scenario)
+    horizon = scenario.horizon_s or max(j.submit_s for j in jobs)
+    jobs = [j for j in jobs if j.submit_s <= horizon]
+    return Workload(scenario, level, seed, build_nodes(scenario), jobs, horizon, notes)

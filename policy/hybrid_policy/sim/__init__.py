@@ -1,0 +1,1 @@
+"""The discrete-event simulator: replays a workload through a policy's profile."""

@@ -1,0 +1,332 @@
+"""The event loop: arrivals, scheduling passes, completions.
+
+The simulator owns only the edges: the clock, arrivals, the utilisation signal and the
+binder (a bind starts the job). Decisions come from the policy's
+:class:`~hybrid_policy.framework.profile.SchedulingProfile`, the same code the operator
+runs. A pod's run time on a node of performance ``p`` is ``runtime * 100 / p``.
+
+A pass runs after every event (all events at one instant first), or on a fixed interval.
+Like kube-scheduler, a pod that fits nowhere is parked until capacity is freed. Arrivals
+stop at the horizon; the run then drains, up to ``drain_factor`` horizons, so that every
+job's completion time counts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hybrid_policy.domain import Namespace, PendingPod
+from hybrid_policy.framework.queue import SchedulingQueue
+from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
+from hybrid_policy.policies import Policy
+from hybrid_policy.resources import GPU
+from hybrid_policy.scenario.jobs import Job
+from hybrid_policy.scenario.workload import Workload
+from hybrid_policy.sim.accounting import Accounting
+from hybrid_policy.sim.result import RunResult
+from hybrid_policy.sim.signal import UtilisationSignal
+
+ARRIVAL, COMPLETION, TICK = 0, 1, 2
+FAIRNESS_WINDOW_S = 3600.0
+
+Progress = Callable[[float], None]
+
+
+@dataclass(slots=True)
+class Running:
+    """A pod that is running: where, and since when."""
+
+    node: int
+    since_s: float
+
+
+class Simulation:
+    """One run of one policy over one workload."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        policy: Policy,
+        seed: int,
+        drain_factor: float = 4.0,
+        progress: Progress | None = None,
+    ) -> None:
+        self.workload = workload
+        self.policy = policy
+        self.profile = policy.profile
+        self.rng = np.random.default_rng([seed, 0x73696D])
+        scenario = workload.scenario
+        self.jobs = workload.jobs
+        ns_names = [n.name for n in scenario.namespaces]
+        for job in self.jobs:
+            if job.namespace not in ns_names:
+                ns_names.append(job.namespace)
+        self.ns_index = {name: i for i, name in enumerate(ns_names)}
+        weights = {n.name: n.weight for n in scenario.namespaces}
+        self.namespaces = [Namespace(n, weights.get(n, 1.0)) for n in ns_names]
+        self.snapshot = ClusterSnapshot(workload.nodes, self.namespaces)
+        self.signal = UtilisationSignal(self.snapshot, scenario.metrics, self.rng)
+        self.queue = SchedulingQueue(initial_backoff_s=0.0, max_backoff_s=0.0)
+        self.accounting = Accounting(
+            len(self.snapshot.resources), len(ns_names), workload.horizon_s, FAIRNESS_WINDOW_S
+        )
+        self.interval_s = scenario.schedule_interval_s
+        self.batch_limit = scenario.batch_size or None
+        self.stop_s = workload.horizon_s * drain_factor if workload.horizon_s > 0 else float("inf")
+        self.progress = progress
+        n = len(self.jobs)
+        self.start_s = np.full(n, np.nan)
+        self.end_s = np.full(n, np.nan)
+        self.pods: list[PendingPod] = [self._pod(j) for j in self.jobs]
+        self.by_uid = {p.uid: i for i, p in enumerate(self.pods)}
+        self.usage: list[FloatArray] = [self._usage_vector(j, p) for j, p in zip(self.jobs, self.pods, strict=True)]
+        #: Work left per job, in seconds at performance 100 (updated when a pod stops).
+        self.remaining_work_s = np.array([j.runtime_s for j in self.jobs])
+        #: Bumped whenever a job's pod starts or stops, so stale completions are ignored.
+        self.version = np.zeros(n, dtype=np.int64)
+        self.running: dict[int, Running] = {}
+        self.events: list[tuple[float, int, int, int, int]] = []
+        self._seq = 0
+        self._plan: ClusterSnapshot | None = None
+        self.decision_seconds = 0.0
+        self.pods_decided = self.passes = self.event_count = self.preemptions = 0
+
+    def _pod(self, job: Job) -> PendingPod:
+        return PendingPod(
+            namespace=job.namespace,
+            name=f"{job.task_type}-{job.job_id}",
+            uid=f"job-{job.job_id}",
+            requests=job.requests,
+            created_at_s=job.submit_s,
+            task_type=job.task_type,
+            expected_runtime_s=job.runtime_s if self.policy.preemptive else None,
+        )
+
+    def _usage_vector(self, job: Job, pod: PendingPod) -> FloatArray:
+        vec = self.snapshot.request_vector(pod).copy()
+        for name, frac in job.usage.items():
+            i = self.snapshot.index.get(name)
+            if i is not None:
+                vec[i] *= frac
+        return vec
+
+    def _push(self, at_s: float, kind: int, job: int, version: int = 0) -> None:
+        self._seq += 1
+        heapq.heappush(self.events, (at_s, kind, self._seq, job, version))
+
+    def run(self) -> RunResult:
+        """Replay the workload; returns the per-job times and integrals."""
+        wall = time.perf_counter()
+        for i, job in enumerate(self.jobs):
+            self._push(job.submit_s, ARRIVAL, i)
+        if self.interval_s > 0:
+            self._push(self.interval_s, TICK, -1)
+        now = 0.0
+        while self.events:
+            now = self.events[0][0]
+            if now > self.stop_s:
+                break
+            self.accounting.advance(now)
+            changed = False
+            while self.events and self.events[0][0] == now:
+                changed |= self._handle(*heapq.heappop(self.events))
+            if changed and self.interval_s == 0:
+                self._schedule(now)
+            if self.progress is not None:
+                self.progress(now)
+            if self.interval_s > 0 and not self.running and not self.queue and not self._arrivals_left():
+                break
+        self.accounting.advance(now)
+        return self._result(now, time.perf_counter() - wall)
+
+    def _arrivals_left(self) -> bool:
+        return any(kind == ARRIVAL for _, kind, *_ in self.events)
+
+    def _handle(self, at_s: float, kind: int, _seq: int, job: int, version: int) -> bool:
+        """Apply one event; False for a completion made stale by a preemption or move."""
+        if kind == COMPLETION and (job not in self.running or self.version[job] != version):
+            return False
+        self.event_count += 1
+        if kind == ARRIVAL:
+            self.queue.add(self.pods[job])
+            self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
+        elif kind == COMPLETION:
+            self._stop(job, at_s)
+            self.end_s[job] = at_s
+            self.accounting.leave(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
+            self.queue.move_all_to_active()
+        else:
+            self._schedule(at_s)
+            if self.events or self.queue or self.running:
+                self._push(at_s + self.interval_s, TICK, -1)
+        return True
+
+    def _schedule(self, now_s: float) -> None:
+        if self.policy.preemptive:
+            self._replan(now_s)
+            return
+        batch = self.queue.pop_batch(now_s, self.profile.queue_sort.sort_key, self.batch_limit)
+        if not batch:
+            return
+        self._decide(batch, now_s)
+
+    def _decide(self, batch: list[PendingPod], now_s: float) -> list[int]:
+        """Run the profile on ``batch``; start what it placed; park the rest."""
+        snap = self.snapshot
+        snap.now_s = now_s
+        if self.profile.needs_utilisation:
+            self.signal.refresh(snap, now_s)
+        tick = time.perf_counter()
+        decisions = self.profile.schedule_batch(batch, snap, self.rng, explain=False)
+        self.decision_seconds += time.perf_counter() - tick
+        self.pods_decided += len(batch)
+        self.passes += 1
+        placed = []
+        for d in decisions:
+            job = self.by_uid[d.pod.uid]
+            if d.placed:
+                self.queue.done(d.pod.uid)
+                self._start(job, d.node_row, now_s)
+                placed.append(job)
+            else:
+                self.queue.park(d.pod.uid, now_s)
+        return placed
+
+    def _start(self, job: int, node: int, now_s: float) -> None:
+        spec = self.jobs[job]
+        remaining = float(self.remaining_work_s[job])
+        self.version[job] += 1
+        version = int(self.version[job])
+        self.running[job] = Running(node, now_s)
+        if np.isnan(self.start_s[job]):
+            self.start_s[job] = now_s
+        perf = self.snapshot.performance[node]
+        self._push(now_s + remaining * 100.0 / perf, COMPLETION, job, version)
+        request = self.snapshot.request_vector(self.pods[job])
+        self.accounting.start(self.ns_index[spec.namespace], spec.gpus, request)
+        self.signal.change(now_s, node, self.usage[job], request)
+
+    def _stop(self, job: int, now_s: float) -> Running:
+        run = self.running.pop(job)
+        pod = self.pods[job]
+        self.snapshot.forget(pod)
+        spec = self.jobs[job]
+        request = self.snapshot.request_vector(pod)
+        self.accounting.stop(self.ns_index[spec.namespace], spec.gpus, request)
+        self.signal.change(now_s, run.node, -self.usage[job], None)
+        done = (now_s - run.since_s) * self.snapshot.performance[run.node] / 100.0
+        self.remaining_work_s[job] = max(self.remaining_work_s[job] - done, 0.0)
+        return run
+
+    def _replan(self, now_s: float) -> None:
+        """Preemptive policies: plan every job in the system anew on an empty cluster,
+        then stop, move or start only the pods whose node changed."""
+        plan = self._planning_snapshot()
+        self.queue.move_all_to_active()
+        waiting = self.queue.pop_batch(now_s, lambda p: (0,), None)
+        batch = [
+            replace(pod, expected_runtime_s=self._remaining(self.by_uid[pod.uid], now_s))
+            for pod in (*waiting, *(self.pods[job] for job in self.running))
+        ]
+        plan.now_s = now_s
+        tick = time.perf_counter()
+        decisions = self.profile.schedule_batch(batch, plan, self.rng, explain=False)
+        self.decision_seconds += time.perf_counter() - tick
+        self.pods_decided += len(batch)
+        self.passes += 1
+        target = {self.by_uid[d.pod.uid]: d.node_row for d in decisions if d.placed}
+        for job in [j for j, run in self.running.items() if target.get(j) != run.node]:
+            self._stop(job, now_s)
+            self.version[job] += 1
+            if job not in target:
+                self.preemptions += 1
+                self.queue.add(self.pods[job])
+        for d in decisions:
+            job = self.by_uid[d.pod.uid]
+            if d.placed and job not in self.running:
+                self.queue.done(d.pod.uid)
+                self.snapshot.assume(self.pods[job], d.node_row)
+                self._start(job, d.node_row, now_s)
+            elif not d.placed and d.pod.uid in self.queue:
+                self.queue.park(d.pod.uid, now_s)
+
+    def _remaining(self, job: int, now_s: float) -> float:
+        run = self.running.get(job)
+        left = float(self.remaining_work_s[job])
+        if run is not None:
+            left -= (now_s - run.since_s) * float(self.snapshot.performance[run.node]) / 100.0
+        return max(left, 0.0)
+
+    def _planning_snapshot(self) -> ClusterSnapshot:
+        """An empty copy of the cluster, reused between passes (its filter caches too)."""
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = ClusterSnapshot(self.workload.nodes, self.namespaces)
+        plan.requested.fill(0.0)
+        plan.pod_count.fill(0)
+        plan.placements.clear()
+        plan.namespace_allocated.clear()
+        return plan
+
+    def _result(self, end_s: float, wall_s: float) -> RunResult:
+        scenario = self.workload.scenario
+        snap = self.snapshot
+        fastest = float(snap.performance.max()) if len(snap) else 100.0
+        runtime = np.array([j.runtime_s for j in self.jobs])
+        gpus = np.array([float(j.gpus) for j in self.jobs])
+        task_names = sorted({j.task_type for j in self.jobs})
+        task_index = {t: i for i, t in enumerate(task_names)}
+        capacity = snap.total_allocatable
+        return RunResult(
+            policy=self.policy.name,
+            scenario=scenario.name,
+            level=self.workload.level,
+            seed=self.workload.seed,
+            horizon_s=self.workload.horizon_s,
+            namespaces=[n.name for n in self.namespaces],
+            namespace_weights=[n.weight for n in self.namespaces],
+            task_types=task_names,
+            resources=snap.resources,
+            capacity=capacity,
+            submit_s=np.array([j.submit_s for j in self.jobs]),
+            start_s=self.start_s,
+            end_s=self.end_s,
+            runtime_s=runtime,
+            fastest_runtime_s=runtime * 100.0 / fastest,
+            gpus=gpus,
+            namespace_of=np.array([self.ns_index[j.namespace] for j in self.jobs], dtype=np.int64),
+            task_type_of=np.array([task_index[j.task_type] for j in self.jobs], dtype=np.int64),
+            allocated_integral=self.accounting.allocated_integral,
+            in_system_integral=self.accounting.in_system_integral,
+            window_s=self.accounting.window_s,
+            window_allocated=self.accounting.window_allocated,
+            window_demand=self.accounting.window_demand,
+            offered_load=offered_load(self.workload, snap),
+            decision_seconds=self.decision_seconds,
+            pods_decided=self.pods_decided,
+            passes=self.passes,
+            events=self.event_count,
+            preemptions=self.preemptions,
+            wall_seconds=wall_s,
+            end_time_s=end_s,
+        )
+
+
+def offered_load(workload: Workload, snapshot: ClusterSnapshot) -> dict[str, float]:
+    """Demanded resource-time at mean performance over capacity-time of the arrival window."""
+    from hybrid_policy.scenario.jobs import mean_performance
+
+    perf = mean_performance(workload.nodes)
+    capacity = snapshot.total_allocatable
+    window = workload.horizon_s
+    out: dict[str, float] = {}
+    for name, key in (("gpu", GPU), ("cpu", "cpu"), ("memory", "memory")):
+        col = snapshot.index[key]
+        demand = sum(j.requests.get(key, 0) * j.runtime_s for j in workload.jobs) * 100.0 / perf
+        out[name] = demand / (capacity[col] * window) if capacity[col] > 0 and window > 0 else 0.0
+    return out

@@ -1,0 +1,48 @@
+"""The raw outcome of one simulation run, before it is summarised into metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hybrid_policy.framework.snapshot import FloatArray
+
+
+@dataclass
+class RunResult:
+    """Per-job times and the integrals of one run (times in seconds)."""
+
+    policy: str
+    scenario: str
+    level: str
+    seed: int
+    horizon_s: float
+    namespaces: list[str]
+    namespace_weights: list[float]
+    task_types: list[str]
+    resources: tuple[str, ...]
+    capacity: FloatArray
+    #: Per job: submission, first start, completion (NaN if it never finished).
+    submit_s: FloatArray
+    start_s: FloatArray
+    end_s: FloatArray
+    runtime_s: FloatArray
+    fastest_runtime_s: FloatArray
+    gpus: FloatArray
+    namespace_of: npt.NDArray[np.int64]
+    task_type_of: npt.NDArray[np.int64]
+    allocated_integral: FloatArray
+    in_system_integral: float
+    window_s: float
+    window_allocated: FloatArray
+    window_demand: FloatArray
+    offered_load: dict[str, float]
+    decision_seconds: float
+    pods_decided: int
+    passes: int
+    events: int
+    preemptions: int
+    wall_seconds: float
+    end_time_s: float

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from hybrid_operator import __version__
+from hybrid_operator.commands import simulate_cmd, trace_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    simulate_cmd.register(subparsers)
+    trace_cmd.register(subparsers)
     return parser
 
 

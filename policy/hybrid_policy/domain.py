@@ -91,20 +91,21 @@ class PendingPod:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     task_type: str | None = None
     expected_runtime_s: float | None = None
+    #: What decides feasibility: pods with equal signatures fit exactly the same nodes.
+    constraint_signature: tuple[object, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        signature = (
+            tuple(sorted(self.requests.items())),
+            self.tolerations,
+            tuple(sorted(self.node_selector.items())),
+        )
+        object.__setattr__(self, "constraint_signature", signature)
 
     @property
     def key(self) -> str:
         """``namespace/name``, as kubectl prints it."""
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def constraint_signature(self) -> tuple[object, ...]:
-        """What decides feasibility: equal signatures fit exactly the same nodes."""
-        return (
-            tuple(sorted(self.requests.items())),
-            self.tolerations,
-            tuple(sorted(self.node_selector.items())),
-        )
 
 
 @dataclass(frozen=True, slots=True)

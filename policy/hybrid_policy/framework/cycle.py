@@ -112,6 +112,26 @@ class BatchCycle:
             return status
         return mask
 
+    def fit_count(self, pod: PendingPod) -> int:
+        """How many copies of ``pod`` could be placed side by side right now.
+
+        An upper bound on how many pods of the same constraint signature this pass can
+        place, since reservations only take capacity away; drivers use it to leave out
+        pods that would certainly be rejected.
+        """
+        snap = self.snapshot
+        if snap.unknown_resources(pod) or len(snap) == 0:
+            return 0
+        need = snap.request_vector(pod)
+        slots = (snap.max_pods - snap.pod_count).astype(float)
+        wanted = need > 0
+        if wanted.any():
+            free = snap.allocatable[:, wanted] - snap.requested[:, wanted]
+            copies = np.floor(free / need[wanted] + 1e-9).min(axis=1)
+            slots = np.minimum(slots, copies)
+        slots = np.where(self._static_mask(pod), np.maximum(slots, 0.0), 0.0)
+        return int(slots.sum())
+
     def evaluate(self, pod: PendingPod) -> ScoreTable | Status:
         """Filter, Score and NormalizeScore for ``pod`` against the current reservations."""
         mask = self.feasible(pod)

@@ -92,7 +92,7 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
         horizon_hours=top.number("horizon_hours", 0.0 if trace else None, minimum=0.0),
         nodes=tuple(_node_group(r) for r in top.children("nodes")),
         namespaces=_namespaces(top, shares_required=trace is None) if top.has("namespaces") or trace is None else (),
-        task_types=_task_types(top),
+        task_types=_task_types(top, for_trace=trace is not None),
         workloads=workloads,
         trace=trace,
         metrics=_metrics(top) if top.has("metrics") else MetricsSpec(),
@@ -146,11 +146,14 @@ def _namespaces(top: FieldReader, shares_required: bool) -> tuple[NamespaceSpec,
     return tuple(out)
 
 
-def _task_types(top: FieldReader) -> tuple[TaskType, ...]:
+def _task_types(top: FieldReader, for_trace: bool) -> tuple[TaskType, ...]:
+    """Task types; a trace scenario needs only their per-GPU CPU, memory and usage,
+    since the trace gives GPU counts and run times."""
     out = []
-    for r in top.children("task_types"):
+    readers = top.children("task_types")
+    for r in readers:
         r.check_keys({"name", "share", "gpus", "cpu_per_gpu", "memory_gib_per_gpu", "runtime_minutes", "usage"})
-        gpus_raw = r.raw("gpus")
+        gpus_raw = r.raw("gpus", {1: 1.0} if for_trace else None)
         if not isinstance(gpus_raw, dict) or not gpus_raw:
             raise ScenarioError(r.source, f"{r.path}.gpus", "must map GPU counts to probabilities", gpus_raw)
         gpus: dict[int, float] = {}
@@ -161,10 +164,13 @@ def _task_types(top: FieldReader) -> tuple[TaskType, ...]:
                 raise ScenarioError(r.source, field, "GPU count must be a whole number", count)
             gpus[int(n)] = check_number(r.source, field, prob, minimum=0.0, maximum=1.0)
         _check_shares(r.source, f"{r.path}.gpus", list(gpus.values()))
-        rt = r.child("runtime_minutes")
-        rt.check_keys({"median", "mean"})
-        median = rt.number("median", minimum=0, exclusive_minimum=True)
-        mean = rt.number("mean", median, minimum=median)
+        if for_trace and not r.has("runtime_minutes"):
+            median = mean = 1.0
+        else:
+            rt = r.child("runtime_minutes")
+            rt.check_keys({"median", "mean"})
+            median = rt.number("median", minimum=0, exclusive_minimum=True)
+            mean = rt.number("mean", median, minimum=median)
         usage = dict(DEFAULT_USAGE)
         if r.has("usage"):
             u = r.child("usage")
@@ -173,7 +179,7 @@ def _task_types(top: FieldReader) -> tuple[TaskType, ...]:
                 usage[resource] = u.number(key, DEFAULT_USAGE[resource], minimum=0.0, maximum=1.0)
         out.append(TaskType(
             name=r.string("name"),
-            share=r.number("share", minimum=0.0, maximum=1.0),
+            share=r.number("share", 1.0 / len(readers) if for_trace else None, minimum=0.0, maximum=1.0),
             gpus=gpus,
             cpu_per_gpu=r.number("cpu_per_gpu", minimum=0.0),
             memory_gib_per_gpu=r.number("memory_gib_per_gpu", minimum=0.0),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hybrid_policy.domain import Namespace, PendingPod
-from hybrid_policy.framework.queue import SchedulingQueue
+from hybrid_policy.framework.cycle import BatchCycle
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.policies import Policy
 from hybrid_policy.resources import GPU
@@ -30,6 +30,7 @@ from hybrid_policy.scenario.workload import Workload
 from hybrid_policy.sim.accounting import Accounting
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
+from hybrid_policy.sim.waiting import WaitingPods
 
 ARRIVAL, COMPLETION, TICK = 0, 1, 2
 FAIRNESS_WINDOW_S = 3600.0
@@ -71,7 +72,7 @@ class Simulation:
         self.namespaces = [Namespace(n, weights.get(n, 1.0)) for n in ns_names]
         self.snapshot = ClusterSnapshot(workload.nodes, self.namespaces)
         self.signal = UtilisationSignal(self.snapshot, scenario.metrics, self.rng)
-        self.queue = SchedulingQueue(initial_backoff_s=0.0, max_backoff_s=0.0)
+        self.waiting = WaitingPods(self.profile.queue_sort.sort_key)
         self.accounting = Accounting(
             len(self.snapshot.resources), len(ns_names), workload.horizon_s, FAIRNESS_WINDOW_S
         )
@@ -94,7 +95,7 @@ class Simulation:
         self._seq = 0
         self._plan: ClusterSnapshot | None = None
         self.decision_seconds = 0.0
-        self.pods_decided = self.passes = self.event_count = self.preemptions = 0
+        self.pods_decided = self.pods_placed = self.passes = self.event_count = self.preemptions = 0
 
     def _pod(self, job: Job) -> PendingPod:
         return PendingPod(
@@ -139,7 +140,7 @@ class Simulation:
                 self._schedule(now)
             if self.progress is not None:
                 self.progress(now)
-            if self.interval_s > 0 and not self.running and not self.queue and not self._arrivals_left():
+            if self.interval_s > 0 and not self.running and not self.waiting and not self._arrivals_left():
                 break
         self.accounting.advance(now)
         return self._result(now, time.perf_counter() - wall)
@@ -153,16 +154,15 @@ class Simulation:
             return False
         self.event_count += 1
         if kind == ARRIVAL:
-            self.queue.add(self.pods[job])
+            self.waiting.add(self.pods[job])
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == COMPLETION:
             self._stop(job, at_s)
             self.end_s[job] = at_s
             self.accounting.leave(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
-            self.queue.move_all_to_active()
         else:
             self._schedule(at_s)
-            if self.events or self.queue or self.running:
+            if self.events or self.waiting or self.running:
                 self._push(at_s + self.interval_s, TICK, -1)
         return True
 
@@ -170,14 +170,15 @@ class Simulation:
         if self.policy.preemptive:
             self._replan(now_s)
             return
-        batch = self.queue.pop_batch(now_s, self.profile.queue_sort.sort_key, self.batch_limit)
+        if not self.waiting:
+            return
+        snap = self.snapshot
+        probe = BatchCycle(self.profile, snap, self.rng, explain=False)
+        batch = self.waiting.candidates(probe.fit_count)
         if not batch:
             return
-        self._decide(batch, now_s)
-
-    def _decide(self, batch: list[PendingPod], now_s: float) -> list[int]:
-        """Run the profile on ``batch``; start what it placed; park the rest."""
-        snap = self.snapshot
+        if self.batch_limit is not None and len(batch) > self.batch_limit:
+            batch = sorted(batch, key=self.profile.queue_sort.sort_key)[: self.batch_limit]
         snap.now_s = now_s
         if self.profile.needs_utilisation:
             self.signal.refresh(snap, now_s)
@@ -186,16 +187,11 @@ class Simulation:
         self.decision_seconds += time.perf_counter() - tick
         self.pods_decided += len(batch)
         self.passes += 1
-        placed = []
-        for d in decisions:
-            job = self.by_uid[d.pod.uid]
-            if d.placed:
-                self.queue.done(d.pod.uid)
-                self._start(job, d.node_row, now_s)
-                placed.append(job)
-            else:
-                self.queue.park(d.pod.uid, now_s)
-        return placed
+        placed = [d for d in decisions if d.placed]
+        self.waiting.remove(d.pod for d in placed)
+        for d in placed:
+            self._start(self.by_uid[d.pod.uid], d.node_row, now_s)
+        self.pods_placed += len(placed)
 
     def _start(self, job: int, node: int, now_s: float) -> None:
         spec = self.jobs[job]
@@ -227,11 +223,9 @@ class Simulation:
         """Preemptive policies: plan every job in the system anew on an empty cluster,
         then stop, move or start only the pods whose node changed."""
         plan = self._planning_snapshot()
-        self.queue.move_all_to_active()
-        waiting = self.queue.pop_batch(now_s, lambda p: (0,), None)
         batch = [
             replace(pod, expected_runtime_s=self._remaining(self.by_uid[pod.uid], now_s))
-            for pod in (*waiting, *(self.pods[job] for job in self.running))
+            for pod in (*self.waiting.all(), *(self.pods[job] for job in self.running))
         ]
         plan.now_s = now_s
         tick = time.perf_counter()
@@ -240,20 +234,21 @@ class Simulation:
         self.pods_decided += len(batch)
         self.passes += 1
         target = {self.by_uid[d.pod.uid]: d.node_row for d in decisions if d.placed}
+        moved = set()
         for job in [j for j, run in self.running.items() if target.get(j) != run.node]:
             self._stop(job, now_s)
             self.version[job] += 1
-            if job not in target:
+            if job in target:
+                moved.add(job)
+            else:
                 self.preemptions += 1
-                self.queue.add(self.pods[job])
-        for d in decisions:
-            job = self.by_uid[d.pod.uid]
-            if d.placed and job not in self.running:
-                self.queue.done(d.pod.uid)
-                self.snapshot.assume(self.pods[job], d.node_row)
-                self._start(job, d.node_row, now_s)
-            elif not d.placed and d.pod.uid in self.queue:
-                self.queue.park(d.pod.uid, now_s)
+                self.waiting.add(self.pods[job])
+        starting = [(job, node) for job, node in target.items() if job not in self.running]
+        self.waiting.remove(self.pods[job] for job, _ in starting if job not in moved)
+        for job, node in starting:
+            self.snapshot.assume(self.pods[job], node)
+            self._start(job, node, now_s)
+        self.pods_placed += len(starting)
 
     def _remaining(self, job: int, now_s: float) -> float:
         run = self.running.get(job)
@@ -309,6 +304,7 @@ class Simulation:
             offered_load=offered_load(self.workload, snap),
             decision_seconds=self.decision_seconds,
             pods_decided=self.pods_decided,
+            pods_placed=self.pods_placed,
             passes=self.passes,
             events=self.event_count,
             preemptions=self.preemptions,

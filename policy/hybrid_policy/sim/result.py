@@ -40,7 +40,11 @@ class RunResult:
     window_demand: FloatArray
     offered_load: dict[str, float]
     decision_seconds: float
+    #: Pods handed to the profile, over all passes (a pod waiting through many passes
+    #: counts once per pass).
     pods_decided: int
+    #: Placements made (for preemptive policies, re-placements on another node count).
+    pods_placed: int
     passes: int
     events: int
     preemptions: int

@@ -1,0 +1,93 @@
+"""Terminal tables in the shape of the seed paper's Table 2, with spread over seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hybrid_policy.report.stats import mean_ci95
+
+Record = dict[str, Any]
+Getter = Callable[[Record], float]
+
+
+def _cell(records: Sequence[Record], get: Getter, scale: float = 1.0, digits: int = 1) -> str:
+    mean, half = mean_ci95([get(r) * scale for r in records])
+    if mean != mean:  # NaN
+        return "-"
+    if len(records) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ±{half:.{digits}f}"
+
+
+def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    rule = "  ".join("-" * w for w in widths)
+    body = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
+    return "\n".join([line, rule, *body])
+
+
+def group(records: Sequence[Record]) -> dict[tuple[str, str], list[Record]]:
+    """Records by (workload level, policy), in first-seen order."""
+    out: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        out.setdefault((r["workload"], r["policy"]), []).append(r)
+    return out
+
+
+def task_types(records: Sequence[Record]) -> list[str]:
+    """Every task type that appears in the records."""
+    seen: list[str] = []
+    for r in records:
+        seen.extend(t for t in r["jct_by_task_type_s"] if t not in seen)
+    return seen
+
+
+def table2(records: Sequence[Record]) -> str:
+    """Utilisation and mean completion time per task type, one block per workload level."""
+    tasks = task_types(records)
+    header = ["policy", "offered", "GPU util %", "CPU util %", "mem util %",
+              *(f"JCT {t} min" for t in tasks), "JCT mean min"]
+    blocks = []
+    grouped = group(records)
+    for level in dict.fromkeys(r["workload"] for r in records):
+        rows = []
+        for (lvl, policy), rs in grouped.items():
+            if lvl != level:
+                continue
+            rows.append([
+                policy,
+                _cell(rs, lambda r: r["offered_load"], 1.0, 2),
+                _cell(rs, lambda r: r["utilization"]["gpu"], 100.0),
+                _cell(rs, lambda r: r["utilization"]["cpu"], 100.0),
+                _cell(rs, lambda r: r["utilization"]["memory"], 100.0),
+                *(_cell(rs, lambda r, t=t: r["jct_by_task_type_s"].get(t, float("nan")), 1 / 60) for t in tasks),
+                _cell(rs, lambda r: r["jct_s"]["mean"], 1 / 60),
+            ])
+        seeds = len(next(rs for (lvl, _), rs in grouped.items() if lvl == level))
+        blocks.append(f"workload {level} ({seeds} seed{'s' if seeds > 1 else ''}, mean ±95% CI)\n" + _render(header, rows))
+    return "\n\n".join(blocks)
+
+
+def queueing_table(records: Sequence[Record]) -> str:
+    """Tail latency, waiting, throughput, unfinished work, fairness and decision cost."""
+    header = ["workload", "policy", "JCT p95 min", "wait min", "jobs/h", "unfinished",
+              "Jain", "decide ms/pod", "events/s"]
+    rows = [
+        [
+            level, policy,
+            _cell(rs, lambda r: r["jct_s"]["p95"], 1 / 60),
+            _cell(rs, lambda r: r["wait_s"]["mean"], 1 / 60, 2),
+            _cell(rs, lambda r: r["throughput_jobs_per_h"]),
+            _cell(rs, lambda r: r["unfinished"], 1.0, 0),
+            _cell(rs, lambda r: r["jain_fairness"], 1.0, 3),
+            _cell(rs, lambda r: r["decision_ms_per_pod"], 1.0, 3),
+            _cell(rs, lambda r: r["events_per_s"], 1.0, 0),
+        ]
+        for (level, policy), rs in group(records).items()
+    ]
+    return _render(header, rows)

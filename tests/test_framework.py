@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import make_node, make_pod
+from hybrid_policy.domain import Namespace
+from hybrid_policy.framework.queue import SchedulingQueue
+from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.plugins.ordering import PrioritySort
+from hybrid_policy.policies import build_policy, policy_names
+
+pods_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 2, 4, 8]),
+        st.integers(0, 40),
+        st.integers(0, 300),
+        st.sampled_from(["team-a", "team-b", "team-c"]),
+        st.integers(-1, 1),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pods=pods_strategy, policy=st.sampled_from(policy_names()), seed=st.integers(0, 5))
+def test_no_policy_ever_exceeds_node_capacity(pods: list[tuple[int, int, int, str, int]], policy: str, seed: int) -> None:
+    nodes = [make_node("a", gpus=8), make_node("b", gpus=4, cpu=32, memory_gib=256), make_node("c", gpus=8)]
+    snapshot = ClusterSnapshot(nodes, [Namespace("team-c", 2.0)])
+    batch = [
+        make_pod(f"p{i}", gpus=g, cpu=c, memory_gib=m, namespace=ns, priority=prio, created_at_s=i)
+        for i, (g, c, m, ns, prio) in enumerate(pods)
+    ]
+    decisions = build_policy(policy, np.random.default_rng(seed)).profile.schedule_batch(
+        batch, snapshot, np.random.default_rng(seed)
+    )
+    assert len(decisions) == len(batch)
+    assert sorted(d.pod.uid for d in decisions) == sorted(p.uid for p in batch)
+    assert np.all(snapshot.requested <= snapshot.allocatable + 1e-9)
+    placed = {d.pod.uid: d.node_row for d in decisions if d.placed}
+    assert placed == snapshot.placements
+    for d in decisions:
+        if not d.placed:
+            assert not d.status.ok and d.status.message
+
+
+def test_queue_sort_is_priority_then_fifo() -> None:
+    key = PrioritySort().sort_key
+    pods = [
+        make_pod("late-high", priority=10, created_at_s=5),
+        make_pod("early-low", priority=0, created_at_s=1),
+        make_pod("early-high", priority=10, created_at_s=2),
+    ]
+    assert [p.name for p in sorted(pods, key=key)] == ["early-high", "late-high", "early-low"]
+
+
+def test_kube_default_spreads_and_binpack_packs() -> None:
+    pods = [make_pod(f"p{i}", gpus=1, created_at_s=i) for i in range(2)]
+    for policy, expect_same in (("kube-default", False), ("binpack", True)):
+        snap = ClusterSnapshot([make_node("a"), make_node("b")])
+        decisions = build_policy(policy, np.random.default_rng(0)).profile.schedule_batch(pods, snap, np.random.default_rng(0))
+        assert (decisions[0].node == decisions[1].node) is expect_same, policy
+
+
+def test_drf_serves_the_namespace_furthest_below_its_share() -> None:
+    snap = ClusterSnapshot([make_node("a", gpus=2)], [Namespace("team-a"), Namespace("team-b")])
+    snap.assume(make_pod("already", gpus=1, namespace="team-a"), 0)
+    batch = [
+        make_pod("a1", gpus=1, namespace="team-a", created_at_s=0),
+        make_pod("b1", gpus=1, namespace="team-b", created_at_s=5),
+    ]
+    drf = build_policy("drf", np.random.default_rng(0)).profile.schedule_batch(batch, snap, np.random.default_rng(0))
+    assert {d.pod.name: d.placed for d in drf} == {"a1": False, "b1": True}
+    snap2 = ClusterSnapshot([make_node("a", gpus=2)])
+    snap2.assume(make_pod("already", gpus=1, namespace="team-a"), 0)
+    fifo = build_policy("kube-default", np.random.default_rng(0)).profile.schedule_batch(batch, snap2, np.random.default_rng(0))
+    assert {d.pod.name: d.placed for d in fifo} == {"a1": True, "b1": False}
+
+
+def test_decision_explains_score_and_runners_up() -> None:
+    snap = ClusterSnapshot([make_node(n) for n in "abcde"])
+    (decision,) = build_policy("kube-default", np.random.default_rng(0)).profile.schedule_batch(
+        [make_pod("p")], snap, np.random.default_rng(0)
+    )
+    assert decision.placed and decision.score is not None
+    assert len(decision.runners_up) == 3
+    assert decision.node not in {name for name, _ in decision.runners_up}
+    assert decision.path == "sequential"
+
+
+def test_unreserve_is_idempotent() -> None:
+    snap = ClusterSnapshot([make_node("a")])
+    profile = build_policy("kube-default", np.random.default_rng(0)).profile
+    (decision,) = profile.schedule_batch([make_pod("p", gpus=3)], snap, np.random.default_rng(0))
+    profile.unreserve(decision, snap)
+    profile.unreserve(decision, snap)
+    assert snap.requested.sum() == 0 and snap.pod_count[0] == 0
+
+
+def test_assuming_a_pod_twice_is_refused() -> None:
+    snap = ClusterSnapshot([make_node("a"), make_node("b")])
+    pod = make_pod("p")
+    snap.assume(pod, 0)
+    with pytest.raises(ValueError, match="already counted"):
+        snap.assume(pod, 1)
+
+
+def test_queue_dedupes_parks_and_backs_off() -> None:
+    queue = SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=4.0)
+    pod = make_pod("p")
+    assert queue.add(pod) and not queue.add(pod)
+    assert queue.pop_batch(0.0, PrioritySort().sort_key) == [pod]
+    assert not queue.add(pod)  # in flight still counts
+    queue.park(pod.uid, 0.0)
+    assert queue.pop_batch(0.0, PrioritySort().sort_key) == []
+    queue.move_all_to_active()
+    assert queue.pop_batch(0.5, PrioritySort().sort_key) == []  # backing off for 1 s
+    assert queue.pop_batch(1.0, PrioritySort().sort_key) == [pod]
+    for attempt in range(5):
+        queue.park(pod.uid, 10.0 * attempt)
+        queue.move_all_to_active()
+        assert queue.next_ready_s() == 10.0 * attempt + min(2.0**attempt * 1.0 * 2, 4.0)
+        queue.pop_batch(1e9, PrioritySort().sort_key)
+    queue.done(pod.uid)
+    assert len(queue) == 0

@@ -1,67 +1,10 @@
-"""Shared test helpers: small clusters, pods and scenarios built in code."""
+"""Shared fixtures."""
 
-from __future__ import annotations
-
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from hybrid_policy.domain import NodeInfo, PendingPod, Taint, Toleration
-from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
-
 DATA = Path(__file__).parent / "data"
-
-
-def make_node(
-    name: str,
-    gpus: int = 8,
-    cpu: int = 64,
-    memory_gib: int = 512,
-    *,
-    labels: Mapping[str, str] | None = None,
-    taints: tuple[Taint, ...] = (),
-    ready: bool = True,
-    unschedulable: bool = False,
-    performance: float = 100.0,
-    max_pods: int = 110,
-) -> NodeInfo:
-    return NodeInfo(
-        name=name,
-        allocatable={CPU: cpu * 1000, MEMORY: memory_gib * GIB, GPU: gpus},
-        labels=dict(labels or {}),
-        taints=taints,
-        ready=ready,
-        unschedulable=unschedulable,
-        performance=performance,
-        max_pods=max_pods,
-    )
-
-
-def make_pod(
-    name: str,
-    gpus: int = 1,
-    cpu: int = 4,
-    memory_gib: int = 16,
-    *,
-    namespace: str = "team-a",
-    priority: int = 0,
-    created_at_s: float = 0.0,
-    tolerations: tuple[Toleration, ...] = (),
-    node_selector: Mapping[str, str] | None = None,
-    extra: Mapping[str, int] | None = None,
-) -> PendingPod:
-    requests = {CPU: cpu * 1000, MEMORY: memory_gib * GIB, GPU: gpus, **(extra or {})}
-    return PendingPod(
-        namespace=namespace,
-        name=name,
-        uid=f"uid-{namespace}-{name}",
-        requests={k: v for k, v in requests.items() if v},
-        created_at_s=created_at_s,
-        priority=priority,
-        tolerations=tolerations,
-        node_selector=dict(node_selector or {}),
-    )
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_node, make_pod
+from builders import make_node, make_pod
 from hybrid_policy.domain import Taint, TaintEffect, Toleration
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
 from hybrid_policy.framework.snapshot import ClusterSnapshot
@@ -74,7 +74,9 @@ def test_failed_scheduling_message_in_kube_scheduler_style() -> None:
 
 
 def test_selector_mismatch_everywhere_is_unresolvable() -> None:
-    status = _cycle([make_node("a"), make_node("b")]).feasible(make_pod("p", node_selector={"zone": "x"}))
+    status = _cycle([make_node("a"), make_node("b")]).feasible(
+        make_pod("p", node_selector={"zone": "x"})
+    )
     assert isinstance(status, Status)
     assert status.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE
     assert "2 node(s) didn't match Pod's node affinity/selector" in status.message
@@ -94,7 +96,9 @@ def test_evaluate_returns_only_feasible_nodes() -> None:
     assert list(table.candidates) == [1]
 
 
-@pytest.mark.parametrize("policy", ["kube-default", "binpack", "load-aware", "drf", "random", "srtf-oracle"])
+@pytest.mark.parametrize(
+    "policy", ["kube-default", "binpack", "load-aware", "drf", "random", "srtf-oracle"]
+)
 def test_every_policy_uses_the_hard_filters(policy: str) -> None:
     cycle = _cycle([make_node("a", gpus=1), make_node("b", gpus=8, ready=False)], policy)
     status = cycle.feasible(make_pod("p", gpus=2))

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import make_node, make_pod
+from builders import make_node, make_pod
 from hybrid_policy.domain import Namespace
 from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.framework.snapshot import ClusterSnapshot
@@ -25,8 +25,14 @@ pods_strategy = st.lists(
 
 @settings(max_examples=40, deadline=None)
 @given(pods=pods_strategy, policy=st.sampled_from(policy_names()), seed=st.integers(0, 5))
-def test_no_policy_ever_exceeds_node_capacity(pods: list[tuple[int, int, int, str, int]], policy: str, seed: int) -> None:
-    nodes = [make_node("a", gpus=8), make_node("b", gpus=4, cpu=32, memory_gib=256), make_node("c", gpus=8)]
+def test_no_policy_ever_exceeds_node_capacity(
+    pods: list[tuple[int, int, int, str, int]], policy: str, seed: int
+) -> None:
+    nodes = [
+        make_node("a", gpus=8),
+        make_node("b", gpus=4, cpu=32, memory_gib=256),
+        make_node("c", gpus=8),
+    ]
     snapshot = ClusterSnapshot(nodes, [Namespace("team-c", 2.0)])
     batch = [
         make_pod(f"p{i}", gpus=g, cpu=c, memory_gib=m, namespace=ns, priority=prio, created_at_s=i)
@@ -59,7 +65,9 @@ def test_kube_default_spreads_and_binpack_packs() -> None:
     pods = [make_pod(f"p{i}", gpus=1, created_at_s=i) for i in range(2)]
     for policy, expect_same in (("kube-default", False), ("binpack", True)):
         snap = ClusterSnapshot([make_node("a"), make_node("b")])
-        decisions = build_policy(policy, np.random.default_rng(0)).profile.schedule_batch(pods, snap, np.random.default_rng(0))
+        decisions = build_policy(policy, np.random.default_rng(0)).profile.schedule_batch(
+            pods, snap, np.random.default_rng(0)
+        )
         assert (decisions[0].node == decisions[1].node) is expect_same, policy
 
 
@@ -70,11 +78,15 @@ def test_drf_serves_the_namespace_furthest_below_its_share() -> None:
         make_pod("a1", gpus=1, namespace="team-a", created_at_s=0),
         make_pod("b1", gpus=1, namespace="team-b", created_at_s=5),
     ]
-    drf = build_policy("drf", np.random.default_rng(0)).profile.schedule_batch(batch, snap, np.random.default_rng(0))
+    drf = build_policy("drf", np.random.default_rng(0)).profile.schedule_batch(
+        batch, snap, np.random.default_rng(0)
+    )
     assert {d.pod.name: d.placed for d in drf} == {"a1": False, "b1": True}
     snap2 = ClusterSnapshot([make_node("a", gpus=2)])
     snap2.assume(make_pod("already", gpus=1, namespace="team-a"), 0)
-    fifo = build_policy("kube-default", np.random.default_rng(0)).profile.schedule_batch(batch, snap2, np.random.default_rng(0))
+    fifo = build_policy("kube-default", np.random.default_rng(0)).profile.schedule_batch(
+        batch, snap2, np.random.default_rng(0)
+    )
     assert {d.pod.name: d.placed for d in fifo} == {"a1": True, "b1": False}
 
 

@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_stdlib_operator_is_not_shadowed_from_repo_root() -> None:
     code = "import operator, asyncio; print(operator.__file__); operator.itemgetter(0)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert "hybrid" not in out.stdout
     assert Path(out.stdout.strip()).parent != ROOT / "operator"
 

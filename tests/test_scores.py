@@ -1,6 +1,6 @@
 import numpy as np
 
-from conftest import make_node, make_pod
+from builders import make_node, make_pod
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.plugins.scores import (
     BalancedAllocation,
@@ -12,7 +12,9 @@ from hybrid_policy.resources import GPU
 
 
 def _snapshot() -> ClusterSnapshot:
-    snap = ClusterSnapshot([make_node("a", cpu=10, memory_gib=100), make_node("b", cpu=10, memory_gib=100)])
+    snap = ClusterSnapshot(
+        [make_node("a", cpu=10, memory_gib=100), make_node("b", cpu=10, memory_gib=100)]
+    )
     snap.assume(make_pod("running", gpus=0, cpu=6, memory_gib=20), 0)
     return snap
 

@@ -34,7 +34,9 @@ def test_littles_law_on_a_long_stable_run(tiny_scenario_path: object) -> None:
 
 def test_utilisation_equals_offered_load_below_saturation(tiny_scenario_path: object) -> None:
     equal = (NodeGroup(count=4, gpus=8, cpu=64, memory_gib=512, performance=(100.0, 100.0)),)
-    scenario = _scenario(tiny_scenario_path, horizon_hours=200.0, nodes=equal, workloads={"mid": 0.6})
+    scenario = _scenario(
+        tiny_scenario_path, horizon_hours=200.0, nodes=equal, workloads={"mid": 0.6}
+    )
     for policy in ("kube-default", "binpack"):
         record = run_one(prepare_workload(scenario, "mid", 4), policy)
         assert abs(record["utilization"]["gpu"] - record["offered_load"]) < 0.02, policy
@@ -42,7 +44,9 @@ def test_utilisation_equals_offered_load_below_saturation(tiny_scenario_path: ob
 
 
 @pytest.mark.parametrize("policy", policy_names())
-def test_mean_jct_is_at_least_the_fastest_node_bound(tiny_scenario_path: object, policy: str) -> None:
+def test_mean_jct_is_at_least_the_fastest_node_bound(
+    tiny_scenario_path: object, policy: str
+) -> None:
     record = run_one(prepare_workload(_scenario(tiny_scenario_path), "heavy", 5), policy)
     assert record["completed"] == record["jobs"]
     assert record["jct_s"]["mean"] >= record["fastest_node_bound_jct_s"]
@@ -55,7 +59,9 @@ def test_capacity_holds_after_every_pass(tiny_scenario_path: object) -> None:
         sim = Simulation(workload, build_policy(policy, np.random.default_rng(0)), 6)
         violations: list[float] = []
 
-        def check(now_s: float, sim: Simulation = sim) -> None:
+        def check(
+            now_s: float, sim: Simulation = sim, violations: list[float] = violations
+        ) -> None:
             snap = sim.snapshot
             if np.any(snap.requested > snap.allocatable + 1e-9):
                 violations.append(now_s)
@@ -83,18 +89,26 @@ def test_seed_paper_scenario_matches_its_definition() -> None:
     assert len(workload.nodes) == 10
     assert all(n.allocatable["nvidia.com/gpu"] == 8 for n in workload.nodes)
     perf = [n.performance for n in workload.nodes]
-    assert 50 <= min(perf) and max(perf) <= 100 and len(set(perf)) > 3
+    assert min(perf) >= 50 and max(perf) <= 100 and len(set(perf)) > 3
     assert scenario.horizon_hours == 100
     assert dict(scenario.workloads) == {"light": 0.55, "medium": 0.75, "heavy": 0.95}
     assert [(n.name, n.weight, n.job_share) for n in scenario.namespaces] == [
-        ("team-a", 1, 0.4), ("team-b", 1, 0.3), ("team-c", 2, 0.2), ("team-d", 1, 0.1),
+        ("team-a", 1, 0.4),
+        ("team-b", 1, 0.3),
+        ("team-c", 2, 0.2),
+        ("team-d", 1, 0.1),
     ]
-    runtimes = {t: np.array([j.runtime_s for j in workload.jobs if j.task_type == t]) / 60 for t in ("image-classification", "nlp")}
+    runtimes = {
+        t: np.array([j.runtime_s for j in workload.jobs if j.task_type == t]) / 60
+        for t in ("image-classification", "nlp")
+    }
     assert np.median(runtimes["image-classification"]) == pytest.approx(6, rel=0.05)
     assert runtimes["image-classification"].mean() == pytest.approx(8, rel=0.06)
     assert np.median(runtimes["nlp"]) == pytest.approx(8, rel=0.05)
     assert runtimes["nlp"].mean() == pytest.approx(11, rel=0.06)
     nlp8 = [j for j in workload.jobs if j.task_type == "nlp" and j.gpus == 8]
-    assert nlp8 and nlp8[0].requests["cpu"] == 32_000 and nlp8[0].requests["memory"] == 512 * 1024**3
+    assert (
+        nlp8 and nlp8[0].requests["cpu"] == 32_000 and nlp8[0].requests["memory"] == 512 * 1024**3
+    )
     record = run_one(dataclasses.replace(workload, jobs=workload.jobs[:200]), "kube-default")
     assert record["jobs"] == 200

@@ -21,7 +21,9 @@ from hybrid_policy.sim.engine import Simulation
 Record = dict[str, Any]
 
 
-def run_one(workload: Workload, policy: str, progress: Callable[[float], None] | None = None) -> Record:
+def run_one(
+    workload: Workload, policy: str, progress: Callable[[float], None] | None = None
+) -> Record:
     """Simulate ``policy`` on ``workload`` and summarise it."""
     rng = np.random.default_rng([workload.seed, 0x706F6C])
     sim = Simulation(workload, build_policy(policy, rng), workload.seed, progress=progress)
@@ -39,7 +41,9 @@ def run_matrix(
     """All runs of the matrix, with a progress bar over runs (and over simulated time)."""
     records: list[Record] = []
     total = len(levels) * len(policies) * len(seeds)
-    with tqdm(total=total, desc="simulating", unit="run", disable=not show_progress, leave=False) as bar:
+    with tqdm(
+        total=total, desc="simulating", unit="run", disable=not show_progress, leave=False
+    ) as bar:
         for level in levels:
             for seed in seeds:
                 workload = prepare_workload(scenario, level, seed)
@@ -47,7 +51,11 @@ def run_matrix(
                     notes.extend(n for n in workload.notes if n not in notes)
                 for policy in policies:
                     bar.set_postfix_str(f"{level} seed {seed} {policy}")
-                    records.append(_run_with_clock(workload, policy, show_progress and len(workload.jobs) > 50_000))
+                    records.append(
+                        _run_with_clock(
+                            workload, policy, show_progress and len(workload.jobs) > 50_000
+                        )
+                    )
                     bar.update()
     return records
 
@@ -55,10 +63,11 @@ def run_matrix(
 def _run_with_clock(workload: Workload, policy: str, clock: bool) -> Record:
     if not clock:
         return run_one(workload, policy)
-    hours = workload.horizon_s / 3600.0
-    with tqdm(total=round(hours), desc=f"  {policy}", unit="sim-h", leave=False) as bar:
+    hours = round(workload.horizon_s / 3600.0)
+    with tqdm(total=hours, desc=f"  {policy}", unit="sim-h", leave=False) as bar:
+
         def advance(now_s: float) -> None:
-            done = min(round(now_s / 3600.0), bar.total)
+            done = min(round(now_s / 3600.0), hours)
             if done > bar.n:
                 bar.update(done - bar.n)
 

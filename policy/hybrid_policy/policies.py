@@ -108,10 +108,15 @@ def _profile(
     )
 
 
-@register("kube-default", "kube-scheduler defaults: FIFO by priority, LeastAllocated + BalancedAllocation")
+@register(
+    "kube-default", "kube-scheduler defaults: FIFO by priority, LeastAllocated + BalancedAllocation"
+)
 def kube_default(rng: np.random.Generator) -> Policy:
     """kube-scheduler's default profile."""
-    scorers: list[tuple[ScorePlugin, float]] = [(LeastAllocated(), 1.0), (BalancedAllocation(), 1.0)]
+    scorers: list[tuple[ScorePlugin, float]] = [
+        (LeastAllocated(), 1.0),
+        (BalancedAllocation(), 1.0),
+    ]
     return Policy("kube-default", describe("kube-default"), _profile("kube-default", scorers))
 
 
@@ -136,7 +141,10 @@ def load_aware(rng: np.random.Generator) -> Policy:
 @register("drf", "weighted dominant resource fairness across namespaces, LeastAllocated nodes")
 def drf(rng: np.random.Generator) -> Policy:
     """DRF ordering across namespaces with kube-scheduler's node scoring."""
-    scorers: list[tuple[ScorePlugin, float]] = [(LeastAllocated(), 1.0), (BalancedAllocation(), 1.0)]
+    scorers: list[tuple[ScorePlugin, float]] = [
+        (LeastAllocated(), 1.0),
+        (BalancedAllocation(), 1.0),
+    ]
     profile = _profile("drf", scorers, arbitrator=DrfArbitrator())
     return Policy("drf", describe("drf"), profile)
 
@@ -148,7 +156,9 @@ def random_policy(rng: np.random.Generator) -> Policy:
     return Policy("random", describe("random"), _profile("random", scorers))
 
 
-@register("srtf-oracle", "preemptive shortest-remaining-time-first on the fastest nodes (knows run times)")
+@register(
+    "srtf-oracle", "preemptive shortest-remaining-time-first on the fastest nodes (knows run times)"
+)
 def srtf_oracle(rng: np.random.Generator) -> Policy:
     """Lower-bound proxy: re-plans every pod on each event, shortest remaining first."""
     scorers: list[tuple[ScorePlugin, float]] = [(NodePerformance(), 1.0)]

@@ -33,11 +33,19 @@ def register(subparsers: Any) -> None:
         help="replay a scenario through scheduling policies and report schedule quality",
         description=__doc__,
     )
-    p.add_argument("--scenario", default="seed-paper", help="built-in name (seed-paper) or a YAML file")
+    p.add_argument(
+        "--scenario", default="seed-paper", help="built-in name (seed-paper) or a YAML file"
+    )
     p.add_argument("--trace", help="replay this trace file instead of the scenario's own")
-    p.add_argument("--workload", default="all", help="workload level, comma-separated levels, or 'all'")
-    p.add_argument("--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})")
-    p.add_argument("--seeds", default="10,11,12,13,14", help="comma-separated run seeds (default 10-14)")
+    p.add_argument(
+        "--workload", default="all", help="workload level, comma-separated levels, or 'all'"
+    )
+    p.add_argument(
+        "--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})"
+    )
+    p.add_argument(
+        "--seeds", default="10,11,12,13,14", help="comma-separated run seeds (default 10-14)"
+    )
     p.add_argument("--json", type=Path, help="write every run's record to this JSON file")
     p.add_argument("--plots", type=Path, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -62,19 +70,34 @@ def run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
         if args.trace:
             scenario = with_trace_path(scenario, args.trace)
-        levels = list(scenario.workloads) if args.workload == "all" else [w.strip() for w in args.workload.split(",")]
+        levels = (
+            list(scenario.workloads)
+            if args.workload == "all"
+            else [w.strip() for w in args.workload.split(",")]
+        )
         for level in levels:
             if level not in scenario.workloads:
                 known = ", ".join(scenario.workloads)
-                raise ScenarioError(scenario.source, "workloads", f"no level {level!r} (known: {known})")
+                raise ScenarioError(
+                    scenario.source, "workloads", f"no level {level!r} (known: {known})"
+                )
         notes: list[str] = []
         started = time.perf_counter()
-        records = run_matrix(scenario, levels, policies, seeds, show_progress=not args.quiet and sys.stderr.isatty(), notes=notes)
+        records = run_matrix(
+            scenario,
+            levels,
+            policies,
+            seeds,
+            show_progress=not args.quiet and sys.stderr.isatty(),
+            notes=notes,
+        )
     except (ScenarioError, UnknownPolicyError) as exc:
         print(f"hybrid-scheduler simulate: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started
-    print(f"scenario {scenario.name} ({scenario.source}); seeds {','.join(map(str, seeds))}; {len(records)} runs in {elapsed:.1f} s")
+    seed_list = ",".join(map(str, seeds))
+    print(f"scenario {scenario.name} ({scenario.source}); seeds {seed_list}; ", end="")
+    print(f"{len(records)} runs in {elapsed:.1f} s")
     for note in notes:
         print(f"  {note}")
     print()

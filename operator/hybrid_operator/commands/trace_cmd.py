@@ -21,11 +21,18 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser("trace", help="convert job traces")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     philly = verbs.add_parser("convert-philly", help="Philly trace -> canonical job CSV")
-    philly.add_argument("--input", type=Path, required=True, help="philly.csv (timestamp,duration,num_gpus,...,cluster)")
+    philly.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="philly.csv (timestamp,duration,num_gpus,...,cluster)",
+    )
     philly.add_argument("--output", type=Path, required=True, help="canonical CSV to write")
     philly.add_argument("--start", help="keep jobs submitted at or after this ISO date/time")
     philly.add_argument("--end", help="keep jobs submitted before this ISO date/time")
-    philly.add_argument("--max-gpus-per-job", type=int, default=8, help="wider jobs are left out (default 8)")
+    philly.add_argument(
+        "--max-gpus-per-job", type=int, default=8, help="wider jobs are left out (default 8)"
+    )
     philly.set_defaults(handler=convert)
 
 

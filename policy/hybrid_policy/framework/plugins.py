@@ -53,9 +53,7 @@ class ScorePlugin(Protocol):
 
     name: str
 
-    def score(
-        self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray
-    ) -> FloatArray:
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
         """Raw scores for node rows ``candidates``."""
         ...
 

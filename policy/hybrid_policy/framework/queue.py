@@ -27,9 +27,7 @@ class QueuedPod:
 class SchedulingQueue:
     """Active, back-off and unschedulable pods; time is the driver's clock in seconds."""
 
-    def __init__(
-        self, initial_backoff_s: float = 1.0, max_backoff_s: float = 10.0
-    ) -> None:
+    def __init__(self, initial_backoff_s: float = 1.0, max_backoff_s: float = 10.0) -> None:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self._active: dict[str, QueuedPod] = {}
@@ -59,7 +57,9 @@ class SchedulingQueue:
         entry = self._active.pop(uid, None) or self._unschedulable.pop(uid, None)
         return entry.pod if entry else None
 
-    def pop_batch(self, now_s: float, sort_key: SortKey, limit: int | None = None) -> list[PendingPod]:
+    def pop_batch(
+        self, now_s: float, sort_key: SortKey, limit: int | None = None
+    ) -> list[PendingPod]:
         """Take up to ``limit`` active pods whose back-off has expired, in queue order."""
         ready = [e for e in self._active.values() if e.not_before_s <= now_s]
         ready.sort(key=lambda e: sort_key(e.pod))

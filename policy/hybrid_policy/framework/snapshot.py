@@ -153,4 +153,3 @@ class ClusterSnapshot:
             if i is not None:
                 self.utilisation[node, i] = value
         self.utilisation_age_s[node] = age_s
-

@@ -121,6 +121,8 @@ class NodeResourcesFit:
         return out
 
 
-def default_filters() -> list[NodeReady | NodeUnschedulable | NodeSelector | TaintToleration | NodeResourcesFit]:
+def default_filters() -> list[
+    NodeReady | NodeUnschedulable | NodeSelector | TaintToleration | NodeResourcesFit
+]:
     """The filters every policy applies, in kube-scheduler's order."""
     return [NodeReady(), NodeUnschedulable(), NodeSelector(), TaintToleration(), NodeResourcesFit()]

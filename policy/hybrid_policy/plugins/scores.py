@@ -39,8 +39,9 @@ def _requested_after(
             need[col] = NON_ZERO_CPU_MILLICORES
         elif need[col] == 0 and name == MEMORY:
             need[col] = NON_ZERO_MEMORY_BYTES
-    requested = snapshot.requested[np.ix_(candidates, resources)] + need
-    allocatable = snapshot.allocatable[np.ix_(candidates, resources)]
+    columns = np.array(resources, dtype=np.int64)
+    requested = snapshot.requested[np.ix_(candidates, columns)] + need
+    allocatable = snapshot.allocatable[np.ix_(candidates, columns)]
     return requested, allocatable
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from hybrid_policy.report.stats import mean_ci95  # noqa: E402
-from hybrid_policy.report.table import Record, group, task_types  # noqa: E402
+from hybrid_policy.report.stats import mean_ci95
+from hybrid_policy.report.table import Record, group, task_types
 
 
 def _levels_and_policies(records: Sequence[Record]) -> tuple[list[str], list[str]]:
@@ -30,13 +30,28 @@ def utilisation_figure(records: Sequence[Record], path: Path) -> Path:
     width = 0.8 / len(policies)
     x = np.arange(len(levels))
     for i, policy in enumerate(policies):
-        stats = [mean_ci95([100 * r["utilization"]["gpu"] for r in grouped.get((lvl, policy), [])]) for lvl in levels]
-        ax.bar(x + (i - (len(policies) - 1) / 2) * width, [s[0] for s in stats], width,
-               yerr=[s[1] for s in stats], capsize=3, label=policy)
+        stats = [
+            mean_ci95([100 * r["utilization"]["gpu"] for r in grouped.get((lvl, policy), [])])
+            for lvl in levels
+        ]
+        ax.bar(
+            x + (i - (len(policies) - 1) / 2) * width,
+            [s[0] for s in stats],
+            width,
+            yerr=[s[1] for s in stats],
+            capsize=3,
+            label=policy,
+        )
     for j, lvl in enumerate(levels):
         offered = mean_ci95([100 * r["offered_load"] for r in records if r["workload"] == lvl])[0]
-        ax.hlines(offered, j - 0.45, j + 0.45, colors="black", linestyles="dashed",
-                  label="offered load" if j == 0 else None)
+        ax.hlines(
+            offered,
+            j - 0.45,
+            j + 0.45,
+            colors="black",
+            linestyles="dashed",
+            label="offered load" if j == 0 else "_nolegend_",
+        )
     ax.set_xticks(x, levels)
     ax.set_ylabel("GPU allocation utilisation (%)")
     ax.set_xlabel("workload")
@@ -60,9 +75,18 @@ def completion_figure(records: Sequence[Record], path: Path) -> Path:
     for ax, lvl in zip(axes[0], levels, strict=True):
         for i, policy in enumerate(policies):
             rs = grouped.get((lvl, policy), [])
-            stats = [mean_ci95([r["jct_by_task_type_s"].get(t, float("nan")) / 60 for r in rs]) for t in tasks]
-            ax.bar(x + (i - (len(policies) - 1) / 2) * width, [s[0] for s in stats], width,
-                   yerr=[s[1] for s in stats], capsize=3, label=policy)
+            stats = [
+                mean_ci95([r["jct_by_task_type_s"].get(t, float("nan")) / 60 for r in rs])
+                for t in tasks
+            ]
+            ax.bar(
+                x + (i - (len(policies) - 1) / 2) * width,
+                [s[0] for s in stats],
+                width,
+                yerr=[s[1] for s in stats],
+                capsize=3,
+                label=policy,
+            )
         ax.set_xticks(x, tasks, fontsize=8)
         ax.set_title(f"workload {lvl}")
         ax.set_ylabel("mean completion time (min)")

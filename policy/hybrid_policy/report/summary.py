@@ -32,13 +32,17 @@ def summarise(run: RunResult) -> dict[str, Any]:
     index = {name: i for i, name in enumerate(run.resources)}
     utilisation = {
         label: float(run.allocated_integral[index[key]] / (run.capacity[index[key]] * horizon))
-        if run.capacity[index[key]] > 0 and horizon > 0 else 0.0
+        if run.capacity[index[key]] > 0 and horizon > 0
+        else 0.0
         for label, key in (("gpu", GPU), ("cpu", CPU), ("memory", MEMORY))
     }
     completed_in_horizon = int((run.end_s <= horizon).sum())
     gpu_capacity = float(run.capacity[index[GPU]])
     jain, shares = window_fairness(
-        run.window_allocated, run.window_demand, np.asarray(run.namespace_weights), gpu_capacity * run.window_s
+        run.window_allocated,
+        run.window_demand,
+        np.asarray(run.namespace_weights),
+        gpu_capacity * run.window_s,
     )
     mean_jct = float(jct.mean()) if jct.size else float("nan")
     arrival_rate = len(run.submit_s) / horizon if horizon > 0 else 0.0
@@ -58,22 +62,38 @@ def summarise(run: RunResult) -> dict[str, Any]:
             "p99": _pct(jct, 99),
         },
         "jct_by_task_type_s": {
-            t: float(jct_t.mean()) if (jct_t := (run.end_s - run.submit_s)[done & (run.task_type_of == i)]).size else float("nan")
+            t: float(jct_t.mean())
+            if (jct_t := (run.end_s - run.submit_s)[done & (run.task_type_of == i)]).size
+            else float("nan")
             for i, t in enumerate(run.task_types)
         },
         "jct_by_namespace_s": {
-            ns: float(jct_n.mean()) if (jct_n := (run.end_s - run.submit_s)[done & (run.namespace_of == i)]).size else float("nan")
+            ns: float(jct_n.mean())
+            if (jct_n := (run.end_s - run.submit_s)[done & (run.namespace_of == i)]).size
+            else float("nan")
             for i, ns in enumerate(run.namespaces)
         },
-        "wait_s": {"mean": float(wait.mean()) if wait.size else float("nan"), "p95": _pct(wait, 95)},
-        "slowdown": {"mean": float(((run.end_s - run.submit_s) / run.fastest_runtime_s)[done].mean()) if done.any() else float("nan")},
-        "fastest_node_bound_jct_s": float(run.fastest_runtime_s.mean()) if run.fastest_runtime_s.size else 0.0,
+        "wait_s": {
+            "mean": float(wait.mean()) if wait.size else float("nan"),
+            "p95": _pct(wait, 95),
+        },
+        "slowdown": {
+            "mean": float(((run.end_s - run.submit_s) / run.fastest_runtime_s)[done].mean())
+            if done.any()
+            else float("nan")
+        },
+        "fastest_node_bound_jct_s": float(run.fastest_runtime_s.mean())
+        if run.fastest_runtime_s.size
+        else 0.0,
         "throughput_jobs_per_h": completed_in_horizon / (horizon / 3600.0) if horizon > 0 else 0.0,
         "completed": int(done.sum()),
         "unfinished": len(run.submit_s) - completed_in_horizon,
         "never_finished": int((~done).sum()),
         "jain_fairness": jain,
-        "namespace_share": {ns: (None if np.isnan(s) else float(s)) for ns, s in zip(run.namespaces, shares, strict=True)},
+        "namespace_share": {
+            ns: (None if np.isnan(s) else float(s))
+            for ns, s in zip(run.namespaces, shares, strict=True)
+        },
         "jobs_in_system_mean": run.in_system_integral / horizon if horizon > 0 else 0.0,
         "little_law_expected": arrival_rate * mean_jct,
         "decision_ms_per_pod": 1000.0 * run.decision_seconds / max(run.pods_placed, 1),

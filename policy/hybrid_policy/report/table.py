@@ -22,10 +22,16 @@ def _cell(records: Sequence[Record], get: Getter, scale: float = 1.0, digits: in
 
 def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
     rule = "  ".join("-" * w for w in widths)
     body = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     return "\n".join([line, rule, *body])
@@ -47,11 +53,25 @@ def task_types(records: Sequence[Record]) -> list[str]:
     return seen
 
 
+def _task_jct(task: str) -> Getter:
+    def get(record: Record) -> float:
+        return float(record["jct_by_task_type_s"].get(task, float("nan")))
+
+    return get
+
+
 def table2(records: Sequence[Record]) -> str:
     """Utilisation and mean completion time per task type, one block per workload level."""
     tasks = task_types(records)
-    header = ["policy", "offered", "GPU util %", "CPU util %", "mem util %",
-              *(f"JCT {t} min" for t in tasks), "JCT mean min"]
+    header = [
+        "policy",
+        "offered",
+        "GPU util %",
+        "CPU util %",
+        "mem util %",
+        *(f"JCT {t} min" for t in tasks),
+        "JCT mean min",
+    ]
     blocks = []
     grouped = group(records)
     for level in dict.fromkeys(r["workload"] for r in records):
@@ -59,27 +79,42 @@ def table2(records: Sequence[Record]) -> str:
         for (lvl, policy), rs in grouped.items():
             if lvl != level:
                 continue
-            rows.append([
-                policy,
-                _cell(rs, lambda r: r["offered_load"], 1.0, 2),
-                _cell(rs, lambda r: r["utilization"]["gpu"], 100.0),
-                _cell(rs, lambda r: r["utilization"]["cpu"], 100.0),
-                _cell(rs, lambda r: r["utilization"]["memory"], 100.0),
-                *(_cell(rs, lambda r, t=t: r["jct_by_task_type_s"].get(t, float("nan")), 1 / 60) for t in tasks),
-                _cell(rs, lambda r: r["jct_s"]["mean"], 1 / 60),
-            ])
+            rows.append(
+                [
+                    policy,
+                    _cell(rs, lambda r: r["offered_load"], 1.0, 2),
+                    _cell(rs, lambda r: r["utilization"]["gpu"], 100.0),
+                    _cell(rs, lambda r: r["utilization"]["cpu"], 100.0),
+                    _cell(rs, lambda r: r["utilization"]["memory"], 100.0),
+                    *(_cell(rs, _task_jct(t), 1 / 60) for t in tasks),
+                    _cell(rs, lambda r: r["jct_s"]["mean"], 1 / 60),
+                ]
+            )
         seeds = len(next(rs for (lvl, _), rs in grouped.items() if lvl == level))
-        blocks.append(f"workload {level} ({seeds} seed{'s' if seeds > 1 else ''}, mean ±95% CI)\n" + _render(header, rows))
+        blocks.append(
+            f"workload {level} ({seeds} seed{'s' if seeds > 1 else ''}, mean ±95% CI)\n"
+            + _render(header, rows)
+        )
     return "\n\n".join(blocks)
 
 
 def queueing_table(records: Sequence[Record]) -> str:
     """Tail latency, waiting, throughput, unfinished work, fairness and decision cost."""
-    header = ["workload", "policy", "JCT p95 min", "wait min", "jobs/h", "unfinished",
-              "Jain", "decide ms/pod", "events/s"]
+    header = [
+        "workload",
+        "policy",
+        "JCT p95 min",
+        "wait min",
+        "jobs/h",
+        "unfinished",
+        "Jain",
+        "decide ms/pod",
+        "events/s",
+    ]
     rows = [
         [
-            level, policy,
+            level,
+            policy,
             _cell(rs, lambda r: r["jct_s"]["p95"], 1 / 60),
             _cell(rs, lambda r: r["wait_s"]["mean"], 1 / 60, 2),
             _cell(rs, lambda r: r["throughput_jobs_per_h"]),

@@ -62,8 +62,12 @@ class FieldReader:
         """A finite number, optionally bounded."""
         value = self.raw(key, _MISSING if default is None else default)
         return check_number(
-            self.source, self._name(key), value,
-            minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+            self.source,
+            self._name(key),
+            value,
+            minimum=minimum,
+            maximum=maximum,
+            exclusive_minimum=exclusive_minimum,
         )
 
     def integer(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
@@ -89,14 +93,19 @@ class FieldReader:
         items = self.raw(key)
         if not isinstance(items, list) or not items:
             raise ScenarioError(self.source, self._name(key), "must be a non-empty list", items)
-        return [FieldReader(self.source, item, f"{self._name(key)}[{i}]") for i, item in enumerate(items)]
+        return [
+            FieldReader(self.source, item, f"{self._name(key)}[{i}]")
+            for i, item in enumerate(items)
+        ]
 
     def check_keys(self, allowed: set[str]) -> None:
         """Refuse keys this reader does not know (typos must not pass silently)."""
         for key in self.data:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
-                raise ScenarioError(self.source, self._name(str(key)), f"unknown field (known: {known})")
+                raise ScenarioError(
+                    self.source, self._name(str(key)), f"unknown field (known: {known})"
+                )
 
 
 def check_number(

@@ -44,7 +44,11 @@ def build_nodes(scenario: Scenario) -> list[NodeInfo]:
     nodes: list[NodeInfo] = []
     for group in scenario.nodes:
         for _ in range(group.count):
-            perf = float(round(rng.uniform(*group.performance))) if group.performance[0] != group.performance[1] else group.performance[0]
+            perf = (
+                float(round(rng.uniform(*group.performance)))
+                if group.performance[0] != group.performance[1]
+                else group.performance[0]
+            )
             name = f"{group.name_prefix}-{len(nodes):03d}"
             allocatable = {
                 CPU: int(group.cpu * 1000),
@@ -52,14 +56,17 @@ def build_nodes(scenario: Scenario) -> list[NodeInfo]:
                 GPU: group.gpus,
             }
             labels = {**group.labels, PERFORMANCE_LABEL: f"{perf:g}"}
-            nodes.append(NodeInfo(
-                name=name,
-                allocatable={k: v for k, v in allocatable.items() if v} | {PODS: group.max_pods},
-                capacity=allocatable,
-                labels=labels,
-                performance=perf,
-                max_pods=group.max_pods,
-            ))
+            nodes.append(
+                NodeInfo(
+                    name=name,
+                    allocatable={k: v for k, v in allocatable.items() if v}
+                    | {PODS: group.max_pods},
+                    capacity=allocatable,
+                    labels=labels,
+                    performance=perf,
+                    max_pods=group.max_pods,
+                )
+            )
     return nodes
 
 
@@ -77,8 +84,8 @@ def task_requests(task: TaskType, gpus: int) -> dict[str, int]:
     per = max(gpus, 1)
     return {
         GPU: gpus,
-        CPU: int(round(task.cpu_per_gpu * per * 1000)),
-        MEMORY: int(round(task.memory_gib_per_gpu * per * GIB)),
+        CPU: round(task.cpu_per_gpu * per * 1000),
+        MEMORY: round(task.memory_gib_per_gpu * per * GIB),
     }
 
 
@@ -92,7 +99,11 @@ def arrival_rate_per_s(scenario: Scenario, level: str, nodes: Sequence[NodeInfo]
     )
     capacity = sum(n.allocatable.get(GPU, 0) for n in nodes)
     if work_per_job <= 0 or capacity <= 0:
-        raise ScenarioError(scenario.source, "workloads", "offered load is defined on GPUs; no GPU demand or capacity")
+        raise ScenarioError(
+            scenario.source,
+            "workloads",
+            "offered load is defined on GPUs; no GPU demand or capacity",
+        )
     return load * capacity / work_per_job
 
 
@@ -100,7 +111,9 @@ def generate_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
     """Poisson arrivals over the horizon for workload ``level``, reproducible by ``seed``."""
     if level not in scenario.workloads:
         known = ", ".join(scenario.workloads)
-        raise ScenarioError(scenario.source, "workloads", f"no workload level {level!r} (known: {known})")
+        raise ScenarioError(
+            scenario.source, "workloads", f"no workload level {level!r} (known: {known})"
+        )
     nodes = build_nodes(scenario)
     rate = arrival_rate_per_s(scenario, level, nodes)
     rng = np.random.default_rng([seed, 0x6A6F6273])
@@ -114,21 +127,27 @@ def generate_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
     normals = rng.standard_normal(count)
     gpu_draws = rng.random(count)
     jobs: list[Job] = []
-    cumulative = [
-        (np.array(list(t.gpus)), np.cumsum(list(t.gpus.values()))) for t in types
-    ]
+    cumulative = [(np.array(list(t.gpus)), np.cumsum(list(t.gpus.values()))) for t in types]
     for i in range(count):
         task = types[type_idx[i]]
         counts, cdf = cumulative[type_idx[i]]
-        gpus = int(counts[min(int(np.searchsorted(cdf, gpu_draws[i] * cdf[-1], side="right")), len(counts) - 1)])
+        gpus = int(
+            counts[
+                min(
+                    int(np.searchsorted(cdf, gpu_draws[i] * cdf[-1], side="right")), len(counts) - 1
+                )
+            ]
+        )
         runtime = float(np.exp(task.runtime.mu + task.runtime.sigma * normals[i]))
-        jobs.append(Job(
-            job_id=i,
-            submit_s=float(submits[i]),
-            runtime_s=max(runtime, 1.0),
-            requests=task_requests(task, gpus),
-            namespace=ns_names[ns_idx[i]],
-            task_type=task.name,
-            usage=task.usage,
-        ))
+        jobs.append(
+            Job(
+                job_id=i,
+                submit_s=float(submits[i]),
+                runtime_s=max(runtime, 1.0),
+                requests=task_requests(task, gpus),
+                namespace=ns_names[ns_idx[i]],
+                task_type=task.name,
+                usage=task.usage,
+            )
+        )
     return jobs

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from hybrid_policy.resources import CPU, GPU, MEMORY
 from hybrid_policy.scenario.fields import FieldReader, ScenarioError, check_number
 from hybrid_policy.scenario.model import (
     DEFAULT_USAGE,
@@ -22,7 +23,6 @@ from hybrid_policy.scenario.model import (
     TaskType,
     TraceSpec,
 )
-from hybrid_policy.resources import CPU, GPU, MEMORY
 
 #: The seed paper's Table 1, made precise (see docs/scenarios.md).
 SEED_PAPER: dict[str, Any] = {
@@ -40,14 +40,20 @@ SEED_PAPER: dict[str, Any] = {
     ],
     "task_types": [
         {
-            "name": "image-classification", "share": 0.5, "gpus": {1: 0.6, 2: 0.3, 4: 0.1},
-            "cpu_per_gpu": 6, "memory_gib_per_gpu": 32,
+            "name": "image-classification",
+            "share": 0.5,
+            "gpus": {1: 0.6, 2: 0.3, 4: 0.1},
+            "cpu_per_gpu": 6,
+            "memory_gib_per_gpu": 32,
             "runtime_minutes": {"median": 6, "mean": 8},
             "usage": {"gpu": 0.85, "cpu": 0.6, "memory": 0.7},
         },
         {
-            "name": "nlp", "share": 0.5, "gpus": {2: 0.5, 4: 0.35, 8: 0.15},
-            "cpu_per_gpu": 4, "memory_gib_per_gpu": 64,
+            "name": "nlp",
+            "share": 0.5,
+            "gpus": {2: 0.5, 4: 0.35, 8: 0.15},
+            "cpu_per_gpu": 4,
+            "memory_gib_per_gpu": 64,
             "runtime_minutes": {"median": 8, "mean": 11},
             "usage": {"gpu": 0.9, "cpu": 0.5, "memory": 0.8},
         },
@@ -58,8 +64,17 @@ SEED_PAPER: dict[str, Any] = {
 BUILTIN: dict[str, dict[str, Any]] = {"seed-paper": SEED_PAPER}
 
 _TOP = {
-    "name", "seed", "horizon_hours", "nodes", "namespaces", "task_types", "workloads",
-    "trace", "metrics", "schedule_interval_s", "batch_size",
+    "name",
+    "seed",
+    "horizon_hours",
+    "nodes",
+    "namespaces",
+    "task_types",
+    "workloads",
+    "trace",
+    "metrics",
+    "schedule_interval_s",
+    "batch_size",
 }
 _USAGE_KEYS = {"gpu": GPU, "cpu": CPU, "memory": MEMORY}
 _SHARE_TOLERANCE = 1e-6
@@ -91,7 +106,9 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
         seed=top.integer("seed", 0, minimum=0),
         horizon_hours=top.number("horizon_hours", 0.0 if trace else None, minimum=0.0),
         nodes=tuple(_node_group(r) for r in top.children("nodes")),
-        namespaces=_namespaces(top, shares_required=trace is None) if top.has("namespaces") or trace is None else (),
+        namespaces=_namespaces(top, shares_required=trace is None)
+        if top.has("namespaces") or trace is None
+        else (),
         task_types=_task_types(top, for_trace=trace is not None),
         workloads=workloads,
         trace=trace,
@@ -103,14 +120,21 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
 
 
 def _node_group(r: FieldReader) -> NodeGroup:
-    r.check_keys({"count", "gpus", "cpu", "memory_gib", "performance", "max_pods", "labels", "name_prefix"})
+    r.check_keys(
+        {"count", "gpus", "cpu", "memory_gib", "performance", "max_pods", "labels", "name_prefix"}
+    )
     perf: tuple[float, float] = (100.0, 100.0)
     if r.has("performance"):
         raw = r.raw("performance")
         values = raw if isinstance(raw, list) else [raw, raw]
         if len(values) != 2:
-            raise ScenarioError(r.source, f"{r.path}.performance", "must be [low, high] or a number", raw)
-        lo, hi = (check_number(r.source, f"{r.path}.performance", v, minimum=0, exclusive_minimum=True) for v in values)
+            raise ScenarioError(
+                r.source, f"{r.path}.performance", "must be [low, high] or a number", raw
+            )
+        lo, hi = (
+            check_number(r.source, f"{r.path}.performance", v, minimum=0, exclusive_minimum=True)
+            for v in values
+        )
         if lo > hi:
             raise ScenarioError(r.source, f"{r.path}.performance", "low must not exceed high", raw)
         perf = (lo, hi)
@@ -133,11 +157,13 @@ def _namespaces(top: FieldReader, shares_required: bool) -> tuple[NamespaceSpec,
     out = []
     for r in top.children("namespaces"):
         r.check_keys({"name", "weight", "job_share"})
-        out.append(NamespaceSpec(
-            name=r.string("name"),
-            weight=r.number("weight", 1.0, minimum=0, exclusive_minimum=True),
-            job_share=r.number("job_share", 0.0, minimum=0.0, maximum=1.0),
-        ))
+        out.append(
+            NamespaceSpec(
+                name=r.string("name"),
+                weight=r.number("weight", 1.0, minimum=0, exclusive_minimum=True),
+                job_share=r.number("job_share", 0.0, minimum=0.0, maximum=1.0),
+            )
+        )
     if shares_required:
         _check_shares(top.source, "namespaces[*].job_share", [n.job_share for n in out])
     names = [n.name for n in out]
@@ -152,10 +178,22 @@ def _task_types(top: FieldReader, for_trace: bool) -> tuple[TaskType, ...]:
     out = []
     readers = top.children("task_types")
     for r in readers:
-        r.check_keys({"name", "share", "gpus", "cpu_per_gpu", "memory_gib_per_gpu", "runtime_minutes", "usage"})
+        r.check_keys(
+            {
+                "name",
+                "share",
+                "gpus",
+                "cpu_per_gpu",
+                "memory_gib_per_gpu",
+                "runtime_minutes",
+                "usage",
+            }
+        )
         gpus_raw = r.raw("gpus", {1: 1.0} if for_trace else None)
         if not isinstance(gpus_raw, dict) or not gpus_raw:
-            raise ScenarioError(r.source, f"{r.path}.gpus", "must map GPU counts to probabilities", gpus_raw)
+            raise ScenarioError(
+                r.source, f"{r.path}.gpus", "must map GPU counts to probabilities", gpus_raw
+            )
         gpus: dict[int, float] = {}
         for count, prob in gpus_raw.items():
             field = f"{r.path}.gpus.{count}"
@@ -177,15 +215,19 @@ def _task_types(top: FieldReader, for_trace: bool) -> tuple[TaskType, ...]:
             u.check_keys(set(_USAGE_KEYS))
             for key, resource in _USAGE_KEYS.items():
                 usage[resource] = u.number(key, DEFAULT_USAGE[resource], minimum=0.0, maximum=1.0)
-        out.append(TaskType(
-            name=r.string("name"),
-            share=r.number("share", 1.0 / len(readers) if for_trace else None, minimum=0.0, maximum=1.0),
-            gpus=gpus,
-            cpu_per_gpu=r.number("cpu_per_gpu", minimum=0.0),
-            memory_gib_per_gpu=r.number("memory_gib_per_gpu", minimum=0.0),
-            runtime=RuntimeDistribution(median, mean),
-            usage=usage,
-        ))
+        out.append(
+            TaskType(
+                name=r.string("name"),
+                share=r.number(
+                    "share", 1.0 / len(readers) if for_trace else None, minimum=0.0, maximum=1.0
+                ),
+                gpus=gpus,
+                cpu_per_gpu=r.number("cpu_per_gpu", minimum=0.0),
+                memory_gib_per_gpu=r.number("memory_gib_per_gpu", minimum=0.0),
+                runtime=RuntimeDistribution(median, mean),
+                usage=usage,
+            )
+        )
     _check_shares(top.source, "task_types[*].share", [t.share for t in out])
     return tuple(out)
 
@@ -195,7 +237,9 @@ def _workloads(top: FieldReader) -> dict[str, float]:
     if not isinstance(raw, dict) or not raw:
         raise ScenarioError(top.source, "workloads", "must map level names to offered loads", raw)
     return {
-        str(name): check_number(top.source, f"workloads.{name}", v, minimum=0, exclusive_minimum=True)
+        str(name): check_number(
+            top.source, f"workloads.{name}", v, minimum=0, exclusive_minimum=True
+        )
         for name, v in raw.items()
     }
 
@@ -214,7 +258,9 @@ def _trace(top: FieldReader, base_dir: Path | None) -> TraceSpec:
         format=fmt,
         start=str(r.raw("start")) if r.has("start") else None,
         end=str(r.raw("end")) if r.has("end") else None,
-        target_load=r.number("target_load", minimum=0, exclusive_minimum=True) if r.has("target_load") else None,
+        target_load=r.number("target_load", minimum=0, exclusive_minimum=True)
+        if r.has("target_load")
+        else None,
         max_jobs=r.integer("max_jobs", minimum=1) if r.has("max_jobs") else None,
     )
 

@@ -25,7 +25,13 @@ from hybrid_policy.scenario.jobs import Job, task_requests
 from hybrid_policy.scenario.model import DEFAULT_USAGE, Scenario, TaskType
 
 CANONICAL_COLUMNS = (
-    "submit_time_s", "duration_s", "gpus", "cpu_millicores", "memory_bytes", "namespace", "task_type",
+    "submit_time_s",
+    "duration_s",
+    "gpus",
+    "cpu_millicores",
+    "memory_bytes",
+    "namespace",
+    "task_type",
 )
 _REQUIRED = ("submit_time_s", "duration_s", "gpus")
 PHILLY_COLUMNS = ("timestamp", "duration", "num_gpus", "cluster")
@@ -53,7 +59,9 @@ def _open_csv(path: Path, required: Sequence[str]) -> tuple[csv.DictReader[str],
     missing = [c for c in required if c not in header]
     if missing:
         handle.close()
-        raise ScenarioError(str(path), "header", f"missing column(s) {', '.join(missing)}", ",".join(header))
+        raise ScenarioError(
+            str(path), "header", f"missing column(s) {', '.join(missing)}", ",".join(header)
+        )
     reader.fieldnames = header
     return reader, handle
 
@@ -61,33 +69,37 @@ def _open_csv(path: Path, required: Sequence[str]) -> tuple[csv.DictReader[str],
 def read_canonical(path: Path) -> list[CanonicalRow]:
     """Parse and validate a canonical job CSV."""
     reader, handle = _open_csv(path, _REQUIRED)
-    rows: list[CanonicalRow] = []
     with handle:  # type: ignore[attr-defined]
-        for line, raw in enumerate(reader, start=2):
-            src = f"{path}: line {line}"
-
-            def num(col: str, minimum: float, exclusive: bool = False, src: str = src) -> float:
-                return check_number(src, col, (raw.get(col) or "").strip(), minimum=minimum, exclusive_minimum=exclusive)
-
-            def optional(col: str, src: str = src) -> int | None:
-                text = (raw.get(col) or "").strip()
-                return None if text == "" else int(check_number(src, col, text, minimum=0))
-
-            gpus = num("gpus", 0)
-            if gpus != int(gpus):
-                raise ScenarioError(src, "gpus", "must be a whole number", raw.get("gpus"))
-            rows.append(CanonicalRow(
-                submit_time_s=num("submit_time_s", 0),
-                duration_s=num("duration_s", 0, exclusive=True),
-                gpus=int(gpus),
-                cpu_millicores=optional("cpu_millicores"),
-                memory_bytes=optional("memory_bytes"),
-                namespace=(raw.get("namespace") or "").strip(),
-                task_type=(raw.get("task_type") or "").strip(),
-            ))
+        rows = [
+            _canonical_row(f"{path}: line {line}", raw) for line, raw in enumerate(reader, start=2)
+        ]
     if not rows:
         raise ScenarioError(str(path), "", "trace has no jobs")
     return rows
+
+
+def _canonical_row(src: str, raw: dict[str, str | None]) -> CanonicalRow:
+    def text(col: str) -> str:
+        return (raw.get(col) or "").strip()
+
+    def optional(col: str) -> int | None:
+        value = text(col)
+        return None if value == "" else int(check_number(src, col, value, minimum=0))
+
+    gpus = check_number(src, "gpus", text("gpus"), minimum=0)
+    if gpus != int(gpus):
+        raise ScenarioError(src, "gpus", "must be a whole number", text("gpus"))
+    return CanonicalRow(
+        submit_time_s=check_number(src, "submit_time_s", text("submit_time_s"), minimum=0),
+        duration_s=check_number(
+            src, "duration_s", text("duration_s"), minimum=0, exclusive_minimum=True
+        ),
+        gpus=int(gpus),
+        cpu_millicores=optional("cpu_millicores"),
+        memory_bytes=optional("memory_bytes"),
+        namespace=text("namespace"),
+        task_type=text("task_type"),
+    )
 
 
 def write_canonical(path: Path, rows: Iterable[CanonicalRow]) -> int:
@@ -97,12 +109,17 @@ def write_canonical(path: Path, rows: Iterable[CanonicalRow]) -> int:
         writer = csv.writer(handle)
         writer.writerow(CANONICAL_COLUMNS)
         for r in rows:
-            writer.writerow([
-                f"{r.submit_time_s:g}", f"{r.duration_s:g}", r.gpus,
-                "" if r.cpu_millicores is None else r.cpu_millicores,
-                "" if r.memory_bytes is None else r.memory_bytes,
-                r.namespace, r.task_type,
-            ])
+            writer.writerow(
+                [
+                    f"{r.submit_time_s:g}",
+                    f"{r.duration_s:g}",
+                    r.gpus,
+                    "" if r.cpu_millicores is None else r.cpu_millicores,
+                    "" if r.memory_bytes is None else r.memory_bytes,
+                    r.namespace,
+                    r.task_type,
+                ]
+            )
             count += 1
     return count
 
@@ -119,15 +136,17 @@ def jobs_from_rows(rows: Sequence[CanonicalRow], scenario: Scenario) -> list[Job
             requests[CPU] = r.cpu_millicores
         if r.memory_bytes is not None:
             requests[MEMORY] = r.memory_bytes
-        jobs.append(Job(
-            job_id=i,
-            submit_s=r.submit_time_s - start,
-            runtime_s=r.duration_s,
-            requests=requests,
-            namespace=r.namespace or "default",
-            task_type=r.task_type or (task.name if task else "default"),
-            usage=task.usage if task else DEFAULT_USAGE,
-        ))
+        jobs.append(
+            Job(
+                job_id=i,
+                submit_s=r.submit_time_s - start,
+                runtime_s=r.duration_s,
+                requests=requests,
+                namespace=r.namespace or "default",
+                task_type=r.task_type or (task.name if task else "default"),
+                usage=task.usage if task else DEFAULT_USAGE,
+            )
+        )
     return jobs
 
 
@@ -222,10 +241,14 @@ def convert_philly(
     return rows, report
 
 
-def nodes_for_load(rows: Sequence[CanonicalRow], gpus_per_node: int, target_load: float, performance: float) -> int:
+def nodes_for_load(
+    rows: Sequence[CanonicalRow], gpus_per_node: int, target_load: float, performance: float
+) -> int:
     """Node count that makes the trace's offered GPU load ``target_load``."""
     if gpus_per_node <= 0:
-        raise ScenarioError("trace", "nodes[0].gpus", "sizing for a load needs GPUs per node", gpus_per_node)
+        raise ScenarioError(
+            "trace", "nodes[0].gpus", "sizing for a load needs GPUs per node", gpus_per_node
+        )
     times = [r.submit_time_s for r in rows]
     window = max(times) - min(times)
     work = math.fsum(r.gpus * r.duration_s for r in rows) * 100.0 / performance

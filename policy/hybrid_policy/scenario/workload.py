@@ -64,15 +64,16 @@ def prepare_workload(scenario: Scenario, level: str, seed: int) -> Workload:
         return Workload(scenario, level, seed, build_nodes(scenario), jobs, scenario.horizon_s)
     rows, note = _trace_rows(scenario.trace)
     notes = [note]
-    if scenario.trace.target_load is not None:
+    trace = scenario.trace
+    if trace.target_load is not None:
         group = scenario.nodes[0]
         perf = (group.performance[0] + group.performance[1]) / 2.0
-        count = nodes_for_load(rows, group.gpus, scenario.trace.target_load, perf)
+        count = nodes_for_load(rows, group.gpus, trace.target_load, perf)
         sized = dataclasses.replace(group, count=count)
         scenario = dataclasses.replace(scenario, nodes=(sized, *scenario.nodes[1:]))
         notes.append(
             f"cluster sized to {count} nodes x {group.gpus} GPUs for offered load "
-            f"{scenario.trace.target_load:g}"
+            f"{trace.target_load:g}"
         )
     jobs = jobs_from_rows(rows, scenario)
     horizon = scenario.horizon_s or max(j.submit_s for j in jobs)

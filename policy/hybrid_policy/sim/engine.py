@@ -85,7 +85,9 @@ class Simulation:
         self.end_s = np.full(n, np.nan)
         self.pods: list[PendingPod] = [self._pod(j) for j in self.jobs]
         self.by_uid = {p.uid: i for i, p in enumerate(self.pods)}
-        self.usage: list[FloatArray] = [self._usage_vector(j, p) for j, p in zip(self.jobs, self.pods, strict=True)]
+        self.usage: list[FloatArray] = [
+            self._usage_vector(j, p) for j, p in zip(self.jobs, self.pods, strict=True)
+        ]
         #: Work left per job, in seconds at performance 100 (updated when a pod stops).
         self.remaining_work_s = np.array([j.runtime_s for j in self.jobs])
         #: Bumped whenever a job's pod starts or stops, so stale completions are ignored.
@@ -140,7 +142,12 @@ class Simulation:
                 self._schedule(now)
             if self.progress is not None:
                 self.progress(now)
-            if self.interval_s > 0 and not self.running and not self.waiting and not self._arrivals_left():
+            if (
+                self.interval_s > 0
+                and not self.running
+                and not self.waiting
+                and not self._arrivals_left()
+            ):
                 break
         self.accounting.advance(now)
         return self._result(now, time.perf_counter() - wall)

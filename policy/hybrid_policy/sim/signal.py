@@ -20,7 +20,9 @@ from hybrid_policy.scenario.model import MetricsSpec
 class UtilisationSignal:
     """Per-node usage history and delayed, noisy reads of it."""
 
-    def __init__(self, snapshot: ClusterSnapshot, spec: MetricsSpec, rng: np.random.Generator) -> None:
+    def __init__(
+        self, snapshot: ClusterSnapshot, spec: MetricsSpec, rng: np.random.Generator
+    ) -> None:
         self.spec = spec
         self.rng = rng
         n, r = snapshot.allocatable.shape
@@ -29,7 +31,9 @@ class UtilisationSignal:
         self._usage: FloatArray = np.zeros((n, r))
         self._recent: list[tuple[float, int, FloatArray]] = []
 
-    def change(self, now_s: float, node: int, delta_used: FloatArray, request: FloatArray | None) -> None:
+    def change(
+        self, now_s: float, node: int, delta_used: FloatArray, request: FloatArray | None
+    ) -> None:
         """A pod started (positive delta) or ended (negative) on ``node``."""
         self._usage[node] += delta_used
         times, values = self._times[node], self._values[node]
@@ -44,7 +48,10 @@ class UtilisationSignal:
     def refresh(self, snapshot: ClusterSnapshot, now_s: float) -> None:
         """Write what the metrics system would show at ``now_s`` into ``snapshot``."""
         spec = self.spec
-        observed = math.floor(max(now_s - spec.delay_s, 0.0) / spec.scrape_interval_s) * spec.scrape_interval_s
+        observed = (
+            math.floor(max(now_s - spec.delay_s, 0.0) / spec.scrape_interval_s)
+            * spec.scrape_interval_s
+        )
         horizon = observed
         keep_from = bisect.bisect_right([t for t, _, _ in self._recent], horizon)
         self._recent = self._recent[keep_from:]

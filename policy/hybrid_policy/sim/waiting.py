@@ -38,7 +38,7 @@ class WaitingPods:
         pods = self._groups.setdefault(group, [])
         keys = self._keys.setdefault(group, [])
         key = self.sort_key(pod)
-        at = len(keys) if not keys or keys[-1] <= key else bisect.bisect_right(keys, key)  # type: ignore[operator]
+        at = len(keys) if not keys or keys[-1] <= key else bisect.bisect_right(keys, key)
         pods.insert(at, pod)
         keys.insert(at, key)
         self._count += 1

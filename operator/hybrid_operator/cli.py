@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from hybrid_operator import __version__
+from hybrid_operator.devcluster import command as dev_cluster_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    dev_cluster_command.register(subparsers)
     return parser
 
 

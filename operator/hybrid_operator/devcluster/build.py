@@ -27,6 +27,7 @@ from hybrid_operator.devcluster.settings import ClusterSettings
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 GO_ENV = "HYBRID_SCHEDULER_GO"
+DEFAULT_GO = "/usr/local/go/bin/go"
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ class GoBuilder:
     def _build_kubernetes(self, step: BuildStep, target: Path, log_path: Path) -> None:
         source = self._source_dir(step, "kubernetes")
         if not (source / "go.mod").exists():
-            upstream = self._download_go_mod("k8s.io/kubernetes", step.version, log_path)
+            upstream = self._download_go_mod("k8s.io/kubernetes", step.version, log_path,
+                                             step.binary)
             staging = staging_modules(upstream.read_text(encoding="utf-8"))
             (source / "go.mod").write_text(
                 wrapper_go_mod("kubernetes", {"k8s.io/kubernetes": step.version},
@@ -190,14 +192,15 @@ class GoBuilder:
         (staging / step.binary).replace(target)
         shutil.rmtree(staging, ignore_errors=True)
 
-    def _download_go_mod(self, module: str, version: str, log_path: Path) -> Path:
+    def _download_go_mod(self, module: str, version: str, log_path: Path,
+                         binary: str) -> Path:
         argv = [self.go, "mod", "download", "-json", f"{module}@{version}"]
         result = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
         with log_path.open("a", encoding="utf-8") as log:
             log.write("$ " + " ".join(argv) + "\n" + result.stdout + result.stderr)
         match = re.search(r'"GoMod":\s*"([^"]+)"', result.stdout)
         if result.returncode != 0 or match is None:
-            raise BuildError(module, log_path)
+            raise BuildError(binary, log_path)
         return Path(match.group(1))
 
 
@@ -219,12 +222,12 @@ def wrapper_go_mod(name: str, requires: dict[str, str], replaces: dict[str, str]
 
 
 def _find_go() -> str:
-    candidates = [os.environ.get(GO_ENV), shutil.which("go"), "/usr/local/go/bin/go"]
+    candidates = [os.environ.get(GO_ENV), shutil.which("go"), DEFAULT_GO]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return candidate
     raise MissingToolError(
-        f"the Go toolchain was not found (looked at ${GO_ENV}, PATH, /usr/local/go/bin/go); "
+        f"the Go toolchain was not found (looked at ${GO_ENV}, PATH, {DEFAULT_GO}); "
         "install Go 1.24 or newer"
     )
 

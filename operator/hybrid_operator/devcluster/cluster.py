@@ -95,6 +95,8 @@ def up(settings: ClusterSettings, node_specs: Sequence[NodeSpec],
         "apiserver": settings.server_url,
         "prometheus": settings.prometheus_url if settings.prometheus else None,
         "nodes": len(node_specs),
+        "kube_scheduler": settings.kube_scheduler,
+        "prometheus_enabled": settings.prometheus,
         "up_seconds": round(seconds, 1),
     })
     state.save(settings.state_dir, current)

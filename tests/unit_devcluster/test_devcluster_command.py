@@ -1,0 +1,63 @@
+"""The command's behaviour in bad situations: one clear line, exit 1, nothing running."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from hybrid_operator.cli import main
+from hybrid_operator.devcluster import state
+
+
+def test_down_when_nothing_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev-cluster", "down", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no dev cluster is running" in err
+
+
+def test_status_when_nothing_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev-cluster", "status", "--state-dir", str(tmp_path)]) == 1
+    assert "no dev cluster is running" in capsys.readouterr().out
+
+
+def test_up_with_a_busy_port_starts_nothing(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        code = main(["dev-cluster", "up", "--quiet", "--state-dir", str(tmp_path),
+                     "--cache-dir", str(tmp_path / "cache"), "--port", f"etcd_client={port}"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"port 127.0.0.1:{port} (needed for etcd clients) is already in use" in err
+    assert state.load(tmp_path) is None
+    assert not (tmp_path / "cache").exists()
+
+
+def test_up_without_prometheus_package_names_it(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("shutil.which", lambda _: None)
+    code = main(["dev-cluster", "up", "--quiet", "--prometheus", "--state-dir", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "prometheus is not installed" in err
+    assert "apt-get install --no-install-recommends prometheus" in err
+    assert state.load(tmp_path) is None
+
+
+def test_bad_port_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev-cluster", "up", "--state-dir", str(tmp_path), "--port", "web=1"]) == 1
+    assert "bad --port 'web=1'" in capsys.readouterr().err
+
+
+def test_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("nodes: [{count: 1, cpu: 1}]\n")
+    assert main(["dev-cluster", "up", "--state-dir", str(tmp_path),
+                 "--scenario", str(scenario)]) == 1
+    assert "missing field 'memory_gib'" in capsys.readouterr().err

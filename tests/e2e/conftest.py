@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hybrid_operator.devcluster.errors import DevClusterError
 from hybrid_operator.devcluster.testing import DevCluster, fresh_namespace, session_cluster
 
 E2E_NODES = 4
@@ -19,8 +20,11 @@ E2E_NODES = 4
 
 @pytest.fixture(scope="session")
 def dev_cluster() -> Iterator[DevCluster]:
-    with session_cluster(E2E_NODES) as running:
-        yield running
+    try:
+        with session_cluster(E2E_NODES) as running:
+            yield running
+    except DevClusterError as err:
+        pytest.fail(f"dev cluster: {err}", pytrace=False)
 
 
 @pytest.fixture

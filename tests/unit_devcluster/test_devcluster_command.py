@@ -61,3 +61,40 @@ def test_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["dev-cluster", "up", "--state-dir", str(tmp_path),
                  "--scenario", str(scenario)]) == 1
     assert "missing field 'memory_gib'" in capsys.readouterr().err
+
+
+def test_failure_mid_start_stops_what_was_started(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybrid_operator.devcluster import build, cluster, components, processes
+    from hybrid_operator.devcluster.errors import StartupError
+    from hybrid_operator.devcluster.settings import ClusterSettings, Ports
+
+    started: list[state.ProcessRecord] = []
+    real_start = processes.start
+
+    def recording_start(name: str, argv: list[str], log_dir: Path) -> state.ProcessRecord:
+        record = real_start(name, argv, log_dir)
+        started.append(record)
+        return record
+
+    plan = [
+        components.Component("first", ["sleep", "60"], lambda: True),
+        components.Component("second", ["sh", "-c", "exit 2"], lambda: False),
+    ]
+    monkeypatch.setattr(build, "build_missing", lambda *_a, **_k: [])
+    monkeypatch.setattr(components, "plan", lambda *_a: plan)
+    monkeypatch.setattr(processes, "start", recording_start)
+    free = Ports(*(_free_port() for _ in range(8)))
+    settings = ClusterSettings(state_dir=tmp_path, cache_dir=tmp_path / "cache", ports=free)
+    with pytest.raises(StartupError, match="second exited during start-up"):
+        cluster.up(settings, [], show_progress=False)
+    assert [r.name for r in started] == ["first", "second"]
+    assert not any(state.is_alive(r) for r in started)
+    assert state.load(tmp_path) is None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

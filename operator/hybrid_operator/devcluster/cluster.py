@@ -162,11 +162,16 @@ def status_lines(settings: ClusterSettings) -> tuple[bool, list[str]]:
         return False, [f"no dev cluster is running (no state in {settings.state_dir})"]
     lines = []
     healthy = True
+    total_bytes = 0
     for record in current.processes:
         alive = state.is_alive(record)
         healthy = healthy and alive
         word = "running" if alive else "STOPPED"
-        lines.append(f"{record.name:<26} pid {record.pid:<8} {word:<8} log {record.log_path}")
+        rss = state.resident_bytes(record.pid) if alive else 0
+        total_bytes += rss
+        lines.append(f"{record.name:<24} pid {record.pid:<8} {word:<8} "
+                     f"rss {rss / 2**20:7.0f} MiB  log {record.log_path}")
+    lines.append(f"resident memory of all processes: {total_bytes / 2**20:.0f} MiB")
     for key, value in current.info.items():
         if value is not None:
             lines.append(f"{key}: {value}")

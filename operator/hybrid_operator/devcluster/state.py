@@ -66,6 +66,18 @@ def is_alive(record: ProcessRecord) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` (bytes), 0 when unknown."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def state_path(state_dir: Path) -> Path:
     """Where the PID file lives in ``state_dir``."""
     return state_dir / STATE_FILE_NAME

@@ -72,7 +72,8 @@ def up(settings: ClusterSettings, node_specs: Sequence[NodeSpec],
     if running_state(settings) is not None:
         raise AlreadyRunningError(
             f"a dev cluster is already running (state in {settings.state_dir}); "
-            f"its admin kubeconfig is {settings.kubeconfig}"
+            f"its admin kubeconfig is {settings.kubeconfig}; stop it first with "
+            "'hybrid-scheduler dev-cluster down'"
         )
     state.remove(settings.state_dir)
     if settings.prometheus:

@@ -125,10 +125,11 @@ def run_up(args: argparse.Namespace) -> int:
         result = cluster.up(settings, node_specs, show_progress=not args.quiet)
     except DevClusterError as err:
         return _fail(err)
-    print(f"dev cluster ready in {result.seconds:.1f} s with {len(node_specs)} kwok nodes")
+    lines = [f"dev cluster ready in {result.seconds:.1f} s with {len(node_specs)} kwok nodes"]
     if settings.prometheus:
-        print(f"prometheus: {settings.prometheus_url}")
-    print(f"export KUBECONFIG={result.kubeconfig}")
+        lines.append(f"prometheus: {settings.prometheus_url}")
+    lines.append(f"export KUBECONFIG={result.kubeconfig}")
+    print("\n".join(lines))
     return 0
 
 

@@ -75,6 +75,11 @@ def test_prometheus_utilisation_follows_the_pods_on_each_node(
 
     wait_for("Prometheus to show the placed pods", matches, 90)
 
+    api.delete(f"{pods}/half")
+    expected = {first: {"gpu": 0.0, "memory": 0.0}}
+    queries = {resource: queries[resource] for resource in ("gpu", "memory")}
+    wait_for("Prometheus to drop the deleted pod", matches, 30)
+
 
 def _per_node(prometheus_url: str, query: str) -> dict[str, float]:
     response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": query},
@@ -116,3 +121,12 @@ def test_up_again_says_the_cluster_runs(dev_cluster: DevCluster) -> None:
     assert result.returncode == 1
     assert "a dev cluster is already running" in result.stderr
     assert "Traceback" not in result.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "hybrid_operator.cli", "dev-cluster", "status",
+         "--state-dir", str(dev_cluster.settings.state_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert status.returncode == 0
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+                 "utilisation-exporter", "prometheus"):
+        assert f"{name} " in status.stdout

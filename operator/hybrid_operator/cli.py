@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from hybrid_operator import __version__
 from hybrid_operator.commands import simulate_cmd, trace_cmd
+from hybrid_operator.devcluster import command as dev_cluster_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate_cmd.register(subparsers)
     trace_cmd.register(subparsers)
+    dev_cluster_command.register(subparsers)
     return parser
 
 

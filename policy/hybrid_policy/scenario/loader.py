@@ -99,10 +99,11 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
     """Validate a parsed scenario document."""
     top = FieldReader(source, data)
     top.check_keys(_TOP)
+    name = top.string("name")
     trace = _trace(top, base_dir) if top.has("trace") else None
     workloads = _workloads(top) if trace is None else {"trace": 1.0}
     return Scenario(
-        name=top.string("name"),
+        name=name,
         seed=top.integer("seed", 0, minimum=0),
         horizon_hours=top.number("horizon_hours", 0.0 if trace else None, minimum=0.0),
         nodes=tuple(_node_group(r) for r in top.children("nodes")),

@@ -57,7 +57,7 @@ def utilisation_figure(records: Sequence[Record], path: Path) -> Path:
     ax.set_xlabel("workload")
     ax.set_ylim(0, 105)
     ax.set_title("Resource utilisation by workload (mean ±95% CI over seeds)")
-    ax.legend(fontsize=8, ncol=2, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

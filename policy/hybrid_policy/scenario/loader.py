@@ -99,18 +99,24 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
     """Validate a parsed scenario document."""
     top = FieldReader(source, data)
     top.check_keys(_TOP)
+    # Fields are read in the order a scenario file lists them, so the first problem in
+    # the file is the one reported.
     name = top.string("name")
     trace = _trace(top, base_dir) if top.has("trace") else None
+    seed = top.integer("seed", 0, minimum=0)
+    horizon_hours = top.number("horizon_hours", 0.0 if trace else None, minimum=0.0)
+    nodes = tuple(_node_group(r) for r in top.children("nodes"))
+    has_namespaces = top.has("namespaces") or trace is None
+    namespaces = _namespaces(top, shares_required=trace is None) if has_namespaces else ()
+    task_types = _task_types(top, for_trace=trace is not None)
     workloads = _workloads(top) if trace is None else {"trace": 1.0}
     return Scenario(
         name=name,
-        seed=top.integer("seed", 0, minimum=0),
-        horizon_hours=top.number("horizon_hours", 0.0 if trace else None, minimum=0.0),
-        nodes=tuple(_node_group(r) for r in top.children("nodes")),
-        namespaces=_namespaces(top, shares_required=trace is None)
-        if top.has("namespaces") or trace is None
-        else (),
-        task_types=_task_types(top, for_trace=trace is not None),
+        seed=seed,
+        horizon_hours=horizon_hours,
+        nodes=nodes,
+        namespaces=namespaces,
+        task_types=task_types,
         workloads=workloads,
         trace=trace,
         metrics=_metrics(top) if top.has("metrics") else MetricsSpec(),

@@ -110,6 +110,7 @@ def queueing_table(records: Sequence[Record]) -> str:
         "Jain",
         "decide ms/pod",
         "events/s",
+        "run s",
     ]
     rows = [
         [
@@ -122,6 +123,7 @@ def queueing_table(records: Sequence[Record]) -> str:
             _cell(rs, lambda r: r["jain_fairness"], 1.0, 3),
             _cell(rs, lambda r: r["decision_ms_per_pod"], 1.0, 3),
             _cell(rs, lambda r: r["events_per_s"], 1.0, 0),
+            _cell(rs, lambda r: r["wall_s"], 1.0, 2),
         ]
         for (level, policy), rs in group(records).items()
     ]

@@ -12,7 +12,6 @@ from hybrid_operator.devcluster.exporter import UtilisationCollector
 from hybrid_operator.devcluster.usage import (
     GPU_MEMORY_MIB,
     node_usage,
-    parse_quantity,
     usage_fractions,
 )
 
@@ -54,26 +53,6 @@ def pod(
         },
         "status": {"phase": phase},
     }
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("500m", 0.5),
-        ("64", 64.0),
-        ("512Gi", 512 * 2.0**30),
-        ("1.5", 1.5),
-        ("2k", 2000.0),
-        ("1e3", 1000.0),
-    ],
-)
-def test_parse_quantity(text: str, value: float) -> None:
-    assert parse_quantity(text) == pytest.approx(value)
-
-
-def test_parse_quantity_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
-        parse_quantity("lots")
 
 
 def test_usage_defaults_per_task_type_and_annotation_overrides() -> None:

@@ -8,14 +8,16 @@ creation order, the way the device plugin gives each pod whole devices.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybrid_policy.resources import CPU, GPU, MEMORY, parse_quantity
+from hybrid_policy.scenario.loader import load_scenario
+from hybrid_policy.scenario.model import DEFAULT_USAGE
+
 SIM_USAGE_ANNOTATION = "hybrid-scheduler.io/sim-usage"
 TASK_TYPE_LABEL = "hybrid-scheduler.io/task-type"
-GPU_RESOURCE = "nvidia.com/gpu"
 GPU_MEMORY_MIB = 81920
 """Frame-buffer size of each simulated GPU (MiB; an 80 GB H100)."""
 
@@ -32,37 +34,16 @@ class UsageFractions:
     """Of the requested memory (and of each GPU's frame buffer)."""
 
 
+def _fractions(usage: Mapping[str, float]) -> UsageFractions:
+    return UsageFractions(gpu=usage[GPU], cpu=usage[CPU], memory=usage[MEMORY])
+
+
+#: Per task type, the usage the seed-paper scenario gives it, so the dev cluster's
+#: metrics match what the simulator assumes.
 TASK_TYPE_DEFAULTS: Mapping[str, UsageFractions] = {
-    "image-classification": UsageFractions(gpu=0.85, cpu=0.6, memory=0.7),
-    "nlp": UsageFractions(gpu=0.9, cpu=0.5, memory=0.8),
+    task.name: _fractions(task.usage) for task in load_scenario("seed-paper").task_types
 }
-OTHER_TASK_DEFAULT = UsageFractions(gpu=0.8, cpu=0.5, memory=0.6)
-
-_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-
-
-def parse_quantity(text: str) -> float:
-    """A Kubernetes quantity (``500m``, ``64``, ``512Gi``) as a plain number."""
-    match = _QUANTITY.match(text.strip())
-    if match is None or match.group(2) not in _SUFFIX:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+OTHER_TASK_DEFAULT = _fractions(DEFAULT_USAGE)
 
 
 def usage_fractions(pod: Mapping[str, Any]) -> UsageFractions:
@@ -91,9 +72,10 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, float]:
     totals = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
     for container in pod.get("spec", {}).get("containers") or []:
         requests = (container.get("resources") or {}).get("requests") or {}
-        for resource, key in (("cpu", "cpu"), ("memory", "memory"), (GPU_RESOURCE, "gpu")):
+        for resource, key in ((CPU, "cpu"), (MEMORY, "memory"), (GPU, "gpu")):
             if resource in requests:
-                totals[key] += parse_quantity(str(requests[resource]))
+                totals[key] += parse_quantity(resource, str(requests[resource]))
+    totals["cpu"] /= 1000.0  # millicores -> cores
     return totals
 
 
@@ -127,11 +109,11 @@ def node_usage(
     for node in node_objects:
         name = node["metadata"]["name"]
         capacity = node.get("status", {}).get("capacity") or {}
-        gpus = int(parse_quantity(str(capacity.get(GPU_RESOURCE, "0"))))
+        gpus = parse_quantity(GPU, str(capacity.get(GPU, "0")))
         result[name] = NodeUsage(
             node=name,
-            cpu_capacity_cores=parse_quantity(str(capacity.get("cpu", "0"))),
-            memory_capacity_bytes=parse_quantity(str(capacity.get("memory", "0"))),
+            cpu_capacity_cores=parse_quantity(CPU, str(capacity.get(CPU, "0"))) / 1000.0,
+            memory_capacity_bytes=float(parse_quantity(MEMORY, str(capacity.get(MEMORY, "0")))),
             gpu_count=gpus,
             gpu_util=[0.0] * gpus,
             gpu_fb_used_mib=[0.0] * gpus,

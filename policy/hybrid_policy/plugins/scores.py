@@ -54,6 +54,23 @@ class _ResourceScorer(Normalized):
         w = np.array([self.weights[snapshot.resources[c]] for c in cols], dtype=float)
         return cols, w
 
+    def _weighted(
+        self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray, free: bool
+    ) -> FloatArray:
+        """kube-scheduler's resource-allocation score: per resource the free (or used)
+        share in integer percent, then the integer weighted mean; 0 where it cannot fit."""
+        cols, w = self._columns(snapshot)
+        requested, alloc = _requested_after(pod, snapshot, candidates, cols)
+        counted = alloc - requested if free else requested
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.where(
+                (alloc > 0) & (requested <= alloc),
+                np.floor(counted * MAX_NODE_SCORE / alloc),
+                0.0,
+            )
+        total: FloatArray = np.floor(per @ w / w.sum())
+        return total
+
 
 @dataclass
 class LeastAllocated(_ResourceScorer):
@@ -63,16 +80,7 @@ class LeastAllocated(_ResourceScorer):
 
     def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
         """Weighted mean over resources of ``(alloc - requested) * 100 // alloc``."""
-        cols, w = self._columns(snapshot)
-        requested, alloc = _requested_after(pod, snapshot, candidates, cols)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = np.where(
-                (alloc > 0) & (requested <= alloc),
-                np.floor((alloc - requested) * MAX_NODE_SCORE / alloc),
-                0.0,
-            )
-        total: FloatArray = np.floor(per @ w / w.sum())
-        return total
+        return self._weighted(pod, snapshot, candidates, free=True)
 
 
 @dataclass
@@ -83,16 +91,7 @@ class MostAllocated(_ResourceScorer):
 
     def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
         """Weighted mean over resources of ``requested * 100 // alloc``."""
-        cols, w = self._columns(snapshot)
-        requested, alloc = _requested_after(pod, snapshot, candidates, cols)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = np.where(
-                (alloc > 0) & (requested <= alloc),
-                np.floor(requested * MAX_NODE_SCORE / alloc),
-                0.0,
-            )
-        total: FloatArray = np.floor(per @ w / w.sum())
-        return total
+        return self._weighted(pod, snapshot, candidates, free=False)
 
 
 @dataclass

@@ -1,0 +1,150 @@
+"""The calls the operator makes to the API server, through the official client.
+
+Binding goes through ``pods/{name}/binding`` with the pod's UID, so a pod recreated under
+the same name is never bound by mistake. The client raises a ``ValueError`` after a
+*successful* binding because it cannot parse the response (kubernetes-client/python#547),
+so the call is made with ``_preload_content=False`` and the HTTP status is checked
+instead. Every call is blocking; the scheduler runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from hybrid_policy.domain import PendingPod
+
+COMPONENT = "hybrid-scheduler"
+
+
+class BindOutcome(StrEnum):
+    """What happened to a binding."""
+
+    BOUND = "bound"
+    #: Already bound elsewhere, or the UID no longer matches (recreated pod).
+    CONFLICT = "conflict"
+    #: The pod is gone.
+    GONE = "gone"
+    #: Anything else (the API server refused or was unreachable); retry later.
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class BindResult:
+    """A binding's outcome and, when it failed, the API server's words."""
+
+    outcome: BindOutcome
+    detail: str = ""
+
+
+def load_client(kubeconfig: str | None) -> client.ApiClient:
+    """An API client from ``kubeconfig``, else the default kubeconfig, else in-cluster."""
+    # The client's config helpers carry no type annotations.
+    if kubeconfig:
+        return cast(client.ApiClient, config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
+    try:
+        return cast(client.ApiClient, config.new_client_from_config())  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KubeApi:
+    """Bind pods, post Events, set conditions and annotations."""
+
+    def __init__(self, api_client: client.ApiClient, instance: str) -> None:
+        self.core = client.CoreV1Api(api_client)
+        self.instance = instance
+
+    def bind(self, pod: PendingPod, node: str) -> BindResult:
+        """POST a Binding of ``pod`` (by name and UID) to ``node``."""
+        body = client.V1Binding(
+            metadata=client.V1ObjectMeta(name=pod.name, namespace=pod.namespace, uid=pod.uid),
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
+        )
+        try:
+            # With _preload_content=False the client returns the raw HTTP response.
+            response: Any = self.core.create_namespaced_pod_binding(
+                pod.name, pod.namespace, body, _preload_content=False
+            )
+        except ApiException as exc:
+            outcome = {409: BindOutcome.CONFLICT, 404: BindOutcome.GONE}.get(
+                exc.status or 0, BindOutcome.ERROR
+            )
+            return BindResult(outcome, f"{exc.status} {_reason(exc)}")
+        except OSError as exc:
+            return BindResult(BindOutcome.ERROR, str(exc))
+        if 200 <= response.status < 300:
+            return BindResult(BindOutcome.BOUND)
+        return BindResult(BindOutcome.ERROR, f"HTTP {response.status}")
+
+    def event(
+        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Post a core/v1 Event about ``involved`` (kind, namespace, name, uid)."""
+        namespace = involved.get("namespace") or "default"
+        now = _now()
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{involved['name']}.", namespace=namespace),
+            involved_object=client.V1ObjectReference(
+                api_version="v1",
+                kind=involved["kind"],
+                name=involved["name"],
+                namespace=involved.get("namespace"),
+                uid=involved.get("uid"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type="Warning" if warning else "Normal",
+            source=client.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT,
+            reporting_instance=self.instance,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        self.core.create_namespaced_event(namespace, body)
+
+    def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
+        """Set the PodScheduled condition to False/Unschedulable, as kube-scheduler does."""
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        self.core.patch_namespaced_pod_status(
+            pod.name, pod.namespace, {"status": {"conditions": [condition]}}
+        )
+
+    def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
+        """Write ``record`` as compact JSON under annotation ``key``."""
+        value = json.dumps(record, separators=(",", ":"), sort_keys=True)
+        self.core.patch_namespaced_pod(
+            pod.name, pod.namespace, {"metadata": {"annotations": {key: value}}}
+        )
+
+    def read_annotation(self, namespace: str, name: str, key: str) -> str | None:
+        """The value of annotation ``key`` on pod ``namespace/name``, if any."""
+        pod = self.core.read_namespaced_pod(name, namespace)
+        annotations = (pod.metadata.annotations if pod.metadata else None) or {}
+        value = annotations.get(key)
+        return str(value) if value is not None else None
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)

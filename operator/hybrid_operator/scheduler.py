@@ -1,0 +1,292 @@
+"""The scheduling loop: watch events in, bindings, Events and decision records out.
+
+Watch handlers feed :meth:`Scheduler.on_pod`, :meth:`Scheduler.on_node` and
+:meth:`Scheduler.on_namespace`; :meth:`Scheduler.schedule_once` takes a batch from the
+queue, runs the policy's profile on a snapshot of the cache (the same code the simulator
+runs), assumes every placement, then binds. A pod is bound at most once: a pod that is
+bound or assumed is never queued or scheduled again, and a binding carries the pod's UID.
+A failed binding forgets the assumption (conflict or pod gone) or retries with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
+from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.k8s.convert import Body, pending_pod
+from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.settings import OperatorSettings
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.cycle import Decision
+from hybrid_policy.framework.queue import SchedulingQueue
+from hybrid_policy.policies import build_policy
+
+log = logging.getLogger("hybrid_scheduler")
+DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
+BIND_CONCURRENCY = 16
+
+
+class ClusterApi(Protocol):
+    """What the loop needs from the API server (a fake in unit tests)."""
+
+    def bind(self, pod: PendingPod, node: str) -> BindResult:
+        """Bind ``pod`` to ``node``."""
+        ...
+
+    def event(
+        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Post an Event."""
+        ...
+
+    def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
+        """Set PodScheduled=False."""
+        ...
+
+    def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
+        """Write a JSON annotation."""
+        ...
+
+
+@dataclass
+class Counters:
+    """What the loop did, for logs and metrics."""
+
+    bound: int = 0
+    unschedulable: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    bind_attempts: dict[str, int] = field(default_factory=dict)
+
+
+def _involved(body: Body, kind: str) -> dict[str, str]:
+    meta = body.get("metadata") or {}
+    out = {"kind": kind, "name": str(meta.get("name") or "")}
+    if meta.get("namespace"):
+        out["namespace"] = str(meta["namespace"])
+    if meta.get("uid"):
+        out["uid"] = str(meta["uid"])
+    return out
+
+
+def _pod_ref(pod: PendingPod) -> dict[str, str]:
+    return {"kind": "Pod", "namespace": pod.namespace, "name": pod.name, "uid": pod.uid}
+
+
+class Scheduler:
+    """Queue, cache and policy, driven by watch events and a periodic pass."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        api: ClusterApi,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.clock = clock
+        self.cache = ClusterCache(settings.default_weight)
+        self.queue = SchedulingQueue(settings.initial_backoff_s, settings.max_backoff_s)
+        self.rng = np.random.default_rng(settings.seed)
+        self.policy = build_policy(settings.policy, self.rng)
+        self.counters = Counters()
+
+    # -- watch events -------------------------------------------------------------------
+
+    def is_ours(self, body: Body) -> bool:
+        """Whether the pod names this scheduler and lives in a namespace we schedule."""
+        spec = body.get("spec") or {}
+        namespace = (body.get("metadata") or {}).get("namespace")
+        wanted = not self.settings.namespaces or namespace in self.settings.namespaces
+        return spec.get("schedulerName") == self.settings.scheduler_name and wanted
+
+    def on_pod(self, event_type: str | None, body: Body) -> None:
+        """A pod was listed, added, changed or deleted."""
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        had_node = uid in self.cache.bound
+        if event_type == "DELETED":
+            self.cache.delete_pod(uid)
+            self.queue.remove(uid)
+            if had_node:
+                self.queue.move_all_to_active()
+            return
+        self.cache.upsert_pod(body)
+        spec = body.get("spec") or {}
+        phase = (body.get("status") or {}).get("phase")
+        if spec.get("nodeName") or phase in TERMINAL_PHASES or meta.get("deletionTimestamp"):
+            self.queue.remove(uid)
+            if had_node and uid not in self.cache.bound:
+                self.queue.move_all_to_active()  # capacity was freed
+            return
+        if self.is_ours(body) and not self.cache.is_placed(uid) and uid not in self.queue:
+            pod, problems = pending_pod(body)
+            self._report(body, "Pod", problems)
+            self.queue.add(pod)
+
+    def on_node(self, event_type: str | None, body: Body) -> None:
+        """A node was listed, added, changed or deleted."""
+        name = str((body.get("metadata") or {}).get("name") or "")
+        if event_type == "DELETED":
+            for pod in self.cache.delete_node(name):
+                log.warning(
+                    "node %s went away before %s was bound; scheduling it again", name, pod.key
+                )
+                self.queue.add(pod)
+            return
+        self._report(body, "Node", self.cache.upsert_node(body))
+        self.queue.move_all_to_active()
+
+    def on_namespace(self, event_type: str | None, body: Body) -> None:
+        """A namespace was listed, added, changed or deleted."""
+        if event_type == "DELETED":
+            self.cache.delete_namespace(str((body.get("metadata") or {}).get("name") or ""))
+            return
+        self._report(body, "Namespace", self.cache.upsert_namespace(body))
+
+    def _report(self, body: Body, kind: str, problems: list[Problem]) -> None:
+        for problem in problems:
+            name = (body.get("metadata") or {}).get("name")
+            log.warning("%s %s: %s", kind, name, problem.message)
+            self._post(_involved(body, kind), "InvalidField", problem.message, warning=True)
+
+    def _post(
+        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+    ) -> None:
+        try:
+            self.api.event(involved, reason, message, warning)
+        except Exception as exc:  # an Event is best effort; never let it stop scheduling
+            log.warning("could not post %s event for %s: %s", reason, involved.get("name"), exc)
+
+    # -- the pass -----------------------------------------------------------------------
+
+    def decide(self) -> list[Decision]:
+        """Take a batch, run the profile, assume every placement; nothing is bound yet."""
+        now = self.clock()
+        batch = self.queue.pop_batch(
+            now, self.policy.profile.queue_sort.sort_key, self.settings.batch_size
+        )
+        fresh = []
+        for pod in batch:
+            if self.cache.is_placed(pod.uid):
+                self.queue.done(pod.uid)
+            else:
+                fresh.append(pod)
+        if not fresh:
+            return []
+        snapshot = self.cache.snapshot(now)
+        decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
+        for d in decisions:
+            if d.node is not None:
+                self.cache.assume(d.pod, d.node)
+        return decisions
+
+    async def schedule_once(self) -> list[Decision]:
+        """One pass: decide, then bind placements concurrently and report every outcome.
+
+        API calls run in worker threads; the queue and the cache are only touched here,
+        on the event loop, like the watch handlers that also change them.
+        """
+        decisions = self.decide()
+        limit = asyncio.Semaphore(BIND_CONCURRENCY)
+
+        async def settle(decision: Decision) -> None:
+            async with limit:
+                await self._settle(decision)
+
+        await asyncio.gather(*(settle(d) for d in decisions))
+        return decisions
+
+    async def _call(
+        self, what: str, pod: PendingPod, fn: Callable[..., object], *args: object
+    ) -> None:
+        try:
+            await asyncio.to_thread(fn, *args)
+        except Exception as exc:  # reporting is best effort; never let it stop scheduling
+            log.warning("could not %s on %s: %s", what, pod.key, exc)
+
+    async def _settle(self, d: Decision) -> None:
+        pod = d.pod
+        if d.node is None:
+            self.counters.unschedulable += 1
+            self.queue.park(pod.uid, self.clock())
+            message = d.status.message
+            await self._call(
+                "post FailedScheduling",
+                pod,
+                self.api.event,
+                _pod_ref(pod),
+                "FailedScheduling",
+                message,
+                True,
+            )
+            await self._call("set PodScheduled", pod, self.api.mark_unschedulable, pod, message)
+            return
+        result = await asyncio.to_thread(self.api.bind, pod, d.node)
+        attempts = self.counters.bind_attempts
+        attempts[result.outcome] = attempts.get(result.outcome, 0) + 1
+        if result.outcome is BindOutcome.BOUND:
+            self.counters.bound += 1
+            self.queue.done(pod.uid)
+            share = "n/a" if d.namespace_share is None else f"{d.namespace_share:.3f}"
+            score = "n/a" if d.score is None else f"{d.score:.1f}"
+            message = (
+                f"Successfully assigned {pod.key} to {d.node} "
+                f"(score {score}, namespace share {share})"
+            )
+            await self._call(
+                "post Scheduled", pod, self.api.event, _pod_ref(pod), "Scheduled", message
+            )
+            await self._call(
+                "record the decision",
+                pod,
+                self.api.annotate,
+                pod,
+                DECISION_ANNOTATION,
+                self.record(d),
+            )
+            return
+        self.cache.forget(pod.uid)
+        if result.outcome in (BindOutcome.CONFLICT, BindOutcome.GONE):
+            # Bound by someone else, recreated, or deleted: the watch says what happens next.
+            self.counters.conflicts += 1
+            self.queue.done(pod.uid)
+            log.info("binding %s to %s: %s (%s)", pod.key, d.node, result.outcome, result.detail)
+        else:
+            self.counters.errors += 1
+            self.queue.park(pod.uid, self.clock())
+            self.queue.move_all_to_active()
+            log.warning("binding %s to %s failed, will retry: %s", pod.key, d.node, result.detail)
+
+    def record(self, d: Decision) -> dict[str, Any]:
+        """The compact decision record written on a bound pod."""
+        return {
+            "policy": self.policy.name,
+            "path": d.path,
+            "node": d.node,
+            "score": None if d.score is None else round(d.score, 2),
+            "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],
+            "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
+            "at": round(self.clock(), 3),
+        }
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Pass after pass, every ``batch_interval_s``, until ``stop`` is set."""
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                await self.schedule_once()
+            except Exception:  # one bad pass must not end scheduling
+                log.exception("scheduling pass failed")
+            pause = max(self.settings.batch_interval_s - (time.perf_counter() - started), 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)

@@ -1,0 +1,65 @@
+"""Operator settings: what to schedule, with which policy, how often.
+
+Each field documents its unit and default. The same names are used on the command line
+(``--batch-interval`` for ``batch_interval_s``, ...); :meth:`OperatorSettings.validate`
+refuses impossible values with a message naming the setting and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hybrid_policy.policies import UnknownPolicyError, parse_policy_list
+
+DEFAULT_SCHEDULER_NAME = "hybrid-scheduler"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used."""
+
+
+@dataclass
+class OperatorSettings:
+    """How the operator runs."""
+
+    #: Pods whose ``spec.schedulerName`` equals this are ours. Default ``hybrid-scheduler``.
+    scheduler_name: str = DEFAULT_SCHEDULER_NAME
+    #: Namespaces to schedule in; empty means all namespaces.
+    namespaces: list[str] = field(default_factory=list)
+    #: Scheduling policy (a name from ``hybrid_policy.policies``). Default ``kube-default``.
+    policy: str = "kube-default"
+    #: Seconds between scheduling passes; pods arriving meanwhile form one batch. Default 1.
+    batch_interval_s: float = 1.0
+    #: Most pods one pass takes from the queue. Default 500.
+    batch_size: int = 500
+    #: Fair-share weight of namespaces without a valid weight annotation. Default 1.
+    default_weight: float = 1.0
+    #: First retry delay of a pod that fit nowhere, doubling up to ``max_backoff_s``. Default 1.
+    initial_backoff_s: float = 1.0
+    #: Longest retry delay, seconds. Default 10 (kube-scheduler's).
+    max_backoff_s: float = 10.0
+    #: Kubeconfig file; None uses ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
+    kubeconfig: str | None = None
+    #: Seed of the random tie-breaking between equally good nodes. Default 0.
+    seed: int = 0
+
+    def validate(self) -> OperatorSettings:
+        """Return self, or raise :class:`SettingsError` naming the bad setting and value."""
+        if not self.scheduler_name.strip():
+            raise SettingsError("scheduler_name: must not be empty")
+        try:
+            parse_policy_list(self.policy)
+        except UnknownPolicyError as exc:
+            raise SettingsError(f"policy: {exc}") from None
+        checks: list[tuple[str, float, float]] = [
+            ("batch_interval_s", self.batch_interval_s, 0.01),
+            ("batch_size", float(self.batch_size), 1),
+            ("default_weight", self.default_weight, 1e-9),
+            ("initial_backoff_s", self.initial_backoff_s, 0.0),
+            ("max_backoff_s", self.max_backoff_s, self.initial_backoff_s),
+        ]
+        for name, value, minimum in checks:
+            if not math.isfinite(value) or value < minimum:
+                raise SettingsError(f"{name}: must be a number >= {minimum:g} (got {value!r})")
+        return self

@@ -1,0 +1,210 @@
+import asyncio
+from typing import Any
+
+import pytest
+
+from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
+from hybrid_operator.settings import OperatorSettings, SettingsError
+from hybrid_policy.domain import PendingPod
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.binds: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str, str, bool]] = []
+        self.unschedulable: list[str] = []
+        self.annotations: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, BindOutcome] = {}
+
+    def bind(self, pod: PendingPod, node: str) -> BindResult:
+        self.binds.append((pod.key, node))
+        return BindResult(self.outcomes.get(pod.name, BindOutcome.BOUND), "test")
+
+    def event(
+        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+    ) -> None:
+        self.events.append((involved["name"], reason, message, warning))
+
+    def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
+        self.unschedulable.append(pod.key)
+
+    def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
+        self.annotations[pod.key] = {key: record}
+
+
+def _node(name: str, gpus: int = 8) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "allocatable": {
+                "cpu": "64",
+                "memory": "512Gi",
+                "nvidia.com/gpu": str(gpus),
+                "pods": "110",
+            },
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def _pod(
+    name: str,
+    gpus: int = 1,
+    node: str | None = None,
+    scheduler: str = "hybrid-scheduler",
+    ns: str = "team-a",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "schedulerName": scheduler,
+        "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"}}}],
+    }
+    if node:
+        spec["nodeName"] = node
+    return {
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
+        "spec": spec,
+        "status": {"phase": "Pending"},
+    }
+
+
+def _scheduler(clock: list[float] | None = None) -> tuple[Scheduler, FakeApi]:
+    api = FakeApi()
+    t = clock if clock is not None else [1000.0]
+    scheduler = Scheduler(
+        OperatorSettings(initial_backoff_s=1.0, max_backoff_s=4.0), api, clock=lambda: t[0]
+    )
+    scheduler.on_node(None, _node("n1"))
+    scheduler.on_node(None, _node("n2"))
+    return scheduler, api
+
+
+def test_pods_of_ours_are_bound_with_an_event_and_a_decision_record() -> None:
+    scheduler, api = _scheduler()
+    scheduler.on_pod(None, _pod("a"))
+    scheduler.on_pod(None, _pod("other", scheduler="default-scheduler"))
+    asyncio.run(scheduler.schedule_once())
+    assert [key for key, _ in api.binds] == ["team-a/a"]
+    (name, reason, message, warning) = api.events[0]
+    assert (name, reason, warning) == ("a", "Scheduled", False)
+    assert message.startswith("Successfully assigned team-a/a to n")
+    record = api.annotations["team-a/a"][DECISION_ANNOTATION]
+    assert record["policy"] == "kube-default"
+    assert record["path"] == "sequential"
+    assert record["node"] in {"n1", "n2"}
+    assert len(record["runnersUp"]) == 1
+
+
+def test_a_pod_is_never_bound_twice() -> None:
+    scheduler, api = _scheduler()
+    scheduler.on_pod(None, _pod("a"))
+    scheduler.on_pod("MODIFIED", _pod("a"))  # duplicate event before the pass
+    asyncio.run(scheduler.schedule_once())
+    scheduler.on_pod("MODIFIED", _pod("a"))  # the watch has not shown the binding yet
+    asyncio.run(scheduler.schedule_once())
+    node = api.binds[0][1]
+    scheduler.on_pod("MODIFIED", _pod("a", node=node))
+    asyncio.run(scheduler.schedule_once())
+    assert len(api.binds) == 1
+
+
+def test_capacity_counts_assumed_pods_between_passes() -> None:
+    scheduler, api = _scheduler()
+    for i in range(3):
+        scheduler.on_pod(None, _pod(f"p{i}", gpus=8))
+    asyncio.run(scheduler.schedule_once())
+    assert len(api.binds) == 2
+    assert api.unschedulable == ["team-a/p2"]
+    failed = [e for e in api.events if e[1] == "FailedScheduling"]
+    assert failed[0][2] == "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+    assert failed[0][3] is True
+
+
+def test_unschedulable_pods_back_off_then_retry_when_capacity_frees() -> None:
+    clock = [1000.0]
+    scheduler, api = _scheduler(clock)
+    scheduler.on_pod(None, _pod("big1", gpus=8, node="n1"))
+    scheduler.on_pod(None, _pod("big2", gpus=8, node="n2"))
+    scheduler.on_pod(None, _pod("waiting", gpus=4))
+    asyncio.run(scheduler.schedule_once())
+    assert api.binds == []
+    finished = _pod("big1", gpus=8, node="n1")
+    finished["status"]["phase"] = "Succeeded"
+    scheduler.on_pod("MODIFIED", finished)
+    asyncio.run(scheduler.schedule_once())  # still backing off (1 s)
+    assert api.binds == []
+    clock[0] += 1.0
+    asyncio.run(scheduler.schedule_once())
+    assert api.binds == [("team-a/waiting", "n1")]
+
+
+@pytest.mark.parametrize("outcome", [BindOutcome.CONFLICT, BindOutcome.GONE])
+def test_conflicts_forget_the_reservation(outcome: BindOutcome) -> None:
+    scheduler, api = _scheduler()
+    api.outcomes["a"] = outcome
+    scheduler.on_pod(None, _pod("a", gpus=8))
+    asyncio.run(scheduler.schedule_once())
+    assert not scheduler.cache.is_placed("uid-a")
+    assert "uid-a" not in scheduler.queue
+    assert scheduler.counters.conflicts == 1
+
+
+def test_bind_errors_are_retried() -> None:
+    clock = [1000.0]
+    scheduler, api = _scheduler(clock)
+    api.outcomes["a"] = BindOutcome.ERROR
+    scheduler.on_pod(None, _pod("a"))
+    asyncio.run(scheduler.schedule_once())
+    assert not scheduler.cache.is_placed("uid-a")
+    del api.outcomes["a"]
+    clock[0] += 1.0
+    asyncio.run(scheduler.schedule_once())
+    assert len(api.binds) == 2
+    assert scheduler.cache.is_placed("uid-a")
+
+
+def test_deleted_pending_pod_and_deleted_node() -> None:
+    scheduler, api = _scheduler()
+    scheduler.on_pod(None, _pod("gone"))
+    scheduler.on_pod("DELETED", _pod("gone"))
+    asyncio.run(scheduler.schedule_once())
+    assert api.binds == []
+    api.outcomes["slow"] = BindOutcome.BOUND
+    scheduler.on_pod(None, _pod("slow"))
+    decisions = scheduler.decide()  # assumed, not yet bound
+    node = decisions[0].node
+    assert node is not None
+    scheduler.on_node("DELETED", {"metadata": {"name": node}})
+    assert "uid-slow" in scheduler.queue
+    assert not scheduler.cache.is_placed("uid-slow")
+
+
+def test_bad_annotations_become_events_not_crashes() -> None:
+    scheduler, api = _scheduler()
+    scheduler.on_namespace(
+        None,
+        {
+            "metadata": {
+                "name": "team-x",
+                "uid": "ns-uid",
+                "annotations": {"hybrid-scheduler.io/weight": "abc"},
+            }
+        },
+    )
+    bad = _pod("p")
+    bad["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "lots"
+    scheduler.on_pod(None, bad)
+    asyncio.run(scheduler.schedule_once())
+    reasons = {(name, reason) for name, reason, _, _ in api.events}
+    assert ("team-x", "InvalidField") in reasons
+    assert ("p", "InvalidField") in reasons
+    assert ("p", "Scheduled") in reasons
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(SettingsError, match="policy: unknown policy 'fastest'"):
+        OperatorSettings(policy="fastest").validate()
+    with pytest.raises(
+        SettingsError, match=r"batch_interval_s: must be a number >= 0.01 \(got 0\)"
+    ):
+        OperatorSettings(batch_interval_s=0).validate()

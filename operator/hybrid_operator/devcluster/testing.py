@@ -84,6 +84,7 @@ def training_pod(
     usage: str | None = None,
     task_type: str | None = None,
     node: str | None = None,
+    scheduler_name: str | None = None,
 ) -> dict[str, Any]:
     """A simulated training pod: requests, run time and usage annotations, optional node."""
     annotations = {}
@@ -94,6 +95,7 @@ def training_pod(
     labels = {} if task_type is None else {"hybrid-scheduler.io/task-type": task_type}
     resources = {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(gpus)}
     spec: dict[str, Any] = {
+        **({"schedulerName": scheduler_name} if scheduler_name else {}),
         "restartPolicy": "Never",
         "containers": [
             {

@@ -1,0 +1,247 @@
+"""End-to-end checks of the operator on the dev cluster: it binds pods that name it, next
+to the real default scheduler, counts every pod on a node, and explains itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+
+pytestmark = pytest.mark.e2e
+SCHEDULER = "hybrid-scheduler"
+
+
+@pytest.fixture(scope="module")
+def operator_log(
+    dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    kubeconfig = str(dev_cluster.settings.kubeconfig)
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hybrid_operator.cli",
+                "run",
+                "--kubeconfig",
+                kubeconfig,
+                "--batch-interval",
+                "0.5",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            "the operator to list the cluster", lambda: "listed" in log.read_text() or None, 30
+        )
+        yield log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _events(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    selector = f"involvedObject.name={name}"
+    return list(api.items(f"/api/v1/namespaces/{namespace}/events", fieldSelector=selector))
+
+
+def _weighted_namespace(api: Any, namespace: str, weight: str) -> None:
+    body = api.get(f"/api/v1/namespaces/{namespace}")
+    body["metadata"].setdefault("annotations", {})["hybrid-scheduler.io/weight"] = weight
+    api.call("PUT", f"/api/v1/namespaces/{namespace}", body)
+
+
+def test_pods_that_name_the_operator_are_bound_and_complete_without_overcommit(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    # 4 nodes x 8 GPUs: six 8-GPU pods can only run four at a time.
+    for i in range(6):
+        api.create(
+            pods,
+            training_pod(
+                f"train-{i}", gpus=8, cpu="4", memory="32Gi", runtime="3s", scheduler_name=SCHEDULER
+            ),
+        )
+    nodes_seen: dict[str, set[str]] = {}
+    overcommit: list[str] = []
+
+    def all_done() -> bool | None:
+        items = list(api.items(pods))
+        running: dict[str, int] = {}
+        for pod in items:
+            if pod["status"].get("phase") == "Running":
+                node = pod["spec"]["nodeName"]
+                running[node] = running.get(node, 0) + 1
+                nodes_seen.setdefault(node, set()).add(pod["metadata"]["name"])
+        overcommit.extend(n for n, count in running.items() if count > 1)
+        return True if all(p["status"].get("phase") == "Succeeded" for p in items) else None
+
+    wait_for("every pod to succeed", all_done, 90)
+    assert overcommit == []
+    for i in range(6):
+        pod = api.get(f"{pods}/train-{i}")
+        record = json.loads(pod["metadata"]["annotations"]["hybrid-scheduler.io/decision"])
+        assert record["node"] == pod["spec"]["nodeName"]
+        assert record["policy"] == "kube-default"
+        scheduled = [e for e in _events(api, namespace, f"train-{i}") if e["reason"] == "Scheduled"]
+        assert len(scheduled) == 1
+        assert scheduled[0]["reportingComponent"] == SCHEDULER
+        assert scheduled[0]["message"].startswith(
+            f"Successfully assigned {namespace}/train-{i} to "
+        )
+    assert "Traceback" not in operator_log.read_text()
+
+
+def test_pods_for_the_default_scheduler_are_left_alone_but_counted(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    nodes = sorted(
+        n["metadata"]["name"] for n in api.items("/api/v1/nodes", labelSelector="type=kwok")
+    )
+    # Fill every node but one through the default scheduler's path (a pod with nodeName).
+    for i, node in enumerate(nodes[:-1]):
+        api.create(
+            pods,
+            training_pod(f"other-{i}", gpus=8, cpu="4", memory="32Gi", runtime="60s", node=node),
+        )
+    api.create(
+        pods,
+        training_pod(
+            "ours", gpus=8, cpu="4", memory="32Gi", runtime="2s", scheduler_name=SCHEDULER
+        ),
+    )
+    bound = wait_for(
+        "our pod to be bound", lambda: api.get(f"{pods}/ours")["spec"].get("nodeName"), 30
+    )
+    assert bound == nodes[-1]
+    others = [api.get(f"{pods}/other-{i}") for i in range(len(nodes) - 1)]
+    assert all(
+        "hybrid-scheduler.io/decision" not in (p["metadata"].get("annotations") or {})
+        for p in others
+    )
+
+
+def test_unschedulable_pods_get_failed_scheduling_and_the_condition(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    api.create(
+        pods,
+        training_pod(
+            "too-big", gpus=16, cpu="4", memory="32Gi", runtime="2s", scheduler_name=SCHEDULER
+        ),
+    )
+
+    def failed() -> dict[str, Any] | None:
+        found = [e for e in _events(api, namespace, "too-big") if e["reason"] == "FailedScheduling"]
+        return found[0] if found else None
+
+    event = wait_for("a FailedScheduling event", failed, 30)
+    assert event["type"] == "Warning"
+    assert "Insufficient nvidia.com/gpu" in event["message"]
+    assert event["message"].startswith("0/")
+    conditions = api.get(f"{pods}/too-big")["status"].get("conditions") or []
+    scheduled = [c for c in conditions if c["type"] == "PodScheduled"]
+    assert scheduled[0]["status"] == "False"
+    assert scheduled[0]["reason"] == "Unschedulable"
+
+
+def test_bad_namespace_weight_is_an_event_not_a_crash(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path
+) -> None:
+    api = dev_cluster.admin
+    _weighted_namespace(api, namespace, "abc")
+
+    def invalid() -> dict[str, Any] | None:
+        found = [e for e in _events(api, "default", namespace) if e["reason"] == "InvalidField"]
+        found += [e for e in _events(api, namespace, namespace) if e["reason"] == "InvalidField"]
+        return found[0] if found else None
+
+    event = wait_for("an InvalidField event on the namespace", invalid, 30)
+    assert "hybrid-scheduler.io/weight" in event["message"]
+    assert "'abc'" in event["message"]
+    # The operator still schedules after the bad annotation.
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    api.create(
+        pods,
+        training_pod(
+            "after", gpus=1, cpu="1", memory="1Gi", runtime="1s", scheduler_name=SCHEDULER
+        ),
+    )
+    wait_for("the pod to be bound", lambda: api.get(f"{pods}/after")["spec"].get("nodeName"), 30)
+
+
+def test_explain_prints_the_decision(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    api.create(
+        pods,
+        training_pod(
+            "explained", gpus=2, cpu="2", memory="8Gi", runtime="1s", scheduler_name=SCHEDULER
+        ),
+    )
+    node = wait_for(
+        "the pod to be bound", lambda: api.get(f"{pods}/explained")["spec"].get("nodeName"), 30
+    )
+    wait_for(
+        "the decision record",
+        lambda: (api.get(f"{pods}/explained")["metadata"].get("annotations") or {}).get(
+            "hybrid-scheduler.io/decision"
+        ),
+        30,
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hybrid_operator.cli",
+            "explain",
+            f"{namespace}/explained",
+            "--kubeconfig",
+            str(dev_cluster.settings.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"node:            {node}" in out
+    assert "policy (path):   kube-default (sequential)" in out
+    assert "runners-up:" in out
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hybrid_operator.cli",
+            "explain",
+            f"{namespace}/nope",
+            "--kubeconfig",
+            str(dev_cluster.settings.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1
+    assert "404" in missing.stderr

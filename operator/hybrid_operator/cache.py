@@ -10,6 +10,8 @@ is confirmed and dropped. :meth:`ClusterCache.snapshot` turns all of it into the
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hybrid_operator.k8s.convert import Body, namespace, node_info, pending_pod
@@ -26,13 +28,16 @@ class Placement:
 
     pod: PendingPod
     node: str
+    #: When this scheduler assumed it, or when the watch first showed it bound.
+    since_s: float
 
 
 class ClusterCache:
     """Nodes, bound and assumed pods, and namespace weights."""
 
-    def __init__(self, default_weight: float = 1.0) -> None:
+    def __init__(self, default_weight: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         self.default_weight = default_weight
+        self.clock = clock
         self.nodes: dict[str, NodeInfo] = {}
         self.namespaces: dict[str, Namespace] = {}
         self.bound: dict[str, Placement] = {}
@@ -75,7 +80,9 @@ class ClusterCache:
                 self.assumed.pop(uid, None)
             return
         pod, _ = pending_pod(body)
-        self.bound[uid] = Placement(pod, str(node))
+        known = self.bound.get(uid) or self.assumed.get(uid)
+        since = known.since_s if known is not None else self.clock()
+        self.bound[uid] = Placement(pod, str(node), since)
         self.assumed.pop(uid, None)
 
     def delete_pod(self, uid: str) -> None:
@@ -86,7 +93,7 @@ class ClusterCache:
     def assume(self, pod: PendingPod, node: str) -> None:
         """Count ``pod`` on ``node`` until the watch shows it bound (Reserve)."""
         if pod.uid not in self.bound:
-            self.assumed[pod.uid] = Placement(pod, node)
+            self.assumed[pod.uid] = Placement(pod, node, self.clock())
 
     def forget(self, uid: str) -> None:
         """Drop an assumption whose binding failed (Unreserve); harmless if unknown."""
@@ -95,6 +102,10 @@ class ClusterCache:
     def is_placed(self, uid: str) -> bool:
         """Whether the pod is bound or assumed (it must never be bound again)."""
         return uid in self.bound or uid in self.assumed
+
+    def placed_since(self, since_s: float) -> list[Placement]:
+        """Pods bound or assumed after ``since_s`` (metrics may not show them yet)."""
+        return [p for p in (*self.bound.values(), *self.assumed.values()) if p.since_s > since_s]
 
     def snapshot(self, now_s: float = 0.0) -> ClusterSnapshot:
         """A snapshot of every node with every bound and assumed pod counted once."""

@@ -73,9 +73,12 @@ async def run_operator(
     await asyncio.to_thread(prime, scheduler, api_client)
     stop = asyncio.Event()
     registry = build_registry(scheduler)
-    loop_task = asyncio.create_task(scheduler.run_forever(stop))
+    tasks = [asyncio.create_task(scheduler.run_forever(stop))]
+    if scheduler.collector is not None:
+        refresh = scheduler.settings.metrics_refresh_s
+        tasks.append(asyncio.create_task(scheduler.collector.run_forever(refresh, stop)))
     try:
         await kopf.operator(registry=registry, clusterwide=True, standalone=True)
     finally:
         stop.set()
-        await loop_task
+        await asyncio.gather(*tasks)

@@ -25,9 +25,11 @@ from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.k8s.convert import Body, pending_pod
 from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.settings import OperatorSettings
+from hybrid_operator.utilisation import UtilisationCollector
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
+from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.policies import build_policy
 
 log = logging.getLogger("hybrid_scheduler")
@@ -90,11 +92,13 @@ class Scheduler:
         settings: OperatorSettings,
         api: ClusterApi,
         clock: Callable[[], float] = time.time,
+        collector: UtilisationCollector | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self.clock = clock
-        self.cache = ClusterCache(settings.default_weight)
+        self.collector = collector
+        self.cache = ClusterCache(settings.default_weight, clock)
         self.queue = SchedulingQueue(settings.initial_backoff_s, settings.max_backoff_s)
         self.rng = np.random.default_rng(settings.seed)
         self.policy = build_policy(settings.policy, self.rng)
@@ -184,11 +188,38 @@ class Scheduler:
         if not fresh:
             return []
         snapshot = self.cache.snapshot(now)
+        self._apply_metrics(snapshot, now)
         decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
         for d in decisions:
             if d.node is not None:
                 self.cache.assume(d.pod, d.node)
         return decisions
+
+    @property
+    def metrics_status(self) -> str:
+        """Where live utilisation stands: live, unavailable (why), or not configured."""
+        return self.collector.status if self.collector else "not configured"
+
+    def _apply_metrics(self, snapshot: ClusterSnapshot, now: float) -> None:
+        """Fresh utilisation per node, plus pods placed after the sample, by request
+        (Trimaran's rule: metrics do not show a pod that has just started)."""
+        if self.collector is None:
+            return
+        for node, (fractions, age_s) in self.collector.fresh(now).items():
+            row = snapshot.node_index.get(node)
+            if row is None:
+                continue
+            snapshot.set_utilisation(row, fractions, age_s)
+            for placement in self.cache.placed_since(now - age_s):
+                if placement.node == node:
+                    alloc = snapshot.allocatable[row]
+                    extra = np.divide(
+                        snapshot.request_vector(placement.pod),
+                        alloc,
+                        out=np.zeros_like(alloc),
+                        where=alloc > 0,
+                    )
+                    snapshot.utilisation[row] = np.nan_to_num(snapshot.utilisation[row]) + extra
 
     async def schedule_once(self) -> list[Decision]:
         """One pass: decide, then bind placements concurrently and report every outcome.
@@ -276,6 +307,7 @@ class Scheduler:
             "score": None if d.score is None else round(d.score, 2),
             "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],
             "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
+            "metrics": self.metrics_status,
             "at": round(self.clock(), 3),
         }
 

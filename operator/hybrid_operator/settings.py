@@ -39,6 +39,14 @@ class OperatorSettings:
     initial_backoff_s: float = 1.0
     #: Longest retry delay, seconds. Default 10 (kube-scheduler's).
     max_backoff_s: float = 10.0
+    #: Prometheus base URL for live utilisation; None schedules on requests alone.
+    prometheus_url: str | None = None
+    #: Seconds between utilisation refreshes. Default 15.
+    metrics_refresh_s: float = 15.0
+    #: Samples older than this many seconds are ignored. Default 120.
+    metrics_staleness_s: float = 120.0
+    #: Seconds one Prometheus query may take. Default 5.
+    metrics_timeout_s: float = 5.0
     #: Kubeconfig file; None uses ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
     kubeconfig: str | None = None
     #: Seed of the random tie-breaking between equally good nodes. Default 0.
@@ -58,6 +66,9 @@ class OperatorSettings:
             ("default_weight", self.default_weight, 1e-9),
             ("initial_backoff_s", self.initial_backoff_s, 0.0),
             ("max_backoff_s", self.max_backoff_s, self.initial_backoff_s),
+            ("metrics_refresh_s", self.metrics_refresh_s, 0.1),
+            ("metrics_staleness_s", self.metrics_staleness_s, 0.0),
+            ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
         ]
         for name, value, minimum in checks:
             if not math.isfinite(value) or value < minimum:

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from hybrid_operator.devcluster import pki
-from hybrid_operator.devcluster.promql import utilisation_queries
 from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+from hybrid_operator.promql import utilisation_queries
 
 pytestmark = pytest.mark.e2e
 CPU_RATE_WINDOW = "20s"

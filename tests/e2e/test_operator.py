@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,14 @@ pytestmark = pytest.mark.e2e
 SCHEDULER = "hybrid-scheduler"
 
 
-@pytest.fixture(scope="module")
-def operator_log(
-    dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
+@contextmanager
+def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterator[Path]:
+    """The operator as its own process against the dev cluster, stopped afterwards."""
     kubeconfig = str(dev_cluster.settings.kubeconfig)
+    command = [sys.executable, "-m", "hybrid_operator.cli", "run", "--kubeconfig", kubeconfig]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hybrid_operator.cli",
-                "run",
-                "--kubeconfig",
-                kubeconfig,
-                "--batch-interval",
-                "0.5",
-            ],
+            [*command, "--batch-interval", "0.5", *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -54,6 +45,64 @@ def operator_log(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def operator_log(
+    dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(dev_cluster, log) as running:
+        yield running
+
+
+def _decision(api: Any, pods: str, name: str) -> dict[str, Any]:
+    raw = wait_for(
+        f"the decision record on {name}",
+        lambda: (api.get(f"{pods}/{name}")["metadata"].get("annotations") or {}).get(
+            "hybrid-scheduler.io/decision"
+        ),
+        30,
+    )
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("prometheus", "expected"),
+    [("live", "live"), ("http://127.0.0.1:1", "unavailable")],
+)
+def test_live_utilisation_from_prometheus_and_the_fallback(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path, prometheus: str, expected: str
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    url = dev_cluster.settings.prometheus_url if prometheus == "live" else prometheus
+    name = f"hybrid-scheduler-{expected}"
+    args = (
+        "--scheduler-name",
+        name,
+        "--policy",
+        "load-aware",
+        "--prometheus-url",
+        url,
+        "--metrics-refresh",
+        "2",
+    )
+    with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
+        wait_for(
+            "a metrics refresh", lambda: f"Prometheus: {expected}" in log.read_text() or None, 30
+        )
+        api.create(
+            pods,
+            training_pod(
+                "measured", gpus=1, cpu="1", memory="1Gi", runtime="2s", scheduler_name=name
+            ),
+        )
+        record = _decision(api, pods, "measured")
+    assert record["policy"] == "load-aware"
+    assert record["metrics"].startswith(expected)
+    assert record["node"] == api.get(f"{pods}/measured")["spec"]["nodeName"]
 
 
 def _events(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:

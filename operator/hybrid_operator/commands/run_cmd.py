@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--default-weight", type=float, default=1.0, help="weight of namespaces without one"
     )
+    p.add_argument("--prometheus-url", help="Prometheus for live utilisation (default: none)")
+    p.add_argument("--metrics-refresh", type=float, default=15.0, help="seconds between refreshes")
+    p.add_argument("--metrics-staleness", type=float, default=120.0, help="ignore older samples")
     p.add_argument("--seed", type=int, default=0, help="seed of random tie-breaking")
     p.add_argument("--verbose", action="store_true", help="log every decision")
     p.set_defaults(handler=run)
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         default_weight=args.default_weight,
         kubeconfig=args.kubeconfig,
         seed=args.seed,
+        prometheus_url=args.prometheus_url,
+        metrics_refresh_s=args.metrics_refresh,
+        metrics_staleness_s=args.metrics_staleness,
     )
     try:
         settings.validate()
@@ -86,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigException, OSError) as exc:
         print(f"hybrid-scheduler run: cannot load the kubeconfig: {exc}", file=sys.stderr)
         return 2
-    scheduler = Scheduler(settings, KubeApi(api_client, socket.gethostname()))
+    collector = None
+    if settings.prometheus_url:
+        from hybrid_operator.utilisation import UtilisationCollector, connect
+
+        collector = UtilisationCollector(
+            connect(settings.prometheus_url, settings.metrics_timeout_s),
+            staleness_s=settings.metrics_staleness_s,
+        )
+    scheduler = Scheduler(settings, KubeApi(api_client, socket.gethostname()), collector=collector)
     try:
         asyncio.run(run_operator(scheduler, api_client, settings.kubeconfig))
     except KeyboardInterrupt:

@@ -208,3 +208,29 @@ def test_settings_are_validated() -> None:
         SettingsError, match=r"batch_interval_s: must be a number >= 0.01 \(got 0\)"
     ):
         OperatorSettings(batch_interval_s=0).validate()
+
+
+def test_metrics_count_attempts_latency_shares_and_fairness() -> None:
+    from prometheus_client import generate_latest
+
+    clock = [1795514400.0 + 30.0]
+    scheduler, _ = _scheduler(clock)
+    scheduler.on_namespace(
+        None, {"metadata": {"name": "team-b", "annotations": {"hybrid-scheduler.io/weight": "2"}}}
+    )
+    first = _pod("a", gpus=4)
+    first["metadata"]["creationTimestamp"] = "2026-11-24T10:00:00Z"
+    scheduler.on_pod(None, first)
+    scheduler.on_pod(None, _pod("b", gpus=4, ns="team-b"))
+    scheduler.on_pod(None, _pod("huge", gpus=16))
+    asyncio.run(scheduler.schedule_once())
+    text = generate_latest(scheduler.metrics.registry).decode()
+    assert 'hybrid_scheduler_schedule_attempts_total{result="bound"} 2.0' in text
+    assert 'hybrid_scheduler_schedule_attempts_total{result="unschedulable"} 1.0' in text
+    assert "hybrid_scheduler_pending_to_bound_seconds_count 1.0" in text
+    assert 'hybrid_scheduler_pending_to_bound_seconds_bucket{le="30.0"} 1.0' in text
+    # team-a holds 4 of 16 GPUs with weight 1, team-b 4 of 16 with weight 2
+    assert 'hybrid_scheduler_namespace_share{namespace="team-a"} 0.25' in text
+    assert 'hybrid_scheduler_namespace_share{namespace="team-b"} 0.125' in text
+    assert "hybrid_scheduler_jain_index 0.9" in text
+    assert "hybrid_scheduler_pending_pods 3.0" in text

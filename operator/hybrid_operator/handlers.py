@@ -73,6 +73,11 @@ async def run_operator(
     await asyncio.to_thread(prime, scheduler, api_client)
     stop = asyncio.Event()
     registry = build_registry(scheduler)
+    runner = None
+    if scheduler.settings.http_port:
+        runner = await scheduler.metrics.serve(
+            scheduler.settings.http_host, scheduler.settings.http_port
+        )
     tasks = [asyncio.create_task(scheduler.run_forever(stop))]
     if scheduler.collector is not None:
         refresh = scheduler.settings.metrics_refresh_s
@@ -82,3 +87,5 @@ async def run_operator(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        if runner is not None:
+            await runner.cleanup()

@@ -24,6 +24,7 @@ from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.k8s.convert import Body, pending_pod
 from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.utilisation import UtilisationCollector
 from hybrid_policy.domain import PendingPod
@@ -103,6 +104,7 @@ class Scheduler:
         self.rng = np.random.default_rng(settings.seed)
         self.policy = build_policy(settings.policy, self.rng)
         self.counters = Counters()
+        self.metrics = OperatorMetrics()
 
     # -- watch events -------------------------------------------------------------------
 
@@ -185,11 +187,18 @@ class Scheduler:
                 self.queue.done(pod.uid)
             else:
                 fresh.append(pod)
+        self.metrics.pending.set(len(self.queue) + len(fresh))
         if not fresh:
             return []
+        started = time.perf_counter()
         snapshot = self.cache.snapshot(now)
         self._apply_metrics(snapshot, now)
         decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
+        self.metrics.batch.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(fresh))
+        self.metrics.observe_shares(snapshot)
+        if self.collector is not None and self.collector.status != "live":
+            self.metrics.fallbacks.labels(reason="metrics-unavailable").inc()
         for d in decisions:
             if d.node is not None:
                 self.cache.assume(d.pod, d.node)
@@ -249,6 +258,7 @@ class Scheduler:
         pod = d.pod
         if d.node is None:
             self.counters.unschedulable += 1
+            self.metrics.attempts.labels(result="unschedulable").inc()
             self.queue.park(pod.uid, self.clock())
             message = d.status.message
             await self._call(
@@ -265,8 +275,11 @@ class Scheduler:
         result = await asyncio.to_thread(self.api.bind, pod, d.node)
         attempts = self.counters.bind_attempts
         attempts[result.outcome] = attempts.get(result.outcome, 0) + 1
+        self.metrics.attempts.labels(result=result.outcome.value).inc()
         if result.outcome is BindOutcome.BOUND:
             self.counters.bound += 1
+            if pod.created_at_s > 0:
+                self.metrics.latency.observe(max(self.clock() - pod.created_at_s, 0.0))
             self.queue.done(pod.uid)
             share = "n/a" if d.namespace_share is None else f"{d.namespace_share:.3f}"
             score = "n/a" if d.score is None else f"{d.score:.1f}"
@@ -319,6 +332,7 @@ class Scheduler:
                 await self.schedule_once()
             except Exception:  # one bad pass must not end scheduling
                 log.exception("scheduling pass failed")
+            self.metrics.ready = True
             pause = max(self.settings.batch_interval_s - (time.perf_counter() - started), 0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)

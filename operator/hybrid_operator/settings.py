@@ -47,6 +47,10 @@ class OperatorSettings:
     metrics_staleness_s: float = 120.0
     #: Seconds one Prometheus query may take. Default 5.
     metrics_timeout_s: float = 5.0
+    #: Port of /metrics, /healthz and /readyz on ``http_host``; 0 turns them off. Default 8080.
+    http_port: int = 8080
+    #: Address the HTTP endpoints listen on. Default 0.0.0.0 (all interfaces, as in a pod).
+    http_host: str = "0.0.0.0"
     #: Kubeconfig file; None uses ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
     kubeconfig: str | None = None
     #: Seed of the random tie-breaking between equally good nodes. Default 0.
@@ -70,6 +74,10 @@ class OperatorSettings:
             ("metrics_staleness_s", self.metrics_staleness_s, 0.0),
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
         ]
+        if not 0 <= self.http_port <= 65535:
+            raise SettingsError(
+                f"http_port: must be 0 (off) or a port number (got {self.http_port})"
+            )
         for name, value, minimum in checks:
             if not math.isfinite(value) or value < minimum:
                 raise SettingsError(f"{name}: must be a number >= {minimum:g} (got {value!r})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
 
@@ -47,12 +49,23 @@ def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterato
             process.wait()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+HTTP_PORT = _free_port()
+
+
 @pytest.fixture(scope="module")
 def operator_log(
     dev_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(dev_cluster, log) as running:
+    args = ("--http-host", "127.0.0.1", "--http-port", str(HTTP_PORT))
+    with running_operator(dev_cluster, log, *args) as running:
         yield running
 
 
@@ -88,6 +101,8 @@ def test_live_utilisation_from_prometheus_and_the_fallback(
         url,
         "--metrics-refresh",
         "2",
+        "--http-port",
+        "0",
     )
     with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
         wait_for(
@@ -294,3 +309,26 @@ def test_explain_prints_the_decision(
     )
     assert missing.returncode == 1
     assert "404" in missing.stderr
+
+
+def test_metrics_liveness_and_readiness(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    api.create(
+        pods,
+        training_pod(
+            "counted", gpus=1, cpu="1", memory="1Gi", runtime="1s", scheduler_name=SCHEDULER
+        ),
+    )
+    wait_for("the pod to be bound", lambda: api.get(f"{pods}/counted")["spec"].get("nodeName"), 30)
+    base = f"http://127.0.0.1:{HTTP_PORT}"
+    session = requests.Session()
+    session.trust_env = False
+    assert session.get(f"{base}/healthz", timeout=5).status_code == 200
+    assert session.get(f"{base}/readyz", timeout=5).status_code == 200
+    text = session.get(f"{base}/metrics", timeout=5).text
+    assert 'hybrid_scheduler_schedule_attempts_total{result="bound"}' in text
+    assert "hybrid_scheduler_pending_to_bound_seconds_count" in text
+    assert "hybrid_scheduler_jain_index" in text

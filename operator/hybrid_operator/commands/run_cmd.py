@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--prometheus-url", help="Prometheus for live utilisation (default: none)")
     p.add_argument("--metrics-refresh", type=float, default=15.0, help="seconds between refreshes")
     p.add_argument("--metrics-staleness", type=float, default=120.0, help="ignore older samples")
+    p.add_argument(
+        "--http-port", type=int, default=8080, help="/metrics, /healthz, /readyz (0: off)"
+    )
+    p.add_argument("--http-host", default="0.0.0.0", help="address for the HTTP endpoints")
     p.add_argument("--seed", type=int, default=0, help="seed of random tie-breaking")
     p.add_argument("--verbose", action="store_true", help="log every decision")
     p.set_defaults(handler=run)
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         default_weight=args.default_weight,
         kubeconfig=args.kubeconfig,
         seed=args.seed,
+        http_port=args.http_port,
+        http_host=args.http_host,
         prometheus_url=args.prometheus_url,
         metrics_refresh_s=args.metrics_refresh,
         metrics_staleness_s=args.metrics_staleness,

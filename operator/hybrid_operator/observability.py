@@ -1,0 +1,113 @@
+"""The operator's own metrics, liveness and readiness, served over HTTP.
+
+``/metrics`` (Prometheus text format) counts scheduling attempts by result, times
+pending-to-bound latency, passes and their sizes, tracks pending pods, fallbacks by
+reason, each namespace's weighted GPU share and Jain's index over them, and the age of the
+utilisation metrics. ``/healthz`` answers while the event loop runs; ``/readyz`` once the
+cluster has been listed and the first pass has run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.report.fairness import jain_index
+from hybrid_policy.resources import GPU
+
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class OperatorMetrics:
+    """Everything ``/metrics`` exposes, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.attempts = Counter(
+            "hybrid_scheduler_schedule_attempts", "Pods tried, by result.", ["result"], registry=r
+        )
+        self.latency = Histogram(
+            "hybrid_scheduler_pending_to_bound_seconds",
+            "From pod creation to a successful binding.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.pending = Gauge(
+            "hybrid_scheduler_pending_pods", "Pods waiting in the queue.", registry=r
+        )
+        self.batch = Histogram(
+            "hybrid_scheduler_batch_duration_seconds", "Time to decide one batch.", registry=r
+        )
+        self.batch_size = Histogram(
+            "hybrid_scheduler_batch_pods",
+            "Pods per batch.",
+            buckets=(1, 5, 10, 50, 100, 500, 1000),
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "hybrid_scheduler_fallbacks", "Degraded decisions, by reason.", ["reason"], registry=r
+        )
+        self.share = Gauge(
+            "hybrid_scheduler_namespace_share",
+            "Namespace GPU share of the cluster divided by its weight.",
+            ["namespace"],
+            registry=r,
+        )
+        self.jain = Gauge(
+            "hybrid_scheduler_jain_index",
+            "Jain's index over weighted namespace shares.",
+            registry=r,
+        )
+        self.staleness = Gauge(
+            "hybrid_scheduler_metrics_staleness_seconds",
+            "Age of the oldest utilisation sample in use (-1: none).",
+            registry=r,
+        )
+        self.ready = False
+
+    def observe_shares(self, snapshot: ClusterSnapshot) -> None:
+        """Weighted GPU shares of the namespaces that hold GPUs, and Jain's index."""
+        gpu = snapshot.index[GPU]
+        total = float(snapshot.total_allocatable[gpu])
+        shares = []
+        for namespace, allocated in snapshot.namespace_allocated.items():
+            if allocated[gpu] <= 0 or total <= 0:
+                continue
+            share = float(allocated[gpu]) / total / snapshot.weight_of(namespace)
+            self.share.labels(namespace=namespace).set(share)
+            shares.append(share)
+        self.jain.set(jain_index(shares))
+        ages = snapshot.utilisation_age_s[np.isfinite(snapshot.utilisation_age_s)]
+        self.staleness.set(float(ages.max()) if ages.size else -1.0)
+
+    def app(self) -> web.Application:
+        """The HTTP endpoints."""
+
+        async def metrics(_: web.Request) -> web.Response:
+            body = generate_latest(self.registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def readyz(_: web.Request) -> web.Response:
+            return web.Response(
+                text="ok" if self.ready else "not ready", status=200 if self.ready else 503
+            )
+
+        application = web.Application()
+        application.add_routes(
+            [web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)]
+        )
+        return application
+
+    async def serve(self, host: str, port: int) -> web.AppRunner:
+        """Start serving; the caller cleans the returned runner up."""
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner

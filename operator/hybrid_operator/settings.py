@@ -51,6 +51,9 @@ class OperatorSettings:
     http_port: int = 8080
     #: Address the HTTP endpoints listen on. Default 0.0.0.0 (all interfaces, as in a pod).
     http_host: str = "0.0.0.0"
+    #: PromQL per resource (``cpu``, ``memory``, ``gpu``) giving per-node utilisation in
+    #: 0..1; missing keys use the defaults of :mod:`hybrid_operator.promql`.
+    promql: dict[str, str] = field(default_factory=dict)
     #: Kubeconfig file; None uses ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
     kubeconfig: str | None = None
     #: Seed of the random tie-breaking between equally good nodes. Default 0.

@@ -1,20 +1,44 @@
 """``hybrid-scheduler run``: the operator, scheduling pods that name it.
 
-Settings come from flags; impossible values stop with one line naming the setting and
-the value (exit 2).
+Settings come from ``--config FILE`` (the Helm chart's ConfigMap) and from flags, which
+win over the file. Impossible values stop the command with one line naming the setting
+and the value (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
-from hybrid_operator.settings import DEFAULT_SCHEDULER_NAME, OperatorSettings, SettingsError
+from hybrid_operator.settings import OperatorSettings, SettingsError
 from hybrid_policy.policies import policy_names
+
+#: Flag -> (settings field, type, help). Every flag defaults to "not given".
+FLAGS: list[tuple[str, str, type, str]] = [
+    ("--kubeconfig", "kubeconfig", str, "kubeconfig file (default: $KUBECONFIG or in-cluster)"),
+    (
+        "--scheduler-name",
+        "scheduler_name",
+        str,
+        "spec.schedulerName of our pods (hybrid-scheduler)",
+    ),
+    ("--policy", "policy", str, f"one of {', '.join(policy_names())} (kube-default)"),
+    ("--batch-interval", "batch_interval_s", float, "seconds between passes (1)"),
+    ("--batch-size", "batch_size", int, "most pods per pass (500)"),
+    ("--default-weight", "default_weight", float, "weight of namespaces without one (1)"),
+    ("--prometheus-url", "prometheus_url", str, "Prometheus for live utilisation (none)"),
+    ("--metrics-refresh", "metrics_refresh_s", float, "seconds between refreshes (15)"),
+    ("--metrics-staleness", "metrics_staleness_s", float, "ignore older samples, seconds (120)"),
+    ("--http-port", "http_port", int, "/metrics, /healthz, /readyz; 0 turns them off (8080)"),
+    ("--http-host", "http_host", str, "address of the HTTP endpoints (0.0.0.0)"),
+    ("--seed", "seed", int, "seed of random tie-breaking (0)"),
+]
 
 
 def register(subparsers: Any) -> None:
@@ -22,60 +46,38 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "run", help="run the scheduler against a cluster", description=__doc__
     )
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or in-cluster)")
+    p.add_argument("--config", type=Path, help="settings file (YAML)")
     scope = p.add_mutually_exclusive_group()
     scope.add_argument(
-        "--all-namespaces", action="store_true", help="schedule in every namespace (default)"
+        "--all-namespaces", action="store_true", help="schedule everywhere (default)"
     )
     scope.add_argument(
-        "--namespace",
-        action="append",
-        default=[],
-        metavar="NS",
-        help="schedule only in NS (repeatable)",
+        "--namespace", action="append", metavar="NS", help="schedule only in NS (repeatable)"
     )
-    p.add_argument(
-        "--scheduler-name", default=DEFAULT_SCHEDULER_NAME, help="spec.schedulerName of our pods"
-    )
-    p.add_argument("--policy", default="kube-default", help=f"one of {', '.join(policy_names())}")
-    p.add_argument(
-        "--batch-interval", type=float, default=1.0, help="seconds between passes (default 1)"
-    )
-    p.add_argument("--batch-size", type=int, default=500, help="most pods per pass (default 500)")
-    p.add_argument(
-        "--default-weight", type=float, default=1.0, help="weight of namespaces without one"
-    )
-    p.add_argument("--prometheus-url", help="Prometheus for live utilisation (default: none)")
-    p.add_argument("--metrics-refresh", type=float, default=15.0, help="seconds between refreshes")
-    p.add_argument("--metrics-staleness", type=float, default=120.0, help="ignore older samples")
-    p.add_argument(
-        "--http-port", type=int, default=8080, help="/metrics, /healthz, /readyz (0: off)"
-    )
-    p.add_argument("--http-host", default="0.0.0.0", help="address for the HTTP endpoints")
-    p.add_argument("--seed", type=int, default=0, help="seed of random tie-breaking")
-    p.add_argument("--verbose", action="store_true", help="log every decision")
+    for flag, _, kind, text in FLAGS:
+        p.add_argument(flag, type=kind, default=None, help=text)
+    p.add_argument("--verbose", action="store_true", help="log every watch event")
     p.set_defaults(handler=run)
+
+
+def settings_from(args: argparse.Namespace) -> OperatorSettings:
+    """The file's settings (or the defaults) with every given flag on top, validated."""
+    from hybrid_operator.settings_file import load_settings
+
+    settings = load_settings(args.config) if args.config else OperatorSettings()
+    given = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in FLAGS}
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if args.namespace:
+        changes["namespaces"] = list(args.namespace)
+    elif args.all_namespaces:
+        changes["namespaces"] = []
+    return dataclasses.replace(settings, **changes).validate()
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate the settings, connect, and run until interrupted."""
-    settings = OperatorSettings(
-        scheduler_name=args.scheduler_name,
-        namespaces=list(args.namespace),
-        policy=args.policy,
-        batch_interval_s=args.batch_interval,
-        batch_size=args.batch_size,
-        default_weight=args.default_weight,
-        kubeconfig=args.kubeconfig,
-        seed=args.seed,
-        http_port=args.http_port,
-        http_host=args.http_host,
-        prometheus_url=args.prometheus_url,
-        metrics_refresh_s=args.metrics_refresh,
-        metrics_staleness_s=args.metrics_staleness,
-    )
     try:
-        settings.validate()
+        settings = settings_from(args)
     except SettingsError as exc:
         print(f"hybrid-scheduler run: {exc}", file=sys.stderr)
         return 2
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
     from hybrid_operator.handlers import run_operator
     from hybrid_operator.k8s.api import KubeApi, load_client
+    from hybrid_operator.promql import utilisation_queries
     from hybrid_operator.scheduler import Scheduler
+    from hybrid_operator.utilisation import UtilisationCollector, connect
 
     try:
         api_client = load_client(settings.kubeconfig)
@@ -100,10 +104,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     collector = None
     if settings.prometheus_url:
-        from hybrid_operator.utilisation import UtilisationCollector, connect
-
         collector = UtilisationCollector(
             connect(settings.prometheus_url, settings.metrics_timeout_s),
+            queries={**utilisation_queries(), **settings.promql},
             staleness_s=settings.metrics_staleness_s,
         )
     scheduler = Scheduler(settings, KubeApi(api_client, socket.gethostname()), collector=collector)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from hybrid_policy.domain import NodeInfo, PendingPod, Taint, Toleration
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
@@ -57,3 +58,41 @@ def make_pod(
         tolerations=tolerations,
         node_selector=dict(node_selector or {}),
     )
+
+
+def k8s_node(name: str, gpus: int = 8) -> dict[str, Any]:
+    """A Ready node object as the API server returns it."""
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "allocatable": {
+                "cpu": "64",
+                "memory": "512Gi",
+                "nvidia.com/gpu": str(gpus),
+                "pods": "110",
+            },
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def k8s_pod(
+    name: str,
+    gpus: int = 1,
+    node: str | None = None,
+    phase: str = "Pending",
+    scheduler: str = "hybrid-scheduler",
+    ns: str = "team-a",
+) -> dict[str, Any]:
+    """A pod object requesting ``gpus`` GPUs and one CPU, optionally bound to ``node``."""
+    spec: dict[str, Any] = {
+        "schedulerName": scheduler,
+        "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"}}}],
+    }
+    if node:
+        spec["nodeName"] = node
+    return {
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
+        "spec": spec,
+        "status": {"phase": phase},
+    }

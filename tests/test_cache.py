@@ -1,42 +1,7 @@
-from typing import Any
 
+from builders import k8s_node, k8s_pod
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.k8s.convert import pending_pod
-
-
-def _node(name: str, gpus: int = 8) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "status": {
-            "allocatable": {
-                "cpu": "64",
-                "memory": "512Gi",
-                "nvidia.com/gpu": str(gpus),
-                "pods": "110",
-            },
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
-def _pod(
-    name: str,
-    gpus: int,
-    node: str | None = None,
-    phase: str = "Pending",
-    scheduler: str = "default-scheduler",
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "schedulerName": scheduler,
-        "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"}}}],
-    }
-    if node:
-        spec["nodeName"] = node
-    return {
-        "metadata": {"name": name, "namespace": "team-a", "uid": f"uid-{name}"},
-        "spec": spec,
-        "status": {"phase": phase},
-    }
 
 
 def _gpus_on(cache: ClusterCache, node: str) -> float:
@@ -46,35 +11,35 @@ def _gpus_on(cache: ClusterCache, node: str) -> float:
 
 def test_pods_of_every_scheduler_are_counted_and_terminal_pods_are_not() -> None:
     cache = ClusterCache()
-    cache.upsert_node(_node("n1"))
-    cache.upsert_pod(_pod("by-default", 2, node="n1", phase="Running"))
-    cache.upsert_pod(_pod("finished", 4, node="n1", phase="Succeeded"))
-    cache.upsert_pod(_pod("pending", 4))
+    cache.upsert_node(k8s_node("n1"))
+    cache.upsert_pod(k8s_pod("by-default", 2, node="n1", phase="Running"))
+    cache.upsert_pod(k8s_pod("finished", 4, node="n1", phase="Succeeded"))
+    cache.upsert_pod(k8s_pod("pending", 4))
     assert _gpus_on(cache, "n1") == 2.0
 
 
 def test_an_assumed_pod_is_counted_once_when_its_binding_shows_up() -> None:
     cache = ClusterCache()
-    cache.upsert_node(_node("n1"))
-    body = _pod("ours", 3, scheduler="hybrid-scheduler")
+    cache.upsert_node(k8s_node("n1"))
+    body = k8s_pod("ours", 3, scheduler="hybrid-scheduler")
     pod, _ = pending_pod(body)
     cache.assume(pod, "n1")
     assert cache.is_placed(pod.uid)
     assert _gpus_on(cache, "n1") == 3.0
-    cache.upsert_pod(_pod("ours", 3, node="n1", phase="Pending", scheduler="hybrid-scheduler"))
+    cache.upsert_pod(k8s_pod("ours", 3, node="n1", phase="Pending", scheduler="hybrid-scheduler"))
     assert _gpus_on(cache, "n1") == 3.0
     assert pod.uid not in cache.assumed
-    cache.upsert_pod(_pod("ours", 3, node="n1", phase="Succeeded", scheduler="hybrid-scheduler"))
+    cache.upsert_pod(k8s_pod("ours", 3, node="n1", phase="Succeeded", scheduler="hybrid-scheduler"))
     assert _gpus_on(cache, "n1") == 0.0
     assert not cache.is_placed(pod.uid)
 
 
 def test_forget_and_node_deletion_release_assumptions() -> None:
     cache = ClusterCache()
-    cache.upsert_node(_node("n1"))
-    cache.upsert_node(_node("n2"))
-    a, _ = pending_pod(_pod("a", 1))
-    b, _ = pending_pod(_pod("b", 1))
+    cache.upsert_node(k8s_node("n1"))
+    cache.upsert_node(k8s_node("n2"))
+    a, _ = pending_pod(k8s_pod("a", 1))
+    b, _ = pending_pod(k8s_pod("b", 1))
     cache.assume(a, "n1")
     cache.assume(b, "n2")
     cache.forget(a.uid)
@@ -86,9 +51,9 @@ def test_forget_and_node_deletion_release_assumptions() -> None:
 
 def test_pods_on_unknown_nodes_wait_for_the_node() -> None:
     cache = ClusterCache()
-    cache.upsert_pod(_pod("early", 2, node="late-node", phase="Running"))
+    cache.upsert_pod(k8s_pod("early", 2, node="late-node", phase="Running"))
     assert len(cache.snapshot()) == 0
-    cache.upsert_node(_node("late-node"))
+    cache.upsert_node(k8s_node("late-node"))
     assert _gpus_on(cache, "late-node") == 2.0
 
 

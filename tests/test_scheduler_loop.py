@@ -3,6 +3,7 @@ from typing import Any
 
 import pytest
 
+from builders import k8s_node, k8s_pod
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
 from hybrid_operator.settings import OperatorSettings, SettingsError
@@ -33,56 +34,21 @@ class FakeApi:
         self.annotations[pod.key] = {key: record}
 
 
-def _node(name: str, gpus: int = 8) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "status": {
-            "allocatable": {
-                "cpu": "64",
-                "memory": "512Gi",
-                "nvidia.com/gpu": str(gpus),
-                "pods": "110",
-            },
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
-def _pod(
-    name: str,
-    gpus: int = 1,
-    node: str | None = None,
-    scheduler: str = "hybrid-scheduler",
-    ns: str = "team-a",
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "schedulerName": scheduler,
-        "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"}}}],
-    }
-    if node:
-        spec["nodeName"] = node
-    return {
-        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
-        "spec": spec,
-        "status": {"phase": "Pending"},
-    }
-
-
 def _scheduler(clock: list[float] | None = None) -> tuple[Scheduler, FakeApi]:
     api = FakeApi()
     t = clock if clock is not None else [1000.0]
     scheduler = Scheduler(
         OperatorSettings(initial_backoff_s=1.0, max_backoff_s=4.0), api, clock=lambda: t[0]
     )
-    scheduler.on_node(None, _node("n1"))
-    scheduler.on_node(None, _node("n2"))
+    scheduler.on_node(None, k8s_node("n1"))
+    scheduler.on_node(None, k8s_node("n2"))
     return scheduler, api
 
 
 def test_pods_of_ours_are_bound_with_an_event_and_a_decision_record() -> None:
     scheduler, api = _scheduler()
-    scheduler.on_pod(None, _pod("a"))
-    scheduler.on_pod(None, _pod("other", scheduler="default-scheduler"))
+    scheduler.on_pod(None, k8s_pod("a"))
+    scheduler.on_pod(None, k8s_pod("other", scheduler="default-scheduler"))
     asyncio.run(scheduler.schedule_once())
     assert [key for key, _ in api.binds] == ["team-a/a"]
     (name, reason, message, warning) = api.events[0]
@@ -97,13 +63,13 @@ def test_pods_of_ours_are_bound_with_an_event_and_a_decision_record() -> None:
 
 def test_a_pod_is_never_bound_twice() -> None:
     scheduler, api = _scheduler()
-    scheduler.on_pod(None, _pod("a"))
-    scheduler.on_pod("MODIFIED", _pod("a"))  # duplicate event before the pass
+    scheduler.on_pod(None, k8s_pod("a"))
+    scheduler.on_pod("MODIFIED", k8s_pod("a"))  # duplicate event before the pass
     asyncio.run(scheduler.schedule_once())
-    scheduler.on_pod("MODIFIED", _pod("a"))  # the watch has not shown the binding yet
+    scheduler.on_pod("MODIFIED", k8s_pod("a"))  # the watch has not shown the binding yet
     asyncio.run(scheduler.schedule_once())
     node = api.binds[0][1]
-    scheduler.on_pod("MODIFIED", _pod("a", node=node))
+    scheduler.on_pod("MODIFIED", k8s_pod("a", node=node))
     asyncio.run(scheduler.schedule_once())
     assert len(api.binds) == 1
 
@@ -111,7 +77,7 @@ def test_a_pod_is_never_bound_twice() -> None:
 def test_capacity_counts_assumed_pods_between_passes() -> None:
     scheduler, api = _scheduler()
     for i in range(3):
-        scheduler.on_pod(None, _pod(f"p{i}", gpus=8))
+        scheduler.on_pod(None, k8s_pod(f"p{i}", gpus=8))
     asyncio.run(scheduler.schedule_once())
     assert len(api.binds) == 2
     assert api.unschedulable == ["team-a/p2"]
@@ -123,12 +89,12 @@ def test_capacity_counts_assumed_pods_between_passes() -> None:
 def test_unschedulable_pods_back_off_then_retry_when_capacity_frees() -> None:
     clock = [1000.0]
     scheduler, api = _scheduler(clock)
-    scheduler.on_pod(None, _pod("big1", gpus=8, node="n1"))
-    scheduler.on_pod(None, _pod("big2", gpus=8, node="n2"))
-    scheduler.on_pod(None, _pod("waiting", gpus=4))
+    scheduler.on_pod(None, k8s_pod("big1", gpus=8, node="n1"))
+    scheduler.on_pod(None, k8s_pod("big2", gpus=8, node="n2"))
+    scheduler.on_pod(None, k8s_pod("waiting", gpus=4))
     asyncio.run(scheduler.schedule_once())
     assert api.binds == []
-    finished = _pod("big1", gpus=8, node="n1")
+    finished = k8s_pod("big1", gpus=8, node="n1")
     finished["status"]["phase"] = "Succeeded"
     scheduler.on_pod("MODIFIED", finished)
     asyncio.run(scheduler.schedule_once())  # still backing off (1 s)
@@ -142,7 +108,7 @@ def test_unschedulable_pods_back_off_then_retry_when_capacity_frees() -> None:
 def test_conflicts_forget_the_reservation(outcome: BindOutcome) -> None:
     scheduler, api = _scheduler()
     api.outcomes["a"] = outcome
-    scheduler.on_pod(None, _pod("a", gpus=8))
+    scheduler.on_pod(None, k8s_pod("a", gpus=8))
     asyncio.run(scheduler.schedule_once())
     assert not scheduler.cache.is_placed("uid-a")
     assert "uid-a" not in scheduler.queue
@@ -153,7 +119,7 @@ def test_bind_errors_are_retried() -> None:
     clock = [1000.0]
     scheduler, api = _scheduler(clock)
     api.outcomes["a"] = BindOutcome.ERROR
-    scheduler.on_pod(None, _pod("a"))
+    scheduler.on_pod(None, k8s_pod("a"))
     asyncio.run(scheduler.schedule_once())
     assert not scheduler.cache.is_placed("uid-a")
     del api.outcomes["a"]
@@ -165,12 +131,12 @@ def test_bind_errors_are_retried() -> None:
 
 def test_deleted_pending_pod_and_deleted_node() -> None:
     scheduler, api = _scheduler()
-    scheduler.on_pod(None, _pod("gone"))
-    scheduler.on_pod("DELETED", _pod("gone"))
+    scheduler.on_pod(None, k8s_pod("gone"))
+    scheduler.on_pod("DELETED", k8s_pod("gone"))
     asyncio.run(scheduler.schedule_once())
     assert api.binds == []
     api.outcomes["slow"] = BindOutcome.BOUND
-    scheduler.on_pod(None, _pod("slow"))
+    scheduler.on_pod(None, k8s_pod("slow"))
     decisions = scheduler.decide()  # assumed, not yet bound
     node = decisions[0].node
     assert node is not None
@@ -191,7 +157,7 @@ def test_bad_annotations_become_events_not_crashes() -> None:
             }
         },
     )
-    bad = _pod("p")
+    bad = k8s_pod("p")
     bad["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "lots"
     scheduler.on_pod(None, bad)
     asyncio.run(scheduler.schedule_once())
@@ -218,11 +184,11 @@ def test_metrics_count_attempts_latency_shares_and_fairness() -> None:
     scheduler.on_namespace(
         None, {"metadata": {"name": "team-b", "annotations": {"hybrid-scheduler.io/weight": "2"}}}
     )
-    first = _pod("a", gpus=4)
+    first = k8s_pod("a", gpus=4)
     first["metadata"]["creationTimestamp"] = "2026-11-24T10:00:00Z"
     scheduler.on_pod(None, first)
-    scheduler.on_pod(None, _pod("b", gpus=4, ns="team-b"))
-    scheduler.on_pod(None, _pod("huge", gpus=16))
+    scheduler.on_pod(None, k8s_pod("b", gpus=4, ns="team-b"))
+    scheduler.on_pod(None, k8s_pod("huge", gpus=16))
     asyncio.run(scheduler.schedule_once())
     text = generate_latest(scheduler.metrics.registry).decode()
     assert 'hybrid_scheduler_schedule_attempts_total{result="bound"} 2.0' in text

@@ -3,6 +3,7 @@ from typing import Any
 
 import pytest
 
+from builders import k8s_node, k8s_pod
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
 from hybrid_operator.settings import OperatorSettings
@@ -85,27 +86,6 @@ class BindAll:
         self.records.append(record)
 
 
-def _node(name: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "status": {
-            "allocatable": {"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
-def _pod(name: str, gpus: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": "team-a", "uid": f"uid-{name}"},
-        "spec": {
-            "schedulerName": "hybrid-scheduler",
-            "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus)}}}],
-        },
-        "status": {"phase": "Pending"},
-    }
-
-
 def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() -> None:
     prom = FakeProm()
     now = [1000.0]
@@ -118,8 +98,8 @@ def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() ->
         OperatorSettings(policy="load-aware"), api, clock=lambda: now[0], collector=collector
     )
     for n in ("n1", "n2"):
-        scheduler.on_node(None, _node(n))
-    scheduler.on_pod(None, _pod("a", 2))
+        scheduler.on_node(None, k8s_node(n))
+    scheduler.on_pod(None, k8s_pod("a", 2))
     asyncio.run(scheduler.schedule_once())
     assert api.records[0]["node"] == "n2"
     assert api.records[0]["metrics"] == "live"
@@ -138,8 +118,8 @@ def test_scheduling_goes_on_when_prometheus_is_down() -> None:
     collector.refresh()
     api = BindAll()
     scheduler = Scheduler(OperatorSettings(policy="load-aware"), api, collector=collector)
-    scheduler.on_node(None, _node("n1"))
-    scheduler.on_pod(None, _pod("a", 1))
+    scheduler.on_node(None, k8s_node("n1"))
+    scheduler.on_pod(None, k8s_pod("a", 1))
     asyncio.run(scheduler.schedule_once())
     assert api.records[0]["node"] == "n1"
     assert api.records[0]["metrics"].startswith("unavailable (cpu: TimeoutError: timed out")

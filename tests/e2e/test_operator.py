@@ -108,16 +108,25 @@ def test_live_utilisation_from_prometheus_and_the_fallback(
         wait_for(
             "a metrics refresh", lambda: f"Prometheus: {expected}" in log.read_text() or None, 30
         )
-        api.create(
-            pods,
-            training_pod(
-                "measured", gpus=1, cpu="1", memory="1Gi", runtime="2s", scheduler_name=name
-            ),
-        )
+        _submit(api, pods, "measured", 1, scheduler=name, runtime="2s")
         record = _decision(api, pods, "measured")
     assert record["policy"] == "load-aware"
     assert record["metrics"].startswith(expected)
     assert record["node"] == api.get(f"{pods}/measured")["spec"]["nodeName"]
+
+
+def _submit(
+    api: Any, pods: str, name: str, gpus: int, scheduler: str = SCHEDULER, **kw: str
+) -> None:
+    spec = {"cpu": "1", "memory": "1Gi", "runtime": "1s", **kw}
+    api.create(pods, training_pod(name, gpus=gpus, scheduler_name=scheduler, **spec))
+
+
+def _bound_node(api: Any, pods: str, name: str) -> str:
+    node: str = wait_for(
+        f"{name} to be bound", lambda: api.get(f"{pods}/{name}")["spec"].get("nodeName"), 30
+    )
+    return node
 
 
 def _events(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -138,12 +147,7 @@ def test_pods_that_name_the_operator_are_bound_and_complete_without_overcommit(
     pods = f"/api/v1/namespaces/{namespace}/pods"
     # 4 nodes x 8 GPUs: six 8-GPU pods can only run four at a time.
     for i in range(6):
-        api.create(
-            pods,
-            training_pod(
-                f"train-{i}", gpus=8, cpu="4", memory="32Gi", runtime="3s", scheduler_name=SCHEDULER
-            ),
-        )
+        _submit(api, pods, f"train-{i}", 8, cpu="4", memory="32Gi", runtime="3s")
     nodes_seen: dict[str, set[str]] = {}
     overcommit: list[str] = []
 
@@ -188,12 +192,7 @@ def test_pods_for_the_default_scheduler_are_left_alone_but_counted(
             pods,
             training_pod(f"other-{i}", gpus=8, cpu="4", memory="32Gi", runtime="60s", node=node),
         )
-    api.create(
-        pods,
-        training_pod(
-            "ours", gpus=8, cpu="4", memory="32Gi", runtime="2s", scheduler_name=SCHEDULER
-        ),
-    )
+    _submit(api, pods, "ours", 8, cpu="4", memory="32Gi", runtime="2s")
     bound = wait_for(
         "our pod to be bound", lambda: api.get(f"{pods}/ours")["spec"].get("nodeName"), 30
     )
@@ -210,12 +209,7 @@ def test_unschedulable_pods_get_failed_scheduling_and_the_condition(
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    api.create(
-        pods,
-        training_pod(
-            "too-big", gpus=16, cpu="4", memory="32Gi", runtime="2s", scheduler_name=SCHEDULER
-        ),
-    )
+    _submit(api, pods, "too-big", 16, cpu="4", memory="32Gi", runtime="2s")
 
     def failed() -> dict[str, Any] | None:
         found = [e for e in _events(api, namespace, "too-big") if e["reason"] == "FailedScheduling"]
@@ -247,13 +241,8 @@ def test_bad_namespace_weight_is_an_event_not_a_crash(
     assert "'abc'" in event["message"]
     # The operator still schedules after the bad annotation.
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    api.create(
-        pods,
-        training_pod(
-            "after", gpus=1, cpu="1", memory="1Gi", runtime="1s", scheduler_name=SCHEDULER
-        ),
-    )
-    wait_for("the pod to be bound", lambda: api.get(f"{pods}/after")["spec"].get("nodeName"), 30)
+    _submit(api, pods, "after", 1)
+    _bound_node(api, pods, "after")
 
 
 def test_explain_prints_the_decision(
@@ -261,15 +250,8 @@ def test_explain_prints_the_decision(
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    api.create(
-        pods,
-        training_pod(
-            "explained", gpus=2, cpu="2", memory="8Gi", runtime="1s", scheduler_name=SCHEDULER
-        ),
-    )
-    node = wait_for(
-        "the pod to be bound", lambda: api.get(f"{pods}/explained")["spec"].get("nodeName"), 30
-    )
+    _submit(api, pods, "explained", 2, cpu="2", memory="8Gi")
+    node = _bound_node(api, pods, "explained")
     wait_for(
         "the decision record",
         lambda: (api.get(f"{pods}/explained")["metadata"].get("annotations") or {}).get(
@@ -316,13 +298,8 @@ def test_metrics_liveness_and_readiness(
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    api.create(
-        pods,
-        training_pod(
-            "counted", gpus=1, cpu="1", memory="1Gi", runtime="1s", scheduler_name=SCHEDULER
-        ),
-    )
-    wait_for("the pod to be bound", lambda: api.get(f"{pods}/counted")["spec"].get("nodeName"), 30)
+    _submit(api, pods, "counted", 1)
+    _bound_node(api, pods, "counted")
     base = f"http://127.0.0.1:{HTTP_PORT}"
     session = requests.Session()
     session.trust_env = False

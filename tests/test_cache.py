@@ -1,4 +1,3 @@
-
 from builders import k8s_node, k8s_pod
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.k8s.convert import pending_pod

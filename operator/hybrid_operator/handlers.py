@@ -79,6 +79,8 @@ async def run_operator(
             scheduler.settings.http_host, scheduler.settings.http_port
         )
     tasks = [asyncio.create_task(scheduler.run_forever(stop))]
+    if scheduler.elector is not None:
+        tasks.append(asyncio.create_task(scheduler.elector.run_forever(stop)))
     if scheduler.collector is not None:
         refresh = scheduler.settings.metrics_refresh_s
         tasks.append(asyncio.create_task(scheduler.collector.run_forever(refresh, stop)))

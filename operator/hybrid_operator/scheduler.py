@@ -24,6 +24,7 @@ from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.k8s.convert import Body, pending_pod
 from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.utilisation import UtilisationCollector
@@ -94,11 +95,13 @@ class Scheduler:
         api: ClusterApi,
         clock: Callable[[], float] = time.time,
         collector: UtilisationCollector | None = None,
+        elector: LeaderElector | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self.clock = clock
         self.collector = collector
+        self.elector = elector
         self.cache = ClusterCache(settings.default_weight, clock)
         self.queue = SchedulingQueue(settings.initial_backoff_s, settings.max_backoff_s)
         self.rng = np.random.default_rng(settings.seed)
@@ -321,6 +324,7 @@ class Scheduler:
             "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],
             "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
             "metrics": self.metrics_status,
+            "instance": self.settings.identity,
             "at": round(self.clock(), 3),
         }
 
@@ -329,7 +333,8 @@ class Scheduler:
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                await self.schedule_once()
+                if self.elector is None or self.elector.is_leader:
+                    await self.schedule_once()
             except Exception:  # one bad pass must not end scheduling
                 log.exception("scheduling pass failed")
             self.metrics.ready = True

@@ -51,6 +51,16 @@ class OperatorSettings:
     http_port: int = 8080
     #: Address the HTTP endpoints listen on. Default 0.0.0.0 (all interfaces, as in a pod).
     http_host: str = "0.0.0.0"
+    #: Run passes only while holding the Lease, so that replicas can stand by. Default on.
+    leader_election: bool = True
+    #: Namespace of the Lease. Default ``default``.
+    lease_namespace: str = "default"
+    #: Name of the Lease; replicas sharing it elect one leader. Default ``hybrid-scheduler``.
+    lease_name: str = "hybrid-scheduler"
+    #: Seconds without renewal after which another replica takes over. Default 15.
+    lease_duration_s: float = 15.0
+    #: This replica's name in the Lease and in Events; empty means ``<hostname>-<pid>``.
+    identity: str = ""
     #: PromQL per resource (``cpu``, ``memory``, ``gpu``) giving per-node utilisation in
     #: 0..1; missing keys use the defaults of :mod:`hybrid_operator.promql`.
     promql: dict[str, str] = field(default_factory=dict)
@@ -76,6 +86,7 @@ class OperatorSettings:
             ("metrics_refresh_s", self.metrics_refresh_s, 0.1),
             ("metrics_staleness_s", self.metrics_staleness_s, 0.0),
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
+            ("lease_duration_s", self.lease_duration_s, 3.0),
         ]
         if not 0 <= self.http_port <= 65535:
             raise SettingsError(

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,15 @@ SCHEDULER = "hybrid-scheduler"
 @contextmanager
 def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterator[Path]:
     """The operator as its own process against the dev cluster, stopped afterwards."""
+    with operator_process(dev_cluster, log, *extra):
+        yield log
+
+
+@contextmanager
+def operator_process(
+    dev_cluster: DevCluster, log: Path, *extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator process itself (to be killed by the test if it likes)."""
     kubeconfig = str(dev_cluster.settings.kubeconfig)
     command = [sys.executable, "-m", "hybrid_operator.cli", "run", "--kubeconfig", kubeconfig]
     with log.open("w") as out:
@@ -39,9 +49,10 @@ def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterato
         wait_for(
             "the operator to list the cluster", lambda: "listed" in log.read_text() or None, 30
         )
-        yield log
+        yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -103,6 +114,8 @@ def test_live_utilisation_from_prometheus_and_the_fallback(
         "2",
         "--http-port",
         "0",
+        "--lease-name",
+        name,
     )
     with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
         wait_for(
@@ -309,3 +322,53 @@ def test_metrics_liveness_and_readiness(
     assert 'hybrid_scheduler_schedule_attempts_total{result="bound"}' in text
     assert "hybrid_scheduler_pending_to_bound_seconds_count" in text
     assert "hybrid_scheduler_jain_index" in text
+
+
+def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    name = "hybrid-scheduler-ha"
+    common = (
+        "--scheduler-name",
+        name,
+        "--lease-name",
+        name,
+        "--lease-duration",
+        "6",
+        "--http-port",
+        "0",
+    )
+    with (
+        operator_process(dev_cluster, tmp_path / "a.log", *common, "--identity", "replica-a") as a,
+        operator_process(dev_cluster, tmp_path / "b.log", *common, "--identity", "replica-b") as b,
+    ):
+        logs = {"replica-a": (a, tmp_path / "a.log"), "replica-b": (b, tmp_path / "b.log")}
+
+        def leader() -> str | None:
+            return next(
+                (who for who, (_, log) in logs.items() if f"{who} now leads" in log.read_text()),
+                None,
+            )
+
+        first = wait_for("a leader", leader, 30)
+        for i in range(3):
+            _submit(api, pods, f"before-{i}", 1, scheduler=name)
+        records = [_decision(api, pods, f"before-{i}") for i in range(3)]
+        assert {r["instance"] for r in records} == {first}
+        process = logs[first][0]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        killed = time.monotonic()
+        for i in range(3):
+            _submit(api, pods, f"after-{i}", 1, scheduler=name)
+        for i in range(3):
+            _bound_node(api, pods, f"after-{i}")
+        takeover_s = time.monotonic() - killed
+        records = [_decision(api, pods, f"after-{i}") for i in range(3)]
+        assert {r["instance"] for r in records} == set(logs) - {first}
+        assert takeover_s < 30.0
+    for pod in [f"before-{i}" for i in range(3)] + [f"after-{i}" for i in range(3)]:
+        scheduled = [e for e in _events(api, namespace, pod) if e["reason"] == "Scheduled"]
+        assert len(scheduled) == 1, pod

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -38,6 +39,10 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--http-port", "http_port", int, "/metrics, /healthz, /readyz; 0 turns them off (8080)"),
     ("--http-host", "http_host", str, "address of the HTTP endpoints (0.0.0.0)"),
     ("--seed", "seed", int, "seed of random tie-breaking (0)"),
+    ("--lease-namespace", "lease_namespace", str, "namespace of the leader Lease (default)"),
+    ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
+    ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
+    ("--identity", "identity", str, "this replica's name (<hostname>-<pid>)"),
 ]
 
 
@@ -56,6 +61,13 @@ def register(subparsers: Any) -> None:
     )
     for flag, _, kind, text in FLAGS:
         p.add_argument(flag, type=kind, default=None, help=text)
+    p.add_argument(
+        "--no-leader-election",
+        dest="leader_election",
+        action="store_false",
+        default=None,
+        help="schedule without holding the Lease (a single replica only)",
+    )
     p.add_argument("--verbose", action="store_true", help="log every watch event")
     p.set_defaults(handler=run)
 
@@ -66,12 +78,16 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
 
     settings = load_settings(args.config) if args.config else OperatorSettings()
     given = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in FLAGS}
+    given["leader_election"] = args.leader_election
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.namespace:
         changes["namespaces"] = list(args.namespace)
     elif args.all_namespaces:
         changes["namespaces"] = []
-    return dataclasses.replace(settings, **changes).validate()
+    merged = dataclasses.replace(settings, **changes)
+    if not merged.identity:
+        merged.identity = f"{socket.gethostname()}-{os.getpid()}"
+    return merged.validate()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hybrid_operator.handlers import run_operator
     from hybrid_operator.k8s.api import KubeApi, load_client
+    from hybrid_operator.leader import LeaderElector
     from hybrid_operator.promql import utilisation_queries
     from hybrid_operator.scheduler import Scheduler
     from hybrid_operator.utilisation import UtilisationCollector, connect
@@ -109,7 +126,17 @@ def run(args: argparse.Namespace) -> int:
             queries={**utilisation_queries(), **settings.promql},
             staleness_s=settings.metrics_staleness_s,
         )
-    scheduler = Scheduler(settings, KubeApi(api_client, socket.gethostname()), collector=collector)
+    elector = None
+    if settings.leader_election:
+        elector = LeaderElector(
+            api_client,
+            settings.identity,
+            settings.lease_namespace,
+            settings.lease_name,
+            settings.lease_duration_s,
+        )
+    api = KubeApi(api_client, settings.identity)
+    scheduler = Scheduler(settings, api, collector=collector, elector=elector)
     try:
         asyncio.run(run_operator(scheduler, api_client, settings.kubeconfig))
     except KeyboardInterrupt:

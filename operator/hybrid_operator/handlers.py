@@ -18,6 +18,7 @@ import kopf
 from kubernetes import client
 
 from hybrid_operator.scheduler import Scheduler
+from hybrid_operator.webhook import WEBHOOK_NAME, register_webhook, webhook_server
 
 log = logging.getLogger("hybrid_scheduler")
 
@@ -34,6 +35,12 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        if scheduler.settings.webhook:
+            settings.admission.server = webhook_server(scheduler.settings)
+            settings.admission.managed = WEBHOOK_NAME
+
+    if scheduler.settings.webhook:
+        register_webhook(registry, scheduler.settings, scheduler.enabled_namespaces)
 
     @kopf.on.event("", "v1", "pods", registry=registry)
     def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:

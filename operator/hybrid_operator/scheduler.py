@@ -36,6 +36,7 @@ from hybrid_policy.policies import build_policy
 
 log = logging.getLogger("hybrid_scheduler")
 DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
+OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
 BIND_CONCURRENCY = 16
 
 
@@ -107,6 +108,8 @@ class Scheduler:
         self.rng = np.random.default_rng(settings.seed)
         self.policy = build_policy(settings.policy, self.rng)
         self.counters = Counters()
+        #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
+        self.enabled_namespaces: set[str] = set()
         self.metrics = OperatorMetrics()
 
     # -- watch events -------------------------------------------------------------------
@@ -157,8 +160,15 @@ class Scheduler:
 
     def on_namespace(self, event_type: str | None, body: Body) -> None:
         """A namespace was listed, added, changed or deleted."""
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        labels = meta.get("labels") or {}
+        if event_type != "DELETED" and str(labels.get(OPT_IN_LABEL, "")).lower() == "true":
+            self.enabled_namespaces.add(name)
+        else:
+            self.enabled_namespaces.discard(name)
         if event_type == "DELETED":
-            self.cache.delete_namespace(str((body.get("metadata") or {}).get("name") or ""))
+            self.cache.delete_namespace(name)
             return
         self._report(body, "Namespace", self.cache.upsert_namespace(body))
 

@@ -61,6 +61,14 @@ class OperatorSettings:
     lease_duration_s: float = 15.0
     #: This replica's name in the Lease and in Events; empty means ``<hostname>-<pid>``.
     identity: str = ""
+    #: Serve the opt-in admission webhook and manage its configuration. Default off.
+    webhook: bool = False
+    #: Host name or address the API server uses to reach the webhook (required with it).
+    webhook_host: str = ""
+    #: Address the webhook listens on. Default 0.0.0.0.
+    webhook_addr: str = "0.0.0.0"
+    #: Port the webhook listens on. Default 9443.
+    webhook_port: int = 9443
     #: PromQL per resource (``cpu``, ``memory``, ``gpu``) giving per-node utilisation in
     #: 0..1; missing keys use the defaults of :mod:`hybrid_operator.promql`.
     promql: dict[str, str] = field(default_factory=dict)
@@ -88,6 +96,12 @@ class OperatorSettings:
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
             ("lease_duration_s", self.lease_duration_s, 3.0),
         ]
+        if self.webhook and not self.webhook_host:
+            raise SettingsError(
+                "webhook_host: required with the webhook (how the API server reaches it)"
+            )
+        if not 0 < self.webhook_port <= 65535:
+            raise SettingsError(f"webhook_port: must be a port number (got {self.webhook_port})")
         if not 0 <= self.http_port <= 65535:
             raise SettingsError(
                 f"http_port: must be 0 (off) or a port number (got {self.http_port})"

@@ -372,3 +372,67 @@ def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
     for pod in [f"before-{i}" for i in range(3)] + [f"after-{i}" for i in range(3)]:
         scheduled = [e for e in _events(api, namespace, pod) if e["reason"] == "Scheduled"]
         assert len(scheduled) == 1, pod
+
+
+def test_webhook_opt_in_by_annotation_or_namespace_label(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    name = "hybrid-scheduler-webhook"
+    args = (
+        "--scheduler-name",
+        name,
+        "--lease-name",
+        name,
+        "--http-port",
+        "0",
+        "--webhook",
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-addr",
+        "127.0.0.1",
+        "--webhook-port",
+        str(_free_port()),
+    )
+    configuration = (
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hybrid-scheduler.io"
+    )
+    try:
+        with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
+            wait_for(
+                "the webhook configuration",
+                lambda: api.call("GET", configuration, allow=(404,)).get("webhooks"),
+                30,
+            )
+            webhook = api.get(configuration)["webhooks"][0]
+            assert webhook["failurePolicy"] == "Ignore"
+            plain = training_pod("plain", gpus=1, cpu="1", memory="1Gi", runtime="1s")
+            api.create(pods, plain)
+            annotated = training_pod("annotated", gpus=1, cpu="1", memory="1Gi", runtime="1s")
+            annotated["metadata"]["annotations"]["hybrid-scheduler.io/enabled"] = "true"
+            api.create(pods, annotated)
+            assert api.get(f"{pods}/plain")["spec"]["schedulerName"] == "default-scheduler"
+            assert api.get(f"{pods}/annotated")["spec"]["schedulerName"] == name
+            assert _decision(api, pods, "annotated")["node"] == _bound_node(api, pods, "annotated")
+            body = api.get(f"/api/v1/namespaces/{namespace}")
+            body["metadata"].setdefault("labels", {})["hybrid-scheduler.io/enabled"] = "true"
+            api.call("PUT", f"/api/v1/namespaces/{namespace}", body)
+            attempts = iter(range(100))
+
+            def labelled_pod_is_ours() -> bool | None:
+                # The label reaches the operator through its watch; until then new pods
+                # keep the default scheduler, so try with fresh pods.
+                pod = f"labelled-{next(attempts)}"
+                api.create(pods, training_pod(pod, gpus=1, cpu="1", memory="1Gi", runtime="1s"))
+                return api.get(f"{pods}/{pod}")["spec"]["schedulerName"] == name or None
+
+            wait_for("a pod in the labelled namespace to be ours", labelled_pod_is_ours, 30)
+            own = training_pod(
+                "own", gpus=1, cpu="1", memory="1Gi", runtime="1s", scheduler_name="my-scheduler"
+            )
+            api.create(pods, own)
+            assert api.get(f"{pods}/own")["spec"]["schedulerName"] == "my-scheduler"
+            assert "Traceback" not in log.read_text()
+    finally:
+        api.call("DELETE", configuration, allow=(404,))

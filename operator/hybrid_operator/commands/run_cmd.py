@@ -43,6 +43,9 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
     ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
     ("--identity", "identity", str, "this replica's name (<hostname>-<pid>)"),
+    ("--webhook-host", "webhook_host", str, "how the API server reaches the webhook"),
+    ("--webhook-addr", "webhook_addr", str, "address the webhook listens on (0.0.0.0)"),
+    ("--webhook-port", "webhook_port", int, "port the webhook listens on (9443)"),
 ]
 
 
@@ -68,6 +71,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="schedule without holding the Lease (a single replica only)",
     )
+    p.add_argument(
+        "--webhook",
+        action="store_true",
+        default=None,
+        help="serve the opt-in admission webhook (needs --webhook-host)",
+    )
     p.add_argument("--verbose", action="store_true", help="log every watch event")
     p.set_defaults(handler=run)
 
@@ -79,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
     settings = load_settings(args.config) if args.config else OperatorSettings()
     given = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in FLAGS}
     given["leader_election"] = args.leader_election
+    given["webhook"] = args.webhook
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.namespace:
         changes["namespaces"] = list(args.namespace)

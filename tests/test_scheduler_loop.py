@@ -200,3 +200,30 @@ def test_metrics_count_attempts_latency_shares_and_fairness() -> None:
     assert 'hybrid_scheduler_namespace_share{namespace="team-b"} 0.125' in text
     assert "hybrid_scheduler_jain_index 0.9" in text
     assert "hybrid_scheduler_pending_pods 3.0" in text
+
+
+def test_shadow_mode_records_our_choice_next_to_the_default_schedulers() -> None:
+    from hybrid_operator.shadow import SHADOW_ANNOTATION
+
+    api = FakeApi()
+    scheduler = Scheduler(OperatorSettings(shadow_of="default-scheduler"), api)
+    scheduler.on_node(None, k8s_node("n1"))
+    scheduler.on_node(None, k8s_node("n2"))
+    scheduler.on_pod(
+        None, k8s_pod("busy", gpus=6, node="n1", phase="Running", scheduler="default-scheduler")
+    )
+    scheduler.on_pod("ADDED", k8s_pod("watched", gpus=1, scheduler="default-scheduler"))
+    scheduler.on_pod(
+        "MODIFIED", k8s_pod("watched", gpus=1, node="n1", scheduler="default-scheduler")
+    )
+    asyncio.run(scheduler.schedule_once())
+    assert api.binds == []
+    record = api.annotations["team-a/watched"][SHADOW_ANNOTATION]
+    # kube-default spreads: the empty node, while the default scheduler chose n1 here
+    assert (record["wouldBe"], record["actual"], record["agree"]) == ("n2", "n1", False)
+    assert record["score"] > record["actualScore"]
+    assert record["runnersUp"] == [{"node": "n1", "score": record["actualScore"]}]
+    # the busy pod was already bound when first seen: nothing to compare
+    assert "team-a/busy" not in api.annotations
+    assert scheduler.shadow is not None
+    assert (scheduler.shadow.agreed, scheduler.shadow.disagreed) == (0, 1)

@@ -67,6 +67,12 @@ class OperatorMetrics:
             "Age of the oldest utilisation sample in use (-1: none).",
             registry=r,
         )
+        self.shadow = Counter(
+            "hybrid_scheduler_shadow_decisions",
+            "Shadow mode: our choice against the shadowed scheduler's, by agreement.",
+            ["agree"],
+            registry=r,
+        )
         self.ready = False
 
     def observe_shares(self, snapshot: ClusterSnapshot) -> None:

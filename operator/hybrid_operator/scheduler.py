@@ -27,6 +27,7 @@ from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.settings import OperatorSettings
+from hybrid_operator.shadow import ShadowRecorder
 from hybrid_operator.utilisation import UtilisationCollector
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
@@ -110,6 +111,7 @@ class Scheduler:
         self.counters = Counters()
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
         self.enabled_namespaces: set[str] = set()
+        self.shadow = ShadowRecorder(self, settings.shadow_of) if settings.shadow_of else None
         self.metrics = OperatorMetrics()
 
     # -- watch events -------------------------------------------------------------------
@@ -133,6 +135,8 @@ class Scheduler:
                 self.queue.move_all_to_active()
             return
         self.cache.upsert_pod(body)
+        if self.shadow is not None:
+            self.shadow.observe(body)
         spec = body.get("spec") or {}
         phase = (body.get("status") or {}).get("phase")
         if spec.get("nodeName") or phase in TERMINAL_PHASES or meta.get("deletionTimestamp"):
@@ -257,6 +261,8 @@ class Scheduler:
                 await self._settle(decision)
 
         await asyncio.gather(*(settle(d) for d in decisions))
+        if self.shadow is not None:
+            await self.shadow.flush()
         return decisions
 
     async def _call(

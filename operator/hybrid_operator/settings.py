@@ -69,6 +69,9 @@ class OperatorSettings:
     webhook_addr: str = "0.0.0.0"
     #: Port the webhook listens on. Default 9443.
     webhook_port: int = 9443
+    #: Shadow mode: for pods this scheduler (e.g. ``default-scheduler``) binds, record what
+    #: we would have chosen; empty turns it off. Our own pods are scheduled as usual.
+    shadow_of: str = ""
     #: PromQL per resource (``cpu``, ``memory``, ``gpu``) giving per-node utilisation in
     #: 0..1; missing keys use the defaults of :mod:`hybrid_operator.promql`.
     promql: dict[str, str] = field(default_factory=dict)

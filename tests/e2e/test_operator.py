@@ -436,3 +436,40 @@ def test_webhook_opt_in_by_annotation_or_namespace_label(
             assert "Traceback" not in log.read_text()
     finally:
         api.call("DELETE", configuration, allow=(404,))
+
+
+def test_shadow_mode_records_what_it_would_have_done(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    name = "hybrid-scheduler-shadow"
+    args = (
+        "--scheduler-name",
+        name,
+        "--lease-name",
+        name,
+        "--http-port",
+        "0",
+        "--shadow-of",
+        "default-scheduler",
+    )
+    with running_operator(dev_cluster, tmp_path / "operator.log", *args):
+        api.create(pods, training_pod("by-default", gpus=2, cpu="2", memory="4Gi", runtime="2s"))
+        actual = _bound_node(api, pods, "by-default")
+        raw = wait_for(
+            "the shadow record",
+            lambda: (api.get(f"{pods}/by-default")["metadata"].get("annotations") or {}).get(
+                "hybrid-scheduler.io/shadow"
+            ),
+            30,
+        )
+    record = json.loads(raw)
+    assert record["actual"] == actual
+    assert record["wouldBe"] in {
+        n["metadata"]["name"] for n in api.items("/api/v1/nodes", labelSelector="type=kwok")
+    }
+    assert record["agree"] == (record["wouldBe"] == actual)
+    assert "hybrid-scheduler.io/decision" not in (
+        api.get(f"{pods}/by-default")["metadata"].get("annotations") or {}
+    )

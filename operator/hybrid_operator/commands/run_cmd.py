@@ -43,6 +43,7 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
     ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
     ("--identity", "identity", str, "this replica's name (<hostname>-<pid>)"),
+    ("--shadow-of", "shadow_of", str, "record our choice for pods this scheduler binds (off)"),
     ("--webhook-host", "webhook_host", str, "how the API server reaches the webhook"),
     ("--webhook-addr", "webhook_addr", str, "address the webhook listens on (0.0.0.0)"),
     ("--webhook-port", "webhook_port", int, "port the webhook listens on (9443)"),

@@ -227,3 +227,29 @@ def test_shadow_mode_records_our_choice_next_to_the_default_schedulers() -> None
     assert "team-a/busy" not in api.annotations
     assert scheduler.shadow is not None
     assert (scheduler.shadow.agreed, scheduler.shadow.disagreed) == (0, 1)
+
+
+def test_a_pod_that_keeps_failing_for_the_same_reason_gets_one_event() -> None:
+    clock = [1000.0]
+    scheduler, api = _scheduler(clock)
+    scheduler.on_pod(None, k8s_pod("huge", gpus=16))
+    for _ in range(5):
+        asyncio.run(scheduler.schedule_once())
+        clock[0] += 20.0
+    failed = [e for e in api.events if e[1] == "FailedScheduling"]
+    assert len(failed) == 1
+    assert len(api.unschedulable) == 1
+    scheduler.on_node(None, k8s_node("n3", gpus=4))  # the reason changes: 3 nodes now
+    clock[0] += 20.0
+    asyncio.run(scheduler.schedule_once())
+    failed = [e for e in api.events if e[1] == "FailedScheduling"]
+    assert [e[2] for e in failed][-1] == "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+
+
+def test_a_pod_deleted_while_its_binding_is_in_flight_leaves_the_queue() -> None:
+    scheduler, _ = _scheduler()
+    scheduler.on_pod(None, k8s_pod("a"))
+    decisions = scheduler.decide()
+    scheduler.on_pod("DELETED", k8s_pod("a"))
+    assert "uid-a" not in scheduler.queue
+    assert decisions[0].pod.uid == "uid-a"

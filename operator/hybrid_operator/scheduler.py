@@ -111,6 +111,9 @@ class Scheduler:
         self.counters = Counters()
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
         self.enabled_namespaces: set[str] = set()
+        #: The last FailedScheduling message posted per pod UID: a pod that keeps failing
+        #: for the same reason gets one Event, not one per retry.
+        self.last_failure: dict[str, str] = {}
         self.shadow = ShadowRecorder(self, settings.shadow_of) if settings.shadow_of else None
         self.metrics = OperatorMetrics()
 
@@ -131,6 +134,7 @@ class Scheduler:
         if event_type == "DELETED":
             self.cache.delete_pod(uid)
             self.queue.remove(uid)
+            self.last_failure.pop(uid, None)
             if had_node:
                 self.queue.move_all_to_active()
             return
@@ -280,6 +284,9 @@ class Scheduler:
             self.metrics.attempts.labels(result="unschedulable").inc()
             self.queue.park(pod.uid, self.clock())
             message = d.status.message
+            if self.last_failure.get(pod.uid) == message:
+                return
+            self.last_failure[pod.uid] = message
             await self._call(
                 "post FailedScheduling",
                 pod,
@@ -295,6 +302,7 @@ class Scheduler:
         attempts = self.counters.bind_attempts
         attempts[result.outcome] = attempts.get(result.outcome, 0) + 1
         self.metrics.attempts.labels(result=result.outcome.value).inc()
+        self.last_failure.pop(pod.uid, None)
         if result.outcome is BindOutcome.BOUND:
             self.counters.bound += 1
             if pod.created_at_s > 0:

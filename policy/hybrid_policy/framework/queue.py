@@ -54,7 +54,11 @@ class SchedulingQueue:
 
     def remove(self, uid: str) -> PendingPod | None:
         """Drop a pod (bound elsewhere or deleted); returns it when it was queued."""
-        entry = self._active.pop(uid, None) or self._unschedulable.pop(uid, None)
+        entry = (
+            self._active.pop(uid, None)
+            or self._unschedulable.pop(uid, None)
+            or self._in_flight.pop(uid, None)
+        )
         return entry.pod if entry else None
 
     def pop_batch(

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from hybrid_operator import __version__
-from hybrid_operator.commands import explain_cmd, run_cmd, simulate_cmd, trace_cmd
+from hybrid_operator.commands import demo_cmd, explain_cmd, run_cmd, simulate_cmd, trace_cmd
 from hybrid_operator.devcluster import command as dev_cluster_command
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace_cmd.register(subparsers)
     run_cmd.register(subparsers)
     explain_cmd.register(subparsers)
+    demo_cmd.register(subparsers)
     dev_cluster_command.register(subparsers)
     return parser
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hybrid_operator.devcluster.apiserver import ApiServer
-from hybrid_operator.devcluster.testing import training_pod, wait_for
+from hybrid_operator.devcluster.testing import recreate_namespaces, training_pod
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 from hybrid_policy.scenario.jobs import Job
 from hybrid_policy.scenario.loader import load_scenario
@@ -99,29 +99,6 @@ class RoundResult:
         return max(self.finished.values()) - min(self.submitted.values())
 
 
-def reset_namespaces(api: ApiServer) -> None:
-    """Delete the demo namespaces if present, then create them with their weights."""
-    paths = {team: f"/api/v1/namespaces/{PREFIX}{team}" for team in WEIGHTS}
-    for path in paths.values():
-        api.call("DELETE", path, allow=(404,))
-    for team, path in paths.items():
-
-        def gone(path: str = path) -> bool | None:
-            return True if api.request("GET", path).status_code == 404 else None
-
-        wait_for(f"{PREFIX}{team} to be deleted", gone, 120)
-    for team, weight in WEIGHTS.items():
-        meta = {"name": PREFIX + team, "annotations": {"hybrid-scheduler.io/weight": str(weight)}}
-        api.create(
-            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
-        )
-
-        def account(path: str = f"{paths[team]}/serviceaccounts/default") -> bool | None:
-            return True if api.request("GET", path).ok else None
-
-        wait_for(f"{PREFIX}{team}'s default service account", account, 60)
-
-
 def run_round(
     api: ApiServer,
     jobs: list[DemoJob],
@@ -131,7 +108,7 @@ def run_round(
     timeout_s: float,
 ) -> RoundResult:
     """Submit every job at its time and follow the pods until all have succeeded."""
-    reset_namespaces(api)
+    recreate_namespaces(api, {PREFIX + team: weight for team, weight in WEIGHTS.items()})
     nodes = api.items("/api/v1/nodes", labelSelector="type=kwok")
     total = sum(int(n["status"].get("allocatable", {}).get(GPU, 0)) for n in nodes)
     result = RoundResult(label, total_gpus=total)

@@ -6,68 +6,31 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from operator_helpers import (
+    SCHEDULER,
+    bound_node,
+    decision,
+    events,
+    free_port,
+    operator_process,
+    running_operator,
+    submit,
+    weighted_namespace,
+)
 
 from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
 
 pytestmark = pytest.mark.e2e
-SCHEDULER = "hybrid-scheduler"
-
-
-@contextmanager
-def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterator[Path]:
-    """The operator as its own process against the dev cluster, stopped afterwards."""
-    with operator_process(dev_cluster, log, *extra):
-        yield log
-
-
-@contextmanager
-def operator_process(
-    dev_cluster: DevCluster, log: Path, *extra: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The operator process itself (to be killed by the test if it likes)."""
-    kubeconfig = str(dev_cluster.settings.kubeconfig)
-    command = [sys.executable, "-m", "hybrid_operator.cli", "run", "--kubeconfig", kubeconfig]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*command, "--batch-interval", "0.5", *extra],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for(
-            "the operator to list the cluster", lambda: "listed" in log.read_text() or None, 30
-        )
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-HTTP_PORT = _free_port()
+HTTP_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +41,6 @@ def operator_log(
     args = ("--http-host", "127.0.0.1", "--http-port", str(HTTP_PORT))
     with running_operator(dev_cluster, log, *args) as running:
         yield running
-
-
-def _decision(api: Any, pods: str, name: str) -> dict[str, Any]:
-    raw = wait_for(
-        f"the decision record on {name}",
-        lambda: (api.get(f"{pods}/{name}")["metadata"].get("annotations") or {}).get(
-            "hybrid-scheduler.io/decision"
-        ),
-        30,
-    )
-    record: dict[str, Any] = json.loads(raw)
-    return record
 
 
 @pytest.mark.parametrize(
@@ -121,36 +72,11 @@ def test_live_utilisation_from_prometheus_and_the_fallback(
         wait_for(
             "a metrics refresh", lambda: f"Prometheus: {expected}" in log.read_text() or None, 30
         )
-        _submit(api, pods, "measured", 1, scheduler=name, runtime="2s")
-        record = _decision(api, pods, "measured")
+        submit(api, pods, "measured", 1, scheduler=name, runtime="2s")
+        record = decision(api, pods, "measured")
     assert record["policy"] == "load-aware"
     assert record["metrics"].startswith(expected)
     assert record["node"] == api.get(f"{pods}/measured")["spec"]["nodeName"]
-
-
-def _submit(
-    api: Any, pods: str, name: str, gpus: int, scheduler: str = SCHEDULER, **kw: str
-) -> None:
-    spec = {"cpu": "1", "memory": "1Gi", "runtime": "1s", **kw}
-    api.create(pods, training_pod(name, gpus=gpus, scheduler_name=scheduler, **spec))
-
-
-def _bound_node(api: Any, pods: str, name: str) -> str:
-    node: str = wait_for(
-        f"{name} to be bound", lambda: api.get(f"{pods}/{name}")["spec"].get("nodeName"), 30
-    )
-    return node
-
-
-def _events(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:
-    selector = f"involvedObject.name={name}"
-    return list(api.items(f"/api/v1/namespaces/{namespace}/events", fieldSelector=selector))
-
-
-def _weighted_namespace(api: Any, namespace: str, weight: str) -> None:
-    body = api.get(f"/api/v1/namespaces/{namespace}")
-    body["metadata"].setdefault("annotations", {})["hybrid-scheduler.io/weight"] = weight
-    api.call("PUT", f"/api/v1/namespaces/{namespace}", body)
 
 
 def test_pods_that_name_the_operator_are_bound_and_complete_without_overcommit(
@@ -160,7 +86,7 @@ def test_pods_that_name_the_operator_are_bound_and_complete_without_overcommit(
     pods = f"/api/v1/namespaces/{namespace}/pods"
     # 4 nodes x 8 GPUs: six 8-GPU pods can only run four at a time.
     for i in range(6):
-        _submit(api, pods, f"train-{i}", 8, cpu="4", memory="32Gi", runtime="3s")
+        submit(api, pods, f"train-{i}", 8, cpu="4", memory="32Gi", runtime="3s")
     nodes_seen: dict[str, set[str]] = {}
     overcommit: list[str] = []
 
@@ -182,7 +108,7 @@ def test_pods_that_name_the_operator_are_bound_and_complete_without_overcommit(
         record = json.loads(pod["metadata"]["annotations"]["hybrid-scheduler.io/decision"])
         assert record["node"] == pod["spec"]["nodeName"]
         assert record["policy"] == "kube-default"
-        scheduled = [e for e in _events(api, namespace, f"train-{i}") if e["reason"] == "Scheduled"]
+        scheduled = [e for e in events(api, namespace, f"train-{i}") if e["reason"] == "Scheduled"]
         assert len(scheduled) == 1
         assert scheduled[0]["reportingComponent"] == SCHEDULER
         assert scheduled[0]["message"].startswith(
@@ -205,7 +131,7 @@ def test_pods_for_the_default_scheduler_are_left_alone_but_counted(
             pods,
             training_pod(f"other-{i}", gpus=8, cpu="4", memory="32Gi", runtime="60s", node=node),
         )
-    _submit(api, pods, "ours", 8, cpu="4", memory="32Gi", runtime="2s")
+    submit(api, pods, "ours", 8, cpu="4", memory="32Gi", runtime="2s")
     bound = wait_for(
         "our pod to be bound", lambda: api.get(f"{pods}/ours")["spec"].get("nodeName"), 30
     )
@@ -222,10 +148,10 @@ def test_unschedulable_pods_get_failed_scheduling_and_the_condition(
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    _submit(api, pods, "too-big", 16, cpu="4", memory="32Gi", runtime="2s")
+    submit(api, pods, "too-big", 16, cpu="4", memory="32Gi", runtime="2s")
 
     def failed() -> dict[str, Any] | None:
-        found = [e for e in _events(api, namespace, "too-big") if e["reason"] == "FailedScheduling"]
+        found = [e for e in events(api, namespace, "too-big") if e["reason"] == "FailedScheduling"]
         return found[0] if found else None
 
     event = wait_for("a FailedScheduling event", failed, 30)
@@ -242,11 +168,11 @@ def test_bad_namespace_weight_is_an_event_not_a_crash(
     dev_cluster: DevCluster, namespace: str, operator_log: Path
 ) -> None:
     api = dev_cluster.admin
-    _weighted_namespace(api, namespace, "abc")
+    weighted_namespace(api, namespace, "abc")
 
     def invalid() -> dict[str, Any] | None:
-        found = [e for e in _events(api, "default", namespace) if e["reason"] == "InvalidField"]
-        found += [e for e in _events(api, namespace, namespace) if e["reason"] == "InvalidField"]
+        found = [e for e in events(api, "default", namespace) if e["reason"] == "InvalidField"]
+        found += [e for e in events(api, namespace, namespace) if e["reason"] == "InvalidField"]
         return found[0] if found else None
 
     event = wait_for("an InvalidField event on the namespace", invalid, 30)
@@ -254,8 +180,8 @@ def test_bad_namespace_weight_is_an_event_not_a_crash(
     assert "'abc'" in event["message"]
     # The operator still schedules after the bad annotation.
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    _submit(api, pods, "after", 1)
-    _bound_node(api, pods, "after")
+    submit(api, pods, "after", 1)
+    bound_node(api, pods, "after")
 
 
 def test_explain_prints_the_decision(
@@ -263,8 +189,8 @@ def test_explain_prints_the_decision(
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    _submit(api, pods, "explained", 2, cpu="2", memory="8Gi")
-    node = _bound_node(api, pods, "explained")
+    submit(api, pods, "explained", 2, cpu="2", memory="8Gi")
+    node = bound_node(api, pods, "explained")
     wait_for(
         "the decision record",
         lambda: (api.get(f"{pods}/explained")["metadata"].get("annotations") or {}).get(
@@ -311,8 +237,8 @@ def test_metrics_liveness_and_readiness(
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    _submit(api, pods, "counted", 1)
-    _bound_node(api, pods, "counted")
+    submit(api, pods, "counted", 1)
+    bound_node(api, pods, "counted")
     base = f"http://127.0.0.1:{HTTP_PORT}"
     session = requests.Session()
     session.trust_env = False
@@ -354,23 +280,23 @@ def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
 
         first = wait_for("a leader", leader, 30)
         for i in range(3):
-            _submit(api, pods, f"before-{i}", 1, scheduler=name)
-        records = [_decision(api, pods, f"before-{i}") for i in range(3)]
+            submit(api, pods, f"before-{i}", 1, scheduler=name)
+        records = [decision(api, pods, f"before-{i}") for i in range(3)]
         assert {r["instance"] for r in records} == {first}
         process = logs[first][0]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         killed = time.monotonic()
         for i in range(3):
-            _submit(api, pods, f"after-{i}", 1, scheduler=name)
+            submit(api, pods, f"after-{i}", 1, scheduler=name)
         for i in range(3):
-            _bound_node(api, pods, f"after-{i}")
+            bound_node(api, pods, f"after-{i}")
         takeover_s = time.monotonic() - killed
-        records = [_decision(api, pods, f"after-{i}") for i in range(3)]
+        records = [decision(api, pods, f"after-{i}") for i in range(3)]
         assert {r["instance"] for r in records} == set(logs) - {first}
         assert takeover_s < 30.0
     for pod in [f"before-{i}" for i in range(3)] + [f"after-{i}" for i in range(3)]:
-        scheduled = [e for e in _events(api, namespace, pod) if e["reason"] == "Scheduled"]
+        scheduled = [e for e in events(api, namespace, pod) if e["reason"] == "Scheduled"]
         assert len(scheduled) == 1, pod
 
 
@@ -393,7 +319,7 @@ def test_webhook_opt_in_by_annotation_or_namespace_label(
         "--webhook-addr",
         "127.0.0.1",
         "--webhook-port",
-        str(_free_port()),
+        str(free_port()),
     )
     configuration = (
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hybrid-scheduler.io"
@@ -414,7 +340,7 @@ def test_webhook_opt_in_by_annotation_or_namespace_label(
             api.create(pods, annotated)
             assert api.get(f"{pods}/plain")["spec"]["schedulerName"] == "default-scheduler"
             assert api.get(f"{pods}/annotated")["spec"]["schedulerName"] == name
-            assert _decision(api, pods, "annotated")["node"] == _bound_node(api, pods, "annotated")
+            assert decision(api, pods, "annotated")["node"] == bound_node(api, pods, "annotated")
             body = api.get(f"/api/v1/namespaces/{namespace}")
             body["metadata"].setdefault("labels", {})["hybrid-scheduler.io/enabled"] = "true"
             api.call("PUT", f"/api/v1/namespaces/{namespace}", body)
@@ -456,7 +382,7 @@ def test_shadow_mode_records_what_it_would_have_done(
     )
     with running_operator(dev_cluster, tmp_path / "operator.log", *args):
         api.create(pods, training_pod("by-default", gpus=2, cpu="2", memory="4Gi", runtime="2s"))
-        actual = _bound_node(api, pods, "by-default")
+        actual = bound_node(api, pods, "by-default")
         raw = wait_for(
             "the shadow record",
             lambda: (api.get(f"{pods}/by-default")["metadata"].get("annotations") or {}).get(

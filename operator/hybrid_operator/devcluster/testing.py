@@ -74,6 +74,31 @@ def fresh_namespace(api: ApiServer, name: str, timeout_seconds: float = 30) -> I
         api.delete(f"/api/v1/namespaces/{name}")
 
 
+def recreate_namespaces(
+    api: ApiServer, weights: dict[str, float], timeout_seconds: float = 120
+) -> None:
+    """Delete the namespaces if they exist, then create them with their weight annotations
+    and wait for their default service accounts."""
+    for name in weights:
+        api.call("DELETE", f"/api/v1/namespaces/{name}", allow=(404,))
+    for name, weight in weights.items():
+        path = f"/api/v1/namespaces/{name}"
+
+        def gone(path: str = path) -> bool | None:
+            return True if api.request("GET", path).status_code == 404 else None
+
+        wait_for(f"{name} to be deleted", gone, timeout_seconds)
+        meta = {"name": name, "annotations": {"hybrid-scheduler.io/weight": f"{weight:g}"}}
+        api.create(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+        )
+
+        def account(path: str = f"{path}/serviceaccounts/default") -> bool | None:
+            return True if api.request("GET", path).ok else None
+
+        wait_for(f"{name}'s default service account", account, timeout_seconds)
+
+
 def training_pod(
     name: str,
     *,

@@ -1,0 +1,98 @@
+"""Helpers for the operator's e2e tests: run it as a process, submit pods, read results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+
+SCHEDULER = "hybrid-scheduler"
+
+
+@contextmanager
+def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterator[Path]:
+    """The operator as its own process against the dev cluster, stopped afterwards."""
+    with operator_process(dev_cluster, log, *extra):
+        yield log
+
+
+@contextmanager
+def operator_process(
+    dev_cluster: DevCluster, log: Path, *extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator process itself (to be killed by the test if it likes)."""
+    kubeconfig = str(dev_cluster.settings.kubeconfig)
+    command = [sys.executable, "-m", "hybrid_operator.cli", "run", "--kubeconfig", kubeconfig]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, "--batch-interval", "0.5", *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            "the operator to list the cluster", lambda: "listed" in log.read_text() or None, 30
+        )
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def decision(api: Any, pods: str, name: str) -> dict[str, Any]:
+    raw = wait_for(
+        f"the decision record on {name}",
+        lambda: (api.get(f"{pods}/{name}")["metadata"].get("annotations") or {}).get(
+            "hybrid-scheduler.io/decision"
+        ),
+        30,
+    )
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
+def submit(
+    api: Any, pods: str, name: str, gpus: int, scheduler: str = SCHEDULER, **kw: str
+) -> None:
+    spec = {"cpu": "1", "memory": "1Gi", "runtime": "1s", **kw}
+    api.create(pods, training_pod(name, gpus=gpus, scheduler_name=scheduler, **spec))
+
+
+def bound_node(api: Any, pods: str, name: str) -> str:
+    node: str = wait_for(
+        f"{name} to be bound", lambda: api.get(f"{pods}/{name}")["spec"].get("nodeName"), 30
+    )
+    return node
+
+
+def events(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    selector = f"involvedObject.name={name}"
+    return list(api.items(f"/api/v1/namespaces/{namespace}/events", fieldSelector=selector))
+
+
+def weighted_namespace(api: Any, namespace: str, weight: str) -> None:
+    body = api.get(f"/api/v1/namespaces/{namespace}")
+    body["metadata"].setdefault("annotations", {})["hybrid-scheduler.io/weight"] = weight
+    api.call("PUT", f"/api/v1/namespaces/{namespace}", body)

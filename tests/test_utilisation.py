@@ -7,7 +7,7 @@ from builders import k8s_node, k8s_pod
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
 from hybrid_operator.settings import OperatorSettings
-from hybrid_operator.utilisation import UtilisationCollector, parse_vector
+from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation, parse_vector
 from hybrid_policy.domain import PendingPod
 
 
@@ -105,7 +105,7 @@ def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() ->
     assert api.records[0]["metrics"] == "live"
     # The next pod sees n2 as 25 % used by request although the metrics still say 0 %.
     snapshot = scheduler.cache.snapshot(now[0])
-    scheduler._apply_metrics(snapshot, now[0])
+    apply_utilisation(snapshot, collector, scheduler.cache, now[0])
     gpu = snapshot.index["nvidia.com/gpu"]
     assert snapshot.utilisation[snapshot.node_index["n2"], gpu] == pytest.approx(0.25)
     assert snapshot.utilisation[snapshot.node_index["n1"], gpu] == pytest.approx(0.95)

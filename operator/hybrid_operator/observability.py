@@ -9,6 +9,8 @@ cluster has been listed and the first pass has run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -19,6 +21,17 @@ from hybrid_policy.report.fairness import jain_index
 from hybrid_policy.resources import GPU
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+@dataclass
+class Counters:
+    """What the loop did, in plain numbers (for logs and tests)."""
+
+    bound: int = 0
+    unschedulable: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    bind_attempts: dict[str, int] = field(default_factory=dict)
 
 
 class OperatorMetrics:

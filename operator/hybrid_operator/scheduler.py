@@ -15,77 +15,28 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
-from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.k8s.api import BindOutcome, ClusterApi, involved_object, pod_reference
 from hybrid_operator.k8s.convert import Body, pending_pod
 from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.leader import LeaderElector
-from hybrid_operator.observability import OperatorMetrics
+from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowRecorder
-from hybrid_operator.utilisation import UtilisationCollector
+from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
-from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.policies import build_policy
 
 log = logging.getLogger("hybrid_scheduler")
 DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
 OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
 BIND_CONCURRENCY = 16
-
-
-class ClusterApi(Protocol):
-    """What the loop needs from the API server (a fake in unit tests)."""
-
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
-        """Bind ``pod`` to ``node``."""
-        ...
-
-    def event(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
-    ) -> None:
-        """Post an Event."""
-        ...
-
-    def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
-        """Set PodScheduled=False."""
-        ...
-
-    def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
-        """Write a JSON annotation."""
-        ...
-
-
-@dataclass
-class Counters:
-    """What the loop did, for logs and metrics."""
-
-    bound: int = 0
-    unschedulable: int = 0
-    conflicts: int = 0
-    errors: int = 0
-    bind_attempts: dict[str, int] = field(default_factory=dict)
-
-
-def _involved(body: Body, kind: str) -> dict[str, str]:
-    meta = body.get("metadata") or {}
-    out = {"kind": kind, "name": str(meta.get("name") or "")}
-    if meta.get("namespace"):
-        out["namespace"] = str(meta["namespace"])
-    if meta.get("uid"):
-        out["uid"] = str(meta["uid"])
-    return out
-
-
-def _pod_ref(pod: PendingPod) -> dict[str, str]:
-    return {"kind": "Pod", "namespace": pod.namespace, "name": pod.name, "uid": pod.uid}
 
 
 class Scheduler:
@@ -184,7 +135,7 @@ class Scheduler:
         for problem in problems:
             name = (body.get("metadata") or {}).get("name")
             log.warning("%s %s: %s", kind, name, problem.message)
-            self._post(_involved(body, kind), "InvalidField", problem.message, warning=True)
+            self._post(involved_object(body, kind), "InvalidField", problem.message, warning=True)
 
     def _post(
         self, involved: dict[str, str], reason: str, message: str, warning: bool = False
@@ -213,7 +164,8 @@ class Scheduler:
             return []
         started = time.perf_counter()
         snapshot = self.cache.snapshot(now)
-        self._apply_metrics(snapshot, now)
+        if self.collector is not None:
+            apply_utilisation(snapshot, self.collector, self.cache, now)
         decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
         self.metrics.batch.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(fresh))
@@ -229,27 +181,6 @@ class Scheduler:
     def metrics_status(self) -> str:
         """Where live utilisation stands: live, unavailable (why), or not configured."""
         return self.collector.status if self.collector else "not configured"
-
-    def _apply_metrics(self, snapshot: ClusterSnapshot, now: float) -> None:
-        """Fresh utilisation per node, plus pods placed after the sample, by request
-        (Trimaran's rule: metrics do not show a pod that has just started)."""
-        if self.collector is None:
-            return
-        for node, (fractions, age_s) in self.collector.fresh(now).items():
-            row = snapshot.node_index.get(node)
-            if row is None:
-                continue
-            snapshot.set_utilisation(row, fractions, age_s)
-            for placement in self.cache.placed_since(now - age_s):
-                if placement.node == node:
-                    alloc = snapshot.allocatable[row]
-                    extra = np.divide(
-                        snapshot.request_vector(placement.pod),
-                        alloc,
-                        out=np.zeros_like(alloc),
-                        where=alloc > 0,
-                    )
-                    snapshot.utilisation[row] = np.nan_to_num(snapshot.utilisation[row]) + extra
 
     async def schedule_once(self) -> list[Decision]:
         """One pass: decide, then bind placements concurrently and report every outcome.
@@ -291,7 +222,7 @@ class Scheduler:
                 "post FailedScheduling",
                 pod,
                 self.api.event,
-                _pod_ref(pod),
+                pod_reference(pod),
                 "FailedScheduling",
                 message,
                 True,
@@ -315,7 +246,7 @@ class Scheduler:
                 f"(score {score}, namespace share {share})"
             )
             await self._call(
-                "post Scheduled", pod, self.api.event, _pod_ref(pod), "Scheduled", message
+                "post Scheduled", pod, self.api.event, pod_reference(pod), "Scheduled", message
             )
             await self._call(
                 "record the decision",

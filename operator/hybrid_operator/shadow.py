@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hybrid_operator.k8s.convert import Body, pending_pod
+from hybrid_operator.utilisation import apply_utilisation
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
 from hybrid_policy.framework.status import Status
@@ -67,7 +68,8 @@ class ShadowRecorder:
             return []
         now = s.clock()
         snapshot = s.cache.snapshot(now)
-        s._apply_metrics(snapshot, now)
+        if s.collector is not None:
+            apply_utilisation(snapshot, s.collector, s.cache, now)
         out = []
         for item in observed:
             row = snapshot.forget(item.pod)

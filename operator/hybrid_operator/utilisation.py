@@ -20,7 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
+from hybrid_operator.cache import ClusterCache
 from hybrid_operator.promql import utilisation_queries
+from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.resources import CPU, GPU, MEMORY
 
 log = logging.getLogger("hybrid_scheduler")
@@ -136,3 +140,25 @@ def parse_vector(result: Any) -> dict[str, NodeSample]:
             raise ValueError(f"utilisation {raw!r} for node {node} is not a fraction")
         out[node.split(":")[0]] = NodeSample(value, when)
     return out
+
+
+def apply_utilisation(
+    snapshot: ClusterSnapshot, collector: UtilisationCollector, cache: ClusterCache, now: float
+) -> None:
+    """Fresh utilisation per node, plus pods placed after the sample, by request
+    (Trimaran's rule: metrics do not show a pod that has just started)."""
+    for node, (fractions, age_s) in collector.fresh(now).items():
+        row = snapshot.node_index.get(node)
+        if row is None:
+            continue
+        snapshot.set_utilisation(row, fractions, age_s)
+        for placement in cache.placed_since(now - age_s):
+            if placement.node == node:
+                alloc = snapshot.allocatable[row]
+                extra = np.divide(
+                    snapshot.request_vector(placement.pod),
+                    alloc,
+                    out=np.zeros_like(alloc),
+                    where=alloc > 0,
+                )
+                snapshot.utilisation[row] = np.nan_to_num(snapshot.utilisation[row]) + extra

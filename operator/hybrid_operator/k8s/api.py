@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from hybrid_operator.k8s.convert import Body
 from hybrid_policy.domain import PendingPod
 
 COMPONENT = "hybrid-scheduler"
@@ -41,6 +42,44 @@ class BindResult:
 
     outcome: BindOutcome
     detail: str = ""
+
+
+class ClusterApi(Protocol):
+    """What the scheduling loop needs from the API server (:class:`KubeApi`, or a fake)."""
+
+    def bind(self, pod: PendingPod, node: str) -> BindResult:
+        """Bind ``pod`` to ``node``."""
+        ...
+
+    def event(
+        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Post an Event."""
+        ...
+
+    def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
+        """Set PodScheduled=False."""
+        ...
+
+    def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
+        """Write a JSON annotation."""
+        ...
+
+
+def involved_object(body: Body, kind: str) -> dict[str, str]:
+    """The reference an Event needs to a watched object."""
+    meta = body.get("metadata") or {}
+    out = {"kind": kind, "name": str(meta.get("name") or "")}
+    if meta.get("namespace"):
+        out["namespace"] = str(meta["namespace"])
+    if meta.get("uid"):
+        out["uid"] = str(meta["uid"])
+    return out
+
+
+def pod_reference(pod: PendingPod) -> dict[str, str]:
+    """The reference an Event needs to a pod."""
+    return {"kind": "Pod", "namespace": pod.namespace, "name": pod.name, "uid": pod.uid}
 
 
 def load_client(kubeconfig: str | None) -> client.ApiClient:

@@ -66,3 +66,10 @@ def test_run_refuses_bad_settings_with_exit_2(
     assert "batch_size: must be a number >= 1 (got 0.0)" in capsys.readouterr().err
     assert main(["run", "--policy", "nope"]) == 2
     assert "policy: unknown policy 'nope'" in capsys.readouterr().err
+
+
+def test_shadow_flags() -> None:
+    parse = build_parser().parse_args
+    assert settings_from(parse(["run", "--shadow"])).shadow_of == "default-scheduler"
+    assert settings_from(parse(["run", "--shadow-of", "volcano"])).shadow_of == "volcano"
+    assert settings_from(parse(["run"])).shadow_of == ""

@@ -43,7 +43,6 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
     ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
     ("--identity", "identity", str, "this replica's name (<hostname>-<pid>)"),
-    ("--shadow-of", "shadow_of", str, "record our choice for pods this scheduler binds (off)"),
     ("--webhook-host", "webhook_host", str, "how the API server reaches the webhook"),
     ("--webhook-addr", "webhook_addr", str, "address the webhook listens on (0.0.0.0)"),
     ("--webhook-port", "webhook_port", int, "port the webhook listens on (9443)"),
@@ -73,6 +72,19 @@ def register(subparsers: Any) -> None:
         help="schedule without holding the Lease (a single replica only)",
     )
     p.add_argument(
+        "--shadow-of",
+        dest="shadow_of",
+        metavar="SCHEDULER",
+        help="record our choice for pods this scheduler binds (off)",
+    )
+    p.add_argument(
+        "--shadow",
+        dest="shadow_of",
+        action="store_const",
+        const="default-scheduler",
+        help="shadow the default scheduler (same as --shadow-of default-scheduler)",
+    )
+    p.add_argument(
         "--webhook",
         action="store_true",
         default=None,
@@ -90,6 +102,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
     given = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in FLAGS}
     given["leader_election"] = args.leader_election
     given["webhook"] = args.webhook
+    given["shadow_of"] = args.shadow_of
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.namespace:
         changes["namespaces"] = list(args.namespace)

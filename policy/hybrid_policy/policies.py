@@ -16,6 +16,7 @@ import numpy as np
 
 from hybrid_policy.framework.plugins import Arbitrator, QueueSortPlugin, ScorePlugin
 from hybrid_policy.framework.profile import SchedulingProfile
+from hybrid_policy.game import GameArbitrator
 from hybrid_policy.plugins.arbiters import DrfArbitrator, SequentialArbitrator
 from hybrid_policy.plugins.filters import default_filters
 from hybrid_policy.plugins.ordering import PrioritySort, ShortestRemainingFirst
@@ -164,3 +165,11 @@ def srtf_oracle(rng: np.random.Generator) -> Policy:
     scorers: list[tuple[ScorePlugin, float]] = [(NodePerformance(), 1.0)]
     profile = _profile("srtf-oracle", scorers, queue_sort=ShortestRemainingFirst())
     return Policy("srtf-oracle", describe("srtf-oracle"), profile, preemptive=True)
+
+
+@register("game", "potential-game equilibrium across namespaces, binpack node scores")
+def game(rng: np.random.Generator) -> Policy:
+    """Contention between namespaces settled at the game's equilibrium (docs/game.md)."""
+    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    profile = _profile("game", scorers, arbitrator=GameArbitrator())
+    return Policy("game", describe("game"), profile)

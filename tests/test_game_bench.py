@@ -11,5 +11,6 @@ def test_bench_prints_timings_gap_and_writes_the_plot(
     plot = tmp_path / "solve.png"
     assert main(["--seeds", "0", "--sizes", "3:20:5", "--gap-seeds", "1", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert "optimal" in out and "worst of 1" in out
+    row = next(line for line in out.splitlines() if line.split()[:3] == ["3", "20", "5"])
+    assert "optimal" in row
     assert plot.stat().st_size > 0

@@ -30,7 +30,7 @@ from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.game.arbiter import GameArbitrator
 from hybrid_policy.game.deviation import deviation_gap
 from hybrid_policy.game.problem import ContentionProblem, build_problem
-from hybrid_policy.game.program import GameSettings, PotentialProgram
+from hybrid_policy.game.program import Equilibrium, GameSettings, PotentialProgram
 from hybrid_policy.policies import build_policy
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 
@@ -105,7 +105,7 @@ def run_size(
     for k, seed in enumerate(seeds):
         problem = contention_problem(namespaces, pods, nodes, seed)
         program = PotentialProgram(settings)
-        cold = program.solve(problem)
+        cold = _solve(program, problem)
         rng = np.random.default_rng(seed)
         again = replace(
             problem,
@@ -113,14 +113,26 @@ def run_size(
             weights=rng.integers(1, 4, problem.weights.size).astype(float),
         )
         tick = time.perf_counter()
-        warm = program.solve(again)
+        warm = _solve(program, again)
         result.warm_ms.append(1e3 * (time.perf_counter() - tick))
         result.cold_ms.append(1e3 * cold.solve_seconds)
         result.statuses.extend([cold.status, warm.status])
         result.slots.append(problem.slot_class.size)
         if k < gap_seeds and cold.solved:
-            result.gaps.append(deviation_gap(problem, cold.allocation, settings).worst)
+            gap = deviation_gap(problem, cold.allocation, settings)
+            result.gaps.append(gap.worst)
+            result.statuses.extend(f"best-response-{s}" for s in gap.statuses if s != "optimal")
     return result
+
+
+def _solve(program: PotentialProgram, problem: ContentionProblem) -> Equilibrium:
+    """Solve, turning a solver exception into a status (the arbitrator falls back)."""
+    tick = time.perf_counter()
+    try:
+        return program.solve(problem)
+    except Exception as exc:  # counted, as the arbitrator counts it
+        empty = np.zeros(problem.slot_class.size)
+        return Equilibrium(empty, f"error-{type(exc).__name__}", time.perf_counter() - tick, "")
 
 
 def scaling_figure(results: Sequence[SizeResult], path: Path) -> Path:

@@ -21,7 +21,13 @@ import numpy as np
 
 from hybrid_policy.framework.snapshot import FloatArray
 from hybrid_policy.game.problem import ContentionProblem
-from hybrid_policy.game.program import CANON_BACKEND, LOG_FLOOR_SHARE, SOLVER, GameSettings
+from hybrid_policy.game.program import (
+    CANON_BACKEND,
+    LOG_FLOOR_SHARE,
+    SOLVER,
+    SOLVER_OPTIONS,
+    GameSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,13 @@ class DeviationGap:
 
     @property
     def worst(self) -> float:
-        """The largest gain any single namespace could get."""
-        return float(self.gains.max()) if self.gains.size else 0.0
+        """The largest gain any single namespace could get (NaN where a solve failed)."""
+        return float(np.nanmax(self.gains)) if np.isfinite(self.gains).any() else 0.0
+
+    @property
+    def failed(self) -> int:
+        """Best responses the solver could not compute."""
+        return int(np.isnan(self.gains).sum())
 
 
 def player_utility(
@@ -73,7 +84,8 @@ def best_response(
         to_class @ x <= problem.class_demand_pods[classes],
     ]
     for r in range(n_res):
-        load = to_node @ cp.multiply(problem.slot_request_fraction[mine, r], x)
+        load = cp.Variable(n_nodes, nonneg=True)  # a variable: diagonal quadratic cost
+        constraints.append(load == to_node @ cp.multiply(problem.slot_request_fraction[mine, r], x))
         free = np.maximum(problem.node_free_fraction[:, r] - other_load[:, r], 0.0)
         constraints.append(load <= free)
         base = problem.node_used_fraction[:, r] + other_load[:, r]
@@ -88,7 +100,10 @@ def best_response(
     program = cp.Problem(cp.Maximize(objective), constraints)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the status says it
-        program.solve(solver=SOLVER, canon_backend=CANON_BACKEND)
+        try:
+            program.solve(solver=SOLVER, canon_backend=CANON_BACKEND, **SOLVER_OPTIONS)
+        except cp.error.SolverError:
+            return float("nan"), "solver_error"
     value = program.value
     return (float(value) if value is not None else float("-inf")), str(program.status)
 
@@ -100,6 +115,7 @@ def deviation_gap(
     gains, statuses = [], []
     for player in range(len(problem.namespaces)):
         best, status = best_response(problem, allocation, player, settings)
-        gains.append(max(best - player_utility(problem, allocation, player, settings), 0.0))
+        gain = best - player_utility(problem, allocation, player, settings)
+        gains.append(max(gain, 0.0) if np.isfinite(gain) else float("nan"))
         statuses.append(status)
     return DeviationGap(np.array(gains), tuple(statuses))

@@ -16,7 +16,6 @@ import numpy as np
 
 from hybrid_policy.framework.plugins import Arbitrator, QueueSortPlugin, ScorePlugin
 from hybrid_policy.framework.profile import SchedulingProfile
-from hybrid_policy.game import GameArbitrator
 from hybrid_policy.plugins.arbiters import DrfArbitrator, SequentialArbitrator
 from hybrid_policy.plugins.filters import default_filters
 from hybrid_policy.plugins.ordering import PrioritySort, ShortestRemainingFirst
@@ -170,6 +169,8 @@ def srtf_oracle(rng: np.random.Generator) -> Policy:
 @register("game", "potential-game equilibrium across namespaces, binpack node scores")
 def game(rng: np.random.Generator) -> Policy:
     """Contention between namespaces settled at the game's equilibrium (docs/game.md)."""
+    from hybrid_policy.game import GameArbitrator  # imports cvxpy: only when asked for
+
     scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
     profile = _profile("game", scorers, arbitrator=GameArbitrator())
     return Policy("game", describe("game"), profile)

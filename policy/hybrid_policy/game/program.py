@@ -42,7 +42,7 @@ SOLVER_OPTIONS: dict[str, float] = {}
 
 @dataclass(frozen=True)
 class GameSettings:
-    """Tunables of the game; defaults picked on training seed 0, Heavy (docs/game.md)."""
+    """Tunables of the game (how the defaults were picked: docs/game.md)."""
 
     #: lam: weight of the scorer's normalised recommendations (per dominant share).
     score_weight: float = 1.0

@@ -32,7 +32,7 @@ from hybrid_policy.game.problem import ContentionProblem
 LOG_FLOOR_SHARE = 1e-3
 #: The solver: interior point with native exponential cones (the log needs them).
 SOLVER = "CLARABEL"
-#: cvxpy's COO canonicalisation backend compiles this program 2-3x faster than the default.
+#: cvxpy's COO canonicalisation backend (cvxpy 1.8+) compiles this program 2-3x faster.
 CANON_BACKEND = "COO"
 #: Extra Clarabel settings: none (more equilibration passes did not help once the program
 #: was scaled). Its defaults solve 93 of the benchmark's 100 programs to "optimal"; the

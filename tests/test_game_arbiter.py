@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 from builders import make_node, make_pod
 from game_builders import arbitrate, placed_pods
-from hybrid_policy.domain import NodeInfo, PendingPod
-from hybrid_policy.game import GameSettings, PotentialProgram
+from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
+from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.game import GameArbitrator, GameSettings, PotentialProgram
 from hybrid_policy.game.problem import copies_that_fit
+from hybrid_policy.policies import build_policy
 
 batches = st.lists(
     st.tuples(st.sampled_from([1, 2, 4, 8]), st.integers(1, 24), st.sampled_from("abc")),
@@ -122,3 +124,20 @@ def test_an_uncontended_pass_is_placed_in_queue_order() -> None:
     decisions, _, arbitrator = arbitrate(cluster(), batch, {"a": 1.0, "b": 1.0})
     assert arbitrator.paths == {"uncontended": 1}
     assert all(d.placed and d.path == "uncontended" for d in decisions)
+
+
+def test_deficit_counters_share_a_single_slot_over_rounds() -> None:
+    """One free GPU per pass, two identical namespaces: the pods alternate."""
+    policy = build_policy("game", np.random.default_rng(0))
+    arbitrator = GameArbitrator()
+    policy.profile.arbitrator = arbitrator
+    snapshot = ClusterSnapshot([make_node("n0", gpus=1)], [Namespace("a"), Namespace("b")])
+    winners = []
+    for round_ in range(10):
+        batch = [make_pod(f"{ns}{round_}", gpus=1, namespace=ns) for ns in "ab"]
+        decisions = policy.profile.schedule_batch(batch, snapshot, np.random.default_rng(0))
+        placed = [d for d in decisions if d.placed]
+        assert len(placed) == 1 and placed[0].path == "equilibrium"
+        winners.append(placed[0].pod.namespace)
+        snapshot.forget(placed[0].pod)  # the pod finishes before the next pass
+    assert winners.count("a") == winners.count("b") == 5

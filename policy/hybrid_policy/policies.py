@@ -164,3 +164,13 @@ def srtf_oracle(rng: np.random.Generator) -> Policy:
     scorers: list[tuple[ScorePlugin, float]] = [(NodePerformance(), 1.0)]
     profile = _profile("srtf-oracle", scorers, queue_sort=ShortestRemainingFirst())
     return Policy("srtf-oracle", describe("srtf-oracle"), profile, preemptive=True)
+
+
+@register("game", "potential-game equilibrium across namespaces, binpack node scores")
+def game(rng: np.random.Generator) -> Policy:
+    """Contention between namespaces settled at the game's equilibrium (docs/game.md)."""
+    from hybrid_policy.game import GameArbitrator  # imports cvxpy: only when asked for
+
+    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    profile = _profile("game", scorers, arbitrator=GameArbitrator())
+    return Policy("game", describe("game"), profile)

@@ -1,0 +1,125 @@
+"""The ``game`` Arbitrator: namespaces in contention settle a pass at the game's equilibrium.
+
+It takes whatever ScoreTables the profile's scorers produce (heuristic scores for the
+``game`` policy, the DQN's Q-values for ``hybrid``). A pass is contended when two or more
+namespaces have pods and some class wants more pods than fit side by side, or the batch
+asks for more of some resource than is free; an uncontended pass is placed in queue order
+on the best nodes, as kube-scheduler would (path ``uncontended``). A contended pass builds
+a :class:`ContentionProblem`, solves the potential game (path ``equilibrium``) or, on a
+solver error, a non-optimal status or a solve over the time budget, takes the greedy
+weighted allocation (path ``greedy-fallback:<reason>``), then rounds to whole pods with
+deficit counters and fills what is left. Paths are counted in :attr:`GameArbitrator.paths`
+and written on every decision.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.game.fallback import greedy_allocation
+from hybrid_policy.game.problem import DEFAULT_TOP_K, ContentionProblem, PodClass, build_problem
+from hybrid_policy.game.program import Equilibrium, GameSettings, PotentialProgram
+from hybrid_policy.game.rounding import carry_deficits, settle
+from hybrid_policy.plugins.arbiters import place_best
+
+UNCONTENDED = "uncontended"
+
+
+class GameArbitrator:
+    """Settles contended passes at the potential game's equilibrium."""
+
+    name = "game"
+
+    def __init__(self, settings: GameSettings | None = None, top_k: int = DEFAULT_TOP_K) -> None:
+        self.program = PotentialProgram(settings)
+        self.top_k = top_k
+        #: Dominant share owed to (positive) or by (negative) each namespace; at most one pod.
+        self.deficit_share: dict[str, float] = {}
+        #: How many passes took each path.
+        self.paths: Counter[str] = Counter()
+        #: Wall time of every solve attempt, in seconds.
+        self.solve_seconds: list[float] = []
+        self.last_problem: ContentionProblem | None = None
+        self.last_equilibrium: Equilibrium | None = None
+
+    @property
+    def settings(self) -> GameSettings:
+        """The game's tunables."""
+        return self.program.settings
+
+    def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
+        """Commit or reject every pod of ``batch`` (already in queue order)."""
+        classes = self.pod_classes(batch, cycle)
+        if not classes:
+            return
+        if not self._contended(classes, cycle):
+            cycle.path = UNCONTENDED
+            self.paths[UNCONTENDED] += 1
+            live = {pod.uid for pod_class in classes for pod in pod_class.pods}
+            for pod in batch:
+                if pod.uid in live:
+                    place_best(pod, cycle)
+            return
+        scale = 100.0 * max(sum(weight for _, weight in cycle.profile.scorers), 1e-9)
+        problem = build_problem(classes, cycle.snapshot, scale, self.top_k)
+        equilibrium = self.equilibrium(problem)
+        cycle.path = equilibrium.path
+        self.paths[equilibrium.path] += 1
+        position = {pod.uid: i for i, pod in enumerate(batch)}
+        granted = settle(cycle, problem, equilibrium.allocation, self.deficit_share, position)
+        carry_deficits(problem, equilibrium.allocation, granted, self.deficit_share)
+
+    def equilibrium(self, problem: ContentionProblem) -> Equilibrium:
+        """Solve the game, or fall back to the greedy weighted allocation."""
+        try:
+            result = self.program.solve(problem)
+        except Exception as exc:  # any solver failure takes the fallback, by design
+            result = Equilibrium(
+                np.zeros(problem.slot_class.size),
+                "error",
+                0.0,
+                f"greedy-fallback:error-{type(exc).__name__}",
+            )
+        self.solve_seconds.append(result.solve_seconds)
+        if not result.solved:
+            result = Equilibrium(
+                greedy_allocation(problem),
+                result.status,
+                result.solve_seconds,
+                result.path,
+                result.compiled,
+            )
+        self.last_problem, self.last_equilibrium = problem, result
+        return result
+
+    def pod_classes(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> list[PodClass]:
+        """Group the batch by (namespace, signature); reject classes that fit nowhere."""
+        members: dict[tuple[str, tuple[object, ...]], list[PendingPod]] = {}
+        for pod in batch:
+            members.setdefault((pod.namespace, pod.constraint_signature), []).append(pod)
+        classes = []
+        for (namespace, _), pods in members.items():
+            table = cycle.evaluate(pods[0])
+            if isinstance(table, ScoreTable):
+                classes.append(PodClass(namespace, tuple(pods), table))
+            else:
+                for pod in pods:
+                    cycle.reject(pod, table)
+        return classes
+
+    def _contended(self, classes: Sequence[PodClass], cycle: BatchCycle) -> bool:
+        """Two or more namespaces, and not everything can be placed at once."""
+        if len({c.namespace for c in classes}) < 2:
+            return False
+        snap = cycle.snapshot
+        wanted = np.zeros(len(snap.resources))
+        for pod_class in classes:
+            if cycle.fit_count(pod_class.pods[0]) < len(pod_class.pods):
+                return True
+            wanted += snap.request_vector(pod_class.pods[0]) * len(pod_class.pods)
+        return bool((wanted > snap.free.sum(axis=0) + 1e-9).any())

@@ -112,3 +112,10 @@ def test_seed_paper_scenario_matches_its_definition() -> None:
     )
     record = run_one(dataclasses.replace(workload, jobs=workload.jobs[:200]), "kube-default")
     assert record["jobs"] == 200
+
+
+def test_game_replays_are_exact(tiny_scenario_path: object) -> None:
+    workload = prepare_workload(_scenario(tiny_scenario_path, horizon_hours=3.0), "heavy", 0)
+    first, second = run_one(workload, "game"), run_one(workload, "game")
+    for key in ("jct_s", "utilization", "namespace_share", "wait_s", "jain_fairness"):
+        assert first[key] == second[key]

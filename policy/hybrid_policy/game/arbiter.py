@@ -14,6 +14,7 @@ and written on every decision.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 
@@ -51,6 +52,11 @@ class GameArbitrator:
     def settings(self) -> GameSettings:
         """The game's tunables."""
         return self.program.settings
+
+    def use_wall_clock(self, enabled: bool) -> None:
+        """Turn the solve's wall-clock budget off (simulations) or back to the default."""
+        budget = GameSettings().time_budget_s if enabled else None
+        self.program.settings = dataclasses.replace(self.program.settings, time_budget_s=budget)
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Commit or reject every pod of ``batch`` (already in queue order)."""

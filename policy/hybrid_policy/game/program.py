@@ -49,7 +49,8 @@ class GameSettings:
     #: mu: weight of the quadratic congestion cost on node load fractions.
     congestion_weight: float = 0.01
     #: Wall-clock budget of one solve, in seconds; over it the greedy fallback decides.
-    time_budget_s: float = 0.25
+    #: None: no wall-clock budget (the simulator's choice, so that replays are exact).
+    time_budget_s: float | None = 0.25
     #: Compiled programs kept, keyed by sparsity pattern.
     cache_size: int = 16
 
@@ -162,18 +163,23 @@ class PotentialProgram:
         else:
             self._compiled.move_to_end(key)
         compiled.load(problem, self.settings)
-        left_s = max(self.settings.time_budget_s - (time.perf_counter() - tick), 1e-3)
+        budget = self.settings.time_budget_s
+        limit = (
+            {}
+            if budget is None
+            else {"time_limit": max(budget - (time.perf_counter() - tick), 1e-3)}
+        )
         with warnings.catch_warnings():
             # An inaccurate solution is not silently used: its status takes the fallback.
             warnings.simplefilter("ignore", UserWarning)
             compiled.problem.solve(
-                solver=SOLVER, canon_backend=CANON_BACKEND, time_limit=left_s, **SOLVER_OPTIONS
+                solver=SOLVER, canon_backend=CANON_BACKEND, **limit, **SOLVER_OPTIONS
             )
         seconds = time.perf_counter() - tick
         status = str(compiled.problem.status)
         value = compiled.x.value
         empty = np.zeros(problem.slot_class.size)
-        if seconds > self.settings.time_budget_s:
+        if budget is not None and seconds > budget:
             return Equilibrium(empty, status, seconds, "greedy-fallback:timeout", fresh)
         if status != cp.OPTIMAL or value is None:
             path = "greedy-fallback:status-" + status.replace("_", "-")

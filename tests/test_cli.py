@@ -49,6 +49,7 @@ def test_simulate_writes_table_json_and_plots(
     text = capsys.readouterr().out
     assert "workload light (2 seeds, mean ±95% CI)" in text
     assert "JCT image-classification min" in text
+    assert "share team-a" in text and "JCT team-b min" in text
     data = json.loads((out / "runs.json").read_text())
     assert len(data["runs"]) == 2 * 2 * 2
     for run in data["runs"]:

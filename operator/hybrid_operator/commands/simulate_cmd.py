@@ -18,7 +18,7 @@ from typing import Any
 from hybrid_policy.bench import run_matrix
 from hybrid_policy.policies import UnknownPolicyError, parse_policy_list
 from hybrid_policy.report.plots import completion_figure, utilisation_figure
-from hybrid_policy.report.table import queueing_table, table2
+from hybrid_policy.report.table import namespace_table, queueing_table, table2
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.workload import with_trace_path
@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     print(table2(records))
     print()
     print(queueing_table(records))
+    print()
+    print(namespace_table(records))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {

@@ -128,3 +128,30 @@ def queueing_table(records: Sequence[Record]) -> str:
         for (level, policy), rs in group(records).items()
     ]
     return _render(header, rows)
+
+
+def namespace_table(records: Sequence[Record]) -> str:
+    """Per namespace: share of its weighted fair entitlement and mean completion time."""
+    namespaces: list[str] = []
+    for r in records:
+        namespaces.extend(ns for ns in r["namespace_share"] if ns not in namespaces)
+    header = [
+        "workload",
+        "policy",
+        *(f"share {ns}" for ns in namespaces),
+        *(f"JCT {ns} min" for ns in namespaces),
+    ]
+    rows = []
+    for (level, policy), rs in group(records).items():
+        shares = [_cell(rs, _namespace_value("namespace_share", ns), 1.0, 3) for ns in namespaces]
+        jcts = [_cell(rs, _namespace_value("jct_by_namespace_s", ns), 1 / 60) for ns in namespaces]
+        rows.append([level, policy, *shares, *jcts])
+    return _render(header, rows)
+
+
+def _namespace_value(key: str, namespace: str) -> Getter:
+    def get(record: Record) -> float:
+        value = record[key].get(namespace)
+        return float("nan") if value is None else float(value)
+
+    return get

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from hybrid_operator import __version__
-from hybrid_operator.commands import simulate_cmd, trace_cmd
+from hybrid_operator.commands import simulate_cmd, trace_cmd, train_cmd
 from hybrid_operator.devcluster import command as dev_cluster_command
 
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate_cmd.register(subparsers)
     trace_cmd.register(subparsers)
+    train_cmd.register(subparsers)
     dev_cluster_command.register(subparsers)
     return parser
 

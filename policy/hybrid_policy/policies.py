@@ -164,3 +164,18 @@ def srtf_oracle(rng: np.random.Generator) -> Policy:
     scorers: list[tuple[ScorePlugin, float]] = [(NodePerformance(), 1.0)]
     profile = _profile("srtf-oracle", scorers, queue_sort=ShortestRemainingFirst())
     return Policy("srtf-oracle", describe("srtf-oracle"), profile, preemptive=True)
+
+
+def scored_policy(name: str, scorer: ScorePlugin) -> Policy:
+    """A policy with the default framework and ``scorer`` as its only Score plugin."""
+    profile = _profile(name, [(scorer, 1.0)], needs_utilisation=True)
+    description = describe(name) if name in _REGISTRY else name
+    return Policy(name, description, profile)
+
+
+@register("dqn", "learned DQN node scorer (the shipped model), default framework otherwise")
+def dqn(rng: np.random.Generator) -> Policy:
+    """The DQN scorer loaded from the checkpoint shipped in the package."""
+    from hybrid_policy.dqn.scorer import load_scorer
+
+    return scored_policy("dqn", load_scorer())

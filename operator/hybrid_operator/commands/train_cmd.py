@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--steps", type=int, required=True, help="pods placed while learning")
     p.add_argument("--seed", type=int, default=0, help="seed of the network and exploration")
     p.add_argument("--out", type=Path, required=True, help="checkpoint path (.pt)")
-    p.add_argument("--eval-every", type=int, default=25_000, help="steps between evaluations")
+    p.add_argument("--eval-every", type=int, default=10_000, help="steps between evaluations")
     p.add_argument("--warm-start-steps", type=int, default=5_000, help="binpack-led steps")
     p.add_argument("--drop-features", default="", help="feature groups to hide (ablation)")
     p.add_argument("--horizon-hours", type=float, help="shorten the arrival window")

@@ -17,7 +17,7 @@ from hybrid_policy.dqn.replay import Batch
 class LearnerConfig:
     """Hyper-parameters of the update."""
 
-    gamma: float = 0.95
+    gamma: float = 0.8
     learning_rate: float = 5e-4
     grad_clip_norm: float = 10.0
     target_sync_updates: int = 500

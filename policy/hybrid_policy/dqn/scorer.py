@@ -45,6 +45,9 @@ class DqnScore(MinMaxNormalized):
     name = "DqnScore"
 
     def __init__(self, network: QNetwork, actor: Actor | None = None) -> None:
+        # One pod's candidates are a small batch: extra intra-op threads only spin and,
+        # on a busy machine, made scoring 8x slower. Scoring is single-threaded.
+        torch.set_num_threads(1)
         self.network = network.eval()
         self.actor = actor
 

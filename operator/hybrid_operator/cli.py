@@ -14,7 +14,14 @@ import sys
 from collections.abc import Sequence
 
 from hybrid_operator import __version__
-from hybrid_operator.commands import demo_cmd, explain_cmd, run_cmd, simulate_cmd, trace_cmd
+from hybrid_operator.commands import (
+    demo_cmd,
+    explain_cmd,
+    run_cmd,
+    simulate_cmd,
+    trace_cmd,
+    train_cmd,
+)
 from hybrid_operator.devcluster import command as dev_cluster_command
 
 
@@ -31,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(subparsers)
     explain_cmd.register(subparsers)
     demo_cmd.register(subparsers)
+    train_cmd.register(subparsers)
     dev_cluster_command.register(subparsers)
     return parser
 

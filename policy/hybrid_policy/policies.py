@@ -174,3 +174,18 @@ def game(rng: np.random.Generator) -> Policy:
     scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
     profile = _profile("game", scorers, arbitrator=GameArbitrator())
     return Policy("game", describe("game"), profile)
+
+
+def scored_policy(name: str, scorer: ScorePlugin) -> Policy:
+    """A policy with the default framework and ``scorer`` as its only Score plugin."""
+    profile = _profile(name, [(scorer, 1.0)], needs_utilisation=True)
+    description = describe(name) if name in _REGISTRY else name
+    return Policy(name, description, profile)
+
+
+@register("dqn", "learned DQN node scorer (the shipped model), default framework otherwise")
+def dqn(rng: np.random.Generator) -> Policy:
+    """The DQN scorer loaded from the checkpoint shipped in the package."""
+    from hybrid_policy.dqn.scorer import load_scorer
+
+    return scored_policy("dqn", load_scorer())

@@ -98,6 +98,8 @@ class Simulation:
         #: Bumped whenever a job's pod starts or stops, so stale completions are ignored.
         self.version = np.zeros(n, dtype=np.int64)
         self.running: dict[int, Running] = {}
+        #: Requests of the waiting pods, summed (the queue context scorers may read).
+        self.pending_demand: FloatArray = np.zeros(len(self.snapshot.resources))
         self.events: list[tuple[float, int, int, int, int]] = []
         self._seq = 0
         self._plan: ClusterSnapshot | None = None
@@ -167,6 +169,7 @@ class Simulation:
         self.event_count += 1
         if kind == ARRIVAL:
             self.waiting.add(self.pods[job])
+            self.pending_demand += self.snapshot.request_vector(self.pods[job])
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == COMPLETION:
             self._stop(job, at_s)
@@ -192,6 +195,8 @@ class Simulation:
         if self.batch_limit is not None and len(batch) > self.batch_limit:
             batch = sorted(batch, key=self.profile.queue_sort.sort_key)[: self.batch_limit]
         snap.now_s = now_s
+        snap.queue.pending_pods = len(self.waiting)
+        snap.queue.pending_demand = self.pending_demand
         if self.profile.needs_utilisation:
             self.signal.refresh(snap, now_s)
         tick = time.perf_counter()
@@ -201,6 +206,8 @@ class Simulation:
         self.passes += 1
         placed = [d for d in decisions if d.placed]
         self.waiting.remove(d.pod for d in placed)
+        for d in placed:
+            self.pending_demand -= snap.request_vector(d.pod)
         for d in placed:
             self._start(self.by_uid[d.pod.uid], d.node_row, now_s)
         self.pods_placed += len(placed)

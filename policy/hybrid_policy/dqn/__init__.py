@@ -1,0 +1,1 @@
+"""The learned node scorer: a Deep Q-Network over (pod, node) features (torch)."""

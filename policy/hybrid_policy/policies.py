@@ -189,3 +189,14 @@ def dqn(rng: np.random.Generator) -> Policy:
     from hybrid_policy.dqn.scorer import load_scorer
 
     return scored_policy("dqn", load_scorer())
+
+
+@register("hybrid", "DQN node scores, contention between namespaces settled by the game arbiter")
+def hybrid(rng: np.random.Generator) -> Policy:
+    """The learned scorer recommends, the potential game settles contention (docs/game.md)."""
+    from hybrid_policy.dqn.scorer import load_scorer
+    from hybrid_policy.game import GameArbitrator
+
+    scorers: list[tuple[ScorePlugin, float]] = [(load_scorer(), 1.0)]
+    profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
+    return Policy("hybrid", describe("hybrid"), profile)

@@ -253,3 +253,25 @@ def test_a_pod_deleted_while_its_binding_is_in_flight_leaves_the_queue() -> None
     scheduler.on_pod("DELETED", k8s_pod("a"))
     assert "uid-a" not in scheduler.queue
     assert decisions[0].pod.uid == "uid-a"
+
+
+def test_learned_policies_see_the_queue() -> None:
+    scheduler, _ = _scheduler()
+    for i in range(3):
+        scheduler.on_pod(None, k8s_pod(f"p{i}", gpus=2))
+    seen: list[tuple[int, float]] = []
+    profile = scheduler.policy.profile
+    original = profile.schedule_batch
+
+    def spy(pods: Any, snapshot: Any, rng: Any, explain: bool = True) -> Any:
+        seen.append(
+            (
+                snapshot.queue.pending_pods,
+                float(snapshot.queue.pending_demand[snapshot.index["nvidia.com/gpu"]]),
+            )
+        )
+        return original(pods, snapshot, rng, explain)
+
+    profile.schedule_batch = spy  # type: ignore[method-assign]
+    scheduler.decide()
+    assert seen == [(3, 6.0)]

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
 from operator_helpers import (
     SCHEDULER,
     bound_node,
@@ -26,8 +28,6 @@ from operator_helpers import (
     submit,
     weighted_namespace,
 )
-
-from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
 
 pytestmark = pytest.mark.e2e
 HTTP_PORT = free_port()
@@ -399,3 +399,21 @@ def test_shadow_mode_records_what_it_would_have_done(
     assert "hybrid-scheduler.io/decision" not in (
         api.get(f"{pods}/by-default")["metadata"].get("annotations") or {}
     )
+
+
+@pytest.mark.parametrize("policy", ["dqn", "game", "hybrid"])
+def test_learned_and_game_policies_schedule_on_the_cluster(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path, policy: str
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    name = f"hybrid-scheduler-{policy}"
+    args = ("--scheduler-name", name, "--lease-name", name, "--http-port", "0", "--policy", policy)
+    with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
+        for i, gpus in enumerate((1, 2, 4, 8)):
+            submit(api, pods, f"{policy}-{i}", gpus, scheduler=name)
+        records = [decision(api, pods, f"{policy}-{i}") for i in range(4)]
+        assert "Traceback" not in log.read_text()
+    assert {r["policy"] for r in records} == {policy}
+    for i, record in enumerate(records):
+        assert record["node"] == bound_node(api, pods, f"{policy}-{i}")

@@ -178,8 +178,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         "dropped_feature_groups": list(cfg.drop_groups),
         "feature_schema_version": FEATURE_SCHEMA_VERSION,
         "validation_jct_min": best[0],
-        "wall_s": round(wall, 1),
     }
+    # No wall time in the file: the same command and seed must give the same bytes.
     save_checkpoint(network, cfg.out, metadata)
     log_csv, curve_png = cfg.out.with_suffix(".csv"), cfg.out.with_suffix(".png")
     _write_csv(log_csv, rows)

@@ -96,3 +96,8 @@ def weighted_namespace(api: Any, namespace: str, weight: str) -> None:
     body = api.get(f"/api/v1/namespaces/{namespace}")
     body["metadata"].setdefault("annotations", {})["hybrid-scheduler.io/weight"] = weight
     api.call("PUT", f"/api/v1/namespaces/{namespace}", body)
+
+
+def instance_args(name: str, *extra: str) -> tuple[str, ...]:
+    """Flags for an operator of its own: scheduler name, Lease, no HTTP port."""
+    return ("--scheduler-name", name, "--lease-name", name, "--http-port", "0", *extra)

@@ -23,6 +23,7 @@ from operator_helpers import (
     decision,
     events,
     free_port,
+    instance_args,
     operator_process,
     running_operator,
     submit,
@@ -54,19 +55,8 @@ def test_live_utilisation_from_prometheus_and_the_fallback(
     pods = f"/api/v1/namespaces/{namespace}/pods"
     url = dev_cluster.settings.prometheus_url if prometheus == "live" else prometheus
     name = f"hybrid-scheduler-{expected}"
-    args = (
-        "--scheduler-name",
-        name,
-        "--policy",
-        "load-aware",
-        "--prometheus-url",
-        url,
-        "--metrics-refresh",
-        "2",
-        "--http-port",
-        "0",
-        "--lease-name",
-        name,
+    args = instance_args(
+        name, "--policy", "load-aware", "--prometheus-url", url, "--metrics-refresh", "2"
     )
     with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
         wait_for(
@@ -256,16 +246,7 @@ def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = "hybrid-scheduler-ha"
-    common = (
-        "--scheduler-name",
-        name,
-        "--lease-name",
-        name,
-        "--lease-duration",
-        "6",
-        "--http-port",
-        "0",
-    )
+    common = instance_args(name, "--lease-duration", "6")
     with (
         operator_process(dev_cluster, tmp_path / "a.log", *common, "--identity", "replica-a") as a,
         operator_process(dev_cluster, tmp_path / "b.log", *common, "--identity", "replica-b") as b,
@@ -306,13 +287,8 @@ def test_webhook_opt_in_by_annotation_or_namespace_label(
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = "hybrid-scheduler-webhook"
-    args = (
-        "--scheduler-name",
+    args = instance_args(
         name,
-        "--lease-name",
-        name,
-        "--http-port",
-        "0",
         "--webhook",
         "--webhook-host",
         "127.0.0.1",
@@ -370,16 +346,7 @@ def test_shadow_mode_records_what_it_would_have_done(
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = "hybrid-scheduler-shadow"
-    args = (
-        "--scheduler-name",
-        name,
-        "--lease-name",
-        name,
-        "--http-port",
-        "0",
-        "--shadow-of",
-        "default-scheduler",
-    )
+    args = instance_args(name, "--shadow-of", "default-scheduler")
     with running_operator(dev_cluster, tmp_path / "operator.log", *args):
         api.create(pods, training_pod("by-default", gpus=2, cpu="2", memory="4Gi", runtime="2s"))
         actual = bound_node(api, pods, "by-default")
@@ -408,7 +375,7 @@ def test_learned_and_game_policies_schedule_on_the_cluster(
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = f"hybrid-scheduler-{policy}"
-    args = ("--scheduler-name", name, "--lease-name", name, "--http-port", "0", "--policy", policy)
+    args = instance_args(name, "--policy", policy)
     with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
         for i, gpus in enumerate((1, 2, 4, 8)):
             submit(api, pods, f"{policy}-{i}", gpus, scheduler=name)

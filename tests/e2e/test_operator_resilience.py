@@ -16,7 +16,7 @@ from hybrid_operator.devcluster.testing import (
     training_pod,
     wait_for,
 )
-from operator_helpers import events, operator_process, running_operator
+from operator_helpers import events, instance_args, operator_process, running_operator
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def test_killed_mid_batch_and_restarted_every_pod_is_bound_once(
 ) -> None:
     api = dev_cluster.admin
     name = "hybrid-scheduler-restart"
-    args = ("--scheduler-name", name, "--lease-name", name, "--http-port", "0", "--batch-size", "5")
+    args = instance_args(name, "--batch-size", "5")
     pods = f"/api/v1/namespaces/{namespace}/pods"
     for i in range(30):
         api.create(
@@ -85,16 +85,7 @@ def test_gpu_shares_under_contention_follow_the_weights(
                         f"g-{i}", gpus=1, cpu="1", memory="1Gi", runtime="300s", scheduler_name=name
                     ),
                 )
-        args = (
-            "--scheduler-name",
-            name,
-            "--lease-name",
-            name,
-            "--http-port",
-            "0",
-            "--policy",
-            "drf",
-        )
+        args = instance_args(name, "--policy", "drf")
         with running_operator(dev_cluster, tmp_path / "operator.log", *args):
 
             def held() -> dict[str, int] | None:

@@ -19,7 +19,9 @@ def game_cycle(
     settings: GameSettings | None = None,
 ) -> tuple[BatchCycle, GameArbitrator]:
     policy = build_policy("game", np.random.default_rng(0))
-    arbitrator = GameArbitrator(settings)
+    # No wall-clock budget unless a test asks for one: properties must not depend on how
+    # busy the machine is (a cold compile can take longer than the operator's budget).
+    arbitrator = GameArbitrator(settings or GameSettings(time_budget_s=None))
     policy.profile.arbitrator = arbitrator
     snapshot = ClusterSnapshot(nodes, [Namespace(n, w) for n, w in weights.items()])
     return BatchCycle(policy.profile, snapshot, np.random.default_rng(0), explain=False), arbitrator

@@ -129,7 +129,7 @@ def test_an_uncontended_pass_is_placed_in_queue_order() -> None:
 def test_deficit_counters_share_a_single_slot_over_rounds() -> None:
     """One free GPU per pass, two identical namespaces: the pods alternate."""
     policy = build_policy("game", np.random.default_rng(0))
-    arbitrator = GameArbitrator()
+    arbitrator = GameArbitrator(GameSettings(time_budget_s=None))
     policy.profile.arbitrator = arbitrator
     snapshot = ClusterSnapshot([make_node("n0", gpus=1)], [Namespace("a"), Namespace("b")])
     winners = []

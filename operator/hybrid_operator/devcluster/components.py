@@ -116,18 +116,30 @@ def apiserver(settings: ClusterSettings, pki: Pki) -> Component:
     )
 
 
-def controller_manager(settings: ClusterSettings, pki: Pki) -> Component:
-    """kube-controller-manager: service accounts, namespace deletion, GC, Jobs, node health."""
-    kubeconfig = settings.state_dir / identities.CONTROLLER_MANAGER.kubeconfig_name
-    port = settings.ports.controller_manager
-    argv = [
-        str(find_binary(settings, "kube-controller-manager")),
+def _control_plane_argv(
+    settings: ClusterSettings, binary: str, identity: identities.Identity, port: int
+) -> list[str]:
+    """The flags kube-controller-manager and kube-scheduler share: one kubeconfig for the
+    API server and for delegated authn/authz, a loopback secure port, no leader election."""
+    kubeconfig = settings.state_dir / identity.kubeconfig_name
+    return [
+        str(find_binary(settings, binary)),
         f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         f"--bind-address={LOOPBACK}",
         f"--secure-port={port}",
         "--leader-elect=false",
+    ]
+
+
+def controller_manager(settings: ClusterSettings, pki: Pki) -> Component:
+    """kube-controller-manager: service accounts, namespace deletion, GC, Jobs, node health."""
+    port = settings.ports.controller_manager
+    argv = [
+        *_control_plane_argv(
+            settings, "kube-controller-manager", identities.CONTROLLER_MANAGER, port
+        ),
         "--use-service-account-credentials",
         f"--service-account-private-key-file={pki.sa_key}",
         f"--root-ca-file={pki.ca_cert}",
@@ -143,16 +155,9 @@ def controller_manager(settings: ClusterSettings, pki: Pki) -> Component:
 
 def scheduler(settings: ClusterSettings) -> Component:
     """The real default scheduler, the baseline beside ours."""
-    kubeconfig = settings.state_dir / identities.SCHEDULER.kubeconfig_name
     port = settings.ports.scheduler
     argv = [
-        str(find_binary(settings, "kube-scheduler")),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={port}",
-        "--leader-elect=false",
+        *_control_plane_argv(settings, "kube-scheduler", identities.SCHEDULER, port),
         f"--cert-dir={settings.state_dir / 'scheduler'}",
         "--v=1",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -21,27 +22,34 @@ def _levels_and_policies(records: Sequence[Record]) -> tuple[list[str], list[str
     return levels, policies
 
 
+def _bars(
+    ax: Any, x: Any, index: int, count: int, stats: list[tuple[float, float]], label: str
+) -> None:
+    """One policy's bars in a group of ``count``, with its 95 % intervals as error bars."""
+    width = 0.8 / count
+    ax.bar(
+        x + (index - (count - 1) / 2) * width,
+        [mean for mean, _ in stats],
+        width,
+        yerr=[half for _, half in stats],
+        capsize=3,
+        label=label,
+    )
+
+
 def utilisation_figure(records: Sequence[Record], path: Path) -> Path:
     """Figure 1: GPU allocation utilisation by workload level, one bar per policy,
     with the offered load drawn over each group (utilisation cannot exceed it for long)."""
     levels, policies = _levels_and_policies(records)
     grouped = group(records)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(levels) * len(policies) / 2), 4.2))
-    width = 0.8 / len(policies)
     x = np.arange(len(levels))
     for i, policy in enumerate(policies):
         stats = [
             mean_ci95([100 * r["utilization"]["gpu"] for r in grouped.get((lvl, policy), [])])
             for lvl in levels
         ]
-        ax.bar(
-            x + (i - (len(policies) - 1) / 2) * width,
-            [s[0] for s in stats],
-            width,
-            yerr=[s[1] for s in stats],
-            capsize=3,
-            label=policy,
-        )
+        _bars(ax, x, i, len(policies), stats, policy)
     for j, lvl in enumerate(levels):
         offered = mean_ci95([100 * r["offered_load"] for r in records if r["workload"] == lvl])[0]
         ax.hlines(
@@ -70,7 +78,6 @@ def completion_figure(records: Sequence[Record], path: Path) -> Path:
     tasks = task_types(records)
     grouped = group(records)
     fig, axes = plt.subplots(1, len(levels), figsize=(4.5 * len(levels), 4.2), squeeze=False)
-    width = 0.8 / len(policies)
     x = np.arange(len(tasks))
     for ax, lvl in zip(axes[0], levels, strict=True):
         for i, policy in enumerate(policies):
@@ -79,14 +86,7 @@ def completion_figure(records: Sequence[Record], path: Path) -> Path:
                 mean_ci95([r["jct_by_task_type_s"].get(t, float("nan")) / 60 for r in rs])
                 for t in tasks
             ]
-            ax.bar(
-                x + (i - (len(policies) - 1) / 2) * width,
-                [s[0] for s in stats],
-                width,
-                yerr=[s[1] for s in stats],
-                capsize=3,
-                label=policy,
-            )
+            _bars(ax, x, i, len(policies), stats, policy)
         ax.set_xticks(x, tasks, fontsize=8)
         ax.set_title(f"workload {lvl}")
         ax.set_ylabel("mean completion time (min)")

@@ -112,3 +112,28 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def test_port_offset_shifts_every_default_and_flags_still_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hybrid_operator.devcluster.command import parse_ports
+    from hybrid_operator.devcluster.settings import PORT_OFFSET_ENV, ClusterSettings, Ports
+
+    monkeypatch.setenv(PORT_OFFSET_ENV, "1000")
+    shifted = ClusterSettings().ports
+    assert shifted.apiserver == Ports().apiserver + 1000
+    assert shifted.prometheus == Ports().prometheus + 1000
+    overridden = parse_ports(["apiserver=20443"])
+    assert overridden.apiserver == 20443
+    assert overridden.etcd_client == Ports().etcd_client + 1000
+
+
+@pytest.mark.parametrize("raw", ["abc", "60000"])
+def test_bad_port_offset_is_named(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    from hybrid_operator.devcluster.errors import DevClusterError
+    from hybrid_operator.devcluster.settings import PORT_OFFSET_ENV, ClusterSettings
+
+    monkeypatch.setenv(PORT_OFFSET_ENV, raw)
+    with pytest.raises(DevClusterError, match=PORT_OFFSET_ENV):
+        ClusterSettings()

@@ -17,6 +17,7 @@ from hybrid_operator.devcluster.settings import (
     ClusterSettings,
     Ports,
     default_cache_dir,
+    default_ports,
     default_state_dir,
 )
 
@@ -107,7 +108,7 @@ def parse_ports(pairs: list[str]) -> Ports:
                 f"bad --port {pair!r}: expected NAME=PORT with NAME one of {', '.join(PORT_NAMES)}"
             )
         values[name] = int(raw)
-    return Ports(**values)
+    return dataclasses.replace(default_ports(), **values)
 
 
 def _fail(err: DevClusterError) -> int:

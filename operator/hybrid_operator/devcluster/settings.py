@@ -1,18 +1,23 @@
 """Settings of the dev cluster: component versions, loopback ports and directories.
 
 Defaults live here and nowhere else. Directories can be moved with environment variables
-(``HYBRID_SCHEDULER_CACHE_DIR``, ``HYBRID_SCHEDULER_DEV_CLUSTER_DIR``) or command-line
+(``HYBRID_SCHEDULER_CACHE_DIR``, ``HYBRID_SCHEDULER_DEV_CLUSTER_DIR``) and every default
+port shifted by ``HYBRID_SCHEDULER_DEV_CLUSTER_PORT_OFFSET``, or set with command-line
 flags, so that CI and parallel checkouts do not collide.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hybrid_operator.devcluster.errors import DevClusterError
+
 CACHE_DIR_ENV = "HYBRID_SCHEDULER_CACHE_DIR"
 STATE_DIR_ENV = "HYBRID_SCHEDULER_DEV_CLUSTER_DIR"
+PORT_OFFSET_ENV = "HYBRID_SCHEDULER_DEV_CLUSTER_PORT_OFFSET"
 LOOPBACK = "127.0.0.1"
 
 
@@ -71,6 +76,20 @@ class Ports:
     """Our utilisation exporter, DCGM port number plus 10000 (default 19400)."""
 
 
+def default_ports() -> Ports:
+    """The default ports, each shifted by ``$HYBRID_SCHEDULER_DEV_CLUSTER_PORT_OFFSET``."""
+    raw = os.environ.get(PORT_OFFSET_ENV, "0").strip() or "0"
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise DevClusterError(f"{PORT_OFFSET_ENV}={raw!r} is not an integer") from None
+    base = Ports()
+    shifted = {name: port + offset for name, port in dataclasses.asdict(base).items()}
+    if not all(1024 <= port < 65536 for port in shifted.values()):
+        raise DevClusterError(f"{PORT_OFFSET_ENV}={offset} moves a port outside 1024-65535")
+    return Ports(**shifted)
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """Everything ``dev-cluster up`` needs besides the node list."""
@@ -81,8 +100,8 @@ class ClusterSettings:
     """Built binaries and Go caches (default ~/.cache/hybrid-scheduler)."""
     versions: Versions = field(default_factory=Versions)
     """Component versions to build and run."""
-    ports: Ports = field(default_factory=Ports)
-    """Loopback ports."""
+    ports: Ports = field(default_factory=default_ports)
+    """Loopback ports (default see default_ports)."""
     kube_scheduler: bool = False
     """Start the real default scheduler beside our own (default off)."""
     prometheus: bool = False

@@ -191,12 +191,23 @@ def dqn(rng: np.random.Generator) -> Policy:
     return scored_policy("dqn", load_scorer())
 
 
-@register("hybrid", "DQN node scores, contention between namespaces settled by the game arbiter")
+#: Weight of the binpack score next to the DQN's (weight 1) in the ``hybrid`` policy.
+HYBRID_BINPACK_WEIGHT = 1.0
+
+
+@register(
+    "hybrid", "DQN node scores plus binpack, contention between namespaces settled by the game"
+)
 def hybrid(rng: np.random.Generator) -> Policy:
     """The learned scorer recommends, the potential game settles contention (docs/game.md)."""
     from hybrid_policy.dqn.scorer import load_scorer
     from hybrid_policy.game import GameArbitrator
 
-    scorers: list[tuple[ScorePlugin, float]] = [(load_scorer(), 1.0)]
+    # The scorer learnt its placements under queue-order arbitration; under the arbiter's
+    # fill, the binpack term keeps whole nodes for wide pods (docs/benchmarks.md).
+    scorers: list[tuple[ScorePlugin, float]] = [
+        (load_scorer(), 1.0),
+        (MostAllocated(weights=dict(BINPACK_WEIGHTS)), HYBRID_BINPACK_WEIGHT),
+    ]
     profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
     return Policy("hybrid", describe("hybrid"), profile)

@@ -119,3 +119,14 @@ def test_game_replays_are_exact(tiny_scenario_path: object) -> None:
     first, second = run_one(workload, "game"), run_one(workload, "game")
     for key in ("jct_s", "utilization", "namespace_share", "wait_s", "jain_fairness"):
         assert first[key] == second[key]
+
+
+def test_namespace_slowdowns_are_at_least_one_and_the_worst_is_their_maximum(
+    tiny_scenario_path: object,
+) -> None:
+    record = run_one(prepare_workload(_scenario(tiny_scenario_path), "heavy", 7), "drf")
+    by_namespace = record["slowdown_by_namespace"]
+    assert set(by_namespace) == set(record["jct_by_namespace_s"])
+    assert all(value >= 1.0 for value in by_namespace.values())
+    assert record["slowdown"]["worst_namespace"] == max(by_namespace.values())
+    assert min(by_namespace.values()) <= record["slowdown"]["mean"] <= max(by_namespace.values())

@@ -45,6 +45,12 @@ def summarise(run: RunResult) -> dict[str, Any]:
         gpu_capacity * run.window_s,
     )
     mean_jct = float(jct.mean()) if jct.size else float("nan")
+    slowdown = (run.end_s - run.submit_s) / run.fastest_runtime_s
+    slowdown_by_namespace = {
+        ns: float(slowdown[mine].mean())
+        for i, ns in enumerate(run.namespaces)
+        if (mine := done & (run.namespace_of == i)).any()
+    }
     arrival_rate = len(run.submit_s) / horizon if horizon > 0 else 0.0
     return {
         "policy": run.policy,
@@ -78,10 +84,10 @@ def summarise(run: RunResult) -> dict[str, Any]:
             "p95": _pct(wait, 95),
         },
         "slowdown": {
-            "mean": float(((run.end_s - run.submit_s) / run.fastest_runtime_s)[done].mean())
-            if done.any()
-            else float("nan")
+            "mean": float(slowdown[done].mean()) if done.any() else float("nan"),
+            "worst_namespace": max(slowdown_by_namespace.values(), default=float("nan")),
         },
+        "slowdown_by_namespace": slowdown_by_namespace,
         "fastest_node_bound_jct_s": float(run.fastest_runtime_s.mean())
         if run.fastest_runtime_s.size
         else 0.0,

@@ -18,7 +18,7 @@ import kopf
 from kubernetes import client
 
 from hybrid_operator.scheduler import Scheduler
-from hybrid_operator.webhook import WEBHOOK_NAME, register_webhook, webhook_server
+from hybrid_operator.webhook import managed_configuration, register_webhook, webhook_server
 
 log = logging.getLogger("hybrid_scheduler")
 
@@ -37,7 +37,7 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         if scheduler.settings.webhook:
             settings.admission.server = webhook_server(scheduler.settings)
-            settings.admission.managed = WEBHOOK_NAME
+            settings.admission.managed = managed_configuration(scheduler.settings)
 
     if scheduler.settings.webhook:
         register_webhook(registry, scheduler.settings, scheduler.enabled_namespaces)

@@ -27,6 +27,8 @@ from hybrid_operator.settings import OperatorSettings, SettingsError
 ENABLED = "hybrid-scheduler.io/enabled"
 DEFAULT_SCHEDULER = "default-scheduler"
 WEBHOOK_NAME = "hybrid-scheduler.io"
+#: kopf serves the handler on ``/<id>``: the Helm chart's configuration names this path.
+HANDLER_ID = "opt-in"
 #: File names inside ``webhook_cert_dir`` (those of a ``kubernetes.io/tls`` Secret).
 CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 
@@ -49,7 +51,7 @@ def register_webhook(
         "",
         "v1",
         "pods",
-        id="opt-in",
+        id=HANDLER_ID,
         operations=["CREATE"],
         ignore_failures=True,
         side_effects=False,

@@ -61,3 +61,18 @@ def one(objects: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str,
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(helm()), *args], capture_output=True, text=True, check=False)
+
+
+def collection_path(api: Any, obj: dict[str, Any], namespace: str | None = None) -> str:
+    """The API path to POST ``obj`` to, found through the API server's discovery."""
+    version = obj["apiVersion"]
+    prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
+    resources = api.get(prefix)["resources"]
+    matches = [r for r in resources if r["kind"] == obj["kind"] and "/" not in r["name"]]
+    assert len(matches) == 1, f"{obj['kind']} in {version}: {len(matches)} resources"
+    resource = matches[0]
+    if not resource["namespaced"]:
+        return f"{prefix}/{resource['name']}"
+    ns = obj["metadata"].get("namespace") or namespace
+    assert ns, f"{obj['kind']} {obj['metadata']['name']} needs a namespace"
+    return f"{prefix}/namespaces/{ns}/{resource['name']}"

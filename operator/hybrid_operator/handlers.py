@@ -35,6 +35,9 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        # Every watched resource is built in: no need to watch CustomResourceDefinitions
+        # for new ones, which would also need a permission the operator has no use for.
+        settings.scanning.disabled = True
         if scheduler.settings.webhook:
             settings.admission.server = webhook_server(scheduler.settings)
             settings.admission.managed = managed_configuration(scheduler.settings)

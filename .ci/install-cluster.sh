@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the dev cluster needs, idempotently: Debian packages (prometheus, openssl)
 # and the Go-built binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# kwok, helm) in ~/.cache/hybrid-scheduler. Binaries already in the cache are reused, so a
+# kwok, helm, kind-config-check) and the ServiceMonitor CRD in ~/.cache/hybrid-scheduler. Binaries already in the cache are reused, so a
 # second run on the same machine takes seconds; a cold machine builds for about 6-10 min.
 # Usage: .ci/install-cluster.sh [PYTHON]   (PYTHON: interpreter with the project installed)
 set -euo pipefail

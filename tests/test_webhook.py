@@ -7,7 +7,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hybrid_operator.certificates import issue
 from hybrid_operator.settings import OperatorSettings, SettingsError
-from hybrid_operator.webhook import opted_in
+from hybrid_operator.webhook import (
+    WEBHOOK_NAME,
+    check_certificate_files,
+    managed_configuration,
+    opted_in,
+    webhook_server,
+)
 
 
 def _pod(namespace: str, annotations: dict[str, str] | None = None) -> dict[str, object]:
@@ -41,3 +47,32 @@ def test_serving_certificate_is_signed_by_the_bundled_ca(tmp_path: Path) -> None
 def test_webhook_needs_a_host() -> None:
     with pytest.raises(SettingsError, match="webhook_host: required"):
         OperatorSettings(webhook=True).validate()
+
+
+def test_self_issued_mode_manages_the_configuration() -> None:
+    settings = OperatorSettings(webhook=True, webhook_host="127.0.0.1", webhook_port=9443)
+    assert managed_configuration(settings) == WEBHOOK_NAME
+    server = webhook_server(settings)
+    assert server.cadata is not None  # the fresh CA, which kopf puts into the configuration
+    assert server.certfile is not None and Path(server.certfile).is_file()
+
+
+def test_certificate_directory_mode_serves_the_files_and_leaves_the_configuration(
+    tmp_path: Path,
+) -> None:
+    issue(["hybrid-scheduler.ml.svc"], tmp_path)
+    settings = OperatorSettings(webhook=True, webhook_cert_dir=str(tmp_path)).validate()
+    assert managed_configuration(settings) is None
+    server = webhook_server(settings)
+    assert (server.certfile, server.pkeyfile) == (
+        str(tmp_path / "tls.crt"),
+        str(tmp_path / "tls.key"),
+    )
+    assert server.cadata is None  # no CA of its own: the configuration carries the chart's
+    check_certificate_files(settings)
+
+
+def test_a_certificate_directory_without_the_files_is_refused(tmp_path: Path) -> None:
+    settings = OperatorSettings(webhook=True, webhook_cert_dir=str(tmp_path)).validate()
+    with pytest.raises(SettingsError, match=f"webhook_cert_dir: cannot read {tmp_path}/tls.crt"):
+        check_certificate_files(settings)

@@ -17,6 +17,7 @@ from hybrid_operator import __version__
 from hybrid_operator.commands import (
     demo_cmd,
     explain_cmd,
+    manifests_cmd,
     run_cmd,
     simulate_cmd,
     trace_cmd,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.register(subparsers)
     demo_cmd.register(subparsers)
     train_cmd.register(subparsers)
+    manifests_cmd.register(subparsers)
     dev_cluster_command.register(subparsers)
     return parser
 

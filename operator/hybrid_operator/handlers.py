@@ -18,7 +18,7 @@ import kopf
 from kubernetes import client
 
 from hybrid_operator.scheduler import Scheduler
-from hybrid_operator.webhook import WEBHOOK_NAME, register_webhook, webhook_server
+from hybrid_operator.webhook import managed_configuration, register_webhook, webhook_server
 
 log = logging.getLogger("hybrid_scheduler")
 
@@ -35,9 +35,12 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        # Every watched resource is built in: no need to watch CustomResourceDefinitions
+        # for new ones, which would also need a permission the operator has no use for.
+        settings.scanning.disabled = True
         if scheduler.settings.webhook:
             settings.admission.server = webhook_server(scheduler.settings)
-            settings.admission.managed = WEBHOOK_NAME
+            settings.admission.managed = managed_configuration(scheduler.settings)
 
     if scheduler.settings.webhook:
         register_webhook(registry, scheduler.settings, scheduler.enabled_namespaces)

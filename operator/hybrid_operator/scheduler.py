@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,26 @@ from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
-from hybrid_policy.policies import build_policy
+from hybrid_policy.policies import ModelOptions, Policy, build_policy
 
 log = logging.getLogger("hybrid_scheduler")
 DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
 OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
 BIND_CONCURRENCY = 16
+#: ``hybrid_scheduler_fallbacks_total`` reason of passes made without the learned model.
+MODEL_FALLBACK_REASON = "model-unavailable"
+
+
+def policy_from(settings: OperatorSettings, rng: np.random.Generator) -> Policy:
+    """The policy the settings name, its model from ``model_path``/``model_fallback``.
+
+    Raises :class:`~hybrid_policy.dqn.checkpoint.CheckpointError` (naming the file and the
+    problem) when a learned policy's checkpoint is unusable and there is no fallback.
+    """
+    model = ModelOptions(
+        Path(settings.model_path) if settings.model_path else None, settings.model_fallback
+    )
+    return build_policy(settings.policy, rng, model)
 
 
 class Scheduler:
@@ -49,6 +64,7 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         collector: UtilisationCollector | None = None,
         elector: LeaderElector | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
@@ -58,7 +74,13 @@ class Scheduler:
         self.cache = ClusterCache(settings.default_weight, clock)
         self.queue = SchedulingQueue(settings.initial_backoff_s, settings.max_backoff_s)
         self.rng = np.random.default_rng(settings.seed)
-        self.policy = build_policy(settings.policy, self.rng)
+        self.policy = policy or policy_from(settings, self.rng)
+        if self.policy.fallback:
+            log.warning(
+                "policy %s runs degraded: the model is unusable, scheduling with %s",
+                self.policy.name,
+                self.policy.fallback,
+            )
         self.counters = Counters()
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
         self.enabled_namespaces: set[str] = set()
@@ -178,6 +200,8 @@ class Scheduler:
         self.metrics.observe_shares(snapshot)
         if self.collector is not None and self.collector.status != "live":
             self.metrics.fallbacks.labels(reason="metrics-unavailable").inc()
+        if self.policy.fallback:
+            self.metrics.fallbacks.labels(reason=MODEL_FALLBACK_REASON).inc()
         for d in decisions:
             if d.node is not None:
                 self.cache.assume(d.pod, d.node)
@@ -279,7 +303,7 @@ class Scheduler:
         """The compact decision record written on a bound pod."""
         return {
             "policy": self.policy.name,
-            "path": d.path,
+            "path": f"{d.path}, binpack fallback" if self.policy.fallback else d.path,
             "node": d.node,
             "score": None if d.score is None else round(d.score, 2),
             "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],

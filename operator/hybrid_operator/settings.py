@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from hybrid_policy.policies import UnknownPolicyError, parse_policy_list
 
 DEFAULT_SCHEDULER_NAME = "hybrid-scheduler"
+#: ``model_fallback`` values: refuse to start, or schedule with the binpack scorer.
+MODEL_FALLBACKS = ("none", "binpack")
 
 
 class SettingsError(ValueError):
@@ -63,8 +65,15 @@ class OperatorSettings:
     identity: str = ""
     #: Serve the opt-in admission webhook and manage its configuration. Default off.
     webhook: bool = False
-    #: Host name or address the API server uses to reach the webhook (required with it).
+    #: Host name or address the API server uses to reach the webhook (required with a
+    #: self-issued certificate, i.e. without ``webhook_cert_dir``).
     webhook_host: str = ""
+    #: Directory holding ``tls.crt`` and ``tls.key`` (a mounted Secret) to serve the webhook
+    #: with. Then the operator neither issues a certificate nor touches the webhook
+    #: configuration: whoever made the certificate (the Helm chart) owns both, and every
+    #: replica serves the same one. Empty: self-issue at start and manage the
+    #: configuration. Default empty.
+    webhook_cert_dir: str = ""
     #: Address the webhook listens on. Default 0.0.0.0.
     webhook_addr: str = "0.0.0.0"
     #: Port the webhook listens on. Default 9443.
@@ -79,6 +88,14 @@ class OperatorSettings:
     kubeconfig: str | None = None
     #: Seed of the random tie-breaking between equally good nodes. Default 0.
     seed: int = 0
+    #: DQN checkpoint of the ``dqn`` and ``hybrid`` policies; empty means the model shipped
+    #: in the package. Default empty.
+    model_path: str = ""
+    #: What to do when that checkpoint cannot be used: ``none`` refuses to start, naming
+    #: the file and the problem; ``binpack`` starts with the binpack scorer in its place
+    #: and says so (log, ``hybrid_scheduler_fallbacks_total{reason="model-unavailable"}``,
+    #: the decision record's path). Default ``none``.
+    model_fallback: str = "none"
 
     def validate(self) -> OperatorSettings:
         """Return self, or raise :class:`SettingsError` naming the bad setting and value."""
@@ -99,9 +116,15 @@ class OperatorSettings:
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
             ("lease_duration_s", self.lease_duration_s, 3.0),
         ]
-        if self.webhook and not self.webhook_host:
+        if self.webhook and not self.webhook_host and not self.webhook_cert_dir:
             raise SettingsError(
-                "webhook_host: required with the webhook (how the API server reaches it)"
+                "webhook_host: required with a self-issued webhook certificate "
+                "(how the API server reaches it); or give webhook_cert_dir"
+            )
+        if self.model_fallback not in MODEL_FALLBACKS:
+            raise SettingsError(
+                f"model_fallback: must be one of {', '.join(MODEL_FALLBACKS)} "
+                f"(got {self.model_fallback!r})"
             )
         if not 0 < self.webhook_port <= 65535:
             raise SettingsError(f"webhook_port: must be a port number (got {self.webhook_port})")

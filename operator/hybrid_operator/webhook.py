@@ -5,8 +5,12 @@ namespace labelled ``hybrid-scheduler.io/enabled=true``, that would go to the de
 scheduler gets ``spec.schedulerName`` set to ours. Pods that already name a scheduler of
 their own are left alone. The webhook fails open (``failurePolicy: Ignore``): if the
 operator is down, pods are created as they are and the default scheduler places them.
-kopf manages the ``MutatingWebhookConfiguration`` (named after ``webhook_name``) and the
-TLS comes from :mod:`hybrid_operator.certificates`.
+Two ways to run it: with a self-issued certificate (:mod:`hybrid_operator.certificates`,
+out of the cluster), kopf manages the ``MutatingWebhookConfiguration``
+``hybrid-scheduler.io`` and puts the new CA into it; with ``webhook_cert_dir`` (the Helm
+chart's Secret, mounted), the certificate is read from ``tls.crt``/``tls.key`` there and
+the configuration, which carries the matching CA, belongs to whoever made both, so the
+operator needs no permission on it and every replica serves the same certificate.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from typing import Any
 import kopf
 
 from hybrid_operator.certificates import issue
-from hybrid_operator.settings import OperatorSettings
+from hybrid_operator.settings import OperatorSettings, SettingsError
 
 ENABLED = "hybrid-scheduler.io/enabled"
 DEFAULT_SCHEDULER = "default-scheduler"
 WEBHOOK_NAME = "hybrid-scheduler.io"
+#: kopf serves the handler on ``/<id>``: the Helm chart's configuration names this path.
+HANDLER_ID = "opt-in"
+#: File names inside ``webhook_cert_dir`` (those of a ``kubernetes.io/tls`` Secret).
+CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 
 
 def opted_in(pod: Any, enabled_namespaces: set[str]) -> bool:
@@ -43,7 +51,7 @@ def register_webhook(
         "",
         "v1",
         "pods",
-        id="opt-in",
+        id=HANDLER_ID,
         operations=["CREATE"],
         ignore_failures=True,
         side_effects=False,
@@ -56,7 +64,17 @@ def register_webhook(
 
 
 def webhook_server(settings: OperatorSettings) -> kopf.WebhookServer:
-    """kopf's webhook server with a fresh self-signed certificate for the webhook host."""
+    """kopf's webhook server: the certificate in ``webhook_cert_dir``, else a fresh
+    self-signed one for the webhook host."""
+    if settings.webhook_cert_dir:
+        directory = Path(settings.webhook_cert_dir)
+        return kopf.WebhookServer(
+            addr=settings.webhook_addr or None,
+            port=settings.webhook_port,
+            host=settings.webhook_host or None,
+            certfile=str(directory / CERT_FILE),
+            pkeyfile=str(directory / KEY_FILE),
+        )
     hosts = [settings.webhook_host]
     if settings.webhook_addr not in ("", "0.0.0.0", "::") and settings.webhook_addr not in hosts:
         hosts.append(settings.webhook_addr)
@@ -69,3 +87,21 @@ def webhook_server(settings: OperatorSettings) -> kopf.WebhookServer:
         pkeyfile=str(tls.keyfile),
         cadata=tls.ca_pem,
     )
+
+
+def managed_configuration(settings: OperatorSettings) -> str | None:
+    """Name of the webhook configuration kopf should keep up to date, or None to leave
+    it alone (the certificate, and so the configuration's CA, comes from elsewhere)."""
+    return None if settings.webhook_cert_dir else WEBHOOK_NAME
+
+
+def check_certificate_files(settings: OperatorSettings) -> None:
+    """Raise :class:`SettingsError` unless ``webhook_cert_dir`` holds a readable pair."""
+    if not (settings.webhook and settings.webhook_cert_dir):
+        return
+    for name in (CERT_FILE, KEY_FILE):
+        path = Path(settings.webhook_cert_dir) / name
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"webhook_cert_dir: cannot read {path}: {exc.strerror}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +40,19 @@ class Policy:
     profile: SchedulingProfile
     #: The driver re-plans every running pod on each pass and may stop or move them.
     preemptive: bool = False
+    #: Empty when the policy runs as named; otherwise what runs in place of a part that
+    #: could not be loaded, and why (``binpack: <file>: no such checkpoint file``).
+    fallback: str = ""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Where the learned policies (``dqn``, ``hybrid``) take their model from."""
+
+    #: DQN checkpoint; None means the model shipped in the package.
+    path: Path | None = None
+    #: ``none``: an unusable checkpoint raises; ``binpack``: the binpack scorer replaces it.
+    fallback: str = "none"
 
 
 PolicyFactory = Callable[[np.random.Generator], Policy]
@@ -69,12 +83,19 @@ def describe(name: str) -> str:
     return _REGISTRY[name][0]
 
 
-def build_policy(name: str, rng: np.random.Generator) -> Policy:
-    """Instantiate policy ``name``; random choices it makes come from ``rng``."""
+def build_policy(name: str, rng: np.random.Generator, model: ModelOptions | None = None) -> Policy:
+    """Instantiate policy ``name``; random choices it makes come from ``rng``.
+
+    ``model`` says where ``dqn`` and ``hybrid`` load their scorer from (default: the
+    shipped model, no fallback); other policies ignore it. An unusable checkpoint raises
+    :class:`~hybrid_policy.dqn.checkpoint.CheckpointError` unless ``model`` falls back.
+    """
     entry = _REGISTRY.get(name)
     if entry is None:
         known = ", ".join(policy_names())
         raise UnknownPolicyError(f"unknown policy {name!r} (known: {known})")
+    if model is not None and name in _LEARNED:
+        return _LEARNED[name](model)
     return entry[1](rng)
 
 
@@ -183,16 +204,43 @@ def scored_policy(name: str, scorer: ScorePlugin) -> Policy:
     return Policy(name, description, profile)
 
 
-@register("dqn", "learned DQN node scorer (the shipped model), default framework otherwise")
-def dqn(rng: np.random.Generator) -> Policy:
-    """The DQN scorer loaded from the checkpoint shipped in the package."""
-    from hybrid_policy.dqn.scorer import load_scorer
+def _learned_scorer(model: ModelOptions) -> tuple[ScorePlugin, str]:
+    from hybrid_policy.dqn.scorer import load_scorer_or_fallback
 
-    return scored_policy("dqn", load_scorer())
+    scorer, problem = load_scorer_or_fallback(model.path, model.fallback)
+    return scorer, "" if problem is None else f"binpack: {problem}"
+
+
+def dqn_policy(model: ModelOptions) -> Policy:
+    """The ``dqn`` policy with its scorer from ``model``."""
+    scorer, fallback = _learned_scorer(model)
+    profile = _profile("dqn", [(scorer, 1.0)], needs_utilisation=True)
+    return Policy("dqn", describe("dqn"), profile, fallback=fallback)
 
 
 #: Weight of the binpack score next to the DQN's (weight 1) in the ``hybrid`` policy.
 HYBRID_BINPACK_WEIGHT = 1.0
+
+
+def hybrid_policy(model: ModelOptions) -> Policy:
+    """The ``hybrid`` policy with its scorer from ``model``."""
+    from hybrid_policy.game import GameArbitrator
+
+    scorer, fallback = _learned_scorer(model)
+    # The scorer learnt its placements under queue-order arbitration; under the arbiter's
+    # fill, the binpack term keeps whole nodes for wide pods (docs/benchmarks.md).
+    scorers: list[tuple[ScorePlugin, float]] = [
+        (scorer, 1.0),
+        (MostAllocated(weights=dict(BINPACK_WEIGHTS)), HYBRID_BINPACK_WEIGHT),
+    ]
+    profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
+    return Policy("hybrid", describe("hybrid"), profile, fallback=fallback)
+
+
+@register("dqn", "learned DQN node scorer (the shipped model), default framework otherwise")
+def dqn(rng: np.random.Generator) -> Policy:
+    """The DQN scorer loaded from the checkpoint shipped in the package."""
+    return dqn_policy(ModelOptions())
 
 
 @register(
@@ -200,14 +248,8 @@ HYBRID_BINPACK_WEIGHT = 1.0
 )
 def hybrid(rng: np.random.Generator) -> Policy:
     """The learned scorer recommends, the potential game settles contention (docs/game.md)."""
-    from hybrid_policy.dqn.scorer import load_scorer
-    from hybrid_policy.game import GameArbitrator
+    return hybrid_policy(ModelOptions())
 
-    # The scorer learnt its placements under queue-order arbitration; under the arbiter's
-    # fill, the binpack term keeps whole nodes for wide pods (docs/benchmarks.md).
-    scorers: list[tuple[ScorePlugin, float]] = [
-        (load_scorer(), 1.0),
-        (MostAllocated(weights=dict(BINPACK_WEIGHTS)), HYBRID_BINPACK_WEIGHT),
-    ]
-    profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
-    return Policy("hybrid", describe("hybrid"), profile)
+
+#: Policies whose scorer is a model that :class:`ModelOptions` can point elsewhere.
+_LEARNED: dict[str, Callable[[ModelOptions], Policy]] = {"dqn": dqn_policy, "hybrid": hybrid_policy}

@@ -43,7 +43,7 @@ def test_staging_version_follows_kubernetes_version() -> None:
 
 def test_missing_steps_lists_only_absent_binaries(tmp_path: Path) -> None:
     settings = ClusterSettings(cache_dir=tmp_path)
-    assert len(build.missing_steps(settings)) == 6
+    assert len(build.missing_steps(settings)) == 8
     present = build.binary_path(settings, build.build_steps(settings)[0])
     present.parent.mkdir(parents=True)
     present.write_text("")

@@ -46,6 +46,20 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--webhook-host", "webhook_host", str, "how the API server reaches the webhook"),
     ("--webhook-addr", "webhook_addr", str, "address the webhook listens on (0.0.0.0)"),
     ("--webhook-port", "webhook_port", int, "port the webhook listens on (9443)"),
+    (
+        "--webhook-cert-dir",
+        "webhook_cert_dir",
+        str,
+        "serve the webhook with DIR/tls.crt and DIR/tls.key; leave its configuration alone "
+        "(default: self-issue and manage it)",
+    ),
+    ("--model-path", "model_path", str, "DQN checkpoint of dqn and hybrid (the shipped model)"),
+    (
+        "--model-fallback",
+        "model_fallback",
+        str,
+        "unusable checkpoint: none refuses to start, binpack schedules with binpack (none)",
+    ),
 ]
 
 
@@ -116,8 +130,11 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the settings, connect, and run until interrupted."""
+    from hybrid_operator.webhook import check_certificate_files
+
     try:
         settings = settings_from(args)
+        check_certificate_files(settings)
     except SettingsError as exc:
         print(f"hybrid-scheduler run: {exc}", file=sys.stderr)
         return 2
@@ -125,6 +142,17 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    import numpy as np
+
+    from hybrid_operator.scheduler import policy_from
+    from hybrid_policy.dqn.checkpoint import CheckpointError
+
+    try:
+        # Before connecting: a model that cannot be used stops the operator at once.
+        policy = policy_from(settings, np.random.default_rng(settings.seed))
+    except CheckpointError as exc:
+        print(f"hybrid-scheduler run: model_path: {exc}", file=sys.stderr)
+        return 2
     if not args.verbose:
         # kopf logs every handled watch event at INFO; one line per pod event is noise here.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -160,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             settings.lease_duration_s,
         )
     api = KubeApi(api_client, settings.identity)
-    scheduler = Scheduler(settings, api, collector=collector, elector=elector)
+    scheduler = Scheduler(settings, api, collector=collector, elector=elector, policy=policy)
     try:
         asyncio.run(run_operator(scheduler, api_client, settings.kubeconfig))
     except KeyboardInterrupt:

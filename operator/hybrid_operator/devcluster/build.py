@@ -4,8 +4,11 @@ kube-apiserver, kube-controller-manager and kube-scheduler cannot be ``go instal
 (k8s.io/kubernetes requires its staging modules at v0.0.0 through replace directives), so
 they are built from a small wrapper module of ours whose go.mod replaces every staging
 module with its published version; the list is derived from the upstream go.mod. etcd
-gets the same treatment; kwok and helm install directly. Every build logs to a file that
-is named when it fails.
+gets the same treatment; kwok and helm install directly. Two more things for the chart's
+tests come from the module proxy too: ``kind-config-check``, a few lines of ours that
+decode a kind configuration with kind's own v1alpha4 types, and the ServiceMonitor CRD
+from the prometheus-operator module. Every build logs to a file that is named when it
+fails.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from hybrid_operator.devcluster.errors import BuildError, MissingToolError
 from hybrid_operator.devcluster.settings import ClusterSettings
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KIND_CHECKER = "kind-config-check"
+SERVICEMONITOR_CRD = "monitoring.coreos.com_servicemonitors.yaml"
+#: Where the CRD lies inside the prometheus-operator module.
+CRD_DIRECTORY = "example/prometheus-operator-crd"
 GO_ENV = "HYBRID_SCHEDULER_GO"
 DEFAULT_GO = "/usr/local/go/bin/go"
 
@@ -39,7 +46,7 @@ class BuildStep:
     version: str
     """Upstream version tag."""
     binary: str
-    """Executable name inside the component directory."""
+    """File name inside the component directory: an executable, or a fetched CRD."""
 
 
 def build_steps(settings: ClusterSettings) -> list[BuildStep]:
@@ -50,6 +57,8 @@ def build_steps(settings: ClusterSettings) -> list[BuildStep]:
         BuildStep("etcd", versions.etcd, "etcd"),
         BuildStep("kwok", versions.kwok, "kwok"),
         BuildStep("helm", versions.helm, "helm"),
+        BuildStep("kind", versions.kind, KIND_CHECKER),
+        BuildStep("prometheus-operator", versions.prometheus_operator, SERVICEMONITOR_CRD),
     ]
     return steps
 
@@ -118,6 +127,8 @@ class GoBuilder:
             "etcd": self._build_etcd,
             "kwok": self._install_module,
             "helm": self._install_module,
+            "kind": self._build_kind_checker,
+            "prometheus-operator": self._fetch_crd,
         }
         with log_path.open("w", encoding="utf-8") as log:
             log.write(f"# building {step.binary} {step.version}\n")
@@ -191,6 +202,20 @@ class GoBuilder:
             )
         self._go_build(source, ".", "-s -w", target, log_path, step.binary)
 
+    def _build_kind_checker(self, step: BuildStep, target: Path, log_path: Path) -> None:
+        source = self._source_dir(step, "kindcheck")
+        if not (source / "go.mod").exists():
+            (source / "go.mod").write_text(
+                wrapper_go_mod("kindcheck", {"sigs.k8s.io/kind": step.version}, {}),
+                encoding="utf-8",
+            )
+        self._go_build(source, ".", "-s -w", target, log_path, step.binary)
+
+    def _fetch_crd(self, step: BuildStep, target: Path, log_path: Path) -> None:
+        module = "github.com/prometheus-operator/prometheus-operator"
+        directory = self._download_module(module, step.version, log_path, step.binary, "Dir")
+        shutil.copyfile(directory / CRD_DIRECTORY / step.binary, target)
+
     def _go_build(
         self, source: Path, package: str, ldflags: str, target: Path, log_path: Path, binary: str
     ) -> None:
@@ -227,11 +252,17 @@ class GoBuilder:
         shutil.rmtree(staging, ignore_errors=True)
 
     def _download_go_mod(self, module: str, version: str, log_path: Path, binary: str) -> Path:
+        return self._download_module(module, version, log_path, binary, "GoMod")
+
+    def _download_module(
+        self, module: str, version: str, log_path: Path, binary: str, field: str
+    ) -> Path:
+        """``go mod download`` one module; the path it reports as ``field`` (GoMod, Dir)."""
         argv = [self.go, "mod", "download", "-json", f"{module}@{version}"]
         result = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
         with log_path.open("a", encoding="utf-8") as log:
             log.write("$ " + " ".join(argv) + "\n" + result.stdout + result.stderr)
-        match = re.search(r'"GoMod":\s*"([^"]+)"', result.stdout)
+        match = re.search(rf'"{field}":\s*"([^"]+)"', result.stdout)
         if result.returncode != 0 or match is None:
             raise BuildError(binary, log_path)
         return Path(match.group(1))

@@ -47,6 +47,10 @@ class Versions:
     """kwok, which plays the kubelet of every simulated node."""
     helm: str = "v3.21.4"
     """helm, for chart lint and render tests (no cluster needed)."""
+    kind: str = "v0.30.0"
+    """sigs.k8s.io/kind, whose v1alpha4 types check kind-config.yaml (kind-config-check)."""
+    prometheus_operator: str = "v0.85.0"
+    """prometheus-operator module, whose ServiceMonitor CRD validates the chart's."""
 
     @property
     def staging(self) -> str:

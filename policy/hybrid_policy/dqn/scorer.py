@@ -77,13 +77,26 @@ def load_scorer(path: Path | None = None, fallback: str | None = None) -> ScoreP
     With ``fallback="binpack"``, a checkpoint that cannot be used is reported on stderr and
     the binpack scorer is returned instead; without it the :class:`CheckpointError` stands.
     """
+    scorer, problem = load_scorer_or_fallback(path, fallback)
+    if problem is not None:
+        print(f"DQN scorer unavailable, falling back to binpack: {problem}", file=sys.stderr)
+    return scorer
+
+
+def load_scorer_or_fallback(
+    path: Path | None = None, fallback: str | None = None
+) -> tuple[ScorePlugin, CheckpointError | None]:
+    """The DQN scorer from ``path``, or with ``fallback="binpack"`` the binpack scorer and
+    the problem that made it necessary (None when the checkpoint loaded).
+
+    Without a fallback the :class:`CheckpointError` (naming the file) is raised.
+    """
     target = path or default_checkpoint_path()
     try:
-        return DqnScore(load_checkpoint(target).network)
+        return DqnScore(load_checkpoint(target).network), None
     except CheckpointError as exc:
         if fallback != "binpack":
             raise
-        print(f"DQN scorer unavailable, falling back to binpack: {exc}", file=sys.stderr)
         from hybrid_policy.policies import BINPACK_WEIGHTS
 
-        return MostAllocated(weights=dict(BINPACK_WEIGHTS))
+        return MostAllocated(weights=dict(BINPACK_WEIGHTS)), exc

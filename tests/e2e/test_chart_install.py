@@ -1,0 +1,414 @@
+"""The Helm chart on the dev cluster's real API server (Kubernetes v1.34.4): every rendered
+object passes server-side validation, the chart installs, upgrades and uninstalls without
+leftovers, and the operator runs with nothing but its ServiceAccount's permissions."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chart_helpers import (
+    CHART_DIR,
+    EVERYTHING_ON,
+    chart,
+    collection_path,
+    documents,
+    helm,
+    servicemonitor_crd,
+)
+from hybrid_operator.certificates import issue
+from hybrid_operator.devcluster.apiserver import ApiServer
+from hybrid_operator.devcluster.errors import ClusterApiError
+from hybrid_operator.devcluster.pki import write_kubeconfig
+from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+from operator_helpers import bound_node, decision, events, free_port, running_operator
+
+pytestmark = pytest.mark.e2e
+STRICT = {"dryRun": "All", "fieldValidation": "Strict"}
+CLUSTER_SCOPED = [
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    "/apis/scheduling.k8s.io/v1/priorityclasses",
+    "/api/v1/namespaces",
+    "/api/v1/persistentvolumes",
+]
+NAMESPACED = [
+    "/api/v1/namespaces/{ns}/serviceaccounts",
+    "/api/v1/namespaces/{ns}/configmaps",
+    "/api/v1/namespaces/{ns}/secrets",
+    "/api/v1/namespaces/{ns}/services",
+    "/apis/apps/v1/namespaces/{ns}/deployments",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+    "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+]
+
+
+@pytest.fixture(scope="module")
+def servicemonitor_kind(dev_cluster: DevCluster) -> Iterator[None]:
+    """The ServiceMonitor CRD (prometheus-operator's own), for the everything-on render."""
+    api = dev_cluster.admin
+    crd = yaml.safe_load(servicemonitor_crd().read_text())
+    path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
+    created = api.request("GET", path).status_code == 404
+    if created:
+        api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+
+    def established() -> bool | None:
+        conditions = (api.get(path).get("status") or {}).get("conditions") or []
+        ok = any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+        return True if ok else None
+
+    wait_for("the ServiceMonitor CRD", established, 30)
+    try:
+        yield
+    finally:
+        if created:
+            api.delete(path)
+
+
+def _helm(dev_cluster: DevCluster, *args: str) -> str:
+    kubeconfig = str(dev_cluster.settings.kubeconfig)
+    result = subprocess.run(
+        [str(helm()), "--kubeconfig", kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"helm {args[0]}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "values",
+    [(), ("-f", str(EVERYTHING_ON)), ("--set", "webhook.enabled=false")],
+    ids=["defaults", "everything-on", "plain-manifests"],
+)
+def test_every_rendered_object_passes_strict_server_side_validation(
+    dev_cluster: DevCluster, namespace: str, servicemonitor_kind: None, values: tuple[str, ...]
+) -> None:
+    api = dev_cluster.admin
+    release = f"v-{uuid.uuid4().hex[:6]}"
+    objects = documents(chart().template(*values, release=release, namespace=namespace))
+    core = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    assert core | {"ConfigMap", "Service", "Deployment"} <= {o["kind"] for o in objects}
+    for obj in objects:
+        path = collection_path(api, obj, namespace)
+        try:
+            api.call("POST", path, obj, params=STRICT)
+        except ClusterApiError as exc:
+            pytest.fail(f"{obj['kind']} {obj['metadata']['name']}: {exc}")
+
+
+def test_strict_validation_refuses_an_unknown_field(
+    dev_cluster: DevCluster, namespace: str
+) -> None:
+    # The check above would be worthless if the server accepted anything.
+    deployment = next(
+        o for o in documents(chart().template(namespace=namespace)) if o["kind"] == "Deployment"
+    )
+    deployment["spec"]["replicaz"] = 2
+    api = dev_cluster.admin
+    path = collection_path(api, deployment, namespace)
+    with pytest.raises(ClusterApiError, match=re.escape('unknown field "spec.replicaz"')):
+        api.call("POST", path, deployment, params=STRICT)
+
+
+def _labelled(api: ApiServer, release: str, namespace: str) -> list[str]:
+    selector = f"app.kubernetes.io/instance={release}"
+    found = []
+    for path in [*CLUSTER_SCOPED, *(p.format(ns=namespace) for p in NAMESPACED)]:
+        for item in api.items(path, labelSelector=selector):
+            found.append(f"{item.get('kind', path)} {item['metadata']['name']}")
+    return found
+
+
+def test_install_upgrade_uninstall(dev_cluster: DevCluster, namespace: str) -> None:
+    api = dev_cluster.admin
+    release = f"hs-{uuid.uuid4().hex[:6]}"
+    fullname = f"{release}-hybrid-scheduler"
+    chart_dir = str(CHART_DIR)
+    _helm(dev_cluster, "install", release, chart_dir, "-n", namespace)
+    try:
+        deployment = api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{fullname}")
+        assert deployment["spec"]["replicas"] == 2
+        for path in (
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{fullname}",
+            f"/api/v1/namespaces/{namespace}/services/{fullname}",
+            f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{fullname}",
+            f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{fullname}",
+            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/{fullname}-leader-election",
+        ):
+            assert api.get(path)["metadata"]["name"]
+        configmap = f"/api/v1/namespaces/{namespace}/configmaps/{fullname}"
+        assert 'policy: "kube-default"' in api.get(configmap)["data"]["settings.yaml"]
+        secret_path = f"/api/v1/namespaces/{namespace}/secrets/{fullname}-webhook-tls"
+        webhook_path = (
+            f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{fullname}"
+        )
+        secret = api.get(secret_path)["data"]
+        ca_bundle = api.get(webhook_path)["webhooks"][0]["clientConfig"]["caBundle"]
+        assert ca_bundle == secret["ca.crt"]
+        checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/settings"]
+
+        _helm(
+            dev_cluster,
+            "upgrade",
+            release,
+            chart_dir,
+            "-n",
+            namespace,
+            "--reuse-values",
+            "--set",
+            "replicaCount=1",
+            "--set",
+            "settings.policy=binpack",
+        )
+        deployment = api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{fullname}")
+        assert deployment["spec"]["replicas"] == 1
+        assert 'policy: "binpack"' in api.get(configmap)["data"]["settings.yaml"]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["checksum/settings"] != checksum, "a new settings file rolls the pods"
+        # The certificate made at install survives the upgrade, and the CA with it.
+        assert api.get(secret_path)["data"] == secret
+        assert api.get(webhook_path)["webhooks"][0]["clientConfig"]["caBundle"] == ca_bundle
+        assert _labelled(api, release, namespace)
+    finally:
+        _helm(dev_cluster, "uninstall", release, "-n", namespace, "--wait")
+    assert _labelled(api, release, namespace) == []
+    for path in CLUSTER_SCOPED:
+        names = [i["metadata"]["name"] for i in api.items(path)]
+        assert not [n for n in names if n.startswith(release)], path
+    helm_records = api.items(
+        f"/api/v1/namespaces/{namespace}/secrets", labelSelector=f"name={release}"
+    )
+    assert helm_records == []
+
+
+def _token(api: ApiServer, namespace: str, account: str) -> str:
+    request = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 3600},
+    }
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
+    token: str = api.create(path, request)["status"]["token"]
+    return token
+
+
+@pytest.fixture
+def chart_release(dev_cluster: DevCluster, namespace: str) -> Iterator[tuple[str, str]]:
+    """The chart installed (webhook off: the test runs the operator's out of the cluster)."""
+    release = f"rb-{uuid.uuid4().hex[:6]}"
+    _helm(
+        dev_cluster,
+        "install",
+        release,
+        str(CHART_DIR),
+        "-n",
+        namespace,
+        "--set",
+        "replicaCount=1",
+        "--set",
+        "webhook.enabled=false",
+    )
+    try:
+        yield release, f"{release}-hybrid-scheduler"
+    finally:
+        _helm(dev_cluster, "uninstall", release, "-n", namespace, "--wait")
+
+
+def test_the_service_account_can_schedule_and_nothing_more(
+    dev_cluster: DevCluster, namespace: str, chart_release: tuple[str, str], tmp_path: Path
+) -> None:
+    admin = dev_cluster.admin
+    release, fullname = chart_release
+    token = _token(admin, namespace, fullname)
+    ca = yaml.safe_load(dev_cluster.settings.kubeconfig.read_text())["clusters"][0]["cluster"][
+        "certificate-authority"
+    ]
+    kubeconfig = tmp_path / "service-account.kubeconfig"
+    user = f"system:serviceaccount:{namespace}:{fullname}"
+    write_kubeconfig(kubeconfig, dev_cluster.settings.server_url, Path(ca), user, token)
+    settings = tmp_path / "settings.yaml"
+    configmap = admin.get(f"/api/v1/namespaces/{namespace}/configmaps/{fullname}")
+    settings.write_text(configmap["data"]["settings.yaml"])
+    # The webhook in the chart's mode: a certificate from files, a configuration made by
+    # someone else (here the admin, pointing at this process), no permission on it.
+    port = free_port()
+    tls = issue(["127.0.0.1"], tmp_path / "tls")
+    name = f"sa-{uuid.uuid4().hex[:6]}"
+    webhook_config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": "opt-in.hybrid-scheduler.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "timeoutSeconds": 5,
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}/opt-in",
+                    "caBundle": base64.b64encode(tls.ca_pem).decode(),
+                },
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "operations": ["CREATE"],
+                    }
+                ],
+            }
+        ],
+    }
+    webhooks = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    admin.create(webhooks, webhook_config)
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    args = (
+        "--kubeconfig",
+        str(kubeconfig),
+        "--config",
+        str(settings),
+        "--scheduler-name",
+        name,
+        "--http-port",
+        "0",
+        "--webhook",
+        "--webhook-cert-dir",
+        str(tls.certfile.parent),
+        "--webhook-addr",
+        "127.0.0.1",
+        "--webhook-port",
+        str(port),
+    )
+    try:
+        with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
+            # Bind, post Scheduled, write the decision record (pods/binding, events, pods).
+            admin.create(
+                pods, training_pod("fits", gpus=1, cpu="1", memory="1Gi", scheduler_name=name)
+            )
+            node = bound_node(admin, pods, "fits")
+            assert decision(admin, pods, "fits")["node"] == node
+            wait_for(
+                "the Scheduled event",
+                lambda: (
+                    [e for e in events(admin, namespace, "fits") if e["reason"] == "Scheduled"]
+                    or None
+                ),
+                30,
+            )
+            # FailedScheduling and the PodScheduled condition (events, pods/status).
+            admin.create(
+                pods, training_pod("too-big", gpus=64, cpu="1", memory="1Gi", scheduler_name=name)
+            )
+
+            def unschedulable() -> bool | None:
+                conditions = admin.get(f"{pods}/too-big").get("status", {}).get("conditions", [])
+                ok = any(
+                    c["type"] == "PodScheduled" and c["reason"] == "Unschedulable"
+                    for c in conditions
+                )
+                return True if ok else None
+
+            wait_for("PodScheduled=False on too-big", unschedulable, 30)
+            assert [
+                e for e in events(admin, namespace, "too-big") if e["reason"] == "FailedScheduling"
+            ]
+            # The Lease the Role names (leases).
+            lease = admin.get(
+                f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{fullname}"
+            )
+            assert lease["spec"]["holderIdentity"]
+            # Opt-in through the webhook, served from the certificate directory.
+            annotated = training_pod("opted-in", gpus=1, cpu="1", memory="1Gi")
+            annotated["metadata"]["annotations"]["hybrid-scheduler.io/enabled"] = "true"
+            admin.create(pods, annotated)
+            assert admin.get(f"{pods}/opted-in")["spec"]["schedulerName"] == name
+            bound_node(admin, pods, "opted-in")
+            text = log.read_text()
+            assert "Traceback" not in text
+            assert "Forbidden" not in text, text  # nothing the operator calls is refused
+            assert "could not" not in text, text  # a refused Event, condition or annotation
+            assert "leader election: cannot" not in text, text
+    finally:
+        admin.delete(f"{webhooks}/{name}")
+    # The operator in the certificate-directory mode never touched a webhook configuration.
+    assert admin.request("GET", f"{webhooks}/hybrid-scheduler.io").status_code == 404
+
+    # The same token, making real calls the operator never makes: every one is refused.
+    account = ApiServer(dev_cluster.settings.server_url, token, ca)
+    assert account.get("/api/v1/nodes")["items"], "the token works for what is granted"
+    node_name = node
+    refused = [
+        ("GET", f"/api/v1/namespaces/{namespace}/secrets", None),
+        ("GET", "/api/v1/secrets", None),
+        ("GET", f"/api/v1/namespaces/{namespace}/secrets/sh.helm.release.v1.{release}.v1", None),
+        ("GET", f"{pods}/fits", None),
+        ("GET", f"{pods}/fits/log", None),
+        ("DELETE", f"{pods}/fits", None),
+        ("POST", pods, training_pod("intruder", gpus=0, cpu="1", memory="1Gi")),
+        (
+            "POST",
+            f"{pods}/fits/eviction",
+            {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "fits"}},
+        ),
+        (
+            "POST",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments",
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}},
+        ),
+        ("PATCH", f"/api/v1/nodes/{node_name}", {"metadata": {"labels": {"x": "y"}}}),
+        ("DELETE", f"/api/v1/nodes/{node_name}", None),
+        ("GET", f"/api/v1/namespaces/{namespace}/configmaps", None),
+        (
+            "POST",
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}},
+        ),
+        ("GET", webhooks, None),
+        (
+            "POST",
+            webhooks,
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": "x"},
+            },
+        ),
+        ("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{fullname}", None),
+        ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler", None),
+        (
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "x"},
+            },
+        ),
+        ("DELETE", f"/api/v1/namespaces/{namespace}", None),
+        (
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{fullname}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+        ),
+        ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", None),
+    ]
+    for method, path, body in refused:
+        status = account.request(method, path, body).status_code
+        assert status == 403, f"{method} {path}: {status}, expected 403"

@@ -61,6 +61,19 @@ def free_port() -> int:
         return port
 
 
+def local_webhook_args() -> tuple[str, ...]:
+    """Flags that serve the admission webhook on a free loopback port."""
+    return (
+        "--webhook",
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-addr",
+        "127.0.0.1",
+        "--webhook-port",
+        str(free_port()),
+    )
+
+
 def decision(api: Any, pods: str, name: str) -> dict[str, Any]:
     raw = wait_for(
         f"the decision record on {name}",

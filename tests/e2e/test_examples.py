@@ -15,7 +15,7 @@ import pytest
 from chart_helpers import ROOT, collection_path, documents
 from hybrid_operator.devcluster.apiserver import ApiServer
 from hybrid_operator.devcluster.testing import DevCluster, wait_for
-from operator_helpers import SCHEDULER, free_port, running_operator
+from operator_helpers import SCHEDULER, local_webhook_args, running_operator
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = ROOT / "manifests" / "examples"
@@ -70,13 +70,7 @@ def test_the_example_workloads_are_bound(
         f"examples-{uuid.uuid4().hex[:6]}",
         "--http-port",
         "0",
-        "--webhook",
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-addr",
-        "127.0.0.1",
-        "--webhook-port",
-        str(free_port()),
+        *local_webhook_args(),
     )
     objects = _examples()
     expected = _expected_pods(objects)

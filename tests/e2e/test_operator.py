@@ -24,6 +24,7 @@ from operator_helpers import (
     events,
     free_port,
     instance_args,
+    local_webhook_args,
     operator_process,
     running_operator,
     submit,
@@ -287,16 +288,7 @@ def test_webhook_opt_in_by_annotation_or_namespace_label(
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = "hybrid-scheduler-webhook"
-    args = instance_args(
-        name,
-        "--webhook",
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-addr",
-        "127.0.0.1",
-        "--webhook-port",
-        str(free_port()),
-    )
+    args = instance_args(name, *local_webhook_args())
     configuration = (
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hybrid-scheduler.io"
     )

@@ -6,6 +6,8 @@ queue, runs the policy's profile on a snapshot of the cache (the same code the s
 runs), assumes every placement, then binds. A pod is bound at most once: a pod that is
 bound or assumed is never queued or scheduled again, and a binding carries the pod's UID.
 A failed binding forgets the assumption (conflict or pod gone) or retries with back-off.
+A successful placement costs two API calls, as with kube-scheduler: the binding, which
+also carries the decision record, and the ``Scheduled`` Event.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
-from hybrid_operator.k8s.api import BindOutcome, ClusterApi, involved_object, pod_reference
+from hybrid_operator.k8s.api import (
+    BindOutcome,
+    ClusterApi,
+    involved_object,
+    pod_reference,
+    record_json,
+)
 from hybrid_operator.k8s.convert import Body, pending_pod
 from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.leader import LeaderElector
@@ -235,7 +243,11 @@ class Scheduler:
             )
             await self._call("set PodScheduled", pod, self.api.mark_unschedulable, pod, message)
             return
-        result = await asyncio.to_thread(self.api.bind, pod, d.node)
+        # The decision record rides on the Binding: the API server writes it onto the pod
+        # with the node and PodScheduled=True, so success costs a binding and an Event,
+        # as with kube-scheduler.
+        record = {DECISION_ANNOTATION: record_json(self.record(d))}
+        result = await asyncio.to_thread(self.api.bind, pod, d.node, record)
         attempts = self.counters.bind_attempts
         attempts[result.outcome] = attempts.get(result.outcome, 0) + 1
         self.metrics.attempts.labels(result=result.outcome.value).inc()
@@ -253,14 +265,6 @@ class Scheduler:
             )
             await self._call(
                 "post Scheduled", pod, self.api.event, pod_reference(pod), "Scheduled", message
-            )
-            await self._call(
-                "record the decision",
-                pod,
-                self.api.annotate,
-                pod,
-                DECISION_ANNOTATION,
-                self.record(d),
             )
             return
         self.cache.forget(pod.uid)

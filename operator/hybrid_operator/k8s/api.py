@@ -4,12 +4,21 @@ Binding goes through ``pods/{name}/binding`` with the pod's UID, so a pod recrea
 the same name is never bound by mistake. The client raises a ``ValueError`` after a
 *successful* binding because it cannot parse the response (kubernetes-client/python#547),
 so the call is made with ``_preload_content=False`` and the HTTP status is checked
-instead. Every call is blocking; the scheduler runs them in worker threads.
+instead. A binding may carry annotations: the API server copies a Binding's
+``metadata.annotations`` onto the pod in the same write that sets ``spec.nodeName`` and
+the ``PodScheduled=True`` condition (``setPodNodeAndMetadata`` in kube-apiserver's pod
+storage), so the decision record needs no call of its own.
+
+Calls are rate-limited like kube-scheduler's: ``api_qps``/``api_burst`` for bindings,
+patches and reads, and a second bucket with the same limits for Events (kube-scheduler
+posts its Events through a client of their own). Every call is blocking; the scheduler
+runs them in worker threads.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,9 +28,13 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from hybrid_operator.k8s.convert import Body
+from hybrid_operator.k8s.ratelimit import TokenBucket
 from hybrid_policy.domain import PendingPod
 
 COMPONENT = "hybrid-scheduler"
+#: kube-scheduler's ``clientConnection`` defaults (KubeSchedulerConfiguration v1).
+DEFAULT_QPS = 50.0
+DEFAULT_BURST = 100
 
 
 class BindOutcome(StrEnum):
@@ -47,8 +60,10 @@ class BindResult:
 class ClusterApi(Protocol):
     """What the scheduling loop needs from the API server (:class:`KubeApi`, or a fake)."""
 
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
-        """Bind ``pod`` to ``node``."""
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        """Bind ``pod`` to ``node``, adding ``annotations`` to the pod in the same write."""
         ...
 
     def event(
@@ -99,18 +114,34 @@ def _now() -> datetime:
 
 
 class KubeApi:
-    """Bind pods, post Events, set conditions and annotations."""
+    """Bind pods, post Events, set conditions and annotations, within the rate limits."""
 
-    def __init__(self, api_client: client.ApiClient, instance: str) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        instance: str,
+        qps: float = DEFAULT_QPS,
+        burst: int = DEFAULT_BURST,
+    ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.instance = instance
+        self.limit = TokenBucket(qps, burst)
+        self.event_limit = TokenBucket(qps, burst)
 
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
-        """POST a Binding of ``pod`` (by name and UID) to ``node``."""
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        """POST a Binding of ``pod`` (by name and UID) to ``node``, carrying ``annotations``."""
         body = client.V1Binding(
-            metadata=client.V1ObjectMeta(name=pod.name, namespace=pod.namespace, uid=pod.uid),
+            metadata=client.V1ObjectMeta(
+                name=pod.name,
+                namespace=pod.namespace,
+                uid=pod.uid,
+                annotations=dict(annotations) if annotations else None,
+            ),
             target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
         )
+        self.limit.acquire()
         try:
             # With _preload_content=False the client returns the raw HTTP response.
             response: Any = self.core.create_namespaced_pod_binding(
@@ -152,6 +183,7 @@ class KubeApi:
             last_timestamp=now,
             count=1,
         )
+        self.event_limit.acquire()
         self.core.create_namespaced_event(namespace, body)
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
@@ -163,23 +195,30 @@ class KubeApi:
             "message": message,
             "lastTransitionTime": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        self.limit.acquire()
         self.core.patch_namespaced_pod_status(
             pod.name, pod.namespace, {"status": {"conditions": [condition]}}
         )
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         """Write ``record`` as compact JSON under annotation ``key``."""
-        value = json.dumps(record, separators=(",", ":"), sort_keys=True)
+        self.limit.acquire()
         self.core.patch_namespaced_pod(
-            pod.name, pod.namespace, {"metadata": {"annotations": {key: value}}}
+            pod.name, pod.namespace, {"metadata": {"annotations": {key: record_json(record)}}}
         )
 
     def read_annotation(self, namespace: str, name: str, key: str) -> str | None:
         """The value of annotation ``key`` on pod ``namespace/name``, if any."""
+        self.limit.acquire()
         pod = self.core.read_namespaced_pod(name, namespace)
         annotations = (pod.metadata.annotations if pod.metadata else None) or {}
         value = annotations.get(key)
         return str(value) if value is not None else None
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """A record as the compact JSON an annotation holds."""
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
 
 
 def _reason(exc: ApiException) -> str:

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +209,19 @@ def _create_burst(
             api.create(path, _pod(f"burst-{i:05d}", contender, params))
             bar.update(1)
 
-        list(pool.map(create, range(params.burst_pods)))
+        futures = [pool.submit(create, i) for i in range(params.burst_pods)]
+        _finish(pool, futures)
     return time.monotonic() - started
+
+
+def _finish(pool: ThreadPoolExecutor, futures: list[Future[None]]) -> None:
+    """Wait for every future; on an error or Ctrl-C, drop the ones not started yet."""
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def _pod(name: str, contender: Contender, params: BenchParams) -> dict[str, Any]:
@@ -246,14 +257,15 @@ def _steady_arrivals(
             bar.update(1)
 
         futures = []
-        for i in range(params.steady_pods):
-            due = origin + i / params.rate_per_s
-            pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            futures.append(pool.submit(create, i, due))
-        for future in futures:
-            future.result()
+        try:
+            for i in range(params.steady_pods):
+                due = origin + i / params.rate_per_s
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                futures.append(pool.submit(create, i, due))
+        finally:
+            _finish(pool, futures)
     return acks
 
 

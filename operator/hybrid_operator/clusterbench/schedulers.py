@@ -37,6 +37,8 @@ class Contender:
     """The ``spec.schedulerName`` it serves in its round."""
     policy: str | None = None
     """Our policy; None for kube-scheduler."""
+    batch_interval_s: float | None = None
+    """Our pass interval for this contender; None uses the run's."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def start(
         "--http-port",
         "0",
         "--batch-interval",
-        f"{limits.batch_interval_s:g}",
+        f"{contender.batch_interval_s or limits.batch_interval_s:g}",
         "--batch-size",
         str(limits.batch_size),
         "--api-qps",

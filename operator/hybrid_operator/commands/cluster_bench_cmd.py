@@ -43,7 +43,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--policies",
         default="kube-default",
-        help=f"our policies to measure, comma-separated, of {', '.join(policy_names())}",
+        help=(
+            "our rounds, comma-separated: POLICY or POLICY@SECONDS (pass interval), "
+            f"POLICY one of {', '.join(policy_names())} (kube-default)"
+        ),
     )
     p.add_argument("--seed", type=int, default=0, help="our tie-breaking seed (0)")
     p.add_argument("--timeout", type=float, default=900.0, help="longest wait, seconds (900)")
@@ -55,10 +58,10 @@ def register(subparsers: Any) -> None:
 
 def cluster_bench(args: argparse.Namespace) -> int:
     """Run every round and print the comparison."""
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = [p for p in policies if p not in policy_names()]
-    if unknown:
-        print(f"hybrid-scheduler cluster-bench: unknown policy {unknown[0]!r}", file=sys.stderr)
+    try:
+        variants = [_variant(p) for p in args.policies.split(",") if p.strip()]
+    except ValueError as exc:
+        print(f"hybrid-scheduler cluster-bench: {exc}", file=sys.stderr)
         return 2
     if min(args.nodes, args.burst, args.rate, args.duration, args.qps, args.api_burst) <= 0:
         print(
@@ -86,7 +89,20 @@ def cluster_bench(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     contenders = [Contender("kube-scheduler", "bench-kube-scheduler")]
-    contenders += [Contender(f"hybrid-scheduler ({p})", f"bench-hybrid-{p}", p) for p in policies]
+    for policy, interval in variants:
+        if interval is None:
+            contenders.append(
+                Contender(f"hybrid-scheduler ({policy})", f"bench-hybrid-{policy}", policy)
+            )
+        else:
+            contenders.append(
+                Contender(
+                    f"hybrid-scheduler ({policy}, passes every {interval:g} s)",
+                    f"bench-hybrid-{policy}-{str(interval).replace('.', '-')}s",
+                    policy,
+                    interval,
+                )
+            )
     settings = ClusterSettings()
     started_cluster = False
     began = time.monotonic()
@@ -148,6 +164,19 @@ def cluster_bench(args: argparse.Namespace) -> int:
         if started_cluster and not args.keep_cluster:
             cluster.down(settings)
     return 0
+
+
+def _variant(text: str) -> tuple[str, float | None]:
+    """``POLICY`` or ``POLICY@SECONDS`` (our pass interval for that round)."""
+    policy, _, interval = text.strip().partition("@")
+    if policy not in policy_names():
+        raise ValueError(f"unknown policy {policy!r}")
+    if not interval:
+        return policy, None
+    seconds = float(interval)
+    if not seconds >= 0.01:
+        raise ValueError(f"pass interval {interval!r} must be at least 0.01 s")
+    return policy, seconds
 
 
 def say(line: str) -> None:

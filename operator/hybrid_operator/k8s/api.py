@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -35,6 +35,8 @@ COMPONENT = "hybrid-scheduler"
 #: kube-scheduler's ``clientConnection`` defaults (KubeSchedulerConfiguration v1).
 DEFAULT_QPS = 50.0
 DEFAULT_BURST = 100
+#: Connections kept open to the API server (the client's default is 5 per CPU).
+API_CONNECTIONS = 32
 
 
 class BindOutcome(StrEnum):
@@ -98,15 +100,18 @@ def pod_reference(pod: PendingPod) -> dict[str, str]:
 
 
 def load_client(kubeconfig: str | None) -> client.ApiClient:
-    """An API client from ``kubeconfig``, else the default kubeconfig, else in-cluster."""
+    """An API client from ``kubeconfig``, else the default kubeconfig, else in-cluster,
+    keeping enough connections open for the scheduler's API threads."""
+    configuration = client.Configuration()
     # The client's config helpers carry no type annotations.
-    if kubeconfig:
-        return cast(client.ApiClient, config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
     try:
-        return cast(client.ApiClient, config.new_client_from_config())  # type: ignore[no-untyped-call]
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        if kubeconfig:
+            raise
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = API_CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 def _now() -> datetime:
@@ -132,15 +137,16 @@ class KubeApi:
         self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
     ) -> BindResult:
         """POST a Binding of ``pod`` (by name and UID) to ``node``, carrying ``annotations``."""
-        body = client.V1Binding(
-            metadata=client.V1ObjectMeta(
-                name=pod.name,
-                namespace=pod.namespace,
-                uid=pod.uid,
-                annotations=dict(annotations) if annotations else None,
-            ),
-            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
-        )
+        metadata: dict[str, Any] = {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        # A plain dict: building the client's model objects costs more CPU than the call.
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": metadata,
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
         self.limit.acquire()
         try:
             # With _preload_content=False the client returns the raw HTTP response.
@@ -163,28 +169,28 @@ class KubeApi:
     ) -> None:
         """Post a core/v1 Event about ``involved`` (kind, namespace, name, uid)."""
         namespace = involved.get("namespace") or "default"
-        now = _now()
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{involved['name']}.", namespace=namespace),
-            involved_object=client.V1ObjectReference(
-                api_version="v1",
-                kind=involved["kind"],
-                name=involved["name"],
-                namespace=involved.get("namespace"),
-                uid=involved.get("uid"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type="Warning" if warning else "Normal",
-            source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT,
-            reporting_instance=self.instance,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
+        now = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        # A plain dict, and the answer left unparsed: building and reading the client's
+        # model objects costs more CPU than the call itself.
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", **involved},
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
         self.event_limit.acquire()
-        self.core.create_namespaced_event(namespace, body)
+        response: Any = self.core.create_namespaced_event(namespace, body, _preload_content=False)
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason="the Event was not created")
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
         """Set the PodScheduled condition to False/Unschedulable, as kube-scheduler does."""

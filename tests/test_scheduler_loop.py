@@ -1,5 +1,6 @@
 import asyncio
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -297,3 +298,48 @@ def test_learned_policies_see_the_queue() -> None:
     profile.schedule_batch = spy  # type: ignore[method-assign]
     scheduler.decide()
     assert seen == [(3, 6.0)]
+
+
+class SlowFirstBind(FakeApi):
+    """Binding ``slow`` takes a while; every other call is instant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        if pod.name == "slow":
+            self.release.wait(timeout=10)
+        return super().bind(pod, node, annotations)
+
+
+def test_the_next_pass_decides_and_binds_while_a_binding_is_slow() -> None:
+    api = SlowFirstBind()
+    scheduler = Scheduler(OperatorSettings(batch_interval_s=0.02, leader_election=False), api)
+    scheduler.on_node(None, k8s_node("n1"))
+
+    async def scenario() -> list[tuple[str, str]]:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(scheduler.run_forever(stop))
+        scheduler.on_pod(None, k8s_pod("slow"))
+        await asyncio.sleep(0.2)  # a pass has taken "slow" and is binding it
+        scheduler.on_pod(None, k8s_pod("fast"))
+        for _ in range(200):
+            if api.binds:
+                break
+            await asyncio.sleep(0.01)
+        bound_while_slow = list(api.binds)
+        api.release.set()
+        for _ in range(200):
+            if len(api.binds) == 2:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await loop
+        return bound_while_slow
+
+    bound_while_slow = asyncio.run(scenario())
+    assert [key for key, _ in bound_while_slow] == ["team-a/fast"]
+    assert sorted(key for key, _ in api.binds) == ["team-a/fast", "team-a/slow"]

@@ -329,7 +329,8 @@ class Scheduler:
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     decisions = self.decide()
-                    if decisions:
+                    # Shadow records are written at the end of a pass, ours or not.
+                    if decisions or self.shadow is not None:
                         task = asyncio.create_task(self._settle_pass(decisions, limit))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)

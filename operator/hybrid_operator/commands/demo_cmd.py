@@ -94,8 +94,9 @@ def demo(args: argparse.Namespace) -> int:
             settings.prometheus_url,
             "--http-port",
             "0",
-            "--lease-name",
-            "hybrid-scheduler-demo",
+            # One replica: no Lease to wait for (a Lease left by an earlier demo would
+            # hold the start up for its whole duration).
+            "--no-leader-election",
             "--batch-interval",
             "0.5",
             "--metrics-refresh",

@@ -1,4 +1,7 @@
 import asyncio
+import json
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -17,10 +20,17 @@ class FakeApi:
         self.unschedulable: list[str] = []
         self.annotations: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, BindOutcome] = {}
+        self.patches = 0
 
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
         self.binds.append((pod.key, node))
-        return BindResult(self.outcomes.get(pod.name, BindOutcome.BOUND), "test")
+        outcome = self.outcomes.get(pod.name, BindOutcome.BOUND)
+        if outcome is BindOutcome.BOUND:
+            for key, value in (annotations or {}).items():
+                self.annotations.setdefault(pod.key, {})[key] = json.loads(value)
+        return BindResult(outcome, "test")
 
     def event(
         self, involved: dict[str, str], reason: str, message: str, warning: bool = False
@@ -28,10 +38,12 @@ class FakeApi:
         self.events.append((involved["name"], reason, message, warning))
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
+        self.patches += 1
         self.unschedulable.append(pod.key)
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
-        self.annotations[pod.key] = {key: record}
+        self.patches += 1
+        self.annotations.setdefault(pod.key, {})[key] = record
 
 
 def _scheduler(clock: list[float] | None = None) -> tuple[Scheduler, FakeApi]:
@@ -59,6 +71,17 @@ def test_pods_of_ours_are_bound_with_an_event_and_a_decision_record() -> None:
     assert record["path"] == "sequential"
     assert record["node"] in {"n1", "n2"}
     assert len(record["runnersUp"]) == 1
+
+
+def test_a_placement_costs_a_binding_and_an_event_as_with_kube_scheduler() -> None:
+    scheduler, api = _scheduler()
+    for i in range(5):
+        scheduler.on_pod(None, k8s_pod(f"p{i}"))
+    asyncio.run(scheduler.schedule_once())
+    assert len(api.binds) == 5
+    assert [reason for _, reason, _, _ in api.events] == ["Scheduled"] * 5
+    assert api.patches == 0  # the decision record came with the binding
+    assert all(DECISION_ANNOTATION in api.annotations[f"team-a/p{i}"] for i in range(5))
 
 
 def test_a_pod_is_never_bound_twice() -> None:
@@ -275,3 +298,48 @@ def test_learned_policies_see_the_queue() -> None:
     profile.schedule_batch = spy  # type: ignore[method-assign]
     scheduler.decide()
     assert seen == [(3, 6.0)]
+
+
+class SlowFirstBind(FakeApi):
+    """Binding ``slow`` takes a while; every other call is instant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        if pod.name == "slow":
+            self.release.wait(timeout=10)
+        return super().bind(pod, node, annotations)
+
+
+def test_the_next_pass_decides_and_binds_while_a_binding_is_slow() -> None:
+    api = SlowFirstBind()
+    scheduler = Scheduler(OperatorSettings(batch_interval_s=0.02, leader_election=False), api)
+    scheduler.on_node(None, k8s_node("n1"))
+
+    async def scenario() -> list[tuple[str, str]]:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(scheduler.run_forever(stop))
+        scheduler.on_pod(None, k8s_pod("slow"))
+        await asyncio.sleep(0.2)  # a pass has taken "slow" and is binding it
+        scheduler.on_pod(None, k8s_pod("fast"))
+        for _ in range(200):
+            if api.binds:
+                break
+            await asyncio.sleep(0.01)
+        bound_while_slow = list(api.binds)
+        api.release.set()
+        for _ in range(200):
+            if len(api.binds) == 2:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await loop
+        return bound_while_slow
+
+    bound_while_slow = asyncio.run(scenario())
+    assert [key for key, _ in bound_while_slow] == ["team-a/fast"]
+    assert sorted(key for key, _ in api.binds) == ["team-a/fast", "team-a/slow"]

@@ -1,4 +1,6 @@
 import asyncio
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -70,7 +72,10 @@ class BindAll:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        self.records.append(json.loads((annotations or {})[DECISION_ANNOTATION]))
         return BindResult(BindOutcome.BOUND)
 
     def event(
@@ -82,8 +87,7 @@ class BindAll:
         pass
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
-        assert key == DECISION_ANNOTATION
-        self.records.append(record)
+        raise AssertionError("the decision record rides on the binding")
 
 
 def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() -> None:

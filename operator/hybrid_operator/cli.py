@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from hybrid_operator import __version__
 from hybrid_operator.commands import (
+    cluster_bench_cmd,
     demo_cmd,
     explain_cmd,
     manifests_cmd,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(subparsers)
     explain_cmd.register(subparsers)
     demo_cmd.register(subparsers)
+    cluster_bench_cmd.register(subparsers)
     train_cmd.register(subparsers)
     manifests_cmd.register(subparsers)
     dev_cluster_command.register(subparsers)

@@ -6,22 +6,32 @@ queue, runs the policy's profile on a snapshot of the cache (the same code the s
 runs), assumes every placement, then binds. A pod is bound at most once: a pod that is
 bound or assumed is never queued or scheduled again, and a binding carries the pod's UID.
 A failed binding forgets the assumption (conflict or pod gone) or retries with back-off.
+A successful placement costs two API calls, as with kube-scheduler: the binding, which
+also carries the decision record, and the ``Scheduled`` Event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
-from hybrid_operator.k8s.api import BindOutcome, ClusterApi, involved_object, pod_reference
+from hybrid_operator.k8s.api import (
+    BindOutcome,
+    ClusterApi,
+    involved_object,
+    pod_reference,
+    record_json,
+)
 from hybrid_operator.k8s.convert import Body, pending_pod
 from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.leader import LeaderElector
@@ -37,7 +47,10 @@ from hybrid_policy.policies import ModelOptions, Policy, build_policy
 log = logging.getLogger("hybrid_scheduler")
 DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
 OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
+#: Placements bound at once, and threads for API calls.
 BIND_CONCURRENCY = 16
+T = TypeVar("T")
+MAX_PASSES_IN_FLIGHT = 2
 #: ``hybrid_scheduler_fallbacks_total`` reason of passes made without the learned model.
 MODEL_FALLBACK_REASON = "model-unavailable"
 
@@ -89,6 +102,7 @@ class Scheduler:
         self.last_failure: dict[str, str] = {}
         self.shadow = ShadowRecorder(self, settings.shadow_of) if settings.shadow_of else None
         self.metrics = OperatorMetrics()
+        self.api_threads = ThreadPoolExecutor(BIND_CONCURRENCY, thread_name_prefix="api")
 
     # -- watch events -------------------------------------------------------------------
 
@@ -219,7 +233,11 @@ class Scheduler:
         on the event loop, like the watch handlers that also change them.
         """
         decisions = self.decide()
-        limit = asyncio.Semaphore(BIND_CONCURRENCY)
+        await self.settle_all(decisions, asyncio.Semaphore(BIND_CONCURRENCY))
+        return decisions
+
+    async def settle_all(self, decisions: list[Decision], limit: asyncio.Semaphore) -> None:
+        """Bind (or report) every decision of a pass, at most ``limit`` at a time."""
 
         async def settle(decision: Decision) -> None:
             async with limit:
@@ -228,13 +246,22 @@ class Scheduler:
         await asyncio.gather(*(settle(d) for d in decisions))
         if self.shadow is not None:
             await self.shadow.flush()
-        return decisions
+
+    async def in_api_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking API call in one of the operator's own API threads.
+
+        Calls wait there for the client's rate limit, so they get threads of their own
+        rather than the event loop's few default workers, which the watches' helpers and
+        the Prometheus collector also use.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.api_threads, functools.partial(fn, *args))
 
     async def _call(
         self, what: str, pod: PendingPod, fn: Callable[..., object], *args: object
     ) -> None:
         try:
-            await asyncio.to_thread(fn, *args)
+            await self.in_api_thread(fn, *args)
         except Exception as exc:  # reporting is best effort; never let it stop scheduling
             log.warning("could not %s on %s: %s", what, pod.key, exc)
 
@@ -259,7 +286,11 @@ class Scheduler:
             )
             await self._call("set PodScheduled", pod, self.api.mark_unschedulable, pod, message)
             return
-        result = await asyncio.to_thread(self.api.bind, pod, d.node)
+        # The decision record rides on the Binding: the API server writes it onto the pod
+        # with the node and PodScheduled=True, so success costs a binding and an Event,
+        # as with kube-scheduler.
+        record = {DECISION_ANNOTATION: record_json(self.record(d))}
+        result = await self.in_api_thread(self.api.bind, pod, d.node, record)
         attempts = self.counters.bind_attempts
         attempts[result.outcome] = attempts.get(result.outcome, 0) + 1
         self.metrics.attempts.labels(result=result.outcome.value).inc()
@@ -277,14 +308,6 @@ class Scheduler:
             )
             await self._call(
                 "post Scheduled", pod, self.api.event, pod_reference(pod), "Scheduled", message
-            )
-            await self._call(
-                "record the decision",
-                pod,
-                self.api.annotate,
-                pod,
-                DECISION_ANNOTATION,
-                self.record(d),
             )
             return
         self.cache.forget(pod.uid)
@@ -314,15 +337,38 @@ class Scheduler:
         }
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Pass after pass, every ``batch_interval_s``, until ``stop`` is set."""
+        """Pass after pass, every ``batch_interval_s``, until ``stop`` is set.
+
+        A pass's bindings go on while the next pass decides, as kube-scheduler's binding
+        cycle runs beside its next scheduling cycle: the placements are assumed in the
+        cache, so the next pass counts them, and deciding never waits for the API
+        server. At most ``MAX_PASSES_IN_FLIGHT`` passes bind at once.
+        """
+        limit = asyncio.Semaphore(BIND_CONCURRENCY)
+        in_flight: set[asyncio.Task[None]] = set()
         while not stop.is_set():
             started = time.perf_counter()
             try:
                 if self.elector is None or self.elector.is_leader:
-                    await self.schedule_once()
+                    while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
+                        await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    decisions = self.decide()
+                    # Shadow records are written at the end of a pass, ours or not.
+                    if decisions or self.shadow is not None:
+                        task = asyncio.create_task(self._settle_pass(decisions, limit))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
             except Exception:  # one bad pass must not end scheduling
                 log.exception("scheduling pass failed")
             self.metrics.ready = True
             pause = max(self.settings.batch_interval_s - (time.perf_counter() - started), 0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
+        if in_flight:
+            await asyncio.wait(in_flight)
+
+    async def _settle_pass(self, decisions: list[Decision], limit: asyncio.Semaphore) -> None:
+        try:
+            await self.settle_all(decisions, limit)
+        except Exception:  # one bad pass must not end scheduling
+            log.exception("binding a pass failed")

@@ -84,6 +84,12 @@ class OperatorSettings:
     #: PromQL per resource (``cpu``, ``memory``, ``gpu``) giving per-node utilisation in
     #: 0..1; missing keys use the defaults of :mod:`hybrid_operator.promql`.
     promql: dict[str, str] = field(default_factory=dict)
+    #: Average API calls per second (bindings, patches, reads); Events get a second bucket
+    #: with the same limits, like kube-scheduler's event client. 0 turns the limit off.
+    #: Default 50 (kube-scheduler's ``clientConnection.qps``).
+    api_qps: float = 50.0
+    #: Calls that may go at once above ``api_qps``. Default 100 (kube-scheduler's ``burst``).
+    api_burst: int = 100
     #: Kubeconfig file; None uses ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
     kubeconfig: str | None = None
     #: Seed of the random tie-breaking between equally good nodes. Default 0.
@@ -115,6 +121,8 @@ class OperatorSettings:
             ("metrics_staleness_s", self.metrics_staleness_s, 0.0),
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
             ("lease_duration_s", self.lease_duration_s, 3.0),
+            ("api_qps", self.api_qps, 0.0),
+            ("api_burst", float(self.api_burst), 1),
         ]
         if self.webhook and not self.webhook_host and not self.webhook_cert_dir:
             raise SettingsError(

@@ -9,7 +9,6 @@ so a team can compare the two on its own workload before switching.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -123,6 +122,8 @@ class ShadowRecorder:
         """Decide for the observed pods and write the records (in worker threads)."""
         for pod, record in self.decide():
             try:
-                await asyncio.to_thread(self.scheduler.api.annotate, pod, SHADOW_ANNOTATION, record)
+                await self.scheduler.in_api_thread(
+                    self.scheduler.api.annotate, pod, SHADOW_ANNOTATION, record
+                )
             except Exception as exc:  # a record is best effort
                 log.warning("could not record the shadow decision on %s: %s", pod.key, exc)

@@ -1,22 +1,38 @@
 """The operator under stress on the dev cluster: killed in the middle of its work and
-restarted, and namespaces with different weights contending for the same GPUs."""
+restarted, its Prometheus stopped mid-run, and namespaces with different weights
+contending for the same GPUs."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
+from hybrid_operator.devcluster import components, processes
+from hybrid_operator.devcluster.state import ProcessRecord
 from hybrid_operator.devcluster.testing import (
     DevCluster,
     recreate_namespaces,
     training_pod,
     wait_for,
 )
-from operator_helpers import events, instance_args, operator_process, running_operator
+from operator_helpers import (
+    decision,
+    events,
+    free_port,
+    instance_args,
+    operator_process,
+    running_operator,
+    submit,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -101,3 +117,122 @@ def test_gpu_shares_under_contention_follow_the_weights(
     finally:
         for team in teams:
             api.call("DELETE", f"/api/v1/namespaces/{team}", allow=(404,))
+
+
+@contextmanager
+def second_prometheus(
+    dev_cluster: DevCluster, workdir: Path
+) -> Iterator[tuple[str, ProcessRecord]]:
+    """A Prometheus of the test's own, scraping the cluster's exporter like the cluster's
+    Prometheus (which other tests use and must keep running)."""
+    port = free_port()
+    data = workdir / "prometheus-data"
+    component = components.prometheus_on(
+        dev_cluster.settings, port, data, workdir / "prometheus.yml", name="prometheus-second"
+    )
+    record = processes.start(component.name, component.argv, workdir)
+    try:
+        processes.wait_ready(record, component.probe, 60)
+        yield f"http://127.0.0.1:{port}", record
+    finally:
+        processes.stop([record], 10)
+
+
+def _gpus_running_per_node(api: Any) -> dict[str, int]:
+    used: dict[str, int] = {}
+    for pod in api.items("/api/v1/pods", fieldSelector="status.phase=Running"):
+        node = pod["spec"].get("nodeName")
+        for container in pod["spec"]["containers"]:
+            gpus = int(
+                (container.get("resources") or {}).get("requests", {}).get("nvidia.com/gpu", 0)
+            )
+            used[node] = used.get(node, 0) + gpus
+    return used
+
+
+def _fallbacks(metrics_url: str) -> float:
+    session = requests.Session()
+    session.trust_env = False
+    text = session.get(metrics_url, timeout=5).text
+    found = re.search(
+        r'^hybrid_scheduler_fallbacks_total\{reason="metrics-unavailable"\} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_prometheus_stopped_mid_run_scheduling_goes_on_and_says_so(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    name = "hybrid-scheduler-prom-stop"
+    http_port = free_port()
+    metrics_url = f"http://127.0.0.1:{http_port}/metrics"
+    capacity = {
+        n["metadata"]["name"]: int(n["status"]["allocatable"]["nvidia.com/gpu"])
+        for n in api.items("/api/v1/nodes", labelSelector="type=kwok")
+    }
+    overcommitted: list[dict[str, int]] = []
+
+    def check_capacity() -> None:
+        used = _gpus_running_per_node(api)
+        if any(used[n] > capacity.get(n, 0) for n in used):
+            overcommitted.append(used)
+
+    with second_prometheus(dev_cluster, tmp_path) as (url, prometheus):
+        args = instance_args(
+            name,
+            "--policy",
+            "load-aware",
+            "--prometheus-url",
+            url,
+            "--metrics-refresh",
+            "1",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+        )
+        with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
+            wait_for("live utilisation", lambda: "Prometheus: live" in log.read_text() or None, 30)
+            for i in range(3):
+                submit(api, pods, f"before-{i}", 2, scheduler=name, runtime="2s")
+            before = [decision(api, pods, f"before-{i}") for i in range(3)]
+            assert [r["metrics"] for r in before] == ["live"] * 3
+            assert _fallbacks(metrics_url) == 0
+            # Stopped without warning, as a crashed or evicted Prometheus would be.
+            os.kill(prometheus.pid, signal.SIGKILL)
+            wait_for(
+                "the fallback in the log",
+                lambda: "Prometheus: unavailable" in log.read_text() or None,
+                30,
+            )
+            # More than fits at once: four 8-GPU pods and four 4-GPU pods on four nodes.
+            for i in range(8):
+                gpus = 8 if i % 2 else 4
+                submit(api, pods, f"after-{i}", gpus, scheduler=name, cpu="4", runtime="3s")
+
+            def all_succeeded() -> bool | None:
+                check_capacity()
+                items = [p for p in api.items(pods) if p["metadata"]["name"].startswith("after-")]
+                done = len(items) == 8 and all(
+                    p["status"].get("phase") == "Succeeded" for p in items
+                )
+                return True if done else None
+
+            wait_for("every pod submitted after the stop to succeed", all_succeeded, 120, 0.5)
+            after = [decision(api, pods, f"after-{i}") for i in range(8)]
+            fallbacks = _fallbacks(metrics_url)
+            text = log.read_text()
+    assert overcommitted == []
+    for i, record in enumerate(after):
+        assert record["metrics"].startswith("unavailable ("), record
+        assert record["node"] == api.get(f"{pods}/after-{i}")["spec"]["nodeName"]
+        scheduled = [e for e in events(api, namespace, f"after-{i}") if e["reason"] == "Scheduled"]
+        assert len(scheduled) == 1
+    assert fallbacks >= 1
+    assert "scheduling on requests alone where metrics are missing" in text
+    assert "Traceback" not in text
+    # The record is compact JSON written with the binding itself.
+    raw = api.get(f"{pods}/after-0")["metadata"]["annotations"]["hybrid-scheduler.io/decision"]
+    assert json.loads(raw)["policy"] == "load-aware"

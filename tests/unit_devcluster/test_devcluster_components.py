@@ -10,13 +10,15 @@ import pytest
 import yaml
 
 from hybrid_operator.devcluster import components, pki
-from hybrid_operator.devcluster.settings import ClusterSettings
+from hybrid_operator.devcluster.settings import PORT_OFFSET_ENV, ClusterSettings
 
 
 def test_every_process_listens_on_loopback_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("shutil.which", lambda _: "/usr/bin/prometheus")
+    # The default ports, whatever offset the environment of this run asks for.
+    monkeypatch.delenv(PORT_OFFSET_ENV, raising=False)
     settings = ClusterSettings(
         state_dir=tmp_path, cache_dir=tmp_path / "cache", kube_scheduler=True, prometheus=True
     )

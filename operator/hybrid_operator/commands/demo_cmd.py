@@ -3,7 +3,8 @@ through kube-scheduler, on the same kwok nodes of a local dev cluster, side by s
 
 Starts the dev cluster (seed-paper nodes, kube-scheduler, Prometheus) unless one runs,
 runs the operator as its own process, prints a live line per round and a final table,
-and stops what it started. Errors are one line and exit status 1.
+then the simulator's prediction for the same jobs beside the measured ratio, and stops
+what it started. Errors are one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=600.0, help="longest a round may take, seconds")
     p.add_argument(
         "--keep-cluster", action="store_true", help="leave a cluster the demo started running"
+    )
+    p.add_argument(
+        "--no-prediction",
+        dest="prediction",
+        action="store_false",
+        help="skip the simulator's prediction for the same jobs",
     )
     p.set_defaults(handler=demo)
 
@@ -87,8 +94,9 @@ def demo(args: argparse.Namespace) -> int:
             settings.prometheus_url,
             "--http-port",
             "0",
-            "--lease-name",
-            "hybrid-scheduler-demo",
+            # One replica: no Lease to wait for (a Lease left by an earlier demo would
+            # hold the start up for its whole duration).
+            "--no-leader-election",
             "--batch-interval",
             "0.5",
             "--metrics-refresh",
@@ -114,6 +122,22 @@ def demo(args: argparse.Namespace) -> int:
         theirs = d.run_round(api, jobs, None, "kube-scheduler", d.echo, args.timeout)
         d.echo("")
         d.echo(d.side_by_side([ours, theirs]))
+        if args.prediction:
+            from hybrid_operator.demo_prediction import comparison, predict
+
+            rows = {
+                "predicted, uniform node speed (as kwok runs pods)": predict(
+                    args.jobs, args.seed, args.time_scale, args.policy, uniform=True
+                ),
+                "predicted, node performance 50-100": predict(
+                    args.jobs, args.seed, args.time_scale, args.policy, uniform=False
+                ),
+            }
+            d.echo(
+                f"\nmean completion time, {args.policy} against kube-scheduler "
+                "(simulator: the same jobs, seed and time scale; kube-default scoring):"
+            )
+            d.echo(comparison(ours.jct(), theirs.jct(), rows))
         d.echo(f"\n(operator log: {log}; times measured by polling once a second)")
         for team in d.WEIGHTS:
             api.call("DELETE", f"/api/v1/namespaces/{d.PREFIX}{team}", allow=(404,))

@@ -39,6 +39,8 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--http-port", "http_port", int, "/metrics, /healthz, /readyz; 0 turns them off (8080)"),
     ("--http-host", "http_host", str, "address of the HTTP endpoints (0.0.0.0)"),
     ("--seed", "seed", int, "seed of random tie-breaking (0)"),
+    ("--api-qps", "api_qps", float, "API calls per second on average; 0: no limit (50)"),
+    ("--api-burst", "api_burst", int, "API calls above --api-qps at once (100)"),
     ("--lease-namespace", "lease_namespace", str, "namespace of the leader Lease (default)"),
     ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
     ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
@@ -187,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
             settings.lease_name,
             settings.lease_duration_s,
         )
-    api = KubeApi(api_client, settings.identity)
+    api = KubeApi(api_client, settings.identity, settings.api_qps, settings.api_burst)
     scheduler = Scheduler(settings, api, collector=collector, elector=elector, policy=policy)
     try:
         asyncio.run(run_operator(scheduler, api_client, settings.kubeconfig))

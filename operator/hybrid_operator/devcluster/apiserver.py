@@ -72,6 +72,19 @@ class ApiServer:
         except requests.RequestException as err:
             raise ClusterApiError(f"{method} {path}: cannot reach the API server: {err}") from err
 
+    def stream(self, path: str, params: dict[str, str]) -> requests.Response:
+        """Open a streaming GET (a watch); no read timeout, the caller closes it."""
+        try:
+            return self._session().get(
+                self.server_url + path,
+                params=params,
+                stream=True,
+                timeout=(TIMEOUT_SECONDS, None),
+                verify=self._verify,
+            )
+        except requests.RequestException as err:
+            raise ClusterApiError(f"GET {path}: cannot reach the API server: {err}") from err
+
     def call(
         self,
         method: str,

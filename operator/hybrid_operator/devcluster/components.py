@@ -201,8 +201,20 @@ def exporter(settings: ClusterSettings) -> Component:
 
 def prometheus(settings: ClusterSettings) -> Component:
     """Prometheus from the Debian package, scraping the exporter every few seconds."""
+    return prometheus_on(
+        settings,
+        settings.ports.prometheus,
+        settings.state_dir / "prometheus",
+        settings.state_dir / "prometheus.yml",
+    )
+
+
+def prometheus_on(
+    settings: ClusterSettings, port: int, data_dir: Path, config: Path, name: str = "prometheus"
+) -> Component:
+    """A Prometheus on ``port`` scraping the cluster's exporter, keeping its data in
+    ``data_dir`` (the cluster's own, or a second one that a test may stop)."""
     binary = prometheus_binary()
-    config = settings.state_dir / "prometheus.yml"
     template = resources.files("hybrid_operator.devcluster") / "assets" / "prometheus"
     text = (template / "prometheus.yml.template").read_text(encoding="utf-8")
     config.write_text(
@@ -215,12 +227,12 @@ def prometheus(settings: ClusterSettings) -> Component:
     argv = [
         str(binary),
         f"--config.file={config}",
-        f"--web.listen-address={LOOPBACK}:{settings.ports.prometheus}",
-        f"--storage.tsdb.path={settings.state_dir / 'prometheus'}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        f"--storage.tsdb.path={data_dir}",
         "--storage.tsdb.retention.time=1d",
         "--log.level=warn",
     ]
-    return Component("prometheus", argv, http_ok(f"{settings.prometheus_url}/-/ready"))
+    return Component(name, argv, http_ok(f"http://{LOOPBACK}:{port}/-/ready"))
 
 
 def prometheus_binary() -> Path:

@@ -28,3 +28,11 @@ def require_free(ports: Mapping[str, int], host: str = LOOPBACK) -> None:
                 f"port {host}:{port} (needed for {purpose}) is already in use; "
                 "stop what holds it or choose another port"
             )
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port the kernel reports free now (for an extra process of a benchmark or test)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port

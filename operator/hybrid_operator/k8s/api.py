@@ -4,24 +4,39 @@ Binding goes through ``pods/{name}/binding`` with the pod's UID, so a pod recrea
 the same name is never bound by mistake. The client raises a ``ValueError`` after a
 *successful* binding because it cannot parse the response (kubernetes-client/python#547),
 so the call is made with ``_preload_content=False`` and the HTTP status is checked
-instead. Every call is blocking; the scheduler runs them in worker threads.
+instead. A binding may carry annotations: the API server copies a Binding's
+``metadata.annotations`` onto the pod in the same write that sets ``spec.nodeName`` and
+the ``PodScheduled=True`` condition (``setPodNodeAndMetadata`` in kube-apiserver's pod
+storage), so the decision record needs no call of its own.
+
+Calls are rate-limited like kube-scheduler's: ``api_qps``/``api_burst`` for bindings,
+patches and reads, and a second bucket with the same limits for Events (kube-scheduler
+posts its Events through a client of their own). Every call is blocking; the scheduler
+runs them in worker threads.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from hybrid_operator.k8s.convert import Body
+from hybrid_operator.k8s.ratelimit import TokenBucket
 from hybrid_policy.domain import PendingPod
 
 COMPONENT = "hybrid-scheduler"
+#: kube-scheduler's ``clientConnection`` defaults (KubeSchedulerConfiguration v1).
+DEFAULT_QPS = 50.0
+DEFAULT_BURST = 100
+#: Connections kept open to the API server (the client's default is 5 per CPU).
+API_CONNECTIONS = 32
 
 
 class BindOutcome(StrEnum):
@@ -47,8 +62,10 @@ class BindResult:
 class ClusterApi(Protocol):
     """What the scheduling loop needs from the API server (:class:`KubeApi`, or a fake)."""
 
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
-        """Bind ``pod`` to ``node``."""
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        """Bind ``pod`` to ``node``, adding ``annotations`` to the pod in the same write."""
         ...
 
     def event(
@@ -83,15 +100,18 @@ def pod_reference(pod: PendingPod) -> dict[str, str]:
 
 
 def load_client(kubeconfig: str | None) -> client.ApiClient:
-    """An API client from ``kubeconfig``, else the default kubeconfig, else in-cluster."""
+    """An API client from ``kubeconfig``, else the default kubeconfig, else in-cluster,
+    keeping enough connections open for the scheduler's API threads."""
+    configuration = client.Configuration()
     # The client's config helpers carry no type annotations.
-    if kubeconfig:
-        return cast(client.ApiClient, config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
     try:
-        return cast(client.ApiClient, config.new_client_from_config())  # type: ignore[no-untyped-call]
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        if kubeconfig:
+            raise
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = API_CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 def _now() -> datetime:
@@ -99,18 +119,35 @@ def _now() -> datetime:
 
 
 class KubeApi:
-    """Bind pods, post Events, set conditions and annotations."""
+    """Bind pods, post Events, set conditions and annotations, within the rate limits."""
 
-    def __init__(self, api_client: client.ApiClient, instance: str) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        instance: str,
+        qps: float = DEFAULT_QPS,
+        burst: int = DEFAULT_BURST,
+    ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.instance = instance
+        self.limit = TokenBucket(qps, burst)
+        self.event_limit = TokenBucket(qps, burst)
 
-    def bind(self, pod: PendingPod, node: str) -> BindResult:
-        """POST a Binding of ``pod`` (by name and UID) to ``node``."""
-        body = client.V1Binding(
-            metadata=client.V1ObjectMeta(name=pod.name, namespace=pod.namespace, uid=pod.uid),
-            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
-        )
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        """POST a Binding of ``pod`` (by name and UID) to ``node``, carrying ``annotations``."""
+        metadata: dict[str, Any] = {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        # A plain dict: building the client's model objects costs more CPU than the call.
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": metadata,
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        self.limit.acquire()
         try:
             # With _preload_content=False the client returns the raw HTTP response.
             response: Any = self.core.create_namespaced_pod_binding(
@@ -132,27 +169,28 @@ class KubeApi:
     ) -> None:
         """Post a core/v1 Event about ``involved`` (kind, namespace, name, uid)."""
         namespace = involved.get("namespace") or "default"
-        now = _now()
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{involved['name']}.", namespace=namespace),
-            involved_object=client.V1ObjectReference(
-                api_version="v1",
-                kind=involved["kind"],
-                name=involved["name"],
-                namespace=involved.get("namespace"),
-                uid=involved.get("uid"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type="Warning" if warning else "Normal",
-            source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT,
-            reporting_instance=self.instance,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
-        self.core.create_namespaced_event(namespace, body)
+        now = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        # A plain dict, and the answer left unparsed: building and reading the client's
+        # model objects costs more CPU than the call itself.
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", **involved},
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.event_limit.acquire()
+        response: Any = self.core.create_namespaced_event(namespace, body, _preload_content=False)
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason="the Event was not created")
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
         """Set the PodScheduled condition to False/Unschedulable, as kube-scheduler does."""
@@ -163,23 +201,30 @@ class KubeApi:
             "message": message,
             "lastTransitionTime": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        self.limit.acquire()
         self.core.patch_namespaced_pod_status(
             pod.name, pod.namespace, {"status": {"conditions": [condition]}}
         )
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         """Write ``record`` as compact JSON under annotation ``key``."""
-        value = json.dumps(record, separators=(",", ":"), sort_keys=True)
+        self.limit.acquire()
         self.core.patch_namespaced_pod(
-            pod.name, pod.namespace, {"metadata": {"annotations": {key: value}}}
+            pod.name, pod.namespace, {"metadata": {"annotations": {key: record_json(record)}}}
         )
 
     def read_annotation(self, namespace: str, name: str, key: str) -> str | None:
         """The value of annotation ``key`` on pod ``namespace/name``, if any."""
+        self.limit.acquire()
         pod = self.core.read_namespaced_pod(name, namespace)
         annotations = (pod.metadata.annotations if pod.metadata else None) or {}
         value = annotations.get(key)
         return str(value) if value is not None else None
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """A record as the compact JSON an annotation holds."""
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
 
 
 def _reason(exc: ApiException) -> str:

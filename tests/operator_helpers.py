@@ -7,13 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+from hybrid_operator.launch import operator_argv
 
 SCHEDULER = "hybrid-scheduler"
 
@@ -30,11 +30,10 @@ def operator_process(
     dev_cluster: DevCluster, log: Path, *extra: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The operator process itself (to be killed by the test if it likes)."""
-    kubeconfig = str(dev_cluster.settings.kubeconfig)
-    command = [sys.executable, "-m", "hybrid_operator.cli", "run", "--kubeconfig", kubeconfig]
+    command = operator_argv(dev_cluster.settings.kubeconfig, "--batch-interval", "0.5", *extra)
     with log.open("w") as out:
         process = subprocess.Popen(
-            [*command, "--batch-interval", "0.5", *extra],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

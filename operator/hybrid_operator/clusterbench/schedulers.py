@@ -9,7 +9,6 @@ and stopped by PID through the dev cluster's process helpers.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from hybrid_operator.devcluster.components import http_ok
 from hybrid_operator.devcluster.ports import free_port
 from hybrid_operator.devcluster.settings import LOOPBACK, ClusterSettings
 from hybrid_operator.devcluster.state import ProcessRecord
+from hybrid_operator.launch import operator_argv
 
 KUBE_SCHEDULER = "kube-scheduler"
 READY_TIMEOUT_S = 120.0
@@ -58,13 +58,8 @@ def start(
     workdir.mkdir(parents=True, exist_ok=True)
     if contender.policy is None:
         return _start_kube_scheduler(contender, settings, limits, workdir)
-    argv = [
-        sys.executable,
-        "-m",
-        "hybrid_operator.cli",
-        "run",
-        "--kubeconfig",
-        str(settings.kubeconfig),
+    argv = operator_argv(
+        settings.kubeconfig,
         "--scheduler-name",
         contender.scheduler_name,
         "--policy",
@@ -80,7 +75,7 @@ def start(
         f"{limits.qps:g}",
         "--api-burst",
         str(limits.burst),
-    ]
+    )
     return processes.start(contender.scheduler_name, argv, workdir)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
+from hybrid_operator.launch import operator_argv
 from hybrid_policy.policies import policy_names
 
 
@@ -81,13 +82,8 @@ def demo(args: argparse.Namespace) -> int:
         origin = f"seed-paper, heavy, seed {args.seed}, {args.time_scale:g}x faster"
         d.echo(f"workload: {d.describe(jobs)} ({origin})")
         log = settings.state_dir / "demo-operator.log"
-        command = [
-            sys.executable,
-            "-m",
-            "hybrid_operator.cli",
-            "run",
-            "--kubeconfig",
-            str(settings.kubeconfig),
+        command = operator_argv(
+            settings.kubeconfig,
             "--policy",
             args.policy,
             "--prometheus-url",
@@ -101,7 +97,7 @@ def demo(args: argparse.Namespace) -> int:
             "0.5",
             "--metrics-refresh",
             "5",
-        ]
+        )
         with log.open("w") as out:
             operator = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

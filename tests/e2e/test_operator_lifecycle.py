@@ -25,11 +25,18 @@ def own_nodes(dev_cluster: DevCluster) -> Iterator[list[str]]:
     """Two extra 8-GPU kwok nodes, tainted so that only this test's pods go there."""
     suffix = uuid.uuid4().hex[:6]
     names = [f"lifecycle-{suffix}-{i}" for i in range(2)]
+    api = dev_cluster.admin
     try:
         yield names
     finally:
+        # Pods bound to a deleted node would stay Running until the pod garbage collector
+        # comes round; later tests count running pods per node, so they go now.
         for name in names:
-            dev_cluster.admin.call("DELETE", f"/api/v1/nodes/{name}", allow=(404,))
+            for pod in api.items("/api/v1/pods", fieldSelector=f"spec.nodeName={name}"):
+                meta = pod["metadata"]
+                path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+                api.call("DELETE", path, params={"gracePeriodSeconds": "0"}, allow=(404,))
+            api.call("DELETE", f"/api/v1/nodes/{name}", allow=(404,))
 
 
 def _add_node(api: Any, name: str) -> None:

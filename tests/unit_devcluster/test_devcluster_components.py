@@ -42,9 +42,7 @@ def test_every_process_listens_on_loopback_only(
     assert "--endpoint-reconciler-type=none" in apiserver
     scrape = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     assert scrape["global"]["scrape_interval"] == "5s"
-    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == [
-        f"127.0.0.1:{settings.ports.exporter}"
-    ]
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19400"]
 
 
 def test_optional_processes_are_left_out(tmp_path: Path) -> None:

@@ -114,8 +114,9 @@ def load_client(kubeconfig: str | None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _timestamp() -> str:
+    """Now, in the API server's second-resolution time format."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeApi:
@@ -169,7 +170,7 @@ class KubeApi:
     ) -> None:
         """Post a core/v1 Event about ``involved`` (kind, namespace, name, uid)."""
         namespace = involved.get("namespace") or "default"
-        now = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = _timestamp()
         # A plain dict, and the answer left unparsed: building and reading the client's
         # model objects costs more CPU than the call itself.
         body: Any = {
@@ -199,7 +200,7 @@ class KubeApi:
             "status": "False",
             "reason": "Unschedulable",
             "message": message,
-            "lastTransitionTime": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTransitionTime": _timestamp(),
         }
         self.limit.acquire()
         self.core.patch_namespaced_pod_status(

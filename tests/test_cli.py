@@ -68,6 +68,7 @@ def test_simulate_writes_table_json_and_plots(
         (["--policies", "kube-default,fastest"], "unknown policy 'fastest' (known: kube-default"),
         (["--workload", "extreme"], "no level 'extreme' (known: light, heavy)"),
         (["--seeds", "1,x"], "--seeds: must be comma-separated whole numbers"),
+        (["--model", "/nonexistent/m.pt"], "--model: /nonexistent/m.pt: no such checkpoint file"),
     ],
 )
 def test_simulate_refuses_bad_arguments(
@@ -117,3 +118,28 @@ def test_convert_philly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         == 2
     )
     assert "trace file not found" in capsys.readouterr().err
+
+
+def test_simulate_runs_dqn_with_the_model_it_is_given(
+    tmp_path: Path, tiny_scenario_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from hybrid_policy.dqn.checkpoint import save_checkpoint
+    from hybrid_policy.dqn.network import DEFAULT_HIDDEN, QNetwork
+    from hybrid_policy.features import FEATURE_COUNT
+
+    torch.manual_seed(1)
+    untrained = tmp_path / "untrained.pt"
+    save_checkpoint(QNetwork(FEATURE_COUNT, DEFAULT_HIDDEN), untrained, {})
+
+    def mean_jct(*extra: str) -> float:
+        out = tmp_path / "runs.json"
+        argv = ["simulate", "--scenario", str(tiny_scenario_path), "--workload", "heavy"]
+        argv += ["--policies", "dqn", "--seeds", "1", "--quiet", "--json", str(out), *extra]
+        assert main(argv) == 0
+        return float(json.loads(out.read_text())["runs"][0]["jct_s"]["mean"])
+
+    shipped = mean_jct()
+    assert mean_jct("--model", str(untrained)) != shipped
+    capsys.readouterr()

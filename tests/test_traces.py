@@ -10,7 +10,7 @@ from hybrid_policy.scenario.traces import (
     read_canonical,
     write_canonical,
 )
-from hybrid_policy.scenario.workload import prepare_workload
+from hybrid_policy.scenario.workload import prepare_workload, trace_windows
 
 PHILLY = """timestamp,duration,num_gpus,gpu_time,cluster
 2017-10-31 23:00:00,600.0,1,600.0,aaa111
@@ -104,3 +104,35 @@ def test_trace_scenario_sizes_the_cluster_for_its_load(tmp_path: Path) -> None:
     assert len(workload.nodes) == 11
     assert len(workload.jobs) == 500
     assert {j.namespace for j in workload.jobs} == {"team-0", "team-1", "team-2"}
+
+
+def test_trace_windows_replay_each_window_on_its_own_sized_cluster(tmp_path: Path) -> None:
+    day = 86_400
+    # Days 0-2: 600 jobs a day of 1 GPU for 800 s; days 2-4: 1,200 a day of 2 GPUs; then
+    # 100 jobs on day 4 (a window of too few jobs) and a half day alone on day 6.
+    rows = [(i * day / 600, 1) for i in range(1200)]
+    rows += [(2 * day + i * day / 1200, 2) for i in range(2400)]
+    rows += [(4 * day + i * 800, 1) for i in range(100)]
+    rows += [(6 * day + i * 40, 1) for i in range(600)]
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(
+        "submit_time_s,duration_s,gpus,cpu_millicores,memory_bytes,namespace,task_type\n"
+        + "".join(f"{t:.0f},800,{g},,,team-a,\n" for t, g in rows)
+    )
+    spec = tmp_path / "trace.yaml"
+    spec.write_text(
+        "name: t\ntrace: {path: jobs.csv, target_load: 0.5}\n"
+        "nodes: [{count: 1, gpus: 4, cpu: 32, memory_gib: 256}]\n"
+        "task_types: [{name: any, cpu_per_gpu: 2, memory_gib_per_gpu: 8}]\n"
+    )
+    windows = trace_windows(load_scenario(str(spec)), 0, 2.0)
+    # Window 2 (days 4-6) has 100 jobs and window 3 covers a quarter of its width: both out.
+    assert [w.level for w in windows] == ["trace-w0", "trace-w1"]
+    assert [len(w.jobs) for w in windows] == [1200, 2400]
+    assert all(min(j.submit_s for j in w.jobs) == 0.0 for w in windows)
+    assert max(j.submit_s for j in windows[1].jobs) < 2 * day
+    # Four times the GPU-time in the second window: about four times the nodes.
+    small, large = (len(w.nodes) for w in windows)
+    assert 3.5 < large / small < 4.5
+    with pytest.raises(ScenarioError, match="must be > 0"):
+        trace_windows(load_scenario(str(spec)), 0, 0.0)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from hybrid_operator import __version__
 from hybrid_operator.commands import (
+    bound_cmd,
     cluster_bench_cmd,
     demo_cmd,
     explain_cmd,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate_cmd.register(subparsers)
+    bound_cmd.register(subparsers)
     trace_cmd.register(subparsers)
     run_cmd.register(subparsers)
     explain_cmd.register(subparsers)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_policy.policies import build_policy
+from hybrid_policy.policies import ModelOptions, build_policy
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.scenario.model import Scenario
 from hybrid_policy.scenario.workload import Workload, prepare_workload
@@ -22,11 +22,15 @@ Record = dict[str, Any]
 
 
 def run_one(
-    workload: Workload, policy: str, progress: Callable[[float], None] | None = None
+    workload: Workload,
+    policy: str,
+    progress: Callable[[float], None] | None = None,
+    model: ModelOptions | None = None,
 ) -> Record:
-    """Simulate ``policy`` on ``workload`` and summarise it."""
+    """Simulate ``policy`` on ``workload`` and summarise it (``model``: see build_policy)."""
     rng = np.random.default_rng([workload.seed, 0x706F6C])
-    sim = Simulation(workload, build_policy(policy, rng), workload.seed, progress=progress)
+    built = build_policy(policy, rng, model)
+    sim = Simulation(workload, built, workload.seed, progress=progress)
     return summarise(sim.run())
 
 
@@ -37,8 +41,12 @@ def run_matrix(
     seeds: Sequence[int],
     show_progress: bool = True,
     notes: list[str] | None = None,
+    model: ModelOptions | None = None,
 ) -> list[Record]:
-    """All runs of the matrix, with a progress bar over runs (and over simulated time)."""
+    """All runs of the matrix, with a progress bar over runs (and over simulated time).
+
+    ``model``: where ``dqn`` and ``hybrid`` load their scorer (default: the shipped one).
+    """
     records: list[Record] = []
     total = len(levels) * len(policies) * len(seeds)
     with tqdm(
@@ -51,18 +59,17 @@ def run_matrix(
                     notes.extend(n for n in workload.notes if n not in notes)
                 for policy in policies:
                     bar.set_postfix_str(f"{level} seed {seed} {policy}")
-                    records.append(
-                        _run_with_clock(
-                            workload, policy, show_progress and len(workload.jobs) > 50_000
-                        )
-                    )
+                    clock = show_progress and len(workload.jobs) > 50_000
+                    records.append(_run_with_clock(workload, policy, clock, model))
                     bar.update()
     return records
 
 
-def _run_with_clock(workload: Workload, policy: str, clock: bool) -> Record:
+def _run_with_clock(
+    workload: Workload, policy: str, clock: bool, model: ModelOptions | None
+) -> Record:
     if not clock:
-        return run_one(workload, policy)
+        return run_one(workload, policy, model=model)
     hours = round(workload.horizon_s / 3600.0)
     with tqdm(total=hours, desc=f"  {policy}", unit="sim-h", leave=False) as bar:
 
@@ -71,4 +78,4 @@ def _run_with_clock(workload: Workload, policy: str, clock: bool) -> Record:
             if done > bar.n:
                 bar.update(done - bar.n)
 
-        return run_one(workload, policy, advance)
+        return run_one(workload, policy, advance, model)

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_policy.bench import run_matrix
-from hybrid_policy.policies import UnknownPolicyError, parse_policy_list
+from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.report.plots import completion_figure, utilisation_figure
 from hybrid_policy.report.table import namespace_table, queueing_table, table2
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
+from hybrid_policy.scenario.model import Scenario
 from hybrid_policy.scenario.workload import with_trace_path
 
 DEFAULT_POLICIES = "kube-default,binpack,load-aware,drf,random,srtf-oracle"
@@ -46,13 +47,28 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--seeds", default="10,11,12,13,14", help="comma-separated run seeds (default 10-14)"
     )
+    p.add_argument(
+        "--model", type=Path, help="DQN checkpoint for dqn and hybrid (default: the shipped one)"
+    )
     p.add_argument("--json", type=Path, help="write every run's record to this JSON file")
     p.add_argument("--plots", type=Path, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
 
-def _seeds(text: str) -> list[int]:
+def workload_levels(scenario: Scenario, text: str) -> list[str]:
+    """The levels named by ``--workload`` (comma-separated, or ``all``), each checked."""
+    levels = list(scenario.workloads) if text == "all" else [w.strip() for w in text.split(",")]
+    for level in levels:
+        if level not in scenario.workloads:
+            known = ", ".join(scenario.workloads)
+            message = f"no level {level!r} (known: {known})"
+            raise ScenarioError(scenario.source, "workloads", message)
+    return levels
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Run seeds from ``--seeds`` (comma-separated whole numbers)."""
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -62,25 +78,29 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _model(path: Path | None) -> ModelOptions | None:
+    """Model options for ``--model``, the checkpoint checked before any run starts."""
+    if path is None:
+        return None
+    from hybrid_policy.dqn.checkpoint import CheckpointError, load_checkpoint  # imports torch
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ScenarioError("--model", "", str(exc)) from None
+    return ModelOptions(path=path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark matrix and report it."""
     try:
         policies = parse_policy_list(args.policies)
-        seeds = _seeds(args.seeds)
+        seeds = parse_seeds(args.seeds)
         scenario = load_scenario(args.scenario)
         if args.trace:
             scenario = with_trace_path(scenario, args.trace)
-        levels = (
-            list(scenario.workloads)
-            if args.workload == "all"
-            else [w.strip() for w in args.workload.split(",")]
-        )
-        for level in levels:
-            if level not in scenario.workloads:
-                known = ", ".join(scenario.workloads)
-                raise ScenarioError(
-                    scenario.source, "workloads", f"no level {level!r} (known: {known})"
-                )
+        levels = workload_levels(scenario, args.workload)
+        model = _model(args.model)
         notes: list[str] = []
         started = time.perf_counter()
         records = run_matrix(
@@ -90,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             seeds,
             show_progress=not args.quiet and sys.stderr.isatty(),
             notes=notes,
+            model=model,
         )
     except (ScenarioError, UnknownPolicyError) as exc:
         print(f"hybrid-scheduler simulate: {exc}", file=sys.stderr)

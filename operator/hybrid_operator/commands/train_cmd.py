@@ -23,8 +23,19 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "train", help="train the DQN node scorer in the simulator", description=__doc__
     )
-    p.add_argument("--scenario", default="seed-paper", help="built-in name or a YAML file")
-    p.add_argument("--trace", help="replay this trace file instead of the scenario's own")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        help="built-in name or a YAML file; repeat to train on several in turn "
+        "(default seed-paper)",
+    )
+    p.add_argument("--trace", help="replay this trace file instead of the trace scenarios' own")
+    p.add_argument(
+        "--trace-window-days",
+        type=float,
+        default=7.0,
+        help="trace scenarios are cut into windows this long, one episode each (default 7)",
+    )
     p.add_argument("--levels", default="medium,heavy", help="workload levels to train on")
     p.add_argument("--train-seeds", default="0,1,2,3,4,5,6,7,8", help="comma-separated")
     p.add_argument("--validation-seeds", default="9", help="picks the best network")
@@ -61,21 +72,27 @@ def run_train(args: argparse.Namespace) -> int:
     from hybrid_policy.dqn.train import TrainConfig, train, with_horizon
 
     try:
-        scenario = load_scenario(args.scenario)
+        scenarios = [load_scenario(spec) for spec in args.scenario or ["seed-paper"]]
         if args.trace:
-            scenario = with_trace_path(scenario, args.trace)
+            scenarios = [
+                with_trace_path(sc, args.trace) if sc.trace is not None else sc for sc in scenarios
+            ]
         train_seeds = _ints("--train-seeds", args.train_seeds)
         val_seeds = _ints("--validation-seeds", args.validation_seeds)
         for seed in (*train_seeds, *val_seeds):
             if seed in EVALUATION_SEEDS:
                 raise ScenarioError("--train-seeds", "", "seeds 10-14 are evaluation seeds", seed)
         levels = [x.strip() for x in args.levels.split(",") if x.strip()]
-        if scenario.trace is not None:
-            levels = ["trace"]
-        for level in levels:
-            if level not in scenario.workloads:
-                known = ", ".join(scenario.workloads)
-                raise ScenarioError(scenario.source, "workloads", f"no level {level!r} ({known})")
+        for scenario in scenarios:
+            if scenario.trace is not None:
+                continue
+            for level in levels:
+                if level not in scenario.workloads:
+                    known = ", ".join(scenario.workloads)
+                    message = f"no level {level!r} ({known})"
+                    raise ScenarioError(scenario.source, "workloads", message)
+        if args.trace_window_days <= 0:
+            raise ScenarioError("--trace-window-days", "", "must be > 0", args.trace_window_days)
         from hybrid_policy.features import FEATURE_GROUPS
 
         dropped = [g.strip() for g in args.drop_features.split(",") if g.strip()]
@@ -89,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"hybrid-scheduler train: {exc}", file=sys.stderr)
         return 2
     config = TrainConfig(
-        scenario=with_horizon(scenario, args.horizon_hours),
+        scenarios=[with_horizon(sc, args.horizon_hours) for sc in scenarios],
         levels=levels,
         train_seeds=train_seeds,
         validation_seeds=val_seeds,
@@ -100,11 +117,17 @@ def run_train(args: argparse.Namespace) -> int:
         warm_start_steps=args.warm_start_steps,
         drop_groups=dropped,
         show_progress=not args.quiet and sys.stderr.isatty(),
+        trace_window_days=args.trace_window_days,
     )
-    result = train(config)
-    baselines = ", ".join(f"{k} {v:.2f}" for k, v in result.baseline_jct_min.items())
+    try:
+        result = train(config)
+    except ScenarioError as exc:
+        print(f"hybrid-scheduler train: {exc}", file=sys.stderr)
+        return 2
     print(f"trained {result.steps} steps in {result.wall_s:.0f} s")
-    print(f"best validation mean JCT {result.best_validation_jct_min:.2f} min ({baselines})")
+    for name, jct in result.best_validation_jct_min.items():
+        baselines = ", ".join(f"{k} {v:.2f}" for k, v in result.baseline_jct_min[name].items())
+        print(f"best validation mean JCT, {name}: {jct:.2f} min ({baselines})")
     for path in (result.checkpoint, result.log_csv, result.curve_png):
         print(f"wrote {path}")
     return 0

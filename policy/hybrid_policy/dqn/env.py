@@ -7,7 +7,9 @@ minus the total time jobs spend in the system (Decima's reward), i.e. minus the 
 completion times, so maximising return minimises mean JCT; crediting each job's running
 time at its placement (it is fixed once placed: no preemption) instead of spreading it
 over later steps only lowers the variance. The run time is known to the simulator, never
-to the network.
+to the network. A trace's jobs run far longer than the generated scenarios' (hours, not
+minutes), so a trace episode's unit is its own mean run time, and episodes of both kinds
+weigh alike in the learning.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from hybrid_policy.policies import BINPACK_WEIGHTS
 from hybrid_policy.sim.engine import Simulation
 
 REWARD_SCALE_S = 600.0
+
+
+def reward_scale_s(sim: Simulation) -> float:
+    """Reward unit: :data:`REWARD_SCALE_S` (about a generated job's mean run time at
+    performance 100), or a trace workload's own mean run time."""
+    if sim.workload.scenario.trace is None or not sim.jobs:
+        return REWARD_SCALE_S
+    return float(np.mean([job.runtime_s for job in sim.jobs]))
 
 
 class StepBudgetSpentError(Exception):
@@ -87,6 +97,7 @@ class LearningActor:
         self.losses: list[float] = []
         self.sim: TrainingSimulation | None = None
         self.runtime_s: dict[str, float] = {}
+        self.reward_scale_s = REWARD_SCALE_S
         self._pending: _Pending | None = None
 
     def begin(self, sim: TrainingSimulation) -> None:
@@ -95,6 +106,7 @@ class LearningActor:
         self.runtime_s = {
             pod.uid: job.runtime_s for pod, job in zip(sim.pods, sim.jobs, strict=True)
         }
+        self.reward_scale_s = reward_scale_s(sim)
         self._pending = None
 
     def end(self) -> None:
@@ -117,7 +129,7 @@ class LearningActor:
     def _reward(self) -> float:
         assert self._pending is not None and self.sim is not None
         waited = self.sim.wait_integral_s - self._pending.wait_mark_s
-        return -(self._pending.run_s + waited) / REWARD_SCALE_S
+        return -(self._pending.run_s + waited) / self.reward_scale_s
 
     def _choose(
         self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray, q: FloatArray

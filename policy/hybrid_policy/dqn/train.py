@@ -1,9 +1,13 @@
 """Training the DQN scorer in the simulator, with periodic evaluation and a learning curve.
 
-Episodes are whole simulated runs of the training workloads (levels x training seeds, in
-turn). Every ``eval_every`` steps (checked between episodes) the greedy network is run on
-the validation workloads and compared with ``kube-default`` and ``binpack``; the best
-network by validation mean JCT is the one written out. Same seed, same weights.
+Episodes are whole simulated runs of the training workloads: for a generated scenario,
+levels x training seeds; for a trace scenario, the trace cut into windows of a few days
+(all but the last, once per training seed). With several scenarios the episodes take the
+scenarios in turn. Every ``eval_every`` steps (checked between episodes) the greedy
+network is run on the validation workloads (the validation seeds; a trace's last window)
+and compared with ``kube-default`` and ``binpack``; the best network, by validation mean
+JCT relative to ``binpack``'s averaged over the scenarios, is the one written out. Same
+seed, same weights.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import csv
 import dataclasses
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +41,9 @@ from hybrid_policy.dqn.scorer import DqnScore
 from hybrid_policy.features import FEATURE_COUNT, FEATURE_SCHEMA_VERSION, group_columns
 from hybrid_policy.policies import scored_policy
 from hybrid_policy.report.summary import summarise
+from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.model import Scenario
-from hybrid_policy.scenario.workload import Workload, prepare_workload
+from hybrid_policy.scenario.workload import Workload, prepare_workload, trace_windows
 from hybrid_policy.sim.engine import Simulation
 
 BASELINES: tuple[str, ...] = ("kube-default", "binpack")
@@ -48,7 +53,8 @@ BASELINES: tuple[str, ...] = ("kube-default", "binpack")
 class TrainConfig:
     """What to train on and for how long."""
 
-    scenario: Scenario
+    #: Scenarios to train on, in turn (generated ones at ``levels``, traces in windows).
+    scenarios: Sequence[Scenario]
     levels: Sequence[str]
     train_seeds: Sequence[int]
     validation_seeds: Sequence[int]
@@ -67,6 +73,8 @@ class TrainConfig:
     drop_groups: Sequence[str] = ()
     #: torch intra-op threads (1: reproducible and polite on a shared machine).
     threads: int = 1
+    #: Length of the windows a trace scenario is cut into, one episode each.
+    trace_window_days: float = 7.0
 
 
 @dataclass
@@ -76,14 +84,46 @@ class TrainResult:
     checkpoint: Path
     log_csv: Path
     curve_png: Path
-    best_validation_jct_min: float
-    baseline_jct_min: dict[str, float]
+    #: Per scenario: the chosen network's validation mean JCT, and the baselines'.
+    best_validation_jct_min: dict[str, float]
+    baseline_jct_min: dict[str, dict[str, float]]
     steps: int
     wall_s: float
 
 
-def _workloads(cfg: TrainConfig, seeds: Sequence[int]) -> list[Workload]:
-    return [prepare_workload(cfg.scenario, lvl, s) for lvl in cfg.levels for s in seeds]
+@dataclass(frozen=True)
+class _Source:
+    """One training scenario's episodes and validation workloads."""
+
+    name: str
+    train: list[Workload]
+    validation: list[Workload]
+
+
+def _sources(cfg: TrainConfig) -> list[_Source]:
+    sources = []
+    for scenario in cfg.scenarios:
+        if scenario.trace is None:
+            levels = [lvl for lvl in cfg.levels if lvl in scenario.workloads]
+            train = [prepare_workload(scenario, lvl, s) for lvl in levels for s in cfg.train_seeds]
+            val = [
+                prepare_workload(scenario, lvl, s) for lvl in levels for s in cfg.validation_seeds
+            ]
+        else:
+            days = cfg.trace_window_days
+            train = [w for s in cfg.train_seeds for w in trace_windows(scenario, s, days)[:-1]]
+            val = [trace_windows(scenario, s, days)[-1] for s in cfg.validation_seeds]
+        if not train or not val:
+            raise ScenarioError(scenario.source, "workloads", "nothing to train or validate on")
+        sources.append(_Source(scenario.name, train, val))
+    return sources
+
+
+def _episodes(sources: Sequence[_Source]) -> Iterator[Workload]:
+    """Each scenario's training workloads in a cycle, the scenarios in turn."""
+    cycles = [itertools.cycle(source.train) for source in sources]
+    for cycle in itertools.cycle(cycles):
+        yield next(cycle)
 
 
 def _mean_jct_min(records: Sequence[dict[str, Any]]) -> float:
@@ -109,9 +149,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 0x64716E])
-    train_wl = _workloads(cfg, cfg.train_seeds)
-    val_wl = _workloads(cfg, cfg.validation_seeds)
-    max_nodes = max(len(w.nodes) for w in (*train_wl, *val_wl))
+    sources = _sources(cfg)
+    max_nodes = max(len(w.nodes) for src in sources for w in (*src.train, *src.validation))
     dropped = [c for g in cfg.drop_groups for c in group_columns(g)]
     network = QNetwork(FEATURE_COUNT, cfg.hidden, dropped)
     learner = DqnLearner(network, cfg.learner, _device())
@@ -123,16 +162,20 @@ def train(cfg: TrainConfig) -> TrainResult:
         learn_after=cfg.learn_after,
     )
     actor = LearningActor(learner, replay, explore, rng)
-    baselines = {b: _mean_jct_min([run_one(w, b) for w in val_wl]) for b in BASELINES}
+    baselines = {
+        src.name: {b: _mean_jct_min([run_one(w, b) for w in src.validation]) for b in BASELINES}
+        for src in sources
+    }
     rows: list[dict[str, float | int | str]] = []
-    best = (float("inf"), {k: v.clone() for k, v in learner.online.state_dict().items()})
+    best_state = {k: v.clone() for k, v in learner.online.state_dict().items()}
+    best_score, best_jct = float("inf"), {src.name: float("inf") for src in sources}
     next_eval = min(cfg.eval_every, cfg.steps)
     bar = tqdm(total=cfg.steps, desc="training", unit="step", disable=not cfg.show_progress)
 
     def progress(_now_s: float) -> None:
         bar.update(actor.steps - bar.n)
 
-    for episode, wl in enumerate(itertools.cycle(train_wl)):
+    for episode, wl in enumerate(_episodes(sources)):
         policy = scored_policy("dqn-train", DqnScore(learner.online, actor))
         sim = TrainingSimulation(wl, policy, cfg.seed * 1000 + episode, progress=progress)
         actor.begin(sim)
@@ -143,33 +186,37 @@ def train(cfg: TrainConfig) -> TrainResult:
         progress(0.0)
         done = actor.steps >= cfg.steps
         if actor.steps >= next_eval or done:
-            jct = evaluate_network(learner.online, val_wl)
-            if jct < best[0]:
-                best = (jct, {k: v.clone() for k, v in learner.online.state_dict().items()})
+            jct = {src.name: evaluate_network(learner.online, src.validation) for src in sources}
+            score = float(np.mean([jct[n] / baselines[n]["binpack"] for n in jct]))
+            if score < best_score:
+                best_score, best_jct = score, jct
+                best_state = {k: v.clone() for k, v in learner.online.state_dict().items()}
             loss = float(np.mean(actor.losses[-1000:])) if actor.losses else float("nan")
-            rows.append(
-                {
-                    "step": actor.steps,
-                    "episode": episode,
-                    "epsilon": round(actor.epsilon, 4),
-                    "loss": round(loss, 5),
-                    "dqn_jct_min": round(jct, 4),
-                    **{f"{b}_jct_min": round(v, 4) for b, v in baselines.items()},
-                }
-            )
-            bar.write(
-                f"step {actor.steps}: validation mean JCT dqn {jct:.2f} min, "
-                + ", ".join(f"{b} {v:.2f}" for b, v in baselines.items())
-            )
+            row: dict[str, float | int | str] = {
+                "step": actor.steps,
+                "episode": episode,
+                "epsilon": round(actor.epsilon, 4),
+                "loss": round(loss, 5),
+            }
+            for name, value in jct.items():
+                prefix = "" if len(sources) == 1 else f"{name}_"
+                row[f"{prefix}dqn_jct_min"] = round(value, 4)
+                for b, v in baselines[name].items():
+                    row[f"{prefix}{b}_jct_min"] = round(v, 4)
+            if len(sources) > 1:
+                row["dqn_vs_binpack"] = round(score, 4)
+            rows.append(row)
+            bar.write(f"step {actor.steps}: validation mean JCT " + _versus(jct, baselines))
             next_eval += cfg.eval_every
         if done:
             break
     bar.close()
     network = QNetwork(FEATURE_COUNT, cfg.hidden, dropped)
-    network.load_state_dict(best[1])
+    network.load_state_dict(best_state)
     wall = time.perf_counter() - started
-    metadata = {
-        "scenario": cfg.scenario.name,
+    single = len(sources) == 1
+    metadata: dict[str, Any] = {
+        "scenario": "+".join(src.name for src in sources),
         "levels": list(cfg.levels),
         "train_seeds": list(cfg.train_seeds),
         "validation_seeds": list(cfg.validation_seeds),
@@ -177,14 +224,26 @@ def train(cfg: TrainConfig) -> TrainResult:
         "seed": cfg.seed,
         "dropped_feature_groups": list(cfg.drop_groups),
         "feature_schema_version": FEATURE_SCHEMA_VERSION,
-        "validation_jct_min": best[0],
+        "validation_jct_min": best_jct[sources[0].name] if single else best_jct,
     }
+    if any(sc.trace is not None for sc in cfg.scenarios):
+        metadata["trace_window_days"] = cfg.trace_window_days
     # No wall time in the file: the same command and seed must give the same bytes.
     save_checkpoint(network, cfg.out, metadata)
     log_csv, curve_png = cfg.out.with_suffix(".csv"), cfg.out.with_suffix(".png")
     _write_csv(log_csv, rows)
     _plot(curve_png, rows, baselines)
-    return TrainResult(cfg.out, log_csv, curve_png, best[0], baselines, actor.steps, wall)
+    return TrainResult(cfg.out, log_csv, curve_png, best_jct, baselines, actor.steps, wall)
+
+
+def _versus(jct: dict[str, float], baselines: dict[str, dict[str, float]]) -> str:
+    """``dqn 16.03 min, kube-default 18.36, binpack 16.99`` per scenario."""
+    parts = []
+    for name, value in jct.items():
+        others = ", ".join(f"{b} {v:.2f}" for b, v in baselines[name].items())
+        label = "" if len(jct) == 1 else f"{name}: "
+        parts.append(f"{label}dqn {value:.2f} min, {others}")
+    return "; ".join(parts)
 
 
 def _write_csv(path: Path, rows: list[dict[str, float | int | str]]) -> None:
@@ -198,21 +257,26 @@ def _write_csv(path: Path, rows: list[dict[str, float | int | str]]) -> None:
 
 
 def _plot(
-    path: Path, rows: list[dict[str, float | int | str]], baselines: dict[str, float]
+    path: Path, rows: list[dict[str, float | int | str]], baselines: dict[str, dict[str, float]]
 ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(baselines)
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.5), squeeze=False)
     steps = [float(r["step"]) for r in rows]
-    ax.plot(steps, [float(r["dqn_jct_min"]) for r in rows], marker="o", label="dqn")
-    for i, (name, value) in enumerate(baselines.items()):
-        ax.axhline(value, linestyle="--", color=f"C{i + 1}", label=name)
-    ax.set_xlabel("training step (pods placed)")
-    ax.set_ylabel("validation mean JCT (min)")
-    ax.legend()
+    for ax, name in zip(axes[0], names, strict=True):
+        prefix = "" if len(names) == 1 else f"{name}_"
+        ax.plot(steps, [float(r[f"{prefix}dqn_jct_min"]) for r in rows], marker="o", label="dqn")
+        for i, (baseline, value) in enumerate(baselines[name].items()):
+            ax.axhline(value, linestyle="--", color=f"C{i + 1}", label=baseline)
+        ax.set_xlabel("training step (pods placed)")
+        ax.set_ylabel("validation mean JCT (min)")
+        if len(names) > 1:
+            ax.set_title(name)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

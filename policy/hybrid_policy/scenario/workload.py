@@ -8,11 +8,13 @@ arrival window as the horizon.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from hybrid_policy.domain import NodeInfo
+from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs
 from hybrid_policy.scenario.model import Scenario, TraceSpec
 from hybrid_policy.scenario.traces import (
@@ -63,8 +65,14 @@ def prepare_workload(scenario: Scenario, level: str, seed: int) -> Workload:
         jobs = generate_jobs(scenario, level, seed)
         return Workload(scenario, level, seed, build_nodes(scenario), jobs, scenario.horizon_s)
     rows, note = _trace_rows(scenario.trace)
-    notes = [note]
+    return _replay(scenario, level, seed, rows, [note])
+
+
+def _replay(
+    scenario: Scenario, level: str, seed: int, rows: Sequence[CanonicalRow], notes: list[str]
+) -> Workload:
     trace = scenario.trace
+    assert trace is not None
     if trace.target_load is not None:
         group = scenario.nodes[0]
         perf = (group.performance[0] + group.performance[1]) / 2.0
@@ -79,3 +87,42 @@ def prepare_workload(scenario: Scenario, level: str, seed: int) -> Workload:
     horizon = scenario.horizon_s or max(j.submit_s for j in jobs)
     jobs = [j for j in jobs if j.submit_s <= horizon]
     return Workload(scenario, level, seed, build_nodes(scenario), jobs, horizon, notes)
+
+
+#: Windows with fewer jobs than this are not worth an episode.
+MIN_WINDOW_JOBS = 500
+
+
+def trace_windows(scenario: Scenario, seed: int, days: float) -> list[Workload]:
+    """A trace scenario's jobs cut by submit time into consecutive windows of ``days``.
+
+    Each window is replayed on its own, starting at 0, on a cluster sized for the
+    scenario's target load over that window (as the evaluation window is), so that busy
+    and quiet weeks are equally loaded. Windows with fewer than :data:`MIN_WINDOW_JOBS`
+    jobs, and a last window shorter than half the others, are left out. Training uses them
+    as the episodes of a long trace.
+    """
+    if scenario.trace is None:
+        raise ScenarioError(scenario.source, "trace", "windows need a trace scenario")
+    if days <= 0:
+        raise ScenarioError("--trace-window-days", "", "must be > 0", days)
+    rows, note = _trace_rows(scenario.trace)
+    first = min(r.submit_time_s for r in rows)
+    width_s = days * 86_400.0
+    last = max(r.submit_time_s for r in rows)
+    by_window: dict[int, list[CanonicalRow]] = {}
+    for row in rows:
+        by_window.setdefault(int((row.submit_time_s - first) // width_s), []).append(row)
+    if last - first - max(by_window) * width_s < width_s / 2:
+        del by_window[max(by_window)]
+    return [
+        _replay(
+            scenario,
+            f"trace-w{k}",
+            seed,
+            window,
+            [note, f"window {k}: days {k * days:g}-{(k + 1) * days:g} of the trace"],
+        )
+        for k, window in sorted(by_window.items())
+        if len(window) >= MIN_WINDOW_JOBS
+    ]

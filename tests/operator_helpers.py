@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
 from hybrid_operator.launch import operator_argv
@@ -113,3 +116,12 @@ def weighted_namespace(api: Any, namespace: str, weight: str) -> None:
 def instance_args(name: str, *extra: str) -> tuple[str, ...]:
     """Flags for an operator of its own: scheduler name, Lease, no HTTP port."""
     return ("--scheduler-name", name, "--lease-name", name, "--http-port", "0", *extra)
+
+
+def metric_value(url: str, sample: str) -> float:
+    """One sample's value on a /metrics page (``name{labels}`` as exposed); 0 when absent."""
+    session = requests.Session()
+    session.trust_env = False
+    text = session.get(url, timeout=5).text
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0

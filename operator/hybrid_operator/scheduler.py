@@ -326,7 +326,9 @@ class Scheduler:
         """The compact decision record written on a bound pod."""
         return {
             "policy": self.policy.name,
-            "path": f"{d.path}, binpack fallback" if self.policy.fallback else d.path,
+            "path": f"{d.path}, {self.policy.fallback_part} fallback"
+            if self.policy.fallback
+            else d.path,
             "node": d.node,
             "score": None if d.score is None else round(d.score, 2),
             "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],

@@ -44,6 +44,11 @@ class Policy:
     #: could not be loaded, and why (``binpack: <file>: no such checkpoint file``).
     fallback: str = ""
 
+    @property
+    def fallback_part(self) -> str:
+        """What runs in place of the part that could not be loaded (``binpack``), or ""."""
+        return self.fallback.split(":", 1)[0]
+
 
 @dataclass(frozen=True)
 class ModelOptions:

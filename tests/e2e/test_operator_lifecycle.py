@@ -13,7 +13,14 @@ import pytest
 from hybrid_operator.devcluster.nodes import node_manifest
 from hybrid_operator.devcluster.scenario import NodeSpec
 from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
-from operator_helpers import bound_node, events, instance_args, running_operator
+from operator_helpers import (
+    bound_node,
+    events,
+    free_port,
+    instance_args,
+    metric_value,
+    running_operator,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -78,12 +85,20 @@ def test_a_pending_pod_deleted_and_a_node_deleted_are_handled(
     scheduler = f"lifecycle-{uuid.uuid4().hex[:6]}"
     _add_node(api, first)
     log = tmp_path / "operator.log"
-    with running_operator(dev_cluster, log, *instance_args(scheduler)):
+    port = free_port()
+    pending_url = f"http://127.0.0.1:{port}/metrics"
+    args = instance_args(scheduler, "--http-host", "127.0.0.1", "--http-port", str(port))
+
+    def pending(count: int) -> bool | None:
+        return metric_value(pending_url, "hybrid_scheduler_pending_pods") == count or None
+
+    with running_operator(dev_cluster, log, *args):
         # The node's 8 GPUs go to the first pod; the second waits for them.
         _pod_for(api, pods, "holder", first, scheduler)
         assert bound_node(api, pods, "holder") == first
         _pod_for(api, pods, "waiting", first, scheduler)
         wait_for("waiting to be refused", lambda: _failed_scheduling(api, namespace, "waiting"), 30)
+        wait_for("one pod in the operator's queue", lambda: pending(1), 30)
 
         # Deleted while pending: it leaves the queue, nothing is bound under its name.
         api.call("DELETE", f"{pods}/waiting", params={"gracePeriodSeconds": "0"})
@@ -92,6 +107,7 @@ def test_a_pending_pod_deleted_and_a_node_deleted_are_handled(
             lambda: True if api.call("GET", f"{pods}/waiting", allow=(404,)).get("code") else None,
             30,
         )
+        wait_for("the operator's queue to be empty", lambda: pending(0), 30)
 
         # A pod that can only go to the node, then the node is deleted under both pods.
         _pod_for(api, pods, "stranded", first, scheduler)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from hybrid_operator.devcluster import components, processes
 from hybrid_operator.devcluster.state import ProcessRecord
@@ -29,6 +27,7 @@ from operator_helpers import (
     events,
     free_port,
     instance_args,
+    metric_value,
     operator_process,
     running_operator,
     submit,
@@ -150,14 +149,11 @@ def _gpus_running_per_node(api: Any) -> dict[str, int]:
     return used
 
 
+FALLBACKS = 'hybrid_scheduler_fallbacks_total{reason="metrics-unavailable"}'
+
+
 def _fallbacks(metrics_url: str) -> float:
-    session = requests.Session()
-    session.trust_env = False
-    text = session.get(metrics_url, timeout=5).text
-    found = re.search(
-        r'^hybrid_scheduler_fallbacks_total\{reason="metrics-unavailable"\} (\S+)$', text, re.M
-    )
-    return float(found.group(1)) if found else 0.0
+    return metric_value(metrics_url, FALLBACKS)
 
 
 def test_prometheus_stopped_mid_run_scheduling_goes_on_and_says_so(

@@ -18,12 +18,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from hybrid_operator.commands.simulate_cmd import parse_seeds, workload_levels
+from hybrid_operator.commands.simulate_cmd import add_workload_arguments, read_workload_arguments
 from hybrid_policy.report.bound import BoundError, capacity_bound
 from hybrid_policy.report.stats import mean_ci95
 from hybrid_policy.scenario.fields import ScenarioError
-from hybrid_policy.scenario.loader import load_scenario
-from hybrid_policy.scenario.workload import prepare_workload, with_trace_path
+from hybrid_policy.scenario.workload import prepare_workload
 
 
 def register(subparsers: Any) -> None:
@@ -33,12 +32,7 @@ def register(subparsers: Any) -> None:
         help="lower bounds on mean completion time that no scheduler can beat",
         description=__doc__,
     )
-    p.add_argument(
-        "--scenario", default="seed-paper", help="built-in name (seed-paper) or a YAML file"
-    )
-    p.add_argument("--trace", help="replay this trace file instead of the scenario's own")
-    p.add_argument("--workload", default="all", help="level, comma-separated levels, or 'all'")
-    p.add_argument("--seeds", default="10,11,12,13,14", help="comma-separated (default 10-14)")
+    add_workload_arguments(p)
     p.add_argument("--json", type=Path, help="write every bound to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -47,11 +41,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compute and print the bounds."""
     try:
-        scenario = load_scenario(args.scenario)
-        if args.trace:
-            scenario = with_trace_path(scenario, args.trace)
-        levels = workload_levels(scenario, args.workload)
-        seeds = parse_seeds(args.seeds)
+        scenario, levels, seeds = read_workload_arguments(args)
     except ScenarioError as exc:
         print(f"hybrid-scheduler bound: {exc}", file=sys.stderr)
         return 2

@@ -34,18 +34,9 @@ def register(subparsers: Any) -> None:
         help="replay a scenario through scheduling policies and report schedule quality",
         description=__doc__,
     )
-    p.add_argument(
-        "--scenario", default="seed-paper", help="built-in name (seed-paper) or a YAML file"
-    )
-    p.add_argument("--trace", help="replay this trace file instead of the scenario's own")
-    p.add_argument(
-        "--workload", default="all", help="workload level, comma-separated levels, or 'all'"
-    )
+    add_workload_arguments(p)
     p.add_argument(
         "--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})"
-    )
-    p.add_argument(
-        "--seeds", default="10,11,12,13,14", help="comma-separated run seeds (default 10-14)"
     )
     p.add_argument(
         "--model", type=Path, help="DQN checkpoint for dqn and hybrid (default: the shipped one)"
@@ -54,6 +45,28 @@ def register(subparsers: Any) -> None:
     p.add_argument("--plots", type=Path, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def add_workload_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scenario``, ``--trace``, ``--workload`` and ``--seeds``: which runs to make."""
+    p.add_argument(
+        "--scenario", default="seed-paper", help="built-in name (seed-paper) or a YAML file"
+    )
+    p.add_argument("--trace", help="replay this trace file instead of the scenario's own")
+    p.add_argument(
+        "--workload", default="all", help="workload level, comma-separated levels, or 'all'"
+    )
+    p.add_argument(
+        "--seeds", default="10,11,12,13,14", help="comma-separated run seeds (default 10-14)"
+    )
+
+
+def read_workload_arguments(args: argparse.Namespace) -> tuple[Scenario, list[str], list[int]]:
+    """The scenario, levels and seeds that :func:`add_workload_arguments` asked for."""
+    scenario = load_scenario(args.scenario)
+    if args.trace:
+        scenario = with_trace_path(scenario, args.trace)
+    return scenario, workload_levels(scenario, args.workload), parse_seeds(args.seeds)
 
 
 def workload_levels(scenario: Scenario, text: str) -> list[str]:
@@ -95,11 +108,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark matrix and report it."""
     try:
         policies = parse_policy_list(args.policies)
-        seeds = parse_seeds(args.seeds)
-        scenario = load_scenario(args.scenario)
-        if args.trace:
-            scenario = with_trace_path(scenario, args.trace)
-        levels = workload_levels(scenario, args.workload)
+        scenario, levels, seeds = read_workload_arguments(args)
         model = _model(args.model)
         notes: list[str] = []
         started = time.perf_counter()

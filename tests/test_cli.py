@@ -143,3 +143,37 @@ def test_simulate_runs_dqn_with_the_model_it_is_given(
     shipped = mean_jct()
     assert mean_jct("--model", str(untrained)) != shipped
     capsys.readouterr()
+
+
+def test_report_combines_saved_runs_and_draws_them(
+    tmp_path: Path, tiny_scenario_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    base = ["simulate", "--scenario", str(tiny_scenario_path), "--seeds", "1,2", "--quiet"]
+    assert main([*base, "--policies", "kube-default,binpack", "--json", str(first)]) == 0
+    assert main([*base, "--policies", "kube-default,random", "--json", str(second)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "figures"
+    argv = ["report", "--json", str(first), str(second), "--workload", "heavy"]
+    assert main([*argv, "--plots", str(out)]) == 0
+    text = capsys.readouterr().out
+    # kube-default is in both files and counted once: 3 policies x 2 seeds at one level.
+    assert text.startswith("6 runs from ")
+    assert "random" in text and "binpack" in text
+    for name in ("utilisation.png", "completion_time.png", "fairness.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(None, "no such file"), ("{", "not JSON"), ('{"runs": 3}', "not the output of")],
+)
+def test_report_names_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str | None, message: str
+) -> None:
+    path = tmp_path / "runs.json"
+    if body is not None:
+        path.write_text(body)
+    assert main(["report", "--json", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err

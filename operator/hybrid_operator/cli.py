@@ -20,6 +20,7 @@ from hybrid_operator.commands import (
     demo_cmd,
     explain_cmd,
     manifests_cmd,
+    report_cmd,
     run_cmd,
     simulate_cmd,
     trace_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     simulate_cmd.register(subparsers)
     bound_cmd.register(subparsers)
+    report_cmd.register(subparsers)
     trace_cmd.register(subparsers)
     run_cmd.register(subparsers)
     explain_cmd.register(subparsers)

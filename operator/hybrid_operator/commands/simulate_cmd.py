@@ -17,7 +17,7 @@ from typing import Any
 
 from hybrid_policy.bench import run_matrix
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
-from hybrid_policy.report.plots import completion_figure, utilisation_figure
+from hybrid_policy.report.plots import completion_figure, fairness_figure, utilisation_figure
 from hybrid_policy.report.table import namespace_table, queueing_table, table2
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         for path in (
             utilisation_figure(records, args.plots / "utilisation.png"),
             completion_figure(records, args.plots / "completion_time.png"),
+            fairness_figure(records, args.plots / "fairness.png"),
         ):
             print(f"wrote {path}")
     return 0

@@ -96,3 +96,55 @@ def completion_figure(records: Sequence[Record], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+#: The goal drawn on the fairness figure: Jain's index at least this...
+GOAL_JAIN = 0.95
+#: ...and mean JCT at most this fraction of ``kube-default``'s.
+GOAL_JCT_VS_KUBE_DEFAULT = 0.7
+
+
+def fairness_figure(records: Sequence[Record], path: Path) -> Path:
+    """Fairness against completion time: one point per policy (mean ±95 % CI over seeds),
+    one panel per level, with the region of Jain >= 0.95 and mean JCT <= 0.7x
+    ``kube-default``'s shaded where ``kube-default`` was run."""
+    levels, policies = _levels_and_policies(records)
+    grouped = group(records)
+    fig, axes = plt.subplots(1, len(levels), figsize=(5.2 * len(levels), 4.4), squeeze=False)
+    for ax, lvl in zip(axes[0], levels, strict=True):
+        for i, policy in enumerate(policies):
+            rs = grouped.get((lvl, policy), [])
+            if not rs:
+                continue
+            jct = mean_ci95([r["jct_s"]["mean"] / 60 for r in rs])
+            jain = mean_ci95([r["jain_fairness"] for r in rs])
+            ax.errorbar(
+                jct[0], jain[0], xerr=jct[1], yerr=jain[1], fmt="o", capsize=3, color=f"C{i}"
+            )
+            # Alternate labels above and below their points, so that neighbours stay legible.
+            offset = (5, 4) if i % 2 == 0 else (5, -12)
+            ax.annotate(policy, (jct[0], jain[0]), textcoords="offset points", xytext=offset)
+        baseline = grouped.get((lvl, "kube-default"), [])
+        if baseline:
+            limit = (
+                GOAL_JCT_VS_KUBE_DEFAULT * mean_ci95([r["jct_s"]["mean"] / 60 for r in baseline])[0]
+            )
+            left = min(ax.get_xlim()[0], 0.9 * limit)
+            ax.fill_between(
+                [left, limit],
+                GOAL_JAIN,
+                1.0,
+                color="green",
+                alpha=0.12,
+                label=f"Jain >= {GOAL_JAIN:g}, JCT <= {GOAL_JCT_VS_KUBE_DEFAULT:g}x kube-default",
+            )
+            ax.set_xlim(left=left)
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"workload {lvl}")
+        ax.set_xlabel("mean completion time (min)")
+        ax.set_ylabel("Jain's index over weighted shares")
+    fig.suptitle("Fairness against completion time (mean ±95% CI over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

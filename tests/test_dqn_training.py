@@ -131,3 +131,9 @@ def test_train_names_a_bad_window_length(capsys: pytest.CaptureFixture[str]) -> 
     code = main(["train", "--steps", "10", "--out", "x.pt", "--trace-window-days", "0"])
     assert code == 2
     assert "--trace-window-days" in capsys.readouterr().err
+
+
+def test_train_refuses_a_scenario_given_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--steps", "10", "--out", "x.pt", "--horizon-hours", "1"]
+    assert main([*argv, "--scenario", "seed-paper", "--scenario", "seed-paper", "--quiet"]) == 2
+    assert "scenario given twice" in capsys.readouterr().err

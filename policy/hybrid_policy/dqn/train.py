@@ -101,8 +101,10 @@ class _Source:
 
 
 def _sources(cfg: TrainConfig) -> list[_Source]:
-    sources = []
+    sources: list[_Source] = []
     for scenario in cfg.scenarios:
+        if any(src.name == scenario.name for src in sources):
+            raise ScenarioError(scenario.source, "name", "scenario given twice", scenario.name)
         if scenario.trace is None:
             levels = [lvl for lvl in cfg.levels if lvl in scenario.workloads]
             train = [prepare_workload(scenario, lvl, s) for lvl in levels for s in cfg.train_seeds]

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hybrid_policy.report.plots import completion_figure, fairness_figure, utilisation_figure
-from hybrid_policy.report.table import Record, namespace_table, queueing_table, table2
+from hybrid_operator.commands.simulate_cmd import print_tables, write_figures
+from hybrid_policy.report.table import Record
 
 
 class ReportError(ValueError):
@@ -72,18 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print("hybrid-scheduler report: no runs left after --workload/--policies", file=sys.stderr)
         return 2
     print(f"{len(records)} runs from {', '.join(str(p) for p in args.json)}")
-    print()
-    print(table2(records))
-    print()
-    print(queueing_table(records))
-    print()
-    print(namespace_table(records))
+    print_tables(records)
     if args.plots:
-        args.plots.mkdir(parents=True, exist_ok=True)
-        for path in (
-            utilisation_figure(records, args.plots / "utilisation.png"),
-            completion_figure(records, args.plots / "completion_time.png"),
-            fairness_figure(records, args.plots / "fairness.png"),
-        ):
-            print(f"wrote {path}")
+        write_figures(records, args.plots)
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 from hybrid_policy.bench import run_matrix
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.report.plots import completion_figure, fairness_figure, utilisation_figure
-from hybrid_policy.report.table import namespace_table, queueing_table, table2
+from hybrid_policy.report.table import Record, namespace_table, queueing_table, table2
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import Scenario
@@ -130,12 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(records)} runs in {elapsed:.1f} s")
     for note in notes:
         print(f"  {note}")
-    print()
-    print(table2(records))
-    print()
-    print(queueing_table(records))
-    print()
-    print(namespace_table(records))
+    print_tables(records)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -150,14 +145,26 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(_finite(payload), indent=1, allow_nan=False) + "\n")
         print(f"\nwrote {args.json}")
     if args.plots:
-        args.plots.mkdir(parents=True, exist_ok=True)
-        for path in (
-            utilisation_figure(records, args.plots / "utilisation.png"),
-            completion_figure(records, args.plots / "completion_time.png"),
-            fairness_figure(records, args.plots / "fairness.png"),
-        ):
-            print(f"wrote {path}")
+        write_figures(records, args.plots)
     return 0
+
+
+def print_tables(records: list[Record]) -> None:
+    """Table 2's shape, then queueing and fairness, then per-namespace figures."""
+    for table in (table2, queueing_table, namespace_table):
+        print()
+        print(table(records))
+
+
+def write_figures(records: list[Record], directory: Path) -> None:
+    """The figures of ``records`` as PNG files in ``directory``, each path printed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in (
+        utilisation_figure(records, directory / "utilisation.png"),
+        completion_figure(records, directory / "completion_time.png"),
+        fairness_figure(records, directory / "fairness.png"),
+    ):
+        print(f"wrote {path}")
 
 
 def _finite(value: Any) -> Any:

@@ -152,10 +152,6 @@ def _gpus_running_per_node(api: Any) -> dict[str, int]:
 FALLBACKS = 'hybrid_scheduler_fallbacks_total{reason="metrics-unavailable"}'
 
 
-def _fallbacks(metrics_url: str) -> float:
-    return metric_value(metrics_url, FALLBACKS)
-
-
 def test_prometheus_stopped_mid_run_scheduling_goes_on_and_says_so(
     dev_cluster: DevCluster, namespace: str, tmp_path: Path
 ) -> None:
@@ -195,7 +191,7 @@ def test_prometheus_stopped_mid_run_scheduling_goes_on_and_says_so(
                 submit(api, pods, f"before-{i}", 2, scheduler=name, runtime="2s")
             before = [decision(api, pods, f"before-{i}") for i in range(3)]
             assert [r["metrics"] for r in before] == ["live"] * 3
-            assert _fallbacks(metrics_url) == 0
+            assert metric_value(metrics_url, FALLBACKS) == 0
             # Stopped without warning, as a crashed or evicted Prometheus would be.
             os.kill(prometheus.pid, signal.SIGKILL)
             wait_for(
@@ -218,7 +214,7 @@ def test_prometheus_stopped_mid_run_scheduling_goes_on_and_says_so(
 
             wait_for("every pod submitted after the stop to succeed", all_succeeded, 120, 0.5)
             after = [decision(api, pods, f"after-{i}") for i in range(8)]
-            fallbacks = _fallbacks(metrics_url)
+            fallbacks = metric_value(metrics_url, FALLBACKS)
             text = log.read_text()
     assert overcommitted == []
     for i, record in enumerate(after):

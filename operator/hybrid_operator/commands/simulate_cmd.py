@@ -66,7 +66,7 @@ def read_workload_arguments(args: argparse.Namespace) -> tuple[Scenario, list[st
     scenario = load_scenario(args.scenario)
     if args.trace:
         scenario = with_trace_path(scenario, args.trace)
-    return scenario, workload_levels(scenario, args.workload), parse_seeds(args.seeds)
+    return scenario, workload_levels(scenario, args.workload), whole_numbers("--seeds", args.seeds)
 
 
 def workload_levels(scenario: Scenario, text: str) -> list[str]:
@@ -80,15 +80,15 @@ def workload_levels(scenario: Scenario, text: str) -> list[str]:
     return levels
 
 
-def parse_seeds(text: str) -> list[int]:
-    """Run seeds from ``--seeds`` (comma-separated whole numbers)."""
+def whole_numbers(flag: str, text: str) -> list[int]:
+    """Comma-separated whole numbers given to ``flag`` (seeds, node counts)."""
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ScenarioError("--seeds", "", "must be comma-separated whole numbers", text) from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise ScenarioError("--seeds", "", "must be comma-separated whole numbers >= 0", text)
-    return seeds
+        raise ScenarioError(flag, "", "must be comma-separated whole numbers", text) from None
+    if not values or any(v < 0 for v in values):
+        raise ScenarioError(flag, "", "must be comma-separated whole numbers >= 0", text)
+    return values
 
 
 def _model(path: Path | None) -> ModelOptions | None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hybrid_operator.commands.simulate_cmd import whole_numbers
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.workload import with_trace_path
@@ -57,16 +58,6 @@ def register(subparsers: Any) -> None:
     b.set_defaults(handler=run_bench)
 
 
-def _ints(flag: str, text: str) -> list[int]:
-    try:
-        values = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ScenarioError(flag, "", "must be comma-separated whole numbers", text) from None
-    if not values or any(v < 0 for v in values):
-        raise ScenarioError(flag, "", "must be comma-separated whole numbers >= 0", text)
-    return values
-
-
 def run_train(args: argparse.Namespace) -> int:
     """Train and report where the outputs are."""
     from hybrid_policy.dqn.train import TrainConfig, train, with_horizon
@@ -77,8 +68,8 @@ def run_train(args: argparse.Namespace) -> int:
             scenarios = [
                 with_trace_path(sc, args.trace) if sc.trace is not None else sc for sc in scenarios
             ]
-        train_seeds = _ints("--train-seeds", args.train_seeds)
-        val_seeds = _ints("--validation-seeds", args.validation_seeds)
+        train_seeds = whole_numbers("--train-seeds", args.train_seeds)
+        val_seeds = whole_numbers("--validation-seeds", args.validation_seeds)
         for seed in (*train_seeds, *val_seeds):
             if seed in EVALUATION_SEEDS:
                 raise ScenarioError("--train-seeds", "", "seeds 10-14 are evaluation seeds", seed)
@@ -145,7 +136,7 @@ def run_bench(args: argparse.Namespace) -> int:
     path = args.checkpoint or default_checkpoint_path()
     try:
         network = load_checkpoint(path).network
-        sizes = _ints("--nodes", args.nodes)
+        sizes = whole_numbers("--nodes", args.nodes)
     except (CheckpointError, ScenarioError) as exc:
         print(f"hybrid-scheduler dqn-bench: {exc}", file=sys.stderr)
         return 2

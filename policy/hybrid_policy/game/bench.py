@@ -97,25 +97,28 @@ def contention_problem(namespaces: int, pods: int, nodes: int, seed: int) -> Con
 
 
 def run_size(
-    size: tuple[int, int, int], seeds: Sequence[int], gap_seeds: int, settings: GameSettings
+    size: tuple[int, int, int],
+    seeds: Sequence[int],
+    gap_seeds: int,
+    settings: GameSettings,
+    repeats: int = 1,
 ) -> SizeResult:
-    """Cold and warm solves for every seed of one size."""
+    """Cold and warm solves for every seed of one size, each timed ``repeats`` times (a
+    cold solve on a fresh program every time); statuses are those of the first repeat."""
     namespaces, pods, nodes = size
     result = SizeResult(namespaces, pods, nodes, [], [], [], [], [])
     for k, seed in enumerate(seeds):
         problem = contention_problem(namespaces, pods, nodes, seed)
-        program = PotentialProgram(settings)
-        cold = _solve(program, problem)
         rng = np.random.default_rng(seed)
         again = replace(
             problem,
             held_share=problem.held_share * rng.uniform(0.5, 1.5, problem.held_share.size),
             weights=rng.integers(1, 4, problem.weights.size).astype(float),
         )
-        tick = time.perf_counter()
-        warm = _solve(program, again)
-        result.warm_ms.append(1e3 * (time.perf_counter() - tick))
-        result.cold_ms.append(1e3 * cold.solve_seconds)
+        runs = [_cold_then_warm(settings, problem, again) for _ in range(repeats)]
+        result.cold_ms.extend(1e3 * cold.solve_seconds for cold, _, _ in runs)
+        result.warm_ms.extend(1e3 * warm_s for _, _, warm_s in runs)
+        cold, warm, _ = runs[0]
         result.statuses.extend([cold.status, warm.status])
         result.slots.append(problem.slot_class.size)
         if k < gap_seeds and cold.solved:
@@ -123,6 +126,18 @@ def run_size(
             result.gaps.append(gap.worst)
             result.statuses.extend(f"best-response-{s}" for s in gap.statuses if s != "optimal")
     return result
+
+
+def _cold_then_warm(
+    settings: GameSettings, problem: ContentionProblem, again: ContentionProblem
+) -> tuple[Equilibrium, Equilibrium, float]:
+    """A fresh program solves ``problem`` (compiling it), then re-solves ``again``; the
+    second element's wall time is measured here, around the whole call."""
+    program = PotentialProgram(settings)
+    cold = _solve(program, problem)
+    tick = time.perf_counter()
+    warm = _solve(program, again)
+    return cold, warm, time.perf_counter() - tick
 
 
 def _solve(program: PotentialProgram, problem: ContentionProblem) -> Equilibrium:
@@ -174,9 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hybrid_policy.game.bench")
     parser.add_argument("--seeds", default="0-9", help="seed range a-b or list (default 0-9)")
     parser.add_argument("--gap-seeds", type=int, default=2, help="seeds per size with gap check")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed solves per seed, cold and warm (default 3)"
+    )
     parser.add_argument("--plot", default="docs/figures/game-solve-time.png")
     parser.add_argument("--sizes", default="", help="ns:pods:nodes,... (default: five sizes)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if "-" in args.seeds:
         low, high = (int(v) for v in args.seeds.split("-"))
         seeds = list(range(low, high + 1))
@@ -189,11 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns, pods, nodes = (int(v) for v in spec.split(":"))
             sizes.append((ns, pods, nodes))
     settings = GameSettings(time_budget_s=10.0)
-    print(f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}), settings {settings}")
+    seed_text = f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)})"
+    print(f"{seed_text}, {args.repeats} timed solves each, {settings}")
     print("namespaces pods nodes slots | cold ms median p95 | warm ms median p95 | statuses | gap")
     results = []
     for size in sizes:
-        r = run_size(size, seeds, args.gap_seeds, settings)
+        r = run_size(size, seeds, args.gap_seeds, settings, args.repeats)
         results.append(r)
         statuses = ",".join(f"{s}x{r.statuses.count(s)}" for s in sorted(set(r.statuses)))
         gap = f"{max(r.gaps):.1e} (worst of {len(r.gaps)})" if r.gaps else "-"

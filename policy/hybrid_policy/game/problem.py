@@ -2,7 +2,8 @@
 
 Pods of a batch are aggregated into classes: same namespace and same constraint signature,
 so pods of a class are interchangeable and are placed in queue order. Each class has a few
-candidate slots, one per node among the top-k nodes its head pod's ScoreTable rates best.
+candidate slots, one per node among the nodes its head pod's ScoreTable rates best: enough
+to hold the class's pods side by side, at least four and at most top-k.
 The game's players are the namespaces; a player's strategy is how many pods of each of its
 classes it places on each of its slots. Amounts are measured in dominant shares of the
 cluster (a pod's largest request over the cluster's allocatable of that resource), the unit
@@ -20,7 +21,9 @@ from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import ScoreTable
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
 
-#: Candidate nodes per class (the top-k of its ScoreTable).
+#: Candidate nodes per class: at least MIN_CANDIDATES of its best-scored nodes, more (in
+#: score order) while its pending pods do not all fit on the candidates, at most top-k.
+MIN_CANDIDATES = 4
 DEFAULT_TOP_K = 8
 
 
@@ -122,13 +125,20 @@ def copies_that_fit(snapshot: ClusterSnapshot, request: FloatArray, rows: IntArr
     return fit
 
 
+def candidates_needed(fit: FloatArray, demand: int, minimum: int = MIN_CANDIDATES) -> int:
+    """How many of the nodes (in score order, with ``fit`` pods each) a class of ``demand``
+    pods keeps: the fewest whose fits add up to the demand, and at least ``minimum``."""
+    enough = int(np.searchsorted(np.cumsum(fit), demand - 1e-9)) + 1
+    return min(max(enough, minimum), fit.size)
+
+
 def build_problem(
     classes: Sequence[PodClass],
     snapshot: ClusterSnapshot,
     score_scale: float,
     top_k: int = DEFAULT_TOP_K,
 ) -> ContentionProblem:
-    """Aggregate the batch's classes, their top-k candidates and the nodes' capacities.
+    """Aggregate the batch's classes, their candidate nodes and the nodes' capacities.
 
     ``score_scale`` maps the profile's weighted total scores onto [0, 1] (100 times the
     sum of the scorer weights).
@@ -148,9 +158,13 @@ def build_problem(
     for c, pod_class in enumerate(classes):
         table = pod_class.table
         order = np.lexsort((table.candidates, -table.scores))[:top_k]
-        rows = table.candidates[order]
         request = snapshot.request_vector(pod_class.pods[0])
-        fit = np.minimum(copies_that_fit(snapshot, request, rows), len(pod_class.pods))
+        fit = np.minimum(
+            copies_that_fit(snapshot, request, table.candidates[order]), len(pod_class.pods)
+        )
+        keep = candidates_needed(fit, len(pod_class.pods))
+        order, fit = order[:keep], fit[:keep]
+        rows = table.candidates[order]
         slot_class.extend([c] * rows.size)
         slot_rows.extend(int(r) for r in rows)
         slot_score.extend(np.clip(table.scores[order] / score_scale, 0.0, 1.0).tolist())
@@ -183,9 +197,11 @@ def build_problem(
 
 __all__ = [
     "DEFAULT_TOP_K",
+    "MIN_CANDIDATES",
     "ContentionProblem",
     "PodClass",
     "build_problem",
+    "candidates_needed",
     "copies_that_fit",
     "dominant_share_of",
 ]

@@ -97,29 +97,30 @@ class _Compiled:
         self.fit = cp.Parameter(n_slots, nonneg=True)
         self.demand = cp.Parameter(len(problem.classes), nonneg=True)
         self.coef = [cp.Parameter(n_slots, nonneg=True) for _ in range(n_res)]
-        self.free = [cp.Parameter(n_nodes, nonneg=True) for _ in range(n_res)]
-        self.used = [cp.Parameter(n_nodes, nonneg=True) for _ in range(n_res)]
+        # Node fractions of every resource in one vector, resource-major (``r * nodes + u``):
+        # one load variable, capacity constraint and congestion term for all resources
+        # leave cvxpy fewer objects to canonicalise than one of each per resource.
+        self.free = cp.Parameter(n_res * n_nodes, nonneg=True)
+        self.used = cp.Parameter(n_res * n_nodes, nonneg=True)
         self.x = cp.Variable(n_slots, nonneg=True)
         served = cp.Variable(n_ns, nonneg=True)
         # Node loads as variables of their own: the quadratic cost is then diagonal, which
         # keeps Clarabel's linear systems well conditioned (a dense P made about one large
         # program in three fail).
-        loads = [cp.Variable(n_nodes, nonneg=True) for _ in range(n_res)]
-        congestion = sum(cp.sum_squares(self.used[r] + loads[r]) for r in range(n_res))
+        loads = cp.Variable(n_res * n_nodes, nonneg=True)
         objective = (
             self.weights @ cp.log(served)
             + self.gain @ self.x
-            - settings.congestion_weight / 2 * congestion
+            - settings.congestion_weight / 2 * cp.sum_squares(self.used + loads)
         )
+        node_loads = cp.hstack([by_node @ cp.multiply(coef, self.x) for coef in self.coef])
         constraints = [
             served <= self.held + by_ns @ cp.multiply(self.share, self.x),
             self.x <= self.fit,
             by_class @ self.x <= self.demand,
+            loads == node_loads,
+            loads <= self.free,
         ]
-        constraints += [
-            loads[r] == by_node @ cp.multiply(self.coef[r], self.x) for r in range(n_res)
-        ]
-        constraints += [loads[r] <= self.free[r] for r in range(n_res)]
         self.problem = cp.Problem(cp.Maximize(objective), constraints)
 
     def load(self, problem: ContentionProblem, settings: GameSettings) -> None:
@@ -134,10 +135,10 @@ class _Compiled:
         self.gain.value = settings.score_weight * problem.slot_score * share
         self.fit.value = problem.slot_fit_pods
         self.demand.value = problem.class_demand_pods
-        for r, (coef, free, used) in enumerate(zip(self.coef, self.free, self.used, strict=True)):
+        for r, coef in enumerate(self.coef):
             coef.value = problem.slot_request_fraction[:, r]
-            free.value = problem.node_free_fraction[:, r]
-            used.value = problem.node_used_fraction[:, r]
+        self.free.value = problem.node_free_fraction.T.ravel()
+        self.used.value = problem.node_used_fraction.T.ravel()
 
 
 class PotentialProgram:

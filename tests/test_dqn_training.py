@@ -137,3 +137,8 @@ def test_train_refuses_a_scenario_given_twice(capsys: pytest.CaptureFixture[str]
     argv = ["train", "--steps", "10", "--out", "x.pt", "--horizon-hours", "1"]
     assert main([*argv, "--scenario", "seed-paper", "--scenario", "seed-paper", "--quiet"]) == 2
     assert "scenario given twice" in capsys.readouterr().err
+
+
+def test_train_names_a_level_the_scenario_lacks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--steps", "10", "--out", "x.pt", "--levels", "extreme", "--quiet"]) == 2
+    assert "no level 'extreme' (known: light, medium, heavy)" in capsys.readouterr().err

@@ -72,6 +72,11 @@ def _pod_for(api: Any, pods: str, name: str, node: str, scheduler: str) -> None:
     api.create(pods, body)
 
 
+def _gone(api: Any, path: str) -> bool | None:
+    """True once ``path`` answers 404 (``wait_for`` keeps waiting on None)."""
+    return True if api.call("GET", path, allow=(404,)).get("code") == 404 else None
+
+
 def _failed_scheduling(api: Any, namespace: str, pod: str) -> list[dict[str, Any]]:
     return [e for e in events(api, namespace, pod) if e["reason"] == "FailedScheduling"]
 
@@ -102,11 +107,7 @@ def test_a_pending_pod_deleted_and_a_node_deleted_are_handled(
 
         # Deleted while pending: it leaves the queue, nothing is bound under its name.
         api.call("DELETE", f"{pods}/waiting", params={"gracePeriodSeconds": "0"})
-        wait_for(
-            "waiting to be gone",
-            lambda: True if api.call("GET", f"{pods}/waiting", allow=(404,)).get("code") else None,
-            30,
-        )
+        wait_for("waiting to be gone", lambda: _gone(api, f"{pods}/waiting"), 30)
         wait_for("the operator's queue to be empty", lambda: pending(0), 30)
 
         # A pod that can only go to the node, then the node is deleted under both pods.
@@ -115,15 +116,7 @@ def test_a_pending_pod_deleted_and_a_node_deleted_are_handled(
             "stranded to be refused", lambda: _failed_scheduling(api, namespace, "stranded"), 30
         )
         api.call("DELETE", f"/api/v1/nodes/{first}")
-        wait_for(
-            f"{first} to be gone",
-            lambda: (
-                True
-                if api.call("GET", f"/api/v1/nodes/{first}", allow=(404,)).get("code")
-                else None
-            ),
-            30,
-        )
+        wait_for(f"{first} to be gone", lambda: _gone(api, f"/api/v1/nodes/{first}"), 30)
         # With the node gone, a pod for a new node of the same pool lands there.
         _pod_for(api, pods, "moved", second, scheduler)
         _add_node(api, second)
@@ -143,7 +136,7 @@ def test_a_pending_pod_deleted_and_a_node_deleted_are_handled(
 
     text = log.read_text()
     assert "Traceback" not in text
-    assert api.call("GET", f"{pods}/waiting", allow=(404,)).get("code") == 404
+    assert _gone(api, f"{pods}/waiting")
     # One attempt per pod at most, and the deleted pod was never bound.
     scheduled = [e for e in events(api, namespace, "waiting") if e["reason"] == "Scheduled"]
     assert scheduled == []

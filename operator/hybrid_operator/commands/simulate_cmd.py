@@ -72,12 +72,17 @@ def read_workload_arguments(args: argparse.Namespace) -> tuple[Scenario, list[st
 def workload_levels(scenario: Scenario, text: str) -> list[str]:
     """The levels named by ``--workload`` (comma-separated, or ``all``), each checked."""
     levels = list(scenario.workloads) if text == "all" else [w.strip() for w in text.split(",")]
+    check_levels(scenario, levels)
+    return levels
+
+
+def check_levels(scenario: Scenario, levels: list[str]) -> None:
+    """Raise :class:`ScenarioError` naming the first of ``levels`` that ``scenario`` lacks."""
     for level in levels:
         if level not in scenario.workloads:
             known = ", ".join(scenario.workloads)
             message = f"no level {level!r} (known: {known})"
             raise ScenarioError(scenario.source, "workloads", message)
-    return levels
 
 
 def whole_numbers(flag: str, text: str) -> list[int]:

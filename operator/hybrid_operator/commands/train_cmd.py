@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hybrid_operator.commands.simulate_cmd import whole_numbers
+from hybrid_operator.commands.simulate_cmd import check_levels, whole_numbers
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.workload import with_trace_path
@@ -75,13 +75,8 @@ def run_train(args: argparse.Namespace) -> int:
                 raise ScenarioError("--train-seeds", "", "seeds 10-14 are evaluation seeds", seed)
         levels = [x.strip() for x in args.levels.split(",") if x.strip()]
         for scenario in scenarios:
-            if scenario.trace is not None:
-                continue
-            for level in levels:
-                if level not in scenario.workloads:
-                    known = ", ".join(scenario.workloads)
-                    message = f"no level {level!r} ({known})"
-                    raise ScenarioError(scenario.source, "workloads", message)
+            if scenario.trace is None:
+                check_levels(scenario, levels)
         if args.trace_window_days <= 0:
             raise ScenarioError("--trace-window-days", "", "must be > 0", args.trace_window_days)
         from hybrid_policy.features import FEATURE_GROUPS

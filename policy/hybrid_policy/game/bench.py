@@ -116,9 +116,9 @@ def run_size(
             weights=rng.integers(1, 4, problem.weights.size).astype(float),
         )
         runs = [_cold_then_warm(settings, problem, again) for _ in range(repeats)]
-        result.cold_ms.extend(1e3 * cold.solve_seconds for cold, _, _ in runs)
-        result.warm_ms.extend(1e3 * warm_s for _, _, warm_s in runs)
-        cold, warm, _ = runs[0]
+        result.cold_ms.extend(1e3 * cold.solve_seconds for cold, _ in runs)
+        result.warm_ms.extend(1e3 * warm.solve_seconds for _, warm in runs)
+        cold, warm = runs[0]
         result.statuses.extend([cold.status, warm.status])
         result.slots.append(problem.slot_class.size)
         if k < gap_seeds and cold.solved:
@@ -130,14 +130,11 @@ def run_size(
 
 def _cold_then_warm(
     settings: GameSettings, problem: ContentionProblem, again: ContentionProblem
-) -> tuple[Equilibrium, Equilibrium, float]:
-    """A fresh program solves ``problem`` (compiling it), then re-solves ``again``; the
-    second element's wall time is measured here, around the whole call."""
+) -> tuple[Equilibrium, Equilibrium]:
+    """A fresh program solves ``problem`` (compiling it), then re-solves ``again`` (same
+    pattern, new values); each result carries its own wall time."""
     program = PotentialProgram(settings)
-    cold = _solve(program, problem)
-    tick = time.perf_counter()
-    warm = _solve(program, again)
-    return cold, warm, time.perf_counter() - tick
+    return _solve(program, problem), _solve(program, again)
 
 
 def _solve(program: PotentialProgram, problem: ContentionProblem) -> Equilibrium:

@@ -16,6 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY policy ./policy
 COPY operator ./operator
+# The tooling root (lab/) is not copied: the image carries neither it nor its libraries.
 RUN pip install . && hybrid-scheduler --version
 
 FROM ${PYTHON_IMAGE}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hybrid_operator.devcluster.build import KIND_CHECKER, SERVICEMONITOR_CRD, find_binary
-from hybrid_operator.devcluster.settings import ClusterSettings
-from hybrid_operator.manifests import Chart
+from hybrid_lab.devcluster.build import KIND_CHECKER, SERVICEMONITOR_CRD, find_binary
+from hybrid_lab.devcluster.settings import ClusterSettings
+from hybrid_lab.manifests import Chart
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART_DIR = ROOT / "helm" / "hybrid-scheduler"

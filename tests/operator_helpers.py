@@ -15,8 +15,9 @@ from typing import Any
 
 import requests
 
-from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
-from hybrid_operator.launch import operator_argv
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import training_pod, wait_for
+from hybrid_lab.launch import operator_argv
 
 SCHEDULER = "hybrid-scheduler"
 

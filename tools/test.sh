@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[lab,test]'
 .ci/install-cluster.sh .venv/bin/python
 
 echo "== ruff"

@@ -1,5 +1,8 @@
-"""The edges of hybrid-scheduler: the command line, and (as they land) the kopf operator,
-the local dev cluster, the Prometheus collector and the binder.
+"""The operator of hybrid-scheduler: exactly what its image runs.
+
+Settings, the Kubernetes edge (conversion, API calls), the scheduling loop and its binder,
+leader election, the admission webhook, the Prometheus collector, observability, and the
+``run`` and ``explain`` commands.
 
 The decisions themselves live in :mod:`hybrid_policy`; this package turns the outside
 world (Kubernetes objects, Prometheus answers, command-line flags) into its domain types

@@ -1,32 +1,47 @@
 """The ``hybrid-scheduler`` command line.
 
-Each sub-command lives in its own module and registers itself here through a
-``register(subparsers)`` function, so that this file only wires them together and heavy
-imports (torch, kopf, the Kubernetes client) happen only for the command that needs them.
-Every command returns a process exit code; errors the user can fix are printed as one
-clear line on stderr with a non-zero exit, never as a traceback.
+The operator's own sub-commands (``run``, ``explain``) live in :mod:`hybrid_operator.commands`.
+The tooling installed beside it (the ``[lab]`` extra: simulator runs, training, the dev
+cluster, benchmarks) adds its sub-commands through the ``hybrid_scheduler.commands`` entry
+point group, so this package never imports the tooling and the operator's image, which
+does not carry it, offers only what it runs. Heavy imports (torch, kopf, the Kubernetes
+client) happen only for the command that needs them. Every command returns a process exit
+code; errors the user can fix are printed as one clear line on stderr with a non-zero
+exit, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from hybrid_operator import __version__
-from hybrid_operator.commands import (
-    bound_cmd,
-    cluster_bench_cmd,
-    demo_cmd,
-    explain_cmd,
-    manifests_cmd,
-    report_cmd,
-    run_cmd,
-    simulate_cmd,
-    trace_cmd,
-    train_cmd,
-)
-from hybrid_operator.devcluster import command as dev_cluster_command
+from hybrid_operator.commands import explain_cmd, run_cmd
+
+#: Entry-point group of packages that add sub-commands.
+COMMANDS_GROUP = "hybrid_scheduler.commands"
+log = logging.getLogger("hybrid_scheduler")
+
+
+def register_plugins(subparsers: object) -> list[str]:
+    """Let every installed ``hybrid_scheduler.commands`` entry point add its sub-commands.
+
+    Returns the names of those that loaded. An entry point whose package is not installed
+    (its metadata can outlive it, e.g. in an image built without the tooling) is skipped.
+    """
+    loaded = []
+    for point in entry_points(group=COMMANDS_GROUP):
+        try:
+            register = point.load()
+        except ModuleNotFoundError as exc:
+            log.debug("sub-commands of %s are not installed: %s", point.value, exc)
+            continue
+        register(subparsers)
+        loaded.append(point.name)
+    return loaded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,17 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    simulate_cmd.register(subparsers)
-    bound_cmd.register(subparsers)
-    report_cmd.register(subparsers)
-    trace_cmd.register(subparsers)
     run_cmd.register(subparsers)
     explain_cmd.register(subparsers)
-    demo_cmd.register(subparsers)
-    cluster_bench_cmd.register(subparsers)
-    train_cmd.register(subparsers)
-    manifests_cmd.register(subparsers)
-    dev_cluster_command.register(subparsers)
+    register_plugins(subparsers)
     return parser
 
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from hybrid_operator.devcluster.errors import DevClusterError
-from hybrid_operator.devcluster.testing import DevCluster, fresh_namespace, session_cluster
+from hybrid_lab.devcluster.errors import DevClusterError
+from hybrid_lab.devcluster.testing import DevCluster, session_cluster
+from hybrid_lab.devcluster.workload import fresh_namespace
 
 E2E_NODES = 4
 

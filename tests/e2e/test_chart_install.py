@@ -23,11 +23,12 @@ from chart_helpers import (
     helm,
     servicemonitor_crd,
 )
+from hybrid_lab.devcluster.apiserver import ApiServer
+from hybrid_lab.devcluster.errors import ClusterApiError
+from hybrid_lab.devcluster.pki import write_kubeconfig
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.certificates import issue
-from hybrid_operator.devcluster.apiserver import ApiServer
-from hybrid_operator.devcluster.errors import ClusterApiError
-from hybrid_operator.devcluster.pki import write_kubeconfig
-from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
 from operator_helpers import bound_node, decision, events, free_port, running_operator
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_operator.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.testing import DevCluster
 
 pytestmark = pytest.mark.e2e
 

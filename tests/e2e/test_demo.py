@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hybrid_operator.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.testing import DevCluster
 
 pytestmark = pytest.mark.e2e
 

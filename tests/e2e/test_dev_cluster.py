@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from hybrid_operator.devcluster import pki
-from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+from hybrid_lab.devcluster import pki
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.promql import utilisation_queries
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from chart_helpers import ROOT, collection_path, documents
-from hybrid_operator.devcluster.apiserver import ApiServer
-from hybrid_operator.devcluster.testing import DevCluster, wait_for
+from hybrid_lab.devcluster.apiserver import ApiServer
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import wait_for
 from operator_helpers import SCHEDULER, local_webhook_args, running_operator
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import training_pod, wait_for
 from operator_helpers import (
     SCHEDULER,
     bound_node,

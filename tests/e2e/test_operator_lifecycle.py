@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from hybrid_operator.devcluster.nodes import node_manifest
-from hybrid_operator.devcluster.scenario import NodeSpec
-from hybrid_operator.devcluster.testing import DevCluster, training_pod, wait_for
+from hybrid_lab.devcluster.nodes import node_manifest
+from hybrid_lab.devcluster.scenario import NodeSpec
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import training_pod, wait_for
 from operator_helpers import (
     bound_node,
     events,

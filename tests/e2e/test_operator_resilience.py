@@ -14,14 +14,10 @@ from typing import Any
 
 import pytest
 
-from hybrid_operator.devcluster import components, processes
-from hybrid_operator.devcluster.state import ProcessRecord
-from hybrid_operator.devcluster.testing import (
-    DevCluster,
-    recreate_namespaces,
-    training_pod,
-    wait_for,
-)
+from hybrid_lab.devcluster import components, processes
+from hybrid_lab.devcluster.state import ProcessRecord
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import recreate_namespaces, training_pod, wait_for
 from operator_helpers import (
     decision,
     events,

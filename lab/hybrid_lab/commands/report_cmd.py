@@ -1,0 +1,78 @@
+"""``hybrid-scheduler report``: tables and figures of saved runs, without running them again.
+
+Reads one or more JSON files written by ``simulate --json``, keeps the first record of
+each (workload, policy, seed) so that files sharing a baseline can be combined, and prints
+the same tables as ``simulate``; ``--plots`` writes its figures plus fairness against
+completion time. A missing or malformed file stops with one line naming it (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hybrid_lab.commands.simulate_cmd import print_tables, write_figures
+from hybrid_policy.report.table import Record
+
+
+class ReportError(ValueError):
+    """A results file that cannot be read as ``simulate --json`` output."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` sub-command."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "report", help="tables and figures of runs saved by 'simulate --json'", description=__doc__
+    )
+    p.add_argument("--json", type=Path, nargs="+", required=True, help="simulate --json files")
+    p.add_argument("--workload", default="all", help="levels to keep, comma-separated, or 'all'")
+    p.add_argument("--policies", default="", help="policies to keep, comma-separated (all)")
+    p.add_argument("--plots", type=Path, help="write PNG figures into this directory")
+    p.set_defaults(handler=run)
+
+
+def load_records(paths: list[Path]) -> list[Record]:
+    """Every run of ``paths``, the first one of each (workload, policy, seed)."""
+    seen: set[tuple[str, str, int]] = set()
+    records: list[Record] = []
+    for path in paths:
+        try:
+            runs = json.loads(path.read_text())["runs"]
+            keyed = [((r["workload"], r["policy"], int(r["seed"])), r) for r in runs]
+        except FileNotFoundError:
+            raise ReportError(f"{path}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ReportError(f"{path}: not JSON ({exc})") from None
+        except (KeyError, TypeError, ValueError):
+            raise ReportError(f"{path}: not the output of 'simulate --json' (no runs)") from None
+        for key, record in keyed:
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
+    return records
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the tables and write the figures."""
+    try:
+        records = load_records(args.json)
+    except ReportError as exc:
+        print(f"hybrid-scheduler report: {exc}", file=sys.stderr)
+        return 2
+    if args.workload != "all":
+        levels = {w.strip() for w in args.workload.split(",")}
+        records = [r for r in records if r["workload"] in levels]
+    if args.policies:
+        wanted = {p.strip() for p in args.policies.split(",")}
+        records = [r for r in records if r["policy"] in wanted]
+    if not records:
+        print("hybrid-scheduler report: no runs left after --workload/--policies", file=sys.stderr)
+        return 2
+    print(f"{len(records)} runs from {', '.join(str(p) for p in args.json)}")
+    print_tables(records)
+    if args.plots:
+        write_figures(records, args.plots)
+    return 0

@@ -1,0 +1,41 @@
+"""A fake of the operator's API calls that records what the scheduling loop asks for."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_policy.domain import PendingPod
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.binds: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str, str, bool]] = []
+        self.unschedulable: list[str] = []
+        self.annotations: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, BindOutcome] = {}
+        self.patches = 0
+
+    def bind(
+        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+    ) -> BindResult:
+        self.binds.append((pod.key, node))
+        outcome = self.outcomes.get(pod.name, BindOutcome.BOUND)
+        if outcome is BindOutcome.BOUND:
+            for key, value in (annotations or {}).items():
+                self.annotations.setdefault(pod.key, {})[key] = json.loads(value)
+        return BindResult(outcome, "test")
+
+    def event(
+        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+    ) -> None:
+        self.events.append((involved["name"], reason, message, warning))
+
+    def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
+        self.patches += 1
+        self.unschedulable.append(pod.key)
+
+    def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
+        self.patches += 1
+        self.annotations.setdefault(pod.key, {})[key] = record

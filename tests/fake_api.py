@@ -1,7 +1,7 @@
 """A fake of the operator's API calls that records what the scheduling loop asks for."""
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hybrid_operator.k8s.api import BindOutcome, BindResult
@@ -16,10 +16,18 @@ class FakeApi:
         self.annotations: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, BindOutcome] = {}
         self.patches = 0
+        self.called_off: list[tuple[str, str]] = []
 
     def bind(
-        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+        self,
+        pod: PendingPod,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> BindResult:
+        if still_wanted is not None and not still_wanted():
+            self.called_off.append((pod.key, node))
+            return BindResult(BindOutcome.CANCELLED, "test")
         self.binds.append((pod.key, node))
         outcome = self.outcomes.get(pod.name, BindOutcome.BOUND)
         if outcome is BindOutcome.BOUND:

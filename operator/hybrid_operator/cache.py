@@ -6,20 +6,23 @@ weights, and the pods this scheduler has *assumed* on a node but whose binding t
 has not shown yet. A pod is counted once: when the watch shows it bound, its assumption
 is confirmed and dropped. :meth:`ClusterCache.snapshot` turns all of it into the
 :class:`~hybrid_policy.framework.snapshot.ClusterSnapshot` the policy core schedules on.
+
+Like an informer's store, it is reconciled against full listings
+(:meth:`ClusterCache.reconcile`): an object the cache last saw before a listing began and
+that the listing lacks was deleted during a watch gap, and goes. Only the scheduling loop
+(the event loop's thread) reads or changes it.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from hybrid_operator.k8s.convert import Body, namespace, node_info, pending_pod
-from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.k8s.views import ObjectKind, PodView, WatchEvent
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 from hybrid_policy.framework.snapshot import ClusterSnapshot
-
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 @dataclass(frozen=True)
@@ -32,63 +35,76 @@ class Placement:
     since_s: float
 
 
+@dataclass(frozen=True)
+class Reconciled:
+    """What a listing removed from the cache, and the assumed pods to schedule again."""
+
+    pods: list[str]
+    nodes: list[str]
+    lost: list[PendingPod]
+
+
 class ClusterCache:
     """Nodes, bound and assumed pods, and namespace weights."""
 
-    def __init__(self, default_weight: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        default_weight: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        ticks: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.default_weight = default_weight
         self.clock = clock
+        #: A monotonic clock: when each object was last seen, against listings.
+        self.ticks = ticks
         self.nodes: dict[str, NodeInfo] = {}
         self.namespaces: dict[str, Namespace] = {}
         self.bound: dict[str, Placement] = {}
         self.assumed: dict[str, Placement] = {}
+        self.pods_seen: dict[str, float] = {}
+        self.nodes_seen: dict[str, float] = {}
 
-    def upsert_node(self, body: Body) -> list[Problem]:
+    def upsert_node(self, node: NodeInfo) -> None:
         """A node was added or changed."""
-        node, problems = node_info(body)
         self.nodes[node.name] = node
-        return problems
+        self.nodes_seen[node.name] = self.ticks()
 
     def delete_node(self, name: str) -> list[PendingPod]:
         """A node went away; returns the assumed pods that must be scheduled again."""
         self.nodes.pop(name, None)
+        self.nodes_seen.pop(name, None)
         lost = [p.pod for p in self.assumed.values() if p.node == name]
         for pod in lost:
             del self.assumed[pod.uid]
         return lost
 
-    def upsert_namespace(self, body: Body) -> list[Problem]:
+    def upsert_namespace(self, ns: Namespace) -> None:
         """A namespace was added or its weight annotation changed."""
-        ns, problems = namespace(body, self.default_weight)
         self.namespaces[ns.name] = ns
-        return problems
 
     def delete_namespace(self, name: str) -> None:
         """A namespace went away."""
         self.namespaces.pop(name, None)
 
-    def upsert_pod(self, body: Body) -> None:
+    def upsert_pod(self, view: PodView) -> None:
         """A pod was added or changed: count it if it holds a node, drop it when it ends."""
-        meta = body.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
-        node = (body.get("spec") or {}).get("nodeName")
-        phase = (body.get("status") or {}).get("phase")
-        # A terminating pod still holds its node until it is gone, as kube-scheduler counts it.
-        if not node or phase in TERMINAL_PHASES:
+        uid = view.uid
+        self.pods_seen[uid] = self.ticks()
+        if view.finished:
+            self.assumed.pop(uid, None)
+        if not view.holds_node or view.node_name is None:
             self.bound.pop(uid, None)
-            if phase in TERMINAL_PHASES:
-                self.assumed.pop(uid, None)
             return
-        pod, _ = pending_pod(body)
         known = self.bound.get(uid) or self.assumed.get(uid)
         since = known.since_s if known is not None else self.clock()
-        self.bound[uid] = Placement(pod, str(node), since)
+        self.bound[uid] = Placement(view.pod, view.node_name, since)
         self.assumed.pop(uid, None)
 
     def delete_pod(self, uid: str) -> None:
         """A pod was deleted."""
         self.bound.pop(uid, None)
         self.assumed.pop(uid, None)
+        self.pods_seen.pop(uid, None)
 
     def assume(self, pod: PendingPod, node: str) -> None:
         """Count ``pod`` on ``node`` until the watch shows it bound (Reserve)."""
@@ -103,9 +119,40 @@ class ClusterCache:
         """Whether the pod is bound or assumed (it must never be bound again)."""
         return uid in self.bound or uid in self.assumed
 
+    def assumed_on(self, uid: str) -> str | None:
+        """The node ``uid`` is assumed on, if it is assumed."""
+        placement = self.assumed.get(uid)
+        return placement.node if placement is not None else None
+
     def placed_since(self, since_s: float) -> list[Placement]:
         """Pods bound or assumed after ``since_s`` (metrics may not show them yet)."""
         return [p for p in (*self.bound.values(), *self.assumed.values()) if p.since_s > since_s]
+
+    def seen_since(self, event: WatchEvent, ticks: float) -> bool:
+        """Whether the cache has seen the event's pod or node at or after ``ticks``."""
+        seen = {ObjectKind.POD: self.pods_seen, ObjectKind.NODE: self.nodes_seen}.get(event.kind)
+        key = event.uid if event.kind is ObjectKind.POD else event.name
+        return seen is not None and seen.get(key, -math.inf) >= ticks
+
+    def reconcile(
+        self, pod_uids: Collection[str], node_names: Collection[str], listed_at: float
+    ) -> Reconciled:
+        """Drop what a full listing begun at ``listed_at`` (``ticks``) no longer shows.
+
+        An object seen after the listing began is kept: its event is newer than the list.
+        """
+        pods = [
+            uid for uid, seen in self.pods_seen.items() if uid not in pod_uids and seen < listed_at
+        ]
+        for uid in pods:
+            self.delete_pod(uid)
+        nodes = [
+            n for n, seen in self.nodes_seen.items() if n not in node_names and seen < listed_at
+        ]
+        lost: list[PendingPod] = []
+        for name in nodes:
+            lost.extend(self.delete_node(name))
+        return Reconciled(pods, nodes, lost)
 
     def snapshot(self, now_s: float = 0.0) -> ClusterSnapshot:
         """A snapshot of every node with every bound and assumed pod counted once."""

@@ -1,15 +1,20 @@
-"""kopf wiring: watch pods, nodes and namespaces, and run the scheduling loop beside them.
+"""kopf wiring: watch pods, nodes and namespaces, feed the loop, and reconcile with listings.
 
 Only ``@kopf.on.event`` handlers are used: unlike kopf's create/update handlers they write
 no annotations and no finalizers onto the objects they see, which a scheduler must not do
-to its users' pods. The watches are cluster-wide because capacity is shared: every pod on
-every node counts, whichever namespace or scheduler it belongs to. Before the first pass,
-nodes, pods and namespaces are listed once, so the first decisions see the whole cluster.
+to its users' pods. The handlers are ``async``, so kopf runs them on the event loop rather
+than in its thread pool, and they only convert the raw object and hand the event to the
+loop that owns the state (:meth:`Scheduler.feed`). The watches are cluster-wide because
+capacity is shared: every pod on every node counts, whichever namespace or scheduler it
+belongs to. Before the first pass, the cluster is listed once; later listings (every
+``resync_interval_s``, and soon after the watches re-list) reconcile the cache, as
+informers do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
@@ -17,7 +22,9 @@ from typing import Any
 import kopf
 from kubernetes import client
 
-from hybrid_operator.scheduler import Scheduler
+from hybrid_operator.k8s.calls import list_cluster
+from hybrid_operator.k8s.views import ObjectKind
+from hybrid_operator.scheduler import RELIST_SETTLE_S, Scheduler
 from hybrid_operator.webhook import managed_configuration, register_webhook, webhook_server
 
 log = logging.getLogger("hybrid_scheduler")
@@ -35,6 +42,8 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = scheduler.settings.api_timeout_s
         # Every watched resource is built in: no need to watch CustomResourceDefinitions
         # for new ones, which would also need a permission the operator has no use for.
         settings.scanning.disabled = True
@@ -46,41 +55,64 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
         register_webhook(registry, scheduler.settings, scheduler.enabled_namespaces)
 
     @kopf.on.event("", "v1", "pods", registry=registry)
-    def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        scheduler.on_pod(event.get("type"), body)
+    async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        scheduler.feed(ObjectKind.POD, event.get("type"), body)
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
-    def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        scheduler.on_node(event.get("type"), body)
+    async def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        scheduler.feed(ObjectKind.NODE, event.get("type"), body)
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
-    def namespace_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        scheduler.on_namespace(event.get("type"), body)
+    async def namespace_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        scheduler.feed(ObjectKind.NAMESPACE, event.get("type"), body)
 
     return registry
 
 
-def prime(scheduler: Scheduler, api_client: client.ApiClient) -> None:
-    """List namespaces, nodes and pods once, so the first pass sees the whole cluster."""
-    core = client.CoreV1Api(api_client)
-    for kind, items, handle in (
-        ("namespaces", core.list_namespace().items, scheduler.on_namespace),
-        ("nodes", core.list_node().items, scheduler.on_node),
-        ("pods", core.list_pod_for_all_namespaces().items, scheduler.on_pod),
-    ):
-        for item in items:
-            # The client's serialiser has no type annotations; it returns plain dicts.
-            handle(None, api_client.sanitize_for_serialization(item))  # type: ignore[no-untyped-call]
-        log.info("listed %d %s", len(items), kind)
+async def resync(scheduler: Scheduler, api_client: client.ApiClient) -> None:
+    """List the whole cluster in a thread, then reconcile the cache on the loop."""
+    listed_at = scheduler.cache.ticks()
+    listing = await asyncio.to_thread(list_cluster, api_client, scheduler.settings.api_timeout_s)
+    scheduler.drain()
+    scheduler.reconcile(listing, listed_at)
+    log.info(
+        "listed %d namespaces, %d nodes, %d pods",
+        len(listing.namespaces),
+        len(listing.nodes),
+        len(listing.pods),
+    )
+
+
+async def resync_forever(
+    scheduler: Scheduler, api_client: client.ApiClient, stop: asyncio.Event
+) -> None:
+    """Reconcile every ``resync_interval_s``, and soon after the watches re-list."""
+    while not stop.is_set():
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(scheduler.relisted.wait())]
+        await asyncio.wait(
+            waits, timeout=scheduler.settings.resync_interval_s, return_when="FIRST_COMPLETED"
+        )
+        for task in waits:
+            task.cancel()
+        if stop.is_set():
+            return
+        if scheduler.relisted.is_set():
+            # Let the re-list's events arrive first; the listing then removes the rest.
+            await asyncio.sleep(RELIST_SETTLE_S)
+            scheduler.relisted.clear()
+        try:
+            await resync(scheduler, api_client)
+        except Exception as exc:  # the API server may be down: try again at the next turn
+            log.warning("could not list the cluster to reconcile: %s", exc)
 
 
 async def run_operator(
     scheduler: Scheduler, api_client: client.ApiClient, kubeconfig: str | None
 ) -> None:
-    """Run kopf's watches and the scheduling loop until interrupted."""
+    """Run kopf's watches, the scheduling loop and the reconciling listings until stopped."""
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
-    await asyncio.to_thread(prime, scheduler, api_client)
+    await resync(scheduler, api_client)
     stop = asyncio.Event()
     registry = build_registry(scheduler)
     runner = None
@@ -88,7 +120,10 @@ async def run_operator(
         runner = await scheduler.metrics.serve(
             scheduler.settings.http_host, scheduler.settings.http_port
         )
-    tasks = [asyncio.create_task(scheduler.run_forever(stop))]
+    tasks = [
+        asyncio.create_task(scheduler.run_forever(stop)),
+        asyncio.create_task(resync_forever(scheduler, api_client, stop)),
+    ]
     if scheduler.elector is not None:
         tasks.append(asyncio.create_task(scheduler.elector.run_forever(stop)))
     if scheduler.collector is not None:
@@ -98,6 +133,7 @@ async def run_operator(
         await kopf.operator(registry=registry, clusterwide=True, standalone=True)
     finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks)
         if runner is not None:
             await runner.cleanup()

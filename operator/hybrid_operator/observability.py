@@ -31,6 +31,10 @@ class Counters:
     unschedulable: int = 0
     conflicts: int = 0
     errors: int = 0
+    #: Bindings called off before they were sent (node or pod gone, leadership lost).
+    cancelled: int = 0
+    #: Watch events that could not be applied (logged; the object is left as it was).
+    bad_events: int = 0
     bind_attempts: dict[str, int] = field(default_factory=dict)
 
 

@@ -1,58 +1,54 @@
-"""The scheduling loop: watch events in, bindings, Events and decision records out.
+"""The scheduling loop: the one owner of the cache and the queue.
 
-Watch handlers feed :meth:`Scheduler.on_pod`, :meth:`Scheduler.on_node` and
-:meth:`Scheduler.on_namespace`; :meth:`Scheduler.schedule_once` takes a batch from the
-queue, runs the policy's profile on a snapshot of the cache (the same code the simulator
-runs), assumes every placement, then binds. A pod is bound at most once: a pod that is
-bound or assumed is never queued or scheduled again, and a binding carries the pod's UID.
-A failed binding forgets the assumption (conflict or pod gone) or retries with back-off.
-A successful placement costs two API calls, as with kube-scheduler: the binding, which
-also carries the decision record, and the ``Scheduled`` Event.
+Watch handlers only convert and feed events (:meth:`Scheduler.feed`); the loop applies
+them (:meth:`Scheduler.apply`), runs a pass every ``batch_interval_s`` (the scheduling
+cycle, :mod:`hybrid_operator.scheduling_cycle`), and hands the placements to the binding
+cycle (:mod:`hybrid_operator.binding_cycle`), which binds them beside the next pass. All of
+it runs on the event loop's thread, so the cache and the queue have a single owner; only
+blocking API calls run in threads, and they touch neither. Full listings reconcile the
+cache (objects deleted while a watch was down go), periodically and whenever the watches
+re-list.
+
+A pod is bound at most once: a pod that is bound or assumed is never queued or decided
+again, a binding carries the pod's UID, and a binding whose node or pod went, or whose
+leadership term ended, is called off before it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 
-from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
-from hybrid_operator.k8s.api import (
-    BindOutcome,
-    ClusterApi,
-    involved_object,
-    pod_reference,
-    record_json,
-)
-from hybrid_operator.k8s.convert import Body, pending_pod
+from hybrid_operator.binding_cycle import BindingCycle, CancelReason
+from hybrid_operator.cache import ClusterCache
+from hybrid_operator.k8s.api import ClusterApi
+from hybrid_operator.k8s.calls import ApiThreads, Listing
+from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.k8s.views import ObjectKind, WatchEvent, WatchType, problems_of, watch_event
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
+from hybrid_operator.reporting import DECISION_ANNOTATION, Reporter
+from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
-from hybrid_operator.shadow import ShadowRecorder
-from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation
-from hybrid_policy.domain import PendingPod
+from hybrid_operator.shadow import ShadowContext, ShadowRecorder
+from hybrid_operator.utilisation import UtilisationCollector
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.policies import ModelOptions, Policy, build_policy
 
+__all__ = ["DECISION_ANNOTATION", "Scheduler", "policy_from"]
 log = logging.getLogger("hybrid_scheduler")
-DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
-OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
-#: Placements bound at once, and threads for API calls.
-BIND_CONCURRENCY = 16
-T = TypeVar("T")
+#: Passes whose bindings may be on their way at once.
 MAX_PASSES_IN_FLIGHT = 2
-#: ``hybrid_scheduler_fallbacks_total`` reason of passes made without the learned model.
-MODEL_FALLBACK_REASON = "model-unavailable"
+#: Seconds after a re-list by the watches before the reconciling listing starts.
+RELIST_SETTLE_S = 2.0
 
 
 def policy_from(settings: OperatorSettings, rng: np.random.Generator) -> Policy:
@@ -95,269 +91,263 @@ class Scheduler:
                 self.policy.fallback,
             )
         self.counters = Counters()
+        self.metrics = OperatorMetrics()
+        self.threads = ApiThreads()
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
         self.enabled_namespaces: set[str] = set()
-        #: The last FailedScheduling message posted per pod UID: a pod that keeps failing
-        #: for the same reason gets one Event, not one per retry.
-        self.last_failure: dict[str, str] = {}
-        self.shadow = ShadowRecorder(self, settings.shadow_of) if settings.shadow_of else None
-        self.metrics = OperatorMetrics()
-        self.api_threads = ThreadPoolExecutor(BIND_CONCURRENCY, thread_name_prefix="api")
-
-    # -- watch events -------------------------------------------------------------------
-
-    def is_ours(self, body: Body) -> bool:
-        """Whether the pod names this scheduler and lives in a namespace we schedule."""
-        spec = body.get("spec") or {}
-        namespace = (body.get("metadata") or {}).get("namespace")
-        wanted = not self.settings.namespaces or namespace in self.settings.namespaces
-        return spec.get("schedulerName") == self.settings.scheduler_name and wanted
-
-    def on_pod(self, event_type: str | None, body: Body) -> None:
-        """A pod was listed, added, changed or deleted."""
-        meta = body.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
-        had_node = uid in self.cache.bound
-        if event_type == "DELETED":
-            self.cache.delete_pod(uid)
-            self.queue.remove(uid)
-            self.last_failure.pop(uid, None)
-            if had_node:
-                self.queue.move_all_to_active()
-            return
-        self.cache.upsert_pod(body)
-        if self.shadow is not None:
-            self.shadow.observe(body)
-        spec = body.get("spec") or {}
-        phase = (body.get("status") or {}).get("phase")
-        if spec.get("nodeName") or phase in TERMINAL_PHASES or meta.get("deletionTimestamp"):
-            self.queue.remove(uid)
-            if had_node and uid not in self.cache.bound:
-                self.queue.move_all_to_active()  # capacity was freed
-            return
-        if self.is_ours(body) and not self.cache.is_placed(uid) and uid not in self.queue:
-            pod, problems = pending_pod(body)
-            self._report(body, "Pod", problems)
-            self.queue.add(pod)
-
-    def on_node(self, event_type: str | None, body: Body) -> None:
-        """A node was listed, added, changed or deleted."""
-        name = str((body.get("metadata") or {}).get("name") or "")
-        if event_type == "DELETED":
-            for pod in self.cache.delete_node(name):
-                log.warning(
-                    "node %s went away before %s was bound; scheduling it again", name, pod.key
-                )
-                self.queue.add(pod)
-            return
-        self._report(body, "Node", self.cache.upsert_node(body))
-        self.queue.move_all_to_active()
-
-    def on_namespace(self, event_type: str | None, body: Body) -> None:
-        """A namespace was listed, added, changed or deleted."""
-        meta = body.get("metadata") or {}
-        name = str(meta.get("name") or "")
-        labels = meta.get("labels") or {}
-        if event_type != "DELETED" and str(labels.get(OPT_IN_LABEL, "")).lower() == "true":
-            self.enabled_namespaces.add(name)
-        else:
-            self.enabled_namespaces.discard(name)
-        if event_type == "DELETED":
-            self.cache.delete_namespace(name)
-            return
-        self._report(body, "Namespace", self.cache.upsert_namespace(body))
-
-    def _report(self, body: Body, kind: str, problems: list[Problem]) -> None:
-        for problem in problems:
-            name = (body.get("metadata") or {}).get("name")
-            log.warning("%s %s: %s", kind, name, problem.message)
-            self._post(involved_object(body, kind), "InvalidField", problem.message, warning=True)
-
-    def _post(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
-    ) -> None:
-        try:
-            self.api.event(involved, reason, message, warning)
-        except Exception as exc:  # an Event is best effort; never let it stop scheduling
-            log.warning("could not post %s event for %s: %s", reason, involved.get("name"), exc)
-
-    # -- the pass -----------------------------------------------------------------------
-
-    def decide(self) -> list[Decision]:
-        """Take a batch, run the profile, assume every placement; nothing is bound yet."""
-        now = self.clock()
-        batch = self.queue.pop_batch(
-            now, self.policy.profile.queue_sort.sort_key, self.settings.batch_size
+        self.reporter = Reporter(
+            api, self.threads, self.policy, settings.identity, clock, lambda: self.metrics_status
         )
-        fresh = []
-        for pod in batch:
-            if self.cache.is_placed(pod.uid):
-                self.queue.done(pod.uid)
-            else:
-                fresh.append(pod)
-        self.metrics.pending.set(len(self.queue) + len(fresh))
-        if not fresh:
-            return []
-        started = time.perf_counter()
-        snapshot = self.cache.snapshot(now)
-        if self.collector is not None:
-            apply_utilisation(snapshot, self.collector, self.cache, now)
-        # The queue context learned scorers read: how much is waiting, and for what.
-        waiting = [*self.queue.pending(), *fresh]
-        snapshot.queue.pending_pods = len(waiting)
-        snapshot.queue.pending_demand = sum(
-            (snapshot.request_vector(p) for p in waiting), np.zeros(len(snapshot.resources))
-        )
-        decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
-        self.metrics.batch.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(fresh))
-        self.metrics.observe_shares(snapshot)
-        if self.collector is not None and self.collector.status != "live":
-            self.metrics.fallbacks.labels(reason="metrics-unavailable").inc()
-        if self.policy.fallback:
-            self.metrics.fallbacks.labels(reason=MODEL_FALLBACK_REASON).inc()
-        for d in decisions:
-            if d.node is not None:
-                self.cache.assume(d.pod, d.node)
-        return decisions
+        self.scheduling = SchedulingCycle(
+            self.cache, self.queue, self.policy, self.rng, self.metrics, clock,
+            settings.batch_size, collector,
+        )  # fmt: skip
+        self.binding = BindingCycle(
+            self.cache, self.queue, api, self.threads, self.reporter, self.metrics,
+            self.counters, clock, self.leader_term,
+        )  # fmt: skip
+        self.shadow = self._shadow() if settings.shadow_of else None
+        self.inbox: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        #: Conversion problems waiting to be posted as Events.
+        self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
+        #: Leadership terms this replica has held; a binding must belong to the current one.
+        self.term = 0
+        self.leading = elector is None
+        #: Set when the watches re-list: a reconciling listing should follow.
+        self.relisted = asyncio.Event()
+
+    def _shadow(self) -> ShadowRecorder:
+        context = ShadowContext(
+            self.cache, self.policy.profile, self.policy.name, self.clock,
+            lambda: self.metrics_status, self.collector,
+        )  # fmt: skip
+        return ShadowRecorder(
+            self.settings.shadow_of, context, self.api, self.threads, self.metrics,
+            self.settings.seed,
+        )  # fmt: skip
 
     @property
     def metrics_status(self) -> str:
         """Where live utilisation stands: live, unavailable (why), or not configured."""
         return self.collector.status if self.collector else "not configured"
 
-    async def schedule_once(self) -> list[Decision]:
-        """One pass: decide, then bind placements concurrently and report every outcome.
+    def leader_term(self) -> int | None:
+        """The current leadership term, or None while not leading (any thread may ask)."""
+        if self.elector is not None and not self.elector.is_leader:
+            return None
+        return self.term
 
-        API calls run in worker threads; the queue and the cache are only touched here,
-        on the event loop, like the watch handlers that also change them.
-        """
-        decisions = self.decide()
-        await self.settle_all(decisions, asyncio.Semaphore(BIND_CONCURRENCY))
+    # -- watch events -------------------------------------------------------------------
+
+    def feed(self, kind: ObjectKind, raw_type: object, body: Body) -> None:
+        """Convert a raw watch event and hand it to the loop (what the handlers call)."""
+        event = watch_event(kind, raw_type, body, self.settings.default_weight)
+        if event.type is WatchType.LISTED and self.metrics.ready:
+            self.relisted.set()
+        self.inbox.put_nowait(event)
+
+    def drain(self) -> int:
+        """Apply every event waiting in the inbox; returns how many."""
+        count = 0
+        while not self.inbox.empty():
+            self.apply_safely(self.inbox.get_nowait())
+            count += 1
+        return count
+
+    def apply_safely(self, event: WatchEvent) -> None:
+        """Apply one event; one that cannot be applied is logged and never stops the loop."""
+        try:
+            self.apply(event)
+        except Exception:
+            self.counters.bad_events += 1
+            log.exception(
+                "could not apply a %s event for %s %s", event.type, event.kind, event.name
+            )
+
+    def apply(self, event: WatchEvent) -> None:
+        """Change the cache and the queue as one watch event says."""
+        if event.kind is ObjectKind.POD:
+            self._pod(event)
+        elif event.kind is ObjectKind.NODE:
+            self._node(event)
+        else:
+            self._namespace(event)
+        self._gauge()
+
+    def _pod(self, event: WatchEvent) -> None:
+        view = event.pod
+        uid = event.uid
+        had_node = uid in self.cache.bound
+        if event.type is WatchType.DELETED or view is None:
+            self._pod_gone(uid, had_node)
+            return
+        self.cache.upsert_pod(view)
+        if self.shadow is not None:
+            self.shadow.observe(view)
+        if not view.waiting:
+            self.queue.remove(uid)
+            if had_node and uid not in self.cache.bound:
+                self.queue.move_all_to_active()  # capacity was freed
+            return
+        ours = view.scheduler_name == self.settings.scheduler_name and (
+            not self.settings.namespaces or view.pod.namespace in self.settings.namespaces
+        )
+        if ours and not self.cache.is_placed(uid) and uid not in self.queue:
+            self._report(event)
+            self.queue.add(view.pod)
+
+    def _pod_gone(self, uid: str, had_node: bool) -> None:
+        self.binding.cancel(uid, CancelReason.POD_GONE)
+        self.cache.delete_pod(uid)
+        self.queue.remove(uid)
+        self.reporter.forget_object(uid)
+        if self.shadow is not None:
+            self.shadow.forget(uid)
+        if had_node:
+            self.queue.move_all_to_active()
+
+    def _node(self, event: WatchEvent) -> None:
+        if event.type is WatchType.DELETED or event.node is None:
+            self._node_gone(event.name)
+            return
+        self._report(event)
+        self.cache.upsert_node(event.node.node)
+        self.queue.move_all_to_active()
+
+    def _node_gone(self, name: str) -> None:
+        called_off = set(self.binding.cancel_on_node(name))
+        for pod in self.cache.delete_node(name):
+            if pod.uid not in called_off:
+                # Assumed there, its binding already sent: the watch shows where it went.
+                log.warning("node %s went away right after %s was bound there", name, pod.key)
+        self.queue.move_all_to_active()
+
+    def _namespace(self, event: WatchEvent) -> None:
+        view = event.namespace
+        if event.type is WatchType.DELETED or view is None:
+            self.enabled_namespaces.discard(event.name)
+            self.cache.delete_namespace(event.name)
+            return
+        if view.opted_in:
+            self.enabled_namespaces.add(event.name)
+        else:
+            self.enabled_namespaces.discard(event.name)
+        self._report(event)
+        self.cache.upsert_namespace(view.namespace)
+
+    def _report(self, event: WatchEvent) -> None:
+        problems = problems_of(event)
+        if problems:
+            self.reports.append((event.reference, problems))
+
+    async def flush_reports(self) -> None:
+        """Post the Events about objects that had problems (at the end of a pass)."""
+        reports, self.reports = self.reports, []
+        for reference, problems in reports:
+            await self.reporter.problems(reference, problems)
+
+    def _gauge(self) -> None:
+        self.metrics.pending.set(len(self.queue) + self.queue.in_flight_count)
+
+    # -- convenience for listings and tests ---------------------------------------------
+
+    def on_pod(self, event_type: str | None, body: Body) -> None:
+        """Apply a raw pod event at once."""
+        self.apply_safely(watch_event(ObjectKind.POD, event_type, body))
+
+    def on_node(self, event_type: str | None, body: Body) -> None:
+        """Apply a raw node event at once."""
+        self.apply_safely(watch_event(ObjectKind.NODE, event_type, body))
+
+    def on_namespace(self, event_type: str | None, body: Body) -> None:
+        """Apply a raw namespace event at once."""
+        event = watch_event(ObjectKind.NAMESPACE, event_type, body, self.settings.default_weight)
+        self.apply_safely(event)
+
+    def reconcile(self, listing: Listing, listed_at: float) -> None:
+        """Apply a full listing begun at ``listed_at`` (the cache's ticks), dropping what
+        it no longer shows: objects deleted while a watch was down."""
+        events = [
+            *(watch_event(ObjectKind.NAMESPACE, None, b, self.settings.default_weight)
+              for b in listing.namespaces),
+            *(watch_event(ObjectKind.NODE, None, b) for b in listing.nodes),
+            *(watch_event(ObjectKind.POD, None, b) for b in listing.pods),
+        ]  # fmt: skip
+        for event in events:
+            # An object whose watch event came after the listing began is newer than it.
+            if not self.cache.seen_since(event, listed_at):
+                self.apply_safely(event)
+        pods = {e.uid for e in events if e.kind is ObjectKind.POD}
+        nodes = {e.name for e in events if e.kind is ObjectKind.NODE}
+        gone = self.cache.reconcile(pods, nodes, listed_at)
+        for uid in gone.pods:
+            self._pod_gone(uid, had_node=True)
+        for name in gone.nodes:
+            self._node_gone(name)
+        if gone.pods or gone.nodes:
+            log.warning(
+                "reconciled with a listing: %d pods and %d nodes were gone",
+                len(gone.pods),
+                len(gone.nodes),
+            )
+        self._gauge()
+
+    # -- the pass -----------------------------------------------------------------------
+
+    def decide(self) -> list[Decision]:
+        """One scheduling cycle; its placements get their binding tickets at once."""
+        self.drain()
+        try:
+            decisions = self.scheduling.decide()
+        finally:
+            self._gauge()
+        self.binding.issue(decisions, self.term)
         return decisions
 
-    async def settle_all(self, decisions: list[Decision], limit: asyncio.Semaphore) -> None:
-        """Bind (or report) every decision of a pass, at most ``limit`` at a time."""
+    async def schedule_once(self) -> list[Decision]:
+        """One pass: decide, then bind placements concurrently and report every outcome."""
+        decisions = self.decide()
+        await self.settle_all(decisions)
+        return decisions
 
-        async def settle(decision: Decision) -> None:
-            async with limit:
-                await self._settle(decision)
-
-        await asyncio.gather(*(settle(d) for d in decisions))
+    async def settle_all(self, decisions: list[Decision]) -> None:
+        """Bind (or report) every decision of a pass."""
+        await asyncio.gather(*(self.binding.settle(d) for d in decisions))
+        self._gauge()
+        await self.flush_reports()
         if self.shadow is not None:
             await self.shadow.flush()
 
-    async def in_api_thread(self, fn: Callable[..., T], *args: object) -> T:
-        """Run a blocking API call in one of the operator's own API threads.
-
-        Calls wait there for the client's rate limit, so they get threads of their own
-        rather than the event loop's few default workers, which the watches' helpers and
-        the Prometheus collector also use.
-        """
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.api_threads, functools.partial(fn, *args))
-
-    async def _call(
-        self, what: str, pod: PendingPod, fn: Callable[..., object], *args: object
-    ) -> None:
-        try:
-            await self.in_api_thread(fn, *args)
-        except Exception as exc:  # reporting is best effort; never let it stop scheduling
-            log.warning("could not %s on %s: %s", what, pod.key, exc)
-
-    async def _settle(self, d: Decision) -> None:
-        pod = d.pod
-        if d.node is None:
-            self.counters.unschedulable += 1
-            self.metrics.attempts.labels(result="unschedulable").inc()
-            self.queue.park(pod.uid, self.clock())
-            message = d.status.message
-            if self.last_failure.get(pod.uid) == message:
-                return
-            self.last_failure[pod.uid] = message
-            await self._call(
-                "post FailedScheduling",
-                pod,
-                self.api.event,
-                pod_reference(pod),
-                "FailedScheduling",
-                message,
-                True,
-            )
-            await self._call("set PodScheduled", pod, self.api.mark_unschedulable, pod, message)
-            return
-        # The decision record rides on the Binding: the API server writes it onto the pod
-        # with the node and PodScheduled=True, so success costs a binding and an Event,
-        # as with kube-scheduler.
-        record = {DECISION_ANNOTATION: record_json(self.record(d))}
-        result = await self.in_api_thread(self.api.bind, pod, d.node, record)
-        attempts = self.counters.bind_attempts
-        attempts[result.outcome] = attempts.get(result.outcome, 0) + 1
-        self.metrics.attempts.labels(result=result.outcome.value).inc()
-        self.last_failure.pop(pod.uid, None)
-        if result.outcome is BindOutcome.BOUND:
-            self.counters.bound += 1
-            if pod.created_at_s > 0:
-                self.metrics.latency.observe(max(self.clock() - pod.created_at_s, 0.0))
-            self.queue.done(pod.uid)
-            share = "n/a" if d.namespace_share is None else f"{d.namespace_share:.3f}"
-            score = "n/a" if d.score is None else f"{d.score:.1f}"
-            message = (
-                f"Successfully assigned {pod.key} to {d.node} "
-                f"(score {score}, namespace share {share})"
-            )
-            await self._call(
-                "post Scheduled", pod, self.api.event, pod_reference(pod), "Scheduled", message
-            )
-            return
-        self.cache.forget(pod.uid)
-        if result.outcome in (BindOutcome.CONFLICT, BindOutcome.GONE):
-            # Bound by someone else, recreated, or deleted: the watch says what happens next.
-            self.counters.conflicts += 1
-            self.queue.done(pod.uid)
-            log.info("binding %s to %s: %s (%s)", pod.key, d.node, result.outcome, result.detail)
-        else:
-            self.counters.errors += 1
-            self.queue.park(pod.uid, self.clock())
-            self.queue.move_all_to_active()
-            log.warning("binding %s to %s failed, will retry: %s", pod.key, d.node, result.detail)
-
-    def record(self, d: Decision) -> dict[str, Any]:
-        """The compact decision record written on a bound pod."""
-        return {
-            "policy": self.policy.name,
-            "path": f"{d.path}, {self.policy.fallback_part} fallback"
-            if self.policy.fallback
-            else d.path,
-            "node": d.node,
-            "score": None if d.score is None else round(d.score, 2),
-            "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],
-            "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
-            "metrics": self.metrics_status,
-            "instance": self.settings.identity,
-            "at": round(self.clock(), 3),
-        }
+    def _leadership(self) -> bool:
+        """Whether to run passes now; a new term starts each time leadership is won."""
+        leading = self.elector is None or self.elector.is_leader
+        if leading and not self.leading:
+            self.term += 1
+        if not leading and self.leading:
+            self.binding.cancel_all(CancelReason.NOT_LEADER)
+        self.leading = leading
+        return leading
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Pass after pass, every ``batch_interval_s``, until ``stop`` is set.
 
         A pass's bindings go on while the next pass decides, as kube-scheduler's binding
         cycle runs beside its next scheduling cycle: the placements are assumed in the
-        cache, so the next pass counts them, and deciding never waits for the API
-        server. At most ``MAX_PASSES_IN_FLIGHT`` passes bind at once.
+        cache, so the next pass counts them. At most ``MAX_PASSES_IN_FLIGHT`` passes bind
+        at once.
         """
-        limit = asyncio.Semaphore(BIND_CONCURRENCY)
         in_flight: set[asyncio.Task[None]] = set()
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                if self.elector is None or self.elector.is_leader:
+                self.drain()
+                if self._leadership():
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     decisions = self.decide()
-                    # Shadow records are written at the end of a pass, ours or not.
-                    if decisions or self.shadow is not None:
-                        task = asyncio.create_task(self._settle_pass(decisions, limit))
+                    # Shadow records and problem Events are written at the end of a pass.
+                    if decisions or self.shadow is not None or self.reports:
+                        task = asyncio.create_task(self._settle_pass(decisions))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
             except Exception:  # one bad pass must not end scheduling
@@ -369,8 +359,8 @@ class Scheduler:
         if in_flight:
             await asyncio.wait(in_flight)
 
-    async def _settle_pass(self, decisions: list[Decision], limit: asyncio.Semaphore) -> None:
+    async def _settle_pass(self, decisions: list[Decision]) -> None:
         try:
-            await self.settle_all(decisions, limit)
-        except Exception:  # one bad pass must not end scheduling
+            await self.settle_all(decisions)
+        except Exception:  # settle() already put every pod back; keep scheduling
             log.exception("binding a pass failed")

@@ -90,6 +90,13 @@ class OperatorSettings:
     api_qps: float = 50.0
     #: Calls that may go at once above ``api_qps``. Default 100 (kube-scheduler's ``burst``).
     api_burst: int = 100
+    #: Seconds any one API call may take (connect and read) before it counts as failed and
+    #: its pod is retried. Default 10.
+    api_timeout_s: float = 10.0
+    #: Seconds between full listings of pods, nodes and namespaces that reconcile the cache
+    #: with the API server (objects deleted while a watch was down). A re-list by the
+    #: watches also triggers one. Default 120.
+    resync_interval_s: float = 120.0
     #: Kubeconfig file; None uses ``$KUBECONFIG``, ``~/.kube/config`` or in-cluster config.
     kubeconfig: str | None = None
     #: Seed of the random tie-breaking between equally good nodes. Default 0.
@@ -123,6 +130,8 @@ class OperatorSettings:
             ("lease_duration_s", self.lease_duration_s, 3.0),
             ("api_qps", self.api_qps, 0.0),
             ("api_burst", float(self.api_burst), 1),
+            ("api_timeout_s", self.api_timeout_s, 0.1),
+            ("resync_interval_s", self.resync_interval_s, 1.0),
         ]
         if self.webhook and not self.webhook_host and not self.webhook_cert_dir:
             raise SettingsError(

@@ -1,6 +1,18 @@
+from typing import Any
+
 from builders import k8s_node, k8s_pod
 from hybrid_operator.cache import ClusterCache
-from hybrid_operator.k8s.convert import pending_pod
+from hybrid_operator.k8s.convert import namespace, node_info, pending_pod
+from hybrid_operator.k8s.views import PodView, pod_view
+from hybrid_policy.domain import NodeInfo
+
+
+def _node(name: str) -> NodeInfo:
+    return node_info(k8s_node(name))[0]
+
+
+def _pod(*args: Any, **kwargs: Any) -> PodView:
+    return pod_view(k8s_pod(*args, **kwargs))
 
 
 def _gpus_on(cache: ClusterCache, node: str) -> float:
@@ -10,33 +22,33 @@ def _gpus_on(cache: ClusterCache, node: str) -> float:
 
 def test_pods_of_every_scheduler_are_counted_and_terminal_pods_are_not() -> None:
     cache = ClusterCache()
-    cache.upsert_node(k8s_node("n1"))
-    cache.upsert_pod(k8s_pod("by-default", 2, node="n1", phase="Running"))
-    cache.upsert_pod(k8s_pod("finished", 4, node="n1", phase="Succeeded"))
-    cache.upsert_pod(k8s_pod("pending", 4))
+    cache.upsert_node(_node("n1"))
+    cache.upsert_pod(_pod("by-default", 2, node="n1", phase="Running"))
+    cache.upsert_pod(_pod("finished", 4, node="n1", phase="Succeeded"))
+    cache.upsert_pod(_pod("pending", 4))
     assert _gpus_on(cache, "n1") == 2.0
 
 
 def test_an_assumed_pod_is_counted_once_when_its_binding_shows_up() -> None:
     cache = ClusterCache()
-    cache.upsert_node(k8s_node("n1"))
+    cache.upsert_node(_node("n1"))
     body = k8s_pod("ours", 3, scheduler="hybrid-scheduler")
     pod, _ = pending_pod(body)
     cache.assume(pod, "n1")
     assert cache.is_placed(pod.uid)
     assert _gpus_on(cache, "n1") == 3.0
-    cache.upsert_pod(k8s_pod("ours", 3, node="n1", phase="Pending", scheduler="hybrid-scheduler"))
+    cache.upsert_pod(_pod("ours", 3, node="n1", phase="Pending", scheduler="hybrid-scheduler"))
     assert _gpus_on(cache, "n1") == 3.0
     assert pod.uid not in cache.assumed
-    cache.upsert_pod(k8s_pod("ours", 3, node="n1", phase="Succeeded", scheduler="hybrid-scheduler"))
+    cache.upsert_pod(_pod("ours", 3, node="n1", phase="Succeeded", scheduler="hybrid-scheduler"))
     assert _gpus_on(cache, "n1") == 0.0
     assert not cache.is_placed(pod.uid)
 
 
 def test_forget_and_node_deletion_release_assumptions() -> None:
     cache = ClusterCache()
-    cache.upsert_node(k8s_node("n1"))
-    cache.upsert_node(k8s_node("n2"))
+    cache.upsert_node(_node("n1"))
+    cache.upsert_node(_node("n2"))
     a, _ = pending_pod(k8s_pod("a", 1))
     b, _ = pending_pod(k8s_pod("b", 1))
     cache.assume(a, "n1")
@@ -50,24 +62,44 @@ def test_forget_and_node_deletion_release_assumptions() -> None:
 
 def test_pods_on_unknown_nodes_wait_for_the_node() -> None:
     cache = ClusterCache()
-    cache.upsert_pod(k8s_pod("early", 2, node="late-node", phase="Running"))
+    cache.upsert_pod(_pod("early", 2, node="late-node", phase="Running"))
     assert len(cache.snapshot()) == 0
-    cache.upsert_node(k8s_node("late-node"))
+    cache.upsert_node(_node("late-node"))
     assert _gpus_on(cache, "late-node") == 2.0
 
 
-def test_namespace_weights_reach_the_snapshot_and_bad_ones_are_reported() -> None:
+def test_namespace_weights_reach_the_snapshot() -> None:
     cache = ClusterCache(default_weight=1.0)
-    assert (
-        cache.upsert_namespace(
-            {"metadata": {"name": "team-c", "annotations": {"hybrid-scheduler.io/weight": "2"}}}
-        )
-        == []
-    )
-    problems = cache.upsert_namespace(
-        {"metadata": {"name": "team-x", "annotations": {"hybrid-scheduler.io/weight": "-1"}}}
-    )
+    meta = {"name": "team-c", "annotations": {"hybrid-scheduler.io/weight": "2"}}
+    cache.upsert_namespace(namespace({"metadata": meta})[0])
+    bad = {"name": "team-x", "annotations": {"hybrid-scheduler.io/weight": "-1"}}
+    ns, problems = namespace({"metadata": bad}, cache.default_weight)
+    cache.upsert_namespace(ns)
     assert len(problems) == 1
     snap = cache.snapshot()
     assert snap.weight_of("team-c") == 2.0
     assert snap.weight_of("team-x") == 1.0
+
+
+def test_a_listing_removes_what_was_deleted_during_a_watch_gap() -> None:
+    ticks = [0.0]
+    cache = ClusterCache(ticks=lambda: ticks[0])
+    cache.upsert_node(_node("n1"))
+    cache.upsert_node(_node("gone-node"))
+    kept = _pod("kept", 1, node="n1", phase="Running")
+    gone = _pod("gone", 2, node="n1", phase="Running")
+    cache.upsert_pod(kept)
+    cache.upsert_pod(gone)
+    assumed, _ = pending_pod(k8s_pod("assumed", 1))
+    cache.assume(assumed, "gone-node")
+    ticks[0] = 10.0  # the listing begins
+    late = _pod("late", 1, node="n1", phase="Running")
+    ticks[0] = 11.0
+    cache.upsert_pod(late)  # its event came after the listing began: kept though not listed
+    result = cache.reconcile({kept.uid}, {"n1"}, listed_at=10.0)
+    assert result.pods == [gone.uid]
+    assert result.nodes == ["gone-node"]
+    assert [p.uid for p in result.lost] == [assumed.uid]
+    assert set(cache.bound) == {kept.uid, late.uid}
+    assert _gpus_on(cache, "n1") == 2.0
+    assert "gone-node" not in cache.snapshot().node_index

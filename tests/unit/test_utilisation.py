@@ -1,6 +1,6 @@
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -73,7 +73,11 @@ class BindAll:
         self.records: list[dict[str, Any]] = []
 
     def bind(
-        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+        self,
+        pod: PendingPod,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> BindResult:
         self.records.append(json.loads((annotations or {})[DECISION_ANNOTATION]))
         return BindResult(BindOutcome.BOUND)

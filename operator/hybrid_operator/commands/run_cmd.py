@@ -41,6 +41,8 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--seed", "seed", int, "seed of random tie-breaking (0)"),
     ("--api-qps", "api_qps", float, "API calls per second on average; 0: no limit (50)"),
     ("--api-burst", "api_burst", int, "API calls above --api-qps at once (100)"),
+    ("--api-timeout", "api_timeout_s", float, "seconds one API call may take (10)"),
+    ("--resync-interval", "resync_interval_s", float, "seconds between full re-lists (120)"),
     ("--lease-namespace", "lease_namespace", str, "namespace of the leader Lease (default)"),
     ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
     ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
@@ -189,7 +191,13 @@ def run(args: argparse.Namespace) -> int:
             settings.lease_name,
             settings.lease_duration_s,
         )
-    api = KubeApi(api_client, settings.identity, settings.api_qps, settings.api_burst)
+    api = KubeApi(
+        api_client,
+        settings.identity,
+        settings.api_qps,
+        settings.api_burst,
+        timeout_s=settings.api_timeout_s,
+    )
     scheduler = Scheduler(settings, api, collector=collector, elector=elector, policy=policy)
     try:
         asyncio.run(run_operator(scheduler, api_client, settings.kubeconfig))

@@ -9,6 +9,13 @@ instead. A binding may carry annotations: the API server copies a Binding's
 the ``PodScheduled=True`` condition (``setPodNodeAndMetadata`` in kube-apiserver's pod
 storage), so the decision record needs no call of its own.
 
+Every call carries a request timeout (``api_timeout_s``), so a call to an API server that
+has gone silent fails instead of holding its pod forever. A binding never raises: any
+failure, whatever the client library raises (``urllib3``'s ``MaxRetryError`` when the API
+server is down, a timeout, ...), is a :class:`BindResult` with outcome ``ERROR``. A binding
+can be called off after it waited for the rate limit and before it is sent
+(``still_wanted``): the node may have gone, or leadership been lost, meanwhile.
+
 Calls are rate-limited like kube-scheduler's: ``api_qps``/``api_burst`` for bindings,
 patches and reads, and a second bucket with the same limits for Events (kube-scheduler
 posts its Events through a client of their own). Every call is blocking; the scheduler
@@ -18,7 +25,7 @@ runs them in worker threads.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +44,8 @@ DEFAULT_QPS = 50.0
 DEFAULT_BURST = 100
 #: Connections kept open to the API server (the client's default is 5 per CPU).
 API_CONNECTIONS = 32
+#: Seconds one call may take, connect and read, unless the settings say otherwise.
+DEFAULT_TIMEOUT_S = 10.0
 
 
 class BindOutcome(StrEnum):
@@ -49,6 +58,8 @@ class BindOutcome(StrEnum):
     GONE = "gone"
     #: Anything else (the API server refused or was unreachable); retry later.
     ERROR = "error"
+    #: Called off before it was sent (``still_wanted`` said no); schedule the pod again.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,14 @@ class ClusterApi(Protocol):
     """What the scheduling loop needs from the API server (:class:`KubeApi`, or a fake)."""
 
     def bind(
-        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+        self,
+        pod: PendingPod,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> BindResult:
-        """Bind ``pod`` to ``node``, adding ``annotations`` to the pod in the same write."""
+        """Bind ``pod`` to ``node``, adding ``annotations`` to the pod in the same write;
+        ask ``still_wanted`` right before sending, and send nothing if it says no."""
         ...
 
     def event(
@@ -128,14 +144,20 @@ class KubeApi:
         instance: str,
         qps: float = DEFAULT_QPS,
         burst: int = DEFAULT_BURST,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.core = client.CoreV1Api(api_client)
         self.instance = instance
+        self.timeout_s = timeout_s
         self.limit = TokenBucket(qps, burst)
         self.event_limit = TokenBucket(qps, burst)
 
     def bind(
-        self, pod: PendingPod, node: str, annotations: Mapping[str, str] | None = None
+        self,
+        pod: PendingPod,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> BindResult:
         """POST a Binding of ``pod`` (by name and UID) to ``node``, carrying ``annotations``."""
         metadata: dict[str, Any] = {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid}
@@ -149,18 +171,24 @@ class KubeApi:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         self.limit.acquire()
+        if still_wanted is not None and not still_wanted():
+            return BindResult(BindOutcome.CANCELLED, "called off before it was sent")
         try:
             # With _preload_content=False the client returns the raw HTTP response.
             response: Any = self.core.create_namespaced_pod_binding(
-                pod.name, pod.namespace, body, _preload_content=False
+                pod.name,
+                pod.namespace,
+                body,
+                _preload_content=False,
+                _request_timeout=self.timeout_s,
             )
         except ApiException as exc:
             outcome = {409: BindOutcome.CONFLICT, 404: BindOutcome.GONE}.get(
                 exc.status or 0, BindOutcome.ERROR
             )
             return BindResult(outcome, f"{exc.status} {_reason(exc)}")
-        except OSError as exc:
-            return BindResult(BindOutcome.ERROR, str(exc))
+        except Exception as exc:  # any failure of the client or the connection: retry later
+            return BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}")
         if 200 <= response.status < 300:
             return BindResult(BindOutcome.BOUND)
         return BindResult(BindOutcome.ERROR, f"HTTP {response.status}")
@@ -189,7 +217,9 @@ class KubeApi:
             "count": 1,
         }
         self.event_limit.acquire()
-        response: Any = self.core.create_namespaced_event(namespace, body, _preload_content=False)
+        response: Any = self.core.create_namespaced_event(
+            namespace, body, _preload_content=False, _request_timeout=self.timeout_s
+        )
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason="the Event was not created")
 
@@ -204,20 +234,26 @@ class KubeApi:
         }
         self.limit.acquire()
         self.core.patch_namespaced_pod_status(
-            pod.name, pod.namespace, {"status": {"conditions": [condition]}}
+            pod.name,
+            pod.namespace,
+            {"status": {"conditions": [condition]}},
+            _request_timeout=self.timeout_s,
         )
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         """Write ``record`` as compact JSON under annotation ``key``."""
         self.limit.acquire()
         self.core.patch_namespaced_pod(
-            pod.name, pod.namespace, {"metadata": {"annotations": {key: record_json(record)}}}
+            pod.name,
+            pod.namespace,
+            {"metadata": {"annotations": {key: record_json(record)}}},
+            _request_timeout=self.timeout_s,
         )
 
     def read_annotation(self, namespace: str, name: str, key: str) -> str | None:
         """The value of annotation ``key`` on pod ``namespace/name``, if any."""
         self.limit.acquire()
-        pod = self.core.read_namespaced_pod(name, namespace)
+        pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout_s)
         annotations = (pod.metadata.annotations if pod.metadata else None) or {}
         value = annotations.get(key)
         return str(value) if value is not None else None

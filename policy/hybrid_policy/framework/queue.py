@@ -41,6 +41,15 @@ class SchedulingQueue:
         return uid in self._active or uid in self._unschedulable or uid in self._in_flight
 
     @property
+    def in_flight_count(self) -> int:
+        """Pods taken by a pass and not yet bound, parked or requeued."""
+        return len(self._in_flight)
+
+    def is_in_flight(self, uid: str) -> bool:
+        """Whether ``uid`` was taken by a pass and is not settled yet."""
+        return uid in self._in_flight
+
+    @property
     def active_count(self) -> int:
         """Pods ready to be tried (possibly still backing off)."""
         return len(self._active)

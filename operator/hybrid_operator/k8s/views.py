@@ -1,0 +1,188 @@
+"""Watch events as typed views: a raw object is converted once, here, at the edge.
+
+kopf hands the handlers nested dicts; :func:`watch_event` turns each into a
+:class:`WatchEvent` that carries a :class:`PodView`, a node or a namespace in domain
+types, with the problems found on the way. The cache, the queue and shadow mode all read
+the same view, so no other module looks into a raw pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hybrid_operator.k8s.convert import Body, namespace, node_info, pending_pod
+from hybrid_operator.k8s.problems import Problem
+from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
+
+#: Namespaces labelled so opt their pods in through the admission webhook.
+OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
+
+
+class ObjectKind(StrEnum):
+    """What a watch event is about."""
+
+    POD = "Pod"
+    NODE = "Node"
+    NAMESPACE = "Namespace"
+
+
+class WatchType(StrEnum):
+    """How the object changed; LISTED is a listing (kopf's first or re-list, or a resync)."""
+
+    LISTED = "LISTED"
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+    @classmethod
+    def of(cls, raw: object) -> WatchType:
+        """The type of a raw watch event; kopf gives None for listed objects."""
+        try:
+            return cls(str(raw)) if raw else cls.LISTED
+        except ValueError:
+            return cls.LISTED
+
+
+class PodPhase(StrEnum):
+    """``status.phase`` of a pod; anything unknown counts as Unknown."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def of(cls, raw: object) -> PodPhase:
+        """The phase a raw value names; Pending when absent (a new pod has none yet)."""
+        if raw is None or raw == "":
+            return cls.PENDING
+        try:
+            return cls(str(raw))
+        except ValueError:
+            return cls.UNKNOWN
+
+
+@dataclass(frozen=True)
+class PodView:
+    """Everything the operator uses of a pod, typed."""
+
+    pod: PendingPod
+    scheduler_name: str
+    node_name: str | None
+    phase: PodPhase
+    terminating: bool
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def uid(self) -> str:
+        """The pod's UID: the key of the cache and the queue."""
+        return self.pod.uid
+
+    @property
+    def finished(self) -> bool:
+        """Succeeded or Failed: it holds no node any more."""
+        return self.phase in (PodPhase.SUCCEEDED, PodPhase.FAILED)
+
+    @property
+    def holds_node(self) -> bool:
+        """Bound and not finished (a terminating pod still holds its node)."""
+        return self.node_name is not None and not self.finished
+
+    @property
+    def waiting(self) -> bool:
+        """Not bound, not finished, not being deleted: a candidate for scheduling."""
+        return self.node_name is None and not self.finished and not self.terminating
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _mapping(value: object) -> Body:
+    return value if isinstance(value, dict) else {}
+
+
+def pod_view(body: Body) -> PodView:
+    """The typed view of a raw pod (conversion problems are kept on the view)."""
+    meta, spec = _mapping(body.get("metadata")), _mapping(body.get("spec"))
+    pod, problems = pending_pod(body)
+    node = _text(spec.get("nodeName")) or None
+    return PodView(
+        pod=pod,
+        scheduler_name=_text(spec.get("schedulerName")),
+        node_name=node,
+        phase=PodPhase.of(_mapping(body.get("status")).get("phase")),
+        terminating=bool(meta.get("deletionTimestamp")),
+        problems=tuple(problems),
+    )
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    """A namespace's weight and whether it opted in by label."""
+
+    namespace: Namespace
+    opted_in: bool
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A node in domain types."""
+
+    node: NodeInfo
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One event of one watch, converted; ``name`` and ``uid`` identify the object."""
+
+    kind: ObjectKind
+    type: WatchType
+    name: str
+    uid: str
+    pod: PodView | None = None
+    node: NodeView | None = None
+    namespace: NamespaceView | None = None
+    #: A reference for Events about the object itself (kind, name, namespace, uid).
+    reference: dict[str, str] = field(default_factory=dict)
+
+
+def _reference(kind: ObjectKind, meta: Body) -> dict[str, str]:
+    out = {"kind": kind.value, "name": _text(meta.get("name"))}
+    if _text(meta.get("namespace")):
+        out["namespace"] = _text(meta.get("namespace"))
+    if _text(meta.get("uid")):
+        out["uid"] = _text(meta.get("uid"))
+    return out
+
+
+def watch_event(
+    kind: ObjectKind, raw_type: object, body: Body, default_weight: float = 1.0
+) -> WatchEvent:
+    """Convert one raw watch event of ``kind``."""
+    meta = _mapping(body.get("metadata"))
+    kind_type = WatchType.of(raw_type)
+    ref = _reference(kind, meta)
+    name, uid = ref["name"], ref.get("uid", "")
+    if kind is ObjectKind.POD:
+        return WatchEvent(kind, kind_type, name, uid, pod=pod_view(body), reference=ref)
+    if kind is ObjectKind.NODE:
+        node, problems = node_info(body)
+        return WatchEvent(
+            kind, kind_type, name, uid, node=NodeView(node, tuple(problems)), reference=ref
+        )
+    ns, problems = namespace(body, default_weight)
+    labels = _mapping(meta.get("labels"))
+    opted = str(labels.get(OPT_IN_LABEL, "")).lower() == "true"
+    view = NamespaceView(ns, opted, tuple(problems))
+    return WatchEvent(kind, kind_type, name, uid, namespace=view, reference=ref)
+
+
+def problems_of(event: WatchEvent) -> tuple[Problem, ...]:
+    """The conversion problems an event carries, whatever its kind."""
+    view = event.pod or event.node or event.namespace
+    return view.problems if view is not None else ()

@@ -1,0 +1,117 @@
+"""What the scheduler tells people: Events, the PodScheduled condition, decision records.
+
+Every report is best effort: a failed Event or condition is logged and never stops
+scheduling. A pod that keeps failing for the same reason gets one FailedScheduling Event,
+not one per retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from hybrid_operator.k8s.api import ClusterApi, pod_reference, record_json
+from hybrid_operator.k8s.calls import ApiThreads
+from hybrid_operator.k8s.problems import Problem
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.cycle import Decision
+from hybrid_policy.policies import Policy
+
+log = logging.getLogger("hybrid_scheduler")
+DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
+
+
+class Reporter:
+    """Posts Events and conditions through the API threads, and formats decision records."""
+
+    def __init__(
+        self,
+        api: ClusterApi,
+        threads: ApiThreads,
+        policy: Policy,
+        identity: str,
+        clock: Callable[[], float],
+        metrics_status: Callable[[], str],
+    ) -> None:
+        self.api = api
+        self.threads = threads
+        self.policy = policy
+        self.identity = identity
+        self.clock = clock
+        self.metrics_status = metrics_status
+        #: The last FailedScheduling message posted per pod UID.
+        self.last_failure: dict[str, str] = {}
+        #: Problems already reported, per object UID (a re-list does not repeat them).
+        self.reported: dict[str, set[str]] = {}
+
+    async def _call(self, what: str, key: str, fn: Callable[..., object], *args: object) -> None:
+        try:
+            await self.threads.call(fn, *args)
+        except Exception as exc:  # reporting is best effort; never let it stop scheduling
+            log.warning("could not %s on %s: %s", what, key, exc)
+
+    async def problems(self, reference: dict[str, str], problems: tuple[Problem, ...]) -> None:
+        """A Warning Event ``InvalidField`` per problem found converting an object."""
+        seen = self.reported.setdefault(reference.get("uid") or reference.get("name", ""), set())
+        for problem in problems:
+            if problem.message in seen:
+                continue
+            seen.add(problem.message)
+            name = f"{reference.get('kind')} {reference.get('name')}"
+            log.warning("%s: %s", name, problem.message)
+            await self._call(
+                "post InvalidField", name, self.api.event, reference, "InvalidField",
+                problem.message, True,
+            )  # fmt: skip
+
+    async def unschedulable(self, pod: PendingPod, message: str) -> None:
+        """FailedScheduling and PodScheduled=False, once per distinct message."""
+        if self.last_failure.get(pod.uid) == message:
+            return
+        self.last_failure[pod.uid] = message
+        ref = pod_reference(pod)
+        await self._call(
+            "post FailedScheduling", pod.key, self.api.event, ref, "FailedScheduling", message, True
+        )
+        await self._call("set PodScheduled", pod.key, self.api.mark_unschedulable, pod, message)
+
+    async def scheduled(self, d: Decision) -> None:
+        """The ``Scheduled`` Event of a bound pod."""
+        share = "n/a" if d.namespace_share is None else f"{d.namespace_share:.3f}"
+        score = "n/a" if d.score is None else f"{d.score:.1f}"
+        message = (
+            f"Successfully assigned {d.pod.key} to {d.node} "
+            f"(score {score}, namespace share {share})"
+        )
+        ref = pod_reference(d.pod)
+        await self._call("post Scheduled", d.pod.key, self.api.event, ref, "Scheduled", message)
+
+    def forget(self, uid: str) -> None:
+        """The pod was bound: its next failure is news again."""
+        self.last_failure.pop(uid, None)
+
+    def forget_object(self, uid: str) -> None:
+        """The object is gone: drop everything remembered about it."""
+        self.last_failure.pop(uid, None)
+        self.reported.pop(uid, None)
+
+    def record(self, d: Decision) -> dict[str, Any]:
+        """The compact decision record written on a bound pod."""
+        return {
+            "policy": self.policy.name,
+            "path": f"{d.path}, {self.policy.fallback_part} fallback"
+            if self.policy.fallback
+            else d.path,
+            "node": d.node,
+            "score": None if d.score is None else round(d.score, 2),
+            "runnersUp": [{"node": n, "score": round(s, 2)} for n, s in d.runners_up],
+            "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
+            "metrics": self.metrics_status(),
+            "instance": self.identity,
+            "at": round(self.clock(), 3),
+        }
+
+    def record_annotations(self, d: Decision) -> dict[str, str]:
+        """The annotations a Binding carries onto the pod: the decision record."""
+        return {DECISION_ANNOTATION: record_json(self.record(d))}

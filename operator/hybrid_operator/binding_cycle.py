@@ -120,7 +120,7 @@ class BindingCycle:
             if self.queue.is_in_flight(uid):
                 # Nothing above settled it (an exception): try again after a back-off.
                 self.cache.forget(uid)
-                self.queue.park(uid, self.clock())
+                self.queue.back_off(uid, self.clock())
 
     async def _unschedulable(self, d: Decision) -> None:
         self.counters.unschedulable += 1
@@ -157,7 +157,7 @@ class BindingCycle:
             log.info("binding %s to %s: %s (%s)", pod.key, node, result.outcome, result.detail)
         else:
             self.counters.errors += 1
-            self.queue.park(pod.uid, self.clock())
+            self.queue.back_off(pod.uid, self.clock())
             self.queue.move_all_to_active()
             log.warning("binding %s to %s failed, will retry: %s", pod.key, node, result.detail)
 

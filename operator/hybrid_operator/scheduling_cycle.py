@@ -68,7 +68,7 @@ class SchedulingCycle:
         except Exception:
             for pod in fresh:
                 self.cache.forget(pod.uid)
-                self.queue.park(pod.uid, now)
+                self.queue.back_off(pod.uid, now)
             raise
 
     def _decide(self, fresh: list[PendingPod], now: float) -> list[Decision]:

@@ -50,7 +50,7 @@ def explain(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
 
     from hybrid_operator.k8s.api import KubeApi, load_client
-    from hybrid_operator.scheduler import DECISION_ANNOTATION
+    from hybrid_operator.reporting import DECISION_ANNOTATION
 
     try:
         api = KubeApi(load_client(args.kubeconfig), "explain")

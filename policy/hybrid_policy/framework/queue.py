@@ -89,13 +89,24 @@ class SchedulingQueue:
 
     def park(self, uid: str, now_s: float) -> None:
         """The popped pod fit nowhere: wait for a cluster change, with back-off."""
+        entry = self._delay(uid, now_s)
+        if entry is not None:
+            self._unschedulable[uid] = entry
+
+    def back_off(self, uid: str, now_s: float) -> None:
+        """The popped pod's attempt failed (an error, not a verdict): retry after back-off."""
+        entry = self._delay(uid, now_s)
+        if entry is not None:
+            self._active[uid] = entry
+
+    def _delay(self, uid: str, now_s: float) -> QueuedPod | None:
         entry = self._in_flight.pop(uid, None)
         if entry is None:
-            return
+            return None
         entry.attempts += 1
         backoff = self.initial_backoff_s * 2.0 ** min(entry.attempts - 1, 30)
         entry.not_before_s = now_s + min(backoff, self.max_backoff_s)
-        self._unschedulable[uid] = entry
+        return entry
 
     def requeue(self, uid: str) -> None:
         """The popped pod must be tried again soon (e.g. a bind conflict)."""

@@ -1,0 +1,221 @@
+"""The scheduling loop under faults: nothing stranded, nothing bound where it must not be."""
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable, Mapping
+
+import pytest
+from urllib3.exceptions import MaxRetryError
+
+from builders import k8s_node, k8s_pod
+from fake_api import FakeApi
+from hybrid_operator.handlers import build_registry
+from hybrid_operator.k8s.api import BindResult
+from hybrid_operator.k8s.calls import Listing
+from hybrid_operator.k8s.views import ObjectKind
+from hybrid_operator.scheduler import Scheduler
+from hybrid_operator.settings import OperatorSettings
+from hybrid_policy.domain import PendingPod
+
+
+def _scheduler(api: FakeApi, clock: list[float]) -> Scheduler:
+    settings = OperatorSettings(initial_backoff_s=1.0, max_backoff_s=4.0, leader_election=False)
+    scheduler = Scheduler(settings, api, clock=lambda: clock[0])
+    scheduler.on_node(None, k8s_node("n1"))
+    return scheduler
+
+
+def _pending_gauge(scheduler: Scheduler) -> float:
+    return float(scheduler.metrics.pending._value.get())
+
+
+class BrokenApi(FakeApi):
+    """The API server is gone: every binding raises what urllib3 raises then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def bind(
+        self,
+        pod: PendingPod,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> BindResult:
+        if self.down:
+            raise MaxRetryError(None, "/binding", "connection refused")  # type: ignore[arg-type]
+        return super().bind(pod, node, annotations, still_wanted)
+
+
+def test_a_binding_that_raises_anything_puts_the_pod_back_and_releases_its_node() -> None:
+    api, clock = BrokenApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_pod(None, k8s_pod("p", gpus=8))
+    asyncio.run(scheduler.schedule_once())
+    assert scheduler.queue.in_flight_count == 0
+    assert "p" in [p.name for p in scheduler.queue.pending()]
+    assert not scheduler.cache.assumed  # the 8 GPUs are free again
+    assert _pending_gauge(scheduler) == 1.0
+    api.down = False
+    clock[0] += 5.0  # past the back-off
+    asyncio.run(scheduler.schedule_once())
+    assert api.binds == [("team-a/p", "n1")]
+    assert _pending_gauge(scheduler) == 0.0
+
+
+def test_a_pass_that_raises_returns_its_pods_to_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    api, clock = FakeApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_pod(None, k8s_pod("a"))
+    scheduler.on_pod(None, k8s_pod("b"))
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in a plugin")
+
+    monkeypatch.setattr(scheduler.policy.profile, "schedule_batch", broken)
+    with pytest.raises(RuntimeError):
+        scheduler.decide()
+    assert scheduler.queue.in_flight_count == 0
+    assert sorted(p.name for p in scheduler.queue.pending()) == ["a", "b"]
+    assert not scheduler.cache.assumed
+    assert _pending_gauge(scheduler) == 2.0
+    monkeypatch.undo()
+    clock[0] += 5.0
+    asyncio.run(scheduler.schedule_once())
+    assert sorted(key for key, _ in api.binds) == ["team-a/a", "team-a/b"]
+
+
+class GatedApi(FakeApi):
+    """A binding waits (as for the rate limit) until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.go = threading.Event()
+
+    def bind(
+        self,
+        pod: PendingPod,
+        node: str,
+        annotations: Mapping[str, str] | None = None,
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> BindResult:
+        if not self.go.is_set():
+            self.waiting.set()
+            self.go.wait(timeout=10)
+        return super().bind(pod, node, annotations, still_wanted)
+
+
+async def _while_binding(
+    scheduler: Scheduler, api: GatedApi, meanwhile: Callable[[], None]
+) -> None:
+    """Decide, start binding, run ``meanwhile`` on the loop while the call waits."""
+    decisions = scheduler.decide()
+    settling = asyncio.create_task(scheduler.settle_all(decisions))
+    while not api.waiting.is_set():
+        await asyncio.sleep(0.01)
+    meanwhile()
+    api.go.set()
+    await settling
+
+
+def test_a_node_deleted_while_its_binding_waits_gets_nothing_and_the_pod_goes_elsewhere() -> None:
+    api, clock = GatedApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_pod(None, k8s_pod("p", gpus=8))
+    asyncio.run(
+        _while_binding(scheduler, api, lambda: scheduler.on_node("DELETED", k8s_node("n1")))
+    )
+    assert api.binds == []
+    assert api.called_off == [("team-a/p", "n1")]
+    assert [p.name for p in scheduler.queue.pending()] == ["p"]
+    scheduler.on_node(None, k8s_node("n2"))
+    asyncio.run(scheduler.schedule_once())
+    assert api.binds == [("team-a/p", "n2")]
+
+
+def test_a_pod_deleted_while_its_binding_waits_is_not_bound_and_not_requeued() -> None:
+    api, clock = GatedApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    body = k8s_pod("p")
+    scheduler.on_pod(None, body)
+    asyncio.run(_while_binding(scheduler, api, lambda: scheduler.on_pod("DELETED", body)))
+    assert api.binds == []
+    assert "p" not in [p.name for p in scheduler.queue.pending()]
+    assert scheduler.queue.in_flight_count == 0
+    assert not scheduler.cache.assumed
+
+
+class Elector:
+    """Leadership the test switches."""
+
+    def __init__(self) -> None:
+        self.is_leader = True
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
+def test_leadership_lost_while_a_binding_waits_calls_it_off() -> None:
+    api, elector = GatedApi(), Elector()
+    settings = OperatorSettings(initial_backoff_s=1.0, max_backoff_s=4.0)
+    scheduler = Scheduler(settings, api, clock=lambda: 1000.0, elector=elector)  # type: ignore[arg-type]
+    scheduler.on_node(None, k8s_node("n1"))
+    scheduler.on_pod(None, k8s_pod("p"))
+    assert scheduler._leadership()
+
+    def lose() -> None:
+        elector.is_leader = False
+
+    asyncio.run(_while_binding(scheduler, api, lose))
+    assert api.binds == []
+    assert [p.name for p in scheduler.queue.pending()] == ["p"]
+    assert not scheduler._leadership()  # the loop's next turn sees it
+    # A new term: decisions of the old one can never be sent.
+    elector.is_leader = True
+    assert scheduler._leadership()
+    assert scheduler.term == 2
+
+
+def test_a_listing_drops_pods_and_nodes_deleted_while_the_watch_was_down() -> None:
+    api, clock = FakeApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_node(None, k8s_node("n2"))
+    running = k8s_pod("running", gpus=8, node="n2", phase="Running")
+    scheduler.on_pod(None, running)
+    scheduler.on_pod(None, k8s_pod("queued", gpus=16))  # fits nowhere: waits in the queue
+    asyncio.run(scheduler.schedule_once())
+    assert [p.name for p in scheduler.queue.pending()] == ["queued"]
+    listed_at = scheduler.cache.ticks()
+    # While the watch was down: "queued" and node n2 (with its pod) were deleted.
+    scheduler.reconcile(Listing(namespaces=[], nodes=[k8s_node("n1")], pods=[]), listed_at)
+    assert scheduler.queue.pending() == []
+    assert _pending_gauge(scheduler) == 0.0
+    assert set(scheduler.cache.nodes) == {"n1"}
+    assert not scheduler.cache.bound
+    assert "n2" not in scheduler.cache.snapshot().node_index
+
+
+def test_a_listing_older_than_an_event_does_not_undo_the_event() -> None:
+    api, clock = FakeApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    pending = k8s_pod("p")
+    listed_at = scheduler.cache.ticks()
+    scheduler.on_pod(None, {**pending, "spec": {**pending["spec"], "nodeName": "n1"}})
+    # The listing began before the binding's event and still shows the pod pending.
+    scheduler.reconcile(Listing(namespaces=[], nodes=[k8s_node("n1")], pods=[pending]), listed_at)
+    assert scheduler.queue.pending() == []
+    assert scheduler.cache.is_placed(pending["metadata"]["uid"])
+
+
+def test_watch_handlers_run_on_the_event_loop_and_only_feed_it() -> None:
+    scheduler = _scheduler(FakeApi(), [1000.0])
+    handlers = build_registry(scheduler)._watching.get_all_handlers()
+    assert len(handlers) == 3
+    assert all(inspect.iscoroutinefunction(h.fn) for h in handlers)
+    scheduler.feed(ObjectKind.POD, "ADDED", k8s_pod("fed"))
+    assert scheduler.queue.pending() == []  # nothing changes until the loop drains
+    assert scheduler.drain() == 1
+    assert [p.name for p in scheduler.queue.pending()] == ["fed"]

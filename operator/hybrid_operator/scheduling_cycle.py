@@ -77,11 +77,7 @@ class SchedulingCycle:
         if self.collector is not None:
             apply_utilisation(snapshot, self.collector, self.cache, now)
         # The queue context learned scorers read: how much is waiting, and for what.
-        waiting = [*self.queue.pending(), *fresh]
-        snapshot.queue.pending_pods = len(waiting)
-        snapshot.queue.pending_demand = sum(
-            (snapshot.request_vector(p) for p in waiting), np.zeros(len(snapshot.resources))
-        )
+        snapshot.set_queue([*self.queue.pending(), *fresh])
         decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
         self.metrics.batch.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(fresh))

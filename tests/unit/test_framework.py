@@ -136,3 +136,26 @@ def test_queue_dedupes_parks_and_backs_off() -> None:
         queue.pop_batch(1e9, PrioritySort().sort_key)
     queue.done(pod.uid)
     assert len(queue) == 0
+
+
+def test_the_queue_context_counts_waiting_pods_and_sums_their_requests() -> None:
+    snap = ClusterSnapshot([make_node("n1")])
+    snap.set_queue([make_pod("a", gpus=2), make_pod("b", gpus=4)])
+    assert snap.queue.pending_pods == 2
+    assert snap.queue.pending_demand is not None
+    assert snap.queue.pending_demand[snap.index["nvidia.com/gpu"]] == 6.0
+
+
+def test_a_failed_attempt_backs_off_in_the_active_queue_and_a_verdict_parks() -> None:
+    queue = SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=8.0)
+    for name in ("error", "verdict"):
+        queue.add(make_pod(name))
+    popped = queue.pop_batch(0.0, PrioritySort().sort_key)
+    assert queue.in_flight_count == 2
+    queue.back_off(popped[0].uid, 0.0)
+    queue.park(popped[1].uid, 0.0)
+    assert queue.in_flight_count == 0
+    assert queue.pop_batch(0.5, PrioritySort().sort_key) == []  # still backing off
+    # After the back-off the failed attempt is tried again with no cluster change; the
+    # pod that fit nowhere waits for one.
+    assert [p.name for p in queue.pop_batch(1.0, PrioritySort().sort_key)] == [popped[0].name]

@@ -93,6 +93,19 @@ class ClusterSnapshot:
         ns = self.namespaces.get(namespace)
         return ns.weight if ns is not None else 1.0
 
+    def set_queue(self, waiting: Iterable[PendingPod]) -> None:
+        """The queue context of a pass: how many pods wait, and their summed requests.
+
+        The operator calls it with the queue's pods; the simulator keeps the same two
+        numbers up to date incrementally as jobs arrive and start.
+        """
+        pods = list(waiting)
+        demand = np.zeros(len(self.resources))
+        for pod in pods:
+            demand += self.request_vector(pod)
+        self.queue.pending_pods = len(pods)
+        self.queue.pending_demand = demand
+
     def request_vector(self, pod: PendingPod) -> FloatArray:
         """The pod's requests as a row in this snapshot's resource order.
 

@@ -23,12 +23,11 @@ from hybrid_policy.plugins.ordering import PrioritySort, ShortestRemainingFirst
 from hybrid_policy.plugins.scores import (
     BalancedAllocation,
     LeastAllocated,
-    MostAllocated,
     NodePerformance,
     RandomScore,
     TargetLoadPacking,
+    binpack_scorer,
 )
-from hybrid_policy.resources import CPU, GPU, MEMORY
 
 
 @dataclass(frozen=True)
@@ -146,13 +145,10 @@ def kube_default(rng: np.random.Generator) -> Policy:
     return Policy("kube-default", describe("kube-default"), _profile("kube-default", scorers))
 
 
-BINPACK_WEIGHTS = {GPU: 5.0, CPU: 1.0, MEMORY: 1.0}
-
-
 @register("binpack", "MostAllocated on GPU (weight 5), CPU and memory: keep whole nodes free")
 def binpack(rng: np.random.Generator) -> Policy:
     """Bin packing, GPUs weighted so that large jobs find whole free nodes."""
-    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
     return Policy("binpack", describe("binpack"), _profile("binpack", scorers))
 
 
@@ -197,7 +193,7 @@ def game(rng: np.random.Generator) -> Policy:
     """Contention between namespaces settled at the game's equilibrium (docs/game.md)."""
     from hybrid_policy.game import GameArbitrator  # imports cvxpy: only when asked for
 
-    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
     profile = _profile("game", scorers, arbitrator=GameArbitrator())
     return Policy("game", describe("game"), profile)
 
@@ -236,7 +232,7 @@ def hybrid_policy(model: ModelOptions) -> Policy:
     # fill, the binpack term keeps whole nodes for wide pods (docs/benchmarks.md).
     scorers: list[tuple[ScorePlugin, float]] = [
         (scorer, 1.0),
-        (MostAllocated(weights=dict(BINPACK_WEIGHTS)), HYBRID_BINPACK_WEIGHT),
+        (binpack_scorer(), HYBRID_BINPACK_WEIGHT),
     ]
     profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
     return Policy("hybrid", describe("hybrid"), profile, fallback=fallback)

@@ -21,7 +21,7 @@ from hybrid_policy.dqn.network import QNetwork
 from hybrid_policy.features import Float32Array, pair_features
 from hybrid_policy.framework.plugins import MinMaxNormalized, ScorePlugin
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
-from hybrid_policy.plugins.scores import MostAllocated
+from hybrid_policy.plugins.scores import binpack_scorer
 
 
 class Actor(Protocol):
@@ -97,6 +97,4 @@ def load_scorer_or_fallback(
     except CheckpointError as exc:
         if fallback != "binpack":
             raise
-        from hybrid_policy.policies import BINPACK_WEIGHTS
-
-        return MostAllocated(weights=dict(BINPACK_WEIGHTS)), exc
+        return binpack_scorer(), exc

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
-from hybrid_policy.resources import GPU
 
 if TYPE_CHECKING:
     from hybrid_policy.framework.profile import SchedulingProfile
@@ -163,7 +163,7 @@ class BatchCycle:
             path=self.path,
             score=score,
             runners_up=runners or (),
-            namespace_share=self.namespace_share(pod.namespace),
+            namespace_share=namespace_share(snap, pod.namespace),
             node_row=node,
         )
         self.decisions.append(decision)
@@ -174,16 +174,6 @@ class BatchCycle:
         decision = Decision(pod=pod, node=None, status=status, path=self.path)
         self.decisions.append(decision)
         return decision
-
-    def namespace_share(self, namespace: str) -> float:
-        """The namespace's GPU share of the cluster divided by its weight."""
-        snap = self.snapshot
-        alloc = snap.namespace_allocated.get(namespace)
-        gpu = snap.index[GPU]
-        total = float(snap.total_allocatable[gpu])
-        if alloc is None or total <= 0:
-            return 0.0
-        return float(alloc[gpu]) / total / snap.weight_of(namespace)
 
     def _static_mask(self, pod: PendingPod) -> BoolArray:
         key = (id(self.profile), pod.tolerations, tuple(sorted(pod.node_selector.items())))

@@ -23,6 +23,7 @@ from hybrid_policy.framework.status import Code, Status
 if TYPE_CHECKING:
     from hybrid_policy.framework.profile import SchedulingProfile
 
+#: Runners-up a decision record names next to the chosen node.
 RUNNERS_UP = 3
 _NO_FIT = Status(Code.UNSCHEDULABLE, ("no node fits",), "Filter")
 
@@ -44,6 +45,16 @@ class ScoreTable:
     def score_of(self, node: int) -> float:
         """The total score of node row ``node`` (which must be a candidate)."""
         return float(self.scores[np.flatnonzero(self.candidates == node)[0]])
+
+    def runners_up(self, best: int, count: int = RUNNERS_UP) -> tuple[tuple[int, float], ...]:
+        """The next ``count`` candidates after node row ``best``, as (node row, score),
+        highest score first; equal scores keep candidate order."""
+        order = np.argsort(-self.scores, kind="stable")
+        return tuple(
+            (int(self.candidates[i]), float(self.scores[i]))
+            for i in order[: count + 1]
+            if int(self.candidates[i]) != best
+        )[:count]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +161,7 @@ class BatchCycle:
         score = runners = None
         if table is not None:
             score = table.score_of(node)
-            order = np.argsort(-table.scores, kind="stable")
-            runners = tuple(
-                (snap.nodes[int(table.candidates[i])].name, float(table.scores[i]))
-                for i in order[: RUNNERS_UP + 1]
-                if int(table.candidates[i]) != node
-            )[:RUNNERS_UP]
+            runners = tuple((snap.nodes[row].name, s) for row, s in table.runners_up(node))
         decision = Decision(
             pod=pod,
             node=snap.nodes[node].name,

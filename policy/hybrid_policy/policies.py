@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid_policy.framework.paths import ModelFallback, ScorerFallback
 from hybrid_policy.framework.plugins import Arbitrator, QueueSortPlugin, ScorePlugin
 from hybrid_policy.framework.profile import SchedulingProfile
 from hybrid_policy.plugins.arbiters import DrfArbitrator, SequentialArbitrator
@@ -39,24 +40,32 @@ class Policy:
     profile: SchedulingProfile
     #: The driver re-plans every running pod on each pass and may stop or move them.
     preemptive: bool = False
-    #: Empty when the policy runs as named; otherwise what runs in place of a part that
-    #: could not be loaded, and why (``binpack: <file>: no such checkpoint file``).
-    fallback: str = ""
+    #: None when the policy runs as named; otherwise what runs in place of a part that
+    #: could not be loaded, and why (shown as ``binpack: <file>: no such checkpoint file``).
+    fallback: ScorerFallback | None = None
 
     @property
     def fallback_part(self) -> str:
         """What runs in place of the part that could not be loaded (``binpack``), or ""."""
-        return self.fallback.split(":", 1)[0]
+        return "" if self.fallback is None else self.fallback.replacement.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ModelOptions:
     """Where the learned policies (``dqn``, ``hybrid``) take their model from."""
 
     #: DQN checkpoint; None means the model shipped in the package.
-    path: Path | None = None
-    #: ``none``: an unusable checkpoint raises; ``binpack``: the binpack scorer replaces it.
-    fallback: str = "none"
+    path: Path | None
+    #: ``NONE``: an unusable checkpoint raises; ``BINPACK``: the binpack scorer replaces it.
+    fallback: ModelFallback
+
+    def __init__(
+        self, path: Path | None = None, fallback: ModelFallback | str = ModelFallback.NONE
+    ) -> None:
+        """``fallback`` may be given as the settings spell it (``none``, ``binpack``); a
+        ValueError names any other value."""
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "fallback", ModelFallback.parse(fallback))
 
 
 PolicyFactory = Callable[[np.random.Generator], Policy]
@@ -205,11 +214,11 @@ def scored_policy(name: str, scorer: ScorePlugin) -> Policy:
     return Policy(name, description, profile)
 
 
-def _learned_scorer(model: ModelOptions) -> tuple[ScorePlugin, str]:
+def _learned_scorer(model: ModelOptions) -> tuple[ScorePlugin, ScorerFallback | None]:
     from hybrid_policy.dqn.scorer import load_scorer_or_fallback
 
     scorer, problem = load_scorer_or_fallback(model.path, model.fallback)
-    return scorer, "" if problem is None else f"binpack: {problem}"
+    return scorer, None if problem is None else ScorerFallback(model.fallback, str(problem))
 
 
 def dqn_policy(model: ModelOptions) -> Policy:

@@ -20,6 +20,7 @@ from hybrid_policy.dqn.network import QNetwork
 from hybrid_policy.dqn.replay import ReplayBuffer
 from hybrid_policy.dqn.scorer import DqnScore, load_scorer
 from hybrid_policy.features import FEATURE_COUNT, FEATURE_SCHEMA_VERSION
+from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.plugins.scores import MostAllocated, binpack_scorer
 from hybrid_policy.policies import ModelOptions, build_policy, policy_names
@@ -86,7 +87,7 @@ def test_wrong_weights_are_refused(tmp_path: Path) -> None:
 
 
 def test_fallback_to_binpack_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    scorer = load_scorer(tmp_path / "gone.pt", fallback="binpack")
+    scorer = load_scorer(tmp_path / "gone.pt", fallback=ModelFallback.BINPACK)
     assert isinstance(scorer, MostAllocated)
     assert "falling back to binpack" in capsys.readouterr().err
     with pytest.raises(CheckpointError):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.paths import PassPath
 from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
@@ -64,7 +65,8 @@ class Decision:
     pod: PendingPod
     node: str | None
     status: Status
-    path: str
+    #: How the pass settled it.
+    pass_path: PassPath
     score: float | None = None
     runners_up: tuple[tuple[str, float], ...] = ()
     namespace_share: float | None = None
@@ -74,6 +76,11 @@ class Decision:
     def placed(self) -> bool:
         """True when the pod was given a node."""
         return self.node is not None
+
+    @property
+    def path(self) -> str:
+        """The pass path as decision records and Events show it (``equilibrium``, ...)."""
+        return str(self.pass_path)
 
 
 class BatchCycle:
@@ -91,7 +98,8 @@ class BatchCycle:
         self.snapshot = snapshot
         self.rng = rng
         self.decisions: list[Decision] = []
-        self.path = profile.arbitrator.name
+        #: How this pass settles its pods; arbitrators that solve a game set it.
+        self.pass_path = PassPath(profile.arbitrator.name)
         # Reservations only shrink free capacity during a pass, so a constraint signature
         # that fit nowhere keeps fitting nowhere until the pass ends.
         self._no_fit: dict[tuple[object, ...], Status] = {}
@@ -166,7 +174,7 @@ class BatchCycle:
             pod=pod,
             node=snap.nodes[node].name,
             status=Status.success(),
-            path=self.path,
+            pass_path=self.pass_path,
             score=score,
             runners_up=runners or (),
             namespace_share=namespace_share(snap, pod.namespace),
@@ -177,7 +185,7 @@ class BatchCycle:
 
     def reject(self, pod: PendingPod, status: Status) -> Decision:
         """Record that ``pod`` stays pending, and why."""
-        decision = Decision(pod=pod, node=None, status=status, path=self.path)
+        decision = Decision(pod=pod, node=None, status=status, pass_path=self.pass_path)
         self.decisions.append(decision)
         return decision
 

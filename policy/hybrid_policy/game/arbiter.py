@@ -4,12 +4,13 @@ It takes whatever ScoreTables the profile's scorers produce (heuristic scores fo
 ``game`` policy, the DQN's Q-values for ``hybrid``). A pass is contended when two or more
 namespaces have pods and some class wants more pods than fit side by side, or the batch
 asks for more of some resource than is free; an uncontended pass is placed in queue order
-on the best nodes, as kube-scheduler would (path ``uncontended``). A contended pass builds
-a :class:`ContentionProblem`, solves the potential game (path ``equilibrium``) or, on a
-solver error, a non-optimal status or a solve over the time budget, takes the greedy
-weighted allocation (path ``greedy-fallback:<reason>``), then rounds to whole pods with
-deficit counters and fills what is left. Paths are counted in :attr:`GameArbitrator.paths`
-and written on every decision.
+on the best nodes, as kube-scheduler would (:attr:`SolverPath.UNCONTENDED`). A contended
+pass builds a :class:`ContentionProblem`, solves the potential game
+(:attr:`SolverPath.EQUILIBRIUM`) or, on a solver error, a non-optimal status or a solve
+over the time budget, takes the greedy weighted allocation (:attr:`SolverPath.FALLBACK`
+with its :class:`FallbackReason`), then rounds to whole pods with deficit counters and
+fills what is left. Paths are counted in :attr:`GameArbitrator.paths` and written on every
+decision (``uncontended``, ``equilibrium``, ``greedy-fallback:timeout``, ...).
 """
 
 from __future__ import annotations
@@ -22,19 +23,24 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.framework.paths import FallbackReason, PassPath, SolverPath
 from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.game.problem import DEFAULT_TOP_K, ContentionProblem, PodClass, build_problem
-from hybrid_policy.game.program import Equilibrium, GameSettings, PotentialProgram
+from hybrid_policy.game.program import (
+    GAME,
+    Equilibrium,
+    GameSettings,
+    PotentialProgram,
+    game_path,
+)
 from hybrid_policy.game.rounding import carry_deficits, settle
 from hybrid_policy.plugins.arbiters import place_best
-
-UNCONTENDED = "uncontended"
 
 
 class GameArbitrator:
     """Settles contended passes at the potential game's equilibrium."""
 
-    name = "game"
+    name = GAME
 
     def __init__(self, settings: GameSettings | None = None, top_k: int = DEFAULT_TOP_K) -> None:
         self.program = PotentialProgram(settings)
@@ -42,7 +48,7 @@ class GameArbitrator:
         #: Dominant share owed to (positive) or by (negative) each namespace; at most one pod.
         self.deficit_share: dict[str, float] = {}
         #: How many passes took each path.
-        self.paths: Counter[str] = Counter()
+        self.paths: Counter[PassPath] = Counter()
         #: Wall time of every solve attempt, in seconds.
         self.solve_seconds: list[float] = []
         self.last_problem: ContentionProblem | None = None
@@ -64,8 +70,8 @@ class GameArbitrator:
         if not classes:
             return
         if not self._contended(classes, cycle):
-            cycle.path = UNCONTENDED
-            self.paths[UNCONTENDED] += 1
+            cycle.pass_path = game_path(SolverPath.UNCONTENDED)
+            self.paths[cycle.pass_path] += 1
             live = {pod.uid for pod_class in classes for pod in pod_class.pods}
             for pod in batch:
                 if pod.uid in live:
@@ -74,7 +80,7 @@ class GameArbitrator:
         scale = 100.0 * max(sum(weight for _, weight in cycle.profile.scorers), 1e-9)
         problem = build_problem(classes, cycle.snapshot, scale, self.top_k)
         equilibrium = self.equilibrium(problem)
-        cycle.path = equilibrium.path
+        cycle.pass_path = equilibrium.path
         self.paths[equilibrium.path] += 1
         position = {pod.uid: i for i, pod in enumerate(batch)}
         granted = settle(cycle, problem, equilibrium.allocation, self.deficit_share, position)
@@ -89,7 +95,7 @@ class GameArbitrator:
                 np.zeros(problem.slot_class.size),
                 "error",
                 0.0,
-                f"greedy-fallback:error-{type(exc).__name__}",
+                game_path(SolverPath.FALLBACK, FallbackReason.ERROR, type(exc).__name__),
             )
         self.solve_seconds.append(result.solve_seconds)
         if not result.solved:

@@ -144,3 +144,11 @@ def test_deficit_counters_share_a_single_slot_over_rounds() -> None:
         winners.append(placed[0].pod.namespace)
         snapshot.forget(placed[0].pod)  # the pod finishes before the next pass
     assert winners.count("a") == winners.count("b") == 5
+
+
+def test_the_wall_clock_comes_back_with_the_configured_budget() -> None:
+    arbitrator = GameArbitrator(GameSettings(time_budget_s=0.5))
+    arbitrator.use_wall_clock(False)
+    assert arbitrator.settings.time_budget_s is None
+    arbitrator.use_wall_clock(True)
+    assert arbitrator.settings.time_budget_s == 0.5

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from hybrid_lab.matrix import run_one
+from hybrid_policy.game import GameArbitrator
+from hybrid_policy.plugins.arbiters import SequentialArbitrator
 from hybrid_policy.policies import build_policy, policy_names
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import NodeGroup, Scenario
@@ -130,3 +132,23 @@ def test_namespace_slowdowns_are_at_least_one_and_the_worst_is_their_maximum(
     assert all(value >= 1.0 for value in by_namespace.values())
     assert record["slowdown"]["worst_namespace"] == max(by_namespace.values())
     assert min(by_namespace.values()) <= record["slowdown"]["mean"] <= max(by_namespace.values())
+
+
+class WallClockSpy(SequentialArbitrator):
+    def __init__(self) -> None:
+        self.wall_clock: list[bool] = []
+
+    def use_wall_clock(self, enabled: bool) -> None:
+        self.wall_clock.append(enabled)
+
+
+def test_a_simulation_turns_every_arbitrators_wall_clock_off(tiny_scenario_path: object) -> None:
+    workload = prepare_workload(_scenario(tiny_scenario_path), "light", 1)
+    policy = build_policy("kube-default", np.random.default_rng(0))
+    spy = policy.profile.arbitrator = WallClockSpy()
+    Simulation(workload, policy, 1)
+    assert spy.wall_clock == [False]
+    game = build_policy("game", np.random.default_rng(0))
+    Simulation(workload, game, 1)
+    assert isinstance(game.profile.arbitrator, GameArbitrator)
+    assert game.profile.arbitrator.settings.time_budget_s is None

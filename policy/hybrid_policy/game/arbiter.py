@@ -44,6 +44,8 @@ class GameArbitrator:
 
     def __init__(self, settings: GameSettings | None = None, top_k: int = DEFAULT_TOP_K) -> None:
         self.program = PotentialProgram(settings)
+        #: The solve's wall-clock budget as configured; ``use_wall_clock(True)`` restores it.
+        self.time_budget_s = self.program.settings.time_budget_s
         self.top_k = top_k
         #: Dominant share owed to (positive) or by (negative) each namespace; at most one pod.
         self.deficit_share: dict[str, float] = {}
@@ -60,8 +62,8 @@ class GameArbitrator:
         return self.program.settings
 
     def use_wall_clock(self, enabled: bool) -> None:
-        """Turn the solve's wall-clock budget off (simulations) or back to the default."""
-        budget = GameSettings().time_budget_s if enabled else None
+        """Turn the solve's wall-clock budget off (simulations) or back to the configured one."""
+        budget = self.time_budget_s if enabled else None
         self.program.settings = dataclasses.replace(self.program.settings, time_budget_s=budget)
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:

@@ -32,6 +32,9 @@ class SequentialArbitrator:
 
     name = "sequential"
 
+    def use_wall_clock(self, enabled: bool) -> None:
+        """Nothing to do: no decision here depends on wall time."""
+
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Place every pod of ``batch`` in order."""
         for pod in batch:
@@ -42,6 +45,9 @@ class DrfArbitrator:
     """Weighted dominant-resource fairness across namespaces."""
 
     name = "drf"
+
+    def use_wall_clock(self, enabled: bool) -> None:
+        """Nothing to do: no decision here depends on wall time."""
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Repeatedly serve the head pod of the namespace with the lowest dominant share."""

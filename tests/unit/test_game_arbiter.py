@@ -6,11 +6,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import make_node, make_pod
-from game_builders import arbitrate, placed_pods
+from game_builders import arbitrate, contention, placed_pods
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 from hybrid_policy.framework.paths import FallbackReason, SolverPath
 from hybrid_policy.framework.snapshot import ClusterSnapshot
-from hybrid_policy.game import GameArbitrator, GameSettings, PotentialProgram
+from hybrid_policy.game import (
+    ContentionProblem,
+    Equilibrium,
+    GameArbitrator,
+    GameSettings,
+    PotentialProgram,
+)
+from hybrid_policy.game.arbiter import SOLVE_TIMES_KEPT
 from hybrid_policy.game.problem import copies_that_fit
 from hybrid_policy.game.program import game_path
 from hybrid_policy.policies import build_policy
@@ -152,3 +159,22 @@ def test_the_wall_clock_comes_back_with_the_configured_budget() -> None:
     assert arbitrator.settings.time_budget_s is None
     arbitrator.use_wall_clock(True)
     assert arbitrator.settings.time_budget_s == 0.5
+
+
+def test_solve_times_keep_the_latest_window_and_count_every_solve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    problem, arbitrator = contention(cluster(), contended_batch(), {"a": 1.0, "b": 1.0})
+    seconds = iter(range(SOLVE_TIMES_KEPT + 5))
+
+    def instant(problem: ContentionProblem) -> Equilibrium:
+        empty = np.zeros(problem.slot_class.size)
+        return Equilibrium(
+            empty, "optimal", float(next(seconds)), game_path(SolverPath.EQUILIBRIUM)
+        )
+
+    monkeypatch.setattr(arbitrator.program, "solve", instant)
+    for _ in range(SOLVE_TIMES_KEPT + 5):
+        arbitrator.equilibrium(problem)
+    assert arbitrator.solves == SOLVE_TIMES_KEPT + 5
+    assert list(arbitrator.solve_seconds) == [float(s) for s in range(5, SOLVE_TIMES_KEPT + 5)]

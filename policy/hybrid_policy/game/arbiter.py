@@ -16,7 +16,7 @@ decision (``uncontended``, ``equilibrium``, ``greedy-fallback:timeout``, ...).
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +36,9 @@ from hybrid_policy.game.program import (
 from hybrid_policy.game.rounding import carry_deficits, settle
 from hybrid_policy.plugins.arbiters import place_best
 
+#: Solve times a :class:`GameArbitrator` keeps (the latest ones).
+SOLVE_TIMES_KEPT = 1000
+
 
 class GameArbitrator:
     """Settles contended passes at the potential game's equilibrium."""
@@ -51,8 +54,11 @@ class GameArbitrator:
         self.deficit_share: dict[str, float] = {}
         #: How many passes took each path.
         self.paths: Counter[PassPath] = Counter()
-        #: Wall time of every solve attempt, in seconds.
-        self.solve_seconds: list[float] = []
+        #: Wall time of the latest solve attempts, in seconds, oldest first (at most
+        #: ``SOLVE_TIMES_KEPT``: an operator solves on every contended pass for months).
+        self.solve_seconds: deque[float] = deque(maxlen=SOLVE_TIMES_KEPT)
+        #: Solve attempts since start.
+        self.solves = 0
         self.last_problem: ContentionProblem | None = None
         self.last_equilibrium: Equilibrium | None = None
 
@@ -100,6 +106,7 @@ class GameArbitrator:
                 game_path(SolverPath.FALLBACK, FallbackReason.ERROR, type(exc).__name__),
             )
         self.solve_seconds.append(result.solve_seconds)
+        self.solves += 1
         if not result.solved:
             result = Equilibrium(
                 greedy_allocation(problem),

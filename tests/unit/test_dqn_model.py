@@ -135,5 +135,5 @@ def test_dqn_policy_runs_in_the_simulator(tiny_scenario_path: Path) -> None:
     assert "dqn" in policy_names()
     workload = prepare_workload(load_scenario(str(tiny_scenario_path)), "heavy", 1)
     record = run_one(workload, "dqn")
-    assert record["completed"] == record["jobs"]
-    assert record["jct_s"]["mean"] >= record["fastest_node_bound_jct_s"]
+    assert record.completed == record.jobs
+    assert record.jct_s.mean >= record.fastest_node_bound_jct_s

@@ -26,11 +26,12 @@ import numpy as np
 
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle
+from hybrid_policy.framework.paths import FallbackReason, SolverPath
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.game.arbiter import GameArbitrator
 from hybrid_policy.game.deviation import deviation_gap
 from hybrid_policy.game.problem import ContentionProblem, build_problem
-from hybrid_policy.game.program import Equilibrium, GameSettings, PotentialProgram
+from hybrid_policy.game.program import Equilibrium, GameSettings, PotentialProgram, game_path
 from hybrid_policy.policies import build_policy
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 
@@ -144,7 +145,10 @@ def _solve(program: PotentialProgram, problem: ContentionProblem) -> Equilibrium
         return program.solve(problem)
     except Exception as exc:  # counted, as the arbitrator counts it
         empty = np.zeros(problem.slot_class.size)
-        return Equilibrium(empty, f"error-{type(exc).__name__}", time.perf_counter() - tick, "")
+        seconds = time.perf_counter() - tick
+        error = type(exc).__name__
+        path = game_path(SolverPath.FALLBACK, FallbackReason.ERROR, error)
+        return Equilibrium(empty, f"error-{error}", seconds, path)
 
 
 def scaling_figure(results: Sequence[SizeResult], path: Path) -> Path:

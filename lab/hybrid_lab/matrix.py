@@ -7,18 +7,16 @@ policies are not differences between workloads.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from hybrid_policy.policies import ModelOptions, build_policy
+from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.scenario.model import Scenario
 from hybrid_policy.scenario.workload import Workload, prepare_workload
 from hybrid_policy.sim.engine import Simulation
-
-Record = dict[str, Any]
 
 
 def run_one(
@@ -26,7 +24,7 @@ def run_one(
     policy: str,
     progress: Callable[[float], None] | None = None,
     model: ModelOptions | None = None,
-) -> Record:
+) -> RunSummary:
     """Simulate ``policy`` on ``workload`` and summarise it (``model``: see build_policy)."""
     rng = np.random.default_rng([workload.seed, 0x706F6C])
     built = build_policy(policy, rng, model)
@@ -42,12 +40,12 @@ def run_matrix(
     show_progress: bool = True,
     notes: list[str] | None = None,
     model: ModelOptions | None = None,
-) -> list[Record]:
+) -> list[RunSummary]:
     """All runs of the matrix, with a progress bar over runs (and over simulated time).
 
     ``model``: where ``dqn`` and ``hybrid`` load their scorer (default: the shipped one).
     """
-    records: list[Record] = []
+    records: list[RunSummary] = []
     total = len(levels) * len(policies) * len(seeds)
     with tqdm(
         total=total, desc="simulating", unit="run", disable=not show_progress, leave=False
@@ -67,7 +65,7 @@ def run_matrix(
 
 def _run_with_clock(
     workload: Workload, policy: str, clock: bool, model: ModelOptions | None
-) -> Record:
+) -> RunSummary:
     if not clock:
         return run_one(workload, policy, model=model)
     hours = round(workload.horizon_s / 3600.0)

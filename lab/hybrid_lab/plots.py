@@ -17,8 +17,8 @@ from hybrid_policy.report.table import Record, group, task_types
 
 
 def _levels_and_policies(records: Sequence[Record]) -> tuple[list[str], list[str]]:
-    levels = list(dict.fromkeys(r["workload"] for r in records))
-    policies = list(dict.fromkeys(r["policy"] for r in records))
+    levels = list(dict.fromkeys(r.workload for r in records))
+    policies = list(dict.fromkeys(r.policy for r in records))
     return levels, policies
 
 
@@ -46,12 +46,12 @@ def utilisation_figure(records: Sequence[Record], path: Path) -> Path:
     x = np.arange(len(levels))
     for i, policy in enumerate(policies):
         stats = [
-            mean_ci95([100 * r["utilization"]["gpu"] for r in grouped.get((lvl, policy), [])])
+            mean_ci95([100 * r.utilization.gpu for r in grouped.get((lvl, policy), [])])
             for lvl in levels
         ]
         _bars(ax, x, i, len(policies), stats, policy)
     for j, lvl in enumerate(levels):
-        offered = mean_ci95([100 * r["offered_load"] for r in records if r["workload"] == lvl])[0]
+        offered = mean_ci95([100 * r.offered_load for r in records if r.workload == lvl])[0]
         ax.hlines(
             offered,
             j - 0.45,
@@ -83,7 +83,7 @@ def completion_figure(records: Sequence[Record], path: Path) -> Path:
         for i, policy in enumerate(policies):
             rs = grouped.get((lvl, policy), [])
             stats = [
-                mean_ci95([r["jct_by_task_type_s"].get(t, float("nan")) / 60 for r in rs])
+                mean_ci95([r.jct_by_task_type_s.get(t, float("nan")) / 60 for r in rs])
                 for t in tasks
             ]
             _bars(ax, x, i, len(policies), stats, policy)
@@ -116,8 +116,8 @@ def fairness_figure(records: Sequence[Record], path: Path) -> Path:
             rs = grouped.get((lvl, policy), [])
             if not rs:
                 continue
-            jct = mean_ci95([r["jct_s"]["mean"] / 60 for r in rs])
-            jain = mean_ci95([r["jain_fairness"] for r in rs])
+            jct = mean_ci95([r.jct_s.mean / 60 for r in rs])
+            jain = mean_ci95([r.jain_fairness for r in rs])
             ax.errorbar(
                 jct[0], jain[0], xerr=jct[1], yerr=jain[1], fmt="o", capsize=3, color=f"C{i}"
             )
@@ -126,9 +126,7 @@ def fairness_figure(records: Sequence[Record], path: Path) -> Path:
             ax.annotate(policy, (jct[0], jain[0]), textcoords="offset points", xytext=offset)
         baseline = grouped.get((lvl, "kube-default"), [])
         if baseline:
-            limit = (
-                GOAL_JCT_VS_KUBE_DEFAULT * mean_ci95([r["jct_s"]["mean"] / 60 for r in baseline])[0]
-            )
+            limit = GOAL_JCT_VS_KUBE_DEFAULT * mean_ci95([r.jct_s.mean / 60 for r in baseline])[0]
             left = min(ax.get_xlim()[0], 0.9 * limit)
             ax.fill_between(
                 [left, limit],

@@ -40,6 +40,7 @@ from hybrid_policy.dqn.replay import ReplayBuffer
 from hybrid_policy.dqn.scorer import DqnScore
 from hybrid_policy.features import FEATURE_COUNT, FEATURE_SCHEMA_VERSION, group_columns
 from hybrid_policy.policies import scored_policy
+from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.model import Scenario
@@ -128,8 +129,8 @@ def _episodes(sources: Sequence[_Source]) -> Iterator[Workload]:
         yield next(cycle)
 
 
-def _mean_jct_min(records: Sequence[dict[str, Any]]) -> float:
-    return float(np.mean([r["jct_s"]["mean"] for r in records])) / 60.0
+def _mean_jct_min(records: Sequence[RunSummary]) -> float:
+    return float(np.mean([r.jct_s.mean for r in records])) / 60.0
 
 
 def evaluate_network(network: QNetwork, workloads: Sequence[Workload]) -> float:

@@ -16,9 +16,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from hybrid_policy.framework.shares import namespace_shares
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.report.fairness import jain_index
-from hybrid_policy.resources import GPU
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -94,16 +94,10 @@ class OperatorMetrics:
 
     def observe_shares(self, snapshot: ClusterSnapshot) -> None:
         """Weighted GPU shares of the namespaces that hold GPUs, and Jain's index."""
-        gpu = snapshot.index[GPU]
-        total = float(snapshot.total_allocatable[gpu])
-        shares = []
-        for namespace, allocated in snapshot.namespace_allocated.items():
-            if allocated[gpu] <= 0 or total <= 0:
-                continue
-            share = float(allocated[gpu]) / total / snapshot.weight_of(namespace)
+        shares = namespace_shares(snapshot)
+        for namespace, share in shares.items():
             self.share.labels(namespace=namespace).set(share)
-            shares.append(share)
-        self.jain.set(jain_index(shares))
+        self.jain.set(jain_index(list(shares.values())))
         ages = snapshot.utilisation_age_s[np.isfinite(snapshot.utilisation_age_s)]
         self.staleness.set(float(ages.max()) if ages.size else -1.0)
 

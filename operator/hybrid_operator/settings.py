@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.policies import UnknownPolicyError, parse_policy_list
 
 DEFAULT_SCHEDULER_NAME = "hybrid-scheduler"
 #: ``model_fallback`` values: refuse to start, or schedule with the binpack scorer.
-MODEL_FALLBACKS = ("none", "binpack")
+MODEL_FALLBACKS = tuple(f.value for f in ModelFallback)
 
 
 class SettingsError(ValueError):

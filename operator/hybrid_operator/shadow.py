@@ -27,14 +27,12 @@ from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.framework.cycle import RUNNERS_UP, BatchCycle, ScoreTable
 from hybrid_policy.framework.profile import SchedulingProfile
 from hybrid_policy.framework.status import Status
 
 log = logging.getLogger("hybrid_scheduler")
 SHADOW_ANNOTATION = "hybrid-scheduler.io/shadow"
-#: Runners-up written in a shadow record.
-RUNNERS_UP = 3
 
 
 @dataclass(frozen=True)
@@ -136,8 +134,6 @@ class ShadowRecorder:
         names = {r: n for n, r in rows.items()}
         actual_row = rows.get(item.actual)
         feasible = actual_row is not None and actual_row in set(table.candidates.tolist())
-        order = table.scores.argsort()[::-1]
-        others = [int(table.candidates[i]) for i in order if int(table.candidates[i]) != best]
         return {
             "wouldBe": names[best],
             "agree": names[best] == item.actual,
@@ -146,8 +142,8 @@ class ShadowRecorder:
             if feasible and actual_row is not None
             else None,
             "runnersUp": [
-                {"node": names[r], "score": round(table.score_of(r), 2)}
-                for r in others[:RUNNERS_UP]
+                {"node": names[r], "score": round(score, 2)}
+                for r, score in table.runners_up(best, RUNNERS_UP)
             ],
         }
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.promql import utilisation_queries
+from hybrid_policy.framework.recent import RecentPlacements
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.resources import CPU, GPU, MEMORY
 
@@ -147,18 +148,30 @@ def apply_utilisation(
 ) -> None:
     """Fresh utilisation per node, plus pods placed after the sample, by request
     (Trimaran's rule: metrics do not show a pod that has just started)."""
-    for node, (fractions, age_s) in collector.fresh(now).items():
+    fresh = collector.fresh(now)
+    oldest_s = max((age_s for _, age_s in fresh.values()), default=0.0)
+    recent = recent_placements(snapshot, cache, now - oldest_s)
+    for node, (fractions, age_s) in fresh.items():
         row = snapshot.node_index.get(node)
         if row is None:
             continue
         snapshot.set_utilisation(row, fractions, age_s)
-        for placement in cache.placed_since(now - age_s):
-            if placement.node == node:
-                alloc = snapshot.allocatable[row]
-                extra = np.divide(
-                    snapshot.request_vector(placement.pod),
-                    alloc,
-                    out=np.zeros_like(alloc),
-                    where=alloc > 0,
-                )
-                snapshot.utilisation[row] = np.nan_to_num(snapshot.utilisation[row]) + extra
+        counted = recent.requests_after(row, now - age_s)
+        if counted:
+            alloc = snapshot.allocatable[row]
+            requested = np.sum(counted, axis=0)
+            extra = np.divide(requested, alloc, out=np.zeros_like(alloc), where=alloc > 0)
+            snapshot.utilisation[row] = np.nan_to_num(snapshot.utilisation[row]) + extra
+
+
+def recent_placements(
+    snapshot: ClusterSnapshot, cache: ClusterCache, since_s: float
+) -> RecentPlacements:
+    """The cache's pods placed after ``since_s``, by node row of ``snapshot``: one pass
+    over the cache, however many nodes have samples."""
+    recent = RecentPlacements()
+    for placement in cache.placed_since(since_s):
+        row = snapshot.node_index.get(placement.node)
+        if row is not None:
+            recent.add(row, placement.since_s, snapshot.request_vector(placement.pod))
+    return recent

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid_policy.framework.paths import ModelFallback, ScorerFallback
 from hybrid_policy.framework.plugins import Arbitrator, QueueSortPlugin, ScorePlugin
 from hybrid_policy.framework.profile import SchedulingProfile
 from hybrid_policy.plugins.arbiters import DrfArbitrator, SequentialArbitrator
@@ -23,12 +24,11 @@ from hybrid_policy.plugins.ordering import PrioritySort, ShortestRemainingFirst
 from hybrid_policy.plugins.scores import (
     BalancedAllocation,
     LeastAllocated,
-    MostAllocated,
     NodePerformance,
     RandomScore,
     TargetLoadPacking,
+    binpack_scorer,
 )
-from hybrid_policy.resources import CPU, GPU, MEMORY
 
 
 @dataclass(frozen=True)
@@ -40,24 +40,32 @@ class Policy:
     profile: SchedulingProfile
     #: The driver re-plans every running pod on each pass and may stop or move them.
     preemptive: bool = False
-    #: Empty when the policy runs as named; otherwise what runs in place of a part that
-    #: could not be loaded, and why (``binpack: <file>: no such checkpoint file``).
-    fallback: str = ""
+    #: None when the policy runs as named; otherwise what runs in place of a part that
+    #: could not be loaded, and why (shown as ``binpack: <file>: no such checkpoint file``).
+    fallback: ScorerFallback | None = None
 
     @property
     def fallback_part(self) -> str:
         """What runs in place of the part that could not be loaded (``binpack``), or ""."""
-        return self.fallback.split(":", 1)[0]
+        return "" if self.fallback is None else self.fallback.replacement.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ModelOptions:
     """Where the learned policies (``dqn``, ``hybrid``) take their model from."""
 
     #: DQN checkpoint; None means the model shipped in the package.
-    path: Path | None = None
-    #: ``none``: an unusable checkpoint raises; ``binpack``: the binpack scorer replaces it.
-    fallback: str = "none"
+    path: Path | None
+    #: ``NONE``: an unusable checkpoint raises; ``BINPACK``: the binpack scorer replaces it.
+    fallback: ModelFallback
+
+    def __init__(
+        self, path: Path | None = None, fallback: ModelFallback | str = ModelFallback.NONE
+    ) -> None:
+        """``fallback`` may be given as the settings spell it (``none``, ``binpack``); a
+        ValueError names any other value."""
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "fallback", ModelFallback.parse(fallback))
 
 
 PolicyFactory = Callable[[np.random.Generator], Policy]
@@ -146,13 +154,10 @@ def kube_default(rng: np.random.Generator) -> Policy:
     return Policy("kube-default", describe("kube-default"), _profile("kube-default", scorers))
 
 
-BINPACK_WEIGHTS = {GPU: 5.0, CPU: 1.0, MEMORY: 1.0}
-
-
 @register("binpack", "MostAllocated on GPU (weight 5), CPU and memory: keep whole nodes free")
 def binpack(rng: np.random.Generator) -> Policy:
     """Bin packing, GPUs weighted so that large jobs find whole free nodes."""
-    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
     return Policy("binpack", describe("binpack"), _profile("binpack", scorers))
 
 
@@ -197,7 +202,7 @@ def game(rng: np.random.Generator) -> Policy:
     """Contention between namespaces settled at the game's equilibrium (docs/game.md)."""
     from hybrid_policy.game import GameArbitrator  # imports cvxpy: only when asked for
 
-    scorers: list[tuple[ScorePlugin, float]] = [(MostAllocated(weights=dict(BINPACK_WEIGHTS)), 1.0)]
+    scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
     profile = _profile("game", scorers, arbitrator=GameArbitrator())
     return Policy("game", describe("game"), profile)
 
@@ -209,11 +214,11 @@ def scored_policy(name: str, scorer: ScorePlugin) -> Policy:
     return Policy(name, description, profile)
 
 
-def _learned_scorer(model: ModelOptions) -> tuple[ScorePlugin, str]:
+def _learned_scorer(model: ModelOptions) -> tuple[ScorePlugin, ScorerFallback | None]:
     from hybrid_policy.dqn.scorer import load_scorer_or_fallback
 
     scorer, problem = load_scorer_or_fallback(model.path, model.fallback)
-    return scorer, "" if problem is None else f"binpack: {problem}"
+    return scorer, None if problem is None else ScorerFallback(model.fallback, str(problem))
 
 
 def dqn_policy(model: ModelOptions) -> Policy:
@@ -236,7 +241,7 @@ def hybrid_policy(model: ModelOptions) -> Policy:
     # fill, the binpack term keeps whole nodes for wide pods (docs/benchmarks.md).
     scorers: list[tuple[ScorePlugin, float]] = [
         (scorer, 1.0),
-        (MostAllocated(weights=dict(BINPACK_WEIGHTS)), HYBRID_BINPACK_WEIGHT),
+        (binpack_scorer(), HYBRID_BINPACK_WEIGHT),
     ]
     profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
     return Policy("hybrid", describe("hybrid"), profile, fallback=fallback)

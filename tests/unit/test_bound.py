@@ -54,7 +54,7 @@ def test_bound_is_below_what_policies_reach(policy: str) -> None:
     workload = prepare_workload(scenario, "heavy", 3)
     bound = capacity_bound(workload)
     record = run_one(workload, policy)
-    assert bound.fastest_node_s <= bound.capacity_s <= record["jct_s"]["mean"]
+    assert bound.fastest_node_s <= bound.capacity_s <= record.jct_s.mean
 
 
 def test_bound_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

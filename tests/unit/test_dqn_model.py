@@ -14,12 +14,16 @@ from hybrid_policy.dqn.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from hybrid_policy.dqn.env import ExplorationConfig, LearningActor
+from hybrid_policy.dqn.learner import DqnLearner, LearnerConfig
 from hybrid_policy.dqn.network import QNetwork
+from hybrid_policy.dqn.replay import ReplayBuffer
 from hybrid_policy.dqn.scorer import DqnScore, load_scorer
 from hybrid_policy.features import FEATURE_COUNT, FEATURE_SCHEMA_VERSION
+from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.framework.snapshot import ClusterSnapshot
-from hybrid_policy.plugins.scores import MostAllocated
-from hybrid_policy.policies import policy_names
+from hybrid_policy.plugins.scores import MostAllocated, binpack_scorer
+from hybrid_policy.policies import ModelOptions, build_policy, policy_names
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.workload import prepare_workload
 
@@ -83,11 +87,28 @@ def test_wrong_weights_are_refused(tmp_path: Path) -> None:
 
 
 def test_fallback_to_binpack_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    scorer = load_scorer(tmp_path / "gone.pt", fallback="binpack")
+    scorer = load_scorer(tmp_path / "gone.pt", fallback=ModelFallback.BINPACK)
     assert isinstance(scorer, MostAllocated)
     assert "falling back to binpack" in capsys.readouterr().err
     with pytest.raises(CheckpointError):
         load_scorer(tmp_path / "gone.pt")
+
+
+def test_every_binpack_user_scores_with_the_one_binpack_scorer(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    missing = ModelOptions(tmp_path / "gone.pt", "binpack")
+    learner = DqnLearner(_net(), LearnerConfig(), torch.device("cpu"))
+    actor = LearningActor(learner, ReplayBuffer(4, 4, FEATURE_COUNT), ExplorationConfig(1, 1), rng)
+    users = {
+        "binpack": build_policy("binpack", rng).profile.scorers[0][0],
+        "game": build_policy("game", rng).profile.scorers[0][0],
+        "hybrid's second term": build_policy("hybrid", rng).profile.scorers[1][0],
+        "dqn without its model": build_policy("dqn", rng, missing).profile.scorers[0][0],
+        "hybrid without its model": build_policy("hybrid", rng, missing).profile.scorers[0][0],
+        "the training teacher": actor.teacher,
+    }
+    for user, scorer in users.items():
+        assert scorer == binpack_scorer(), user
 
 
 def test_scorer_rates_every_candidate_in_one_call() -> None:
@@ -114,5 +135,5 @@ def test_dqn_policy_runs_in_the_simulator(tiny_scenario_path: Path) -> None:
     assert "dqn" in policy_names()
     workload = prepare_workload(load_scenario(str(tiny_scenario_path)), "heavy", 1)
     record = run_one(workload, "dqn")
-    assert record["completed"] == record["jobs"]
-    assert record["jct_s"]["mean"] >= record["fastest_node_bound_jct_s"]
+    assert record.completed == record.jobs
+    assert record.jct_s.mean >= record.fastest_node_bound_jct_s

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from builders import make_node, make_pod
 from hybrid_policy.domain import Namespace
+from hybrid_policy.framework.cycle import RUNNERS_UP, BatchCycle, ScoreTable
 from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.plugins.ordering import PrioritySort
@@ -159,3 +160,28 @@ def test_a_failed_attempt_backs_off_in_the_active_queue_and_a_verdict_parks() ->
     # After the back-off the failed attempt is tried again with no cluster change; the
     # pod that fit nowhere waits for one.
     assert [p.name for p in queue.pop_batch(1.0, PrioritySort().sort_key)] == [popped[0].name]
+
+
+def _table(scores: list[float]) -> ScoreTable:
+    candidates = np.array([10, 11, 12, 13, 14, 15][: len(scores)], dtype=np.int64)
+    return ScoreTable(make_pod("p"), candidates, np.array(scores))
+
+
+def test_runners_up_follow_the_chosen_node_highest_first_ties_in_candidate_order() -> None:
+    table = _table([70.0, 90.0, 70.0, 70.0, 10.0, 70.0])
+    assert table.runners_up(11, 3) == ((10, 70.0), (12, 70.0), (13, 70.0))
+    # A node placed below the top (the arbitrator chose it): the top ones come first.
+    assert table.runners_up(14, 3) == ((11, 90.0), (10, 70.0), (12, 70.0))
+    assert table.runners_up(11, 1) == ((10, 70.0),)
+    assert _table([40.0, 60.0]).runners_up(11, 3) == ((10, 40.0),)
+
+
+def test_decision_names_its_runners_up_from_the_score_table() -> None:
+    snap = ClusterSnapshot([make_node(n, gpus=8 - i) for i, n in enumerate("abcde")])
+    profile = build_policy("binpack", np.random.default_rng(0)).profile
+    pod = make_pod("p")
+    table = BatchCycle(profile, snap, np.random.default_rng(0)).evaluate(pod)
+    assert isinstance(table, ScoreTable)
+    (decision,) = profile.schedule_batch([pod], snap, np.random.default_rng(0))
+    rows = table.runners_up(decision.node_row, RUNNERS_UP)
+    assert decision.runners_up == tuple((snap.nodes[r].name, s) for r, s in rows)

@@ -6,11 +6,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import make_node, make_pod
-from game_builders import arbitrate, placed_pods
+from game_builders import arbitrate, contention, placed_pods
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
+from hybrid_policy.framework.paths import FallbackReason, SolverPath
 from hybrid_policy.framework.snapshot import ClusterSnapshot
-from hybrid_policy.game import GameArbitrator, GameSettings, PotentialProgram
+from hybrid_policy.game import (
+    ContentionProblem,
+    Equilibrium,
+    GameArbitrator,
+    GameSettings,
+    PotentialProgram,
+)
+from hybrid_policy.game.arbiter import SOLVE_TIMES_KEPT
 from hybrid_policy.game.problem import copies_that_fit
+from hybrid_policy.game.program import game_path
 from hybrid_policy.policies import build_policy
 
 batches = st.lists(
@@ -52,7 +61,7 @@ def test_pods_of_a_class_are_placed_in_queue_order() -> None:
         make_pod(f"{ns}{i}", gpus=2, namespace=ns, created_at_s=i) for i in range(12) for ns in "ab"
     ]
     decisions, _, arbitrator = arbitrate(cluster(), batch, {"a": 1.0, "b": 1.0})
-    assert arbitrator.paths["equilibrium"] == 1
+    assert arbitrator.paths[game_path(SolverPath.EQUILIBRIUM)] == 1
     for ns in "ab":
         placed = [d.pod.created_at_s for d in decisions if d.placed and d.pod.namespace == ns]
         left = [d.pod.created_at_s for d in decisions if not d.placed and d.pod.namespace == ns]
@@ -102,9 +111,10 @@ def test_solver_error_takes_the_recorded_fallback(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(PotentialProgram, "solve", broken)
     decisions, cycle, arbitrator = arbitrate(cluster(), contended_batch(), {"a": 1.0, "b": 1.0})
-    path = "greedy-fallback:error-RuntimeError"
+    path = game_path(SolverPath.FALLBACK, FallbackReason.ERROR, "RuntimeError")
     assert arbitrator.paths[path] == 1
-    assert {d.path for d in decisions} == {path}
+    assert {d.pass_path for d in decisions} == {path}
+    assert {d.path for d in decisions} == {"greedy-fallback:error-RuntimeError"}
     assert np.all(cycle.snapshot.requested <= cycle.snapshot.allocatable)
     assert placed_pods(decisions, "a") == placed_pods(decisions, "b") == 5
 
@@ -112,9 +122,9 @@ def test_solver_error_takes_the_recorded_fallback(monkeypatch: pytest.MonkeyPatc
 def test_a_solve_over_the_time_budget_takes_the_fallback() -> None:
     tiny = GameSettings(time_budget_s=1e-6)
     decisions, _, arbitrator = arbitrate(cluster(), contended_batch(), {"a": 1.0, "b": 1.0}, tiny)
-    paths = {d.path for d in decisions}
-    assert len(paths) == 1
-    assert next(iter(paths)).startswith("greedy-fallback:")
+    paths = {d.pass_path for d in decisions}
+    assert paths == {game_path(SolverPath.FALLBACK, FallbackReason.TIMEOUT)}
+    assert {d.path for d in decisions} == {"greedy-fallback:timeout"}
     assert sum(arbitrator.paths.values()) == 1
     assert not arbitrator.last_equilibrium.solved  # type: ignore[union-attr]
 
@@ -122,7 +132,7 @@ def test_a_solve_over_the_time_budget_takes_the_fallback() -> None:
 def test_an_uncontended_pass_is_placed_in_queue_order() -> None:
     batch = [make_pod(f"{ns}{i}", gpus=1, namespace=ns) for i in range(2) for ns in "ab"]
     decisions, _, arbitrator = arbitrate(cluster(), batch, {"a": 1.0, "b": 1.0})
-    assert arbitrator.paths == {"uncontended": 1}
+    assert arbitrator.paths == {game_path(SolverPath.UNCONTENDED): 1}
     assert all(d.placed and d.path == "uncontended" for d in decisions)
 
 
@@ -137,7 +147,34 @@ def test_deficit_counters_share_a_single_slot_over_rounds() -> None:
         batch = [make_pod(f"{ns}{round_}", gpus=1, namespace=ns) for ns in "ab"]
         decisions = policy.profile.schedule_batch(batch, snapshot, np.random.default_rng(0))
         placed = [d for d in decisions if d.placed]
-        assert len(placed) == 1 and placed[0].path == "equilibrium"
+        assert len(placed) == 1 and placed[0].pass_path.solver is SolverPath.EQUILIBRIUM
         winners.append(placed[0].pod.namespace)
         snapshot.forget(placed[0].pod)  # the pod finishes before the next pass
     assert winners.count("a") == winners.count("b") == 5
+
+
+def test_the_wall_clock_comes_back_with_the_configured_budget() -> None:
+    arbitrator = GameArbitrator(GameSettings(time_budget_s=0.5))
+    arbitrator.use_wall_clock(False)
+    assert arbitrator.settings.time_budget_s is None
+    arbitrator.use_wall_clock(True)
+    assert arbitrator.settings.time_budget_s == 0.5
+
+
+def test_solve_times_keep_the_latest_window_and_count_every_solve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    problem, arbitrator = contention(cluster(), contended_batch(), {"a": 1.0, "b": 1.0})
+    seconds = iter(range(SOLVE_TIMES_KEPT + 5))
+
+    def instant(problem: ContentionProblem) -> Equilibrium:
+        empty = np.zeros(problem.slot_class.size)
+        return Equilibrium(
+            empty, "optimal", float(next(seconds)), game_path(SolverPath.EQUILIBRIUM)
+        )
+
+    monkeypatch.setattr(arbitrator.program, "solve", instant)
+    for _ in range(SOLVE_TIMES_KEPT + 5):
+        arbitrator.equilibrium(problem)
+    assert arbitrator.solves == SOLVE_TIMES_KEPT + 5
+    assert list(arbitrator.solve_seconds) == [float(s) for s in range(5, SOLVE_TIMES_KEPT + 5)]

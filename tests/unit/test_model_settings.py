@@ -15,6 +15,7 @@ from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.settings_file import load_settings
 from hybrid_policy.dqn.checkpoint import CheckpointError, default_checkpoint_path
 from hybrid_policy.dqn.scorer import DqnScore
+from hybrid_policy.framework.paths import ModelFallback
 
 
 def _corrupt(tmp_path: Path) -> Path:
@@ -49,7 +50,7 @@ def test_an_unusable_model_refuses_to_start_naming_the_file(
 def test_the_shipped_model_is_the_default_and_a_path_is_used() -> None:
     shipped = policy_from(OperatorSettings(policy="dqn"), np.random.default_rng(0))
     assert isinstance(shipped.profile.scorers[0][0], DqnScore)
-    assert shipped.fallback == ""
+    assert shipped.fallback is None and shipped.fallback_part == ""
     named = OperatorSettings(policy="dqn", model_path=str(default_checkpoint_path()))
     assert isinstance(policy_from(named, np.random.default_rng(0)).profile.scorers[0][0], DqnScore)
 
@@ -63,7 +64,9 @@ def test_with_the_binpack_fallback_it_starts_and_records_it(
     with caplog.at_level("WARNING", logger="hybrid_scheduler"):
         scheduler = Scheduler(settings, api)
     assert scheduler.policy.name == "dqn"
-    assert scheduler.policy.fallback.startswith(f"binpack: {path}: not a readable checkpoint")
+    fallback = scheduler.policy.fallback
+    assert fallback is not None and fallback.replacement is ModelFallback.BINPACK
+    assert str(fallback).startswith(f"binpack: {path}: not a readable checkpoint")
     assert f"scheduling with binpack: {path}" in caplog.text
     scheduler.on_node(None, k8s_node("n1"))
     scheduler.on_pod(None, k8s_pod("a"))

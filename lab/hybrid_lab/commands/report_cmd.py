@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_lab.commands.simulate_cmd import print_tables, write_figures
-from hybrid_policy.report.table import Record
+from hybrid_policy.report.record import RecordError, RunSummary
 
 
 class ReportError(ValueError):
@@ -34,25 +34,37 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def load_records(paths: list[Path]) -> list[Record]:
+def load_records(paths: list[Path]) -> list[RunSummary]:
     """Every run of ``paths``, the first one of each (workload, policy, seed)."""
     seen: set[tuple[str, str, int]] = set()
-    records: list[Record] = []
+    records: list[RunSummary] = []
     for path in paths:
-        try:
-            runs = json.loads(path.read_text())["runs"]
-            keyed = [((r["workload"], r["policy"], int(r["seed"])), r) for r in runs]
-        except FileNotFoundError:
-            raise ReportError(f"{path}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ReportError(f"{path}: not JSON ({exc})") from None
-        except (KeyError, TypeError, ValueError):
-            raise ReportError(f"{path}: not the output of 'simulate --json' (no runs)") from None
-        for key, record in keyed:
+        for record in _runs(path):
+            key = (record.workload, record.policy, record.seed)
             if key not in seen:
                 seen.add(key)
                 records.append(record)
     return records
+
+
+def _runs(path: Path) -> list[RunSummary]:
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: not JSON ({exc})") from None
+    except (KeyError, TypeError):
+        raise ReportError(f"{path}: not the output of 'simulate --json' (no runs)") from None
+    if not isinstance(runs, list):
+        raise ReportError(f"{path}: not the output of 'simulate --json' (no runs)")
+    out = []
+    for i, run in enumerate(runs):
+        try:
+            out.append(RunSummary.from_json(run))
+        except RecordError as exc:
+            raise ReportError(f"{path}: runs[{i}].{exc}") from None
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.workload != "all":
         levels = {w.strip() for w in args.workload.split(",")}
-        records = [r for r in records if r["workload"] in levels]
+        records = [r for r in records if r.workload in levels]
     if args.policies:
         wanted = {p.strip() for p in args.policies.split(",")}
-        records = [r for r in records if r["policy"] in wanted]
+        records = [r for r in records if r.policy in wanted]
     if not records:
         print("hybrid-scheduler report: no runs left after --workload/--policies", file=sys.stderr)
         return 2

@@ -18,7 +18,8 @@ from typing import Any
 from hybrid_lab.matrix import run_matrix
 from hybrid_lab.plots import completion_figure, fairness_figure, utilisation_figure
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
-from hybrid_policy.report.table import Record, namespace_table, queueing_table, table2
+from hybrid_policy.report.record import RunSummary
+from hybrid_policy.report.table import namespace_table, queueing_table, table2
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import Scenario
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             "policies": policies,
             "workloads": levels,
             "notes": notes,
-            "runs": records,
+            "runs": [r.to_json() for r in records],
         }
         args.json.write_text(json.dumps(_finite(payload), indent=1, allow_nan=False) + "\n")
         print(f"\nwrote {args.json}")
@@ -154,14 +155,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_tables(records: list[Record]) -> None:
+def print_tables(records: list[RunSummary]) -> None:
     """Table 2's shape, then queueing and fairness, then per-namespace figures."""
     for table in (table2, queueing_table, namespace_table):
         print()
         print(table(records))
 
 
-def write_figures(records: list[Record], directory: Path) -> None:
+def write_figures(records: list[RunSummary], directory: Path) -> None:
     """The figures of ``records`` as PNG files in ``directory``, each path printed."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in (

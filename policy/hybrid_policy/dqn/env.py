@@ -23,8 +23,7 @@ from hybrid_policy.dqn.learner import DqnLearner, epsilon_at
 from hybrid_policy.dqn.replay import ReplayBuffer
 from hybrid_policy.features import Float32Array
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
-from hybrid_policy.plugins.scores import MostAllocated
-from hybrid_policy.policies import BINPACK_WEIGHTS
+from hybrid_policy.plugins.scores import binpack_scorer
 from hybrid_policy.sim.engine import Simulation
 
 REWARD_SCALE_S = 600.0
@@ -92,7 +91,7 @@ class LearningActor:
         self.replay = replay
         self.config = config
         self.rng = rng
-        self.teacher = MostAllocated(weights=dict(BINPACK_WEIGHTS))
+        self.teacher = binpack_scorer()
         self.steps = 0
         self.losses: list[float] = []
         self.sim: TrainingSimulation | None = None

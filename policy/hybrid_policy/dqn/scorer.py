@@ -19,9 +19,10 @@ from hybrid_policy.domain import PendingPod
 from hybrid_policy.dqn.checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
 from hybrid_policy.dqn.network import QNetwork
 from hybrid_policy.features import Float32Array, pair_features
+from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.framework.plugins import MinMaxNormalized, ScorePlugin
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
-from hybrid_policy.plugins.scores import MostAllocated
+from hybrid_policy.plugins.scores import binpack_scorer
 
 
 class Actor(Protocol):
@@ -71,10 +72,12 @@ class DqnScore(MinMaxNormalized):
         return chosen
 
 
-def load_scorer(path: Path | None = None, fallback: str | None = None) -> ScorePlugin:
+def load_scorer(
+    path: Path | None = None, fallback: ModelFallback = ModelFallback.NONE
+) -> ScorePlugin:
     """The DQN scorer from ``path`` (default: the shipped model).
 
-    With ``fallback="binpack"``, a checkpoint that cannot be used is reported on stderr and
+    With ``fallback`` ``BINPACK``, a checkpoint that cannot be used is reported on stderr and
     the binpack scorer is returned instead; without it the :class:`CheckpointError` stands.
     """
     scorer, problem = load_scorer_or_fallback(path, fallback)
@@ -84,10 +87,10 @@ def load_scorer(path: Path | None = None, fallback: str | None = None) -> ScoreP
 
 
 def load_scorer_or_fallback(
-    path: Path | None = None, fallback: str | None = None
+    path: Path | None = None, fallback: ModelFallback = ModelFallback.NONE
 ) -> tuple[ScorePlugin, CheckpointError | None]:
-    """The DQN scorer from ``path``, or with ``fallback="binpack"`` the binpack scorer and
-    the problem that made it necessary (None when the checkpoint loaded).
+    """The DQN scorer from ``path``, or with ``fallback`` ``BINPACK`` the binpack scorer
+    and the problem that made it necessary (None when the checkpoint loaded).
 
     Without a fallback the :class:`CheckpointError` (naming the file) is raised.
     """
@@ -95,8 +98,6 @@ def load_scorer_or_fallback(
     try:
         return DqnScore(load_checkpoint(target).network), None
     except CheckpointError as exc:
-        if fallback != "binpack":
+        if fallback is not ModelFallback.BINPACK:
             raise
-        from hybrid_policy.policies import BINPACK_WEIGHTS
-
-        return MostAllocated(weights=dict(BINPACK_WEIGHTS)), exc
+        return binpack_scorer(), exc

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.paths import PassPath
+from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
-from hybrid_policy.resources import GPU
 
 if TYPE_CHECKING:
     from hybrid_policy.framework.profile import SchedulingProfile
 
+#: Runners-up a decision record names next to the chosen node.
 RUNNERS_UP = 3
 _NO_FIT = Status(Code.UNSCHEDULABLE, ("no node fits",), "Filter")
 
@@ -45,6 +47,16 @@ class ScoreTable:
         """The total score of node row ``node`` (which must be a candidate)."""
         return float(self.scores[np.flatnonzero(self.candidates == node)[0]])
 
+    def runners_up(self, best: int, count: int = RUNNERS_UP) -> tuple[tuple[int, float], ...]:
+        """The next ``count`` candidates after node row ``best``, as (node row, score),
+        highest score first; equal scores keep candidate order."""
+        order = np.argsort(-self.scores, kind="stable")
+        return tuple(
+            (int(self.candidates[i]), float(self.scores[i]))
+            for i in order[: count + 1]
+            if int(self.candidates[i]) != best
+        )[:count]
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -53,7 +65,8 @@ class Decision:
     pod: PendingPod
     node: str | None
     status: Status
-    path: str
+    #: How the pass settled it.
+    pass_path: PassPath
     score: float | None = None
     runners_up: tuple[tuple[str, float], ...] = ()
     namespace_share: float | None = None
@@ -63,6 +76,11 @@ class Decision:
     def placed(self) -> bool:
         """True when the pod was given a node."""
         return self.node is not None
+
+    @property
+    def path(self) -> str:
+        """The pass path as decision records and Events show it (``equilibrium``, ...)."""
+        return str(self.pass_path)
 
 
 class BatchCycle:
@@ -80,7 +98,8 @@ class BatchCycle:
         self.snapshot = snapshot
         self.rng = rng
         self.decisions: list[Decision] = []
-        self.path = profile.arbitrator.name
+        #: How this pass settles its pods; arbitrators that solve a game set it.
+        self.pass_path = PassPath(profile.arbitrator.name)
         # Reservations only shrink free capacity during a pass, so a constraint signature
         # that fit nowhere keeps fitting nowhere until the pass ends.
         self._no_fit: dict[tuple[object, ...], Status] = {}
@@ -150,20 +169,15 @@ class BatchCycle:
         score = runners = None
         if table is not None:
             score = table.score_of(node)
-            order = np.argsort(-table.scores, kind="stable")
-            runners = tuple(
-                (snap.nodes[int(table.candidates[i])].name, float(table.scores[i]))
-                for i in order[: RUNNERS_UP + 1]
-                if int(table.candidates[i]) != node
-            )[:RUNNERS_UP]
+            runners = tuple((snap.nodes[row].name, s) for row, s in table.runners_up(node))
         decision = Decision(
             pod=pod,
             node=snap.nodes[node].name,
             status=Status.success(),
-            path=self.path,
+            pass_path=self.pass_path,
             score=score,
             runners_up=runners or (),
-            namespace_share=self.namespace_share(pod.namespace),
+            namespace_share=namespace_share(snap, pod.namespace),
             node_row=node,
         )
         self.decisions.append(decision)
@@ -171,19 +185,9 @@ class BatchCycle:
 
     def reject(self, pod: PendingPod, status: Status) -> Decision:
         """Record that ``pod`` stays pending, and why."""
-        decision = Decision(pod=pod, node=None, status=status, path=self.path)
+        decision = Decision(pod=pod, node=None, status=status, pass_path=self.pass_path)
         self.decisions.append(decision)
         return decision
-
-    def namespace_share(self, namespace: str) -> float:
-        """The namespace's GPU share of the cluster divided by its weight."""
-        snap = self.snapshot
-        alloc = snap.namespace_allocated.get(namespace)
-        gpu = snap.index[GPU]
-        total = float(snap.total_allocatable[gpu])
-        if alloc is None or total <= 0:
-            return 0.0
-        return float(alloc[gpu]) / total / snap.weight_of(namespace)
 
     def _static_mask(self, pod: PendingPod) -> BoolArray:
         key = (id(self.profile), pod.tolerations, tuple(sorted(pod.node_selector.items())))

@@ -71,6 +71,15 @@ class Arbitrator(Protocol):
         """Place (``cycle.commit``) or leave (``cycle.reject``) every pod of ``batch``."""
         ...
 
+    def use_wall_clock(self, enabled: bool) -> None:
+        """Let decisions depend on wall time (a solver's time budget), or not.
+
+        The simulator turns it off, so that two replays of one seed decide alike; turned
+        back on, the arbitrator uses the budget it was configured with. Arbitrators
+        without a time budget do nothing.
+        """
+        ...
+
 
 class ReservePlugin(Protocol):
     """Reserve/Unreserve: hold resources for a placement until it is bound."""

@@ -4,47 +4,61 @@ It takes whatever ScoreTables the profile's scorers produce (heuristic scores fo
 ``game`` policy, the DQN's Q-values for ``hybrid``). A pass is contended when two or more
 namespaces have pods and some class wants more pods than fit side by side, or the batch
 asks for more of some resource than is free; an uncontended pass is placed in queue order
-on the best nodes, as kube-scheduler would (path ``uncontended``). A contended pass builds
-a :class:`ContentionProblem`, solves the potential game (path ``equilibrium``) or, on a
-solver error, a non-optimal status or a solve over the time budget, takes the greedy
-weighted allocation (path ``greedy-fallback:<reason>``), then rounds to whole pods with
-deficit counters and fills what is left. Paths are counted in :attr:`GameArbitrator.paths`
-and written on every decision.
+on the best nodes, as kube-scheduler would (:attr:`SolverPath.UNCONTENDED`). A contended
+pass builds a :class:`ContentionProblem`, solves the potential game
+(:attr:`SolverPath.EQUILIBRIUM`) or, on a solver error, a non-optimal status or a solve
+over the time budget, takes the greedy weighted allocation (:attr:`SolverPath.FALLBACK`
+with its :class:`FallbackReason`), then rounds to whole pods with deficit counters and
+fills what is left. Paths are counted in :attr:`GameArbitrator.paths` and written on every
+decision (``uncontended``, ``equilibrium``, ``greedy-fallback:timeout``, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 
 import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.framework.paths import FallbackReason, PassPath, SolverPath
 from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.game.problem import DEFAULT_TOP_K, ContentionProblem, PodClass, build_problem
-from hybrid_policy.game.program import Equilibrium, GameSettings, PotentialProgram
+from hybrid_policy.game.program import (
+    GAME,
+    Equilibrium,
+    GameSettings,
+    PotentialProgram,
+    game_path,
+)
 from hybrid_policy.game.rounding import carry_deficits, settle
 from hybrid_policy.plugins.arbiters import place_best
 
-UNCONTENDED = "uncontended"
+#: Solve times a :class:`GameArbitrator` keeps (the latest ones).
+SOLVE_TIMES_KEPT = 1000
 
 
 class GameArbitrator:
     """Settles contended passes at the potential game's equilibrium."""
 
-    name = "game"
+    name = GAME
 
     def __init__(self, settings: GameSettings | None = None, top_k: int = DEFAULT_TOP_K) -> None:
         self.program = PotentialProgram(settings)
+        #: The solve's wall-clock budget as configured; ``use_wall_clock(True)`` restores it.
+        self.time_budget_s = self.program.settings.time_budget_s
         self.top_k = top_k
         #: Dominant share owed to (positive) or by (negative) each namespace; at most one pod.
         self.deficit_share: dict[str, float] = {}
         #: How many passes took each path.
-        self.paths: Counter[str] = Counter()
-        #: Wall time of every solve attempt, in seconds.
-        self.solve_seconds: list[float] = []
+        self.paths: Counter[PassPath] = Counter()
+        #: Wall time of the latest solve attempts, in seconds, oldest first (at most
+        #: ``SOLVE_TIMES_KEPT``: an operator solves on every contended pass for months).
+        self.solve_seconds: deque[float] = deque(maxlen=SOLVE_TIMES_KEPT)
+        #: Solve attempts since start.
+        self.solves = 0
         self.last_problem: ContentionProblem | None = None
         self.last_equilibrium: Equilibrium | None = None
 
@@ -54,8 +68,8 @@ class GameArbitrator:
         return self.program.settings
 
     def use_wall_clock(self, enabled: bool) -> None:
-        """Turn the solve's wall-clock budget off (simulations) or back to the default."""
-        budget = GameSettings().time_budget_s if enabled else None
+        """Turn the solve's wall-clock budget off (simulations) or back to the configured one."""
+        budget = self.time_budget_s if enabled else None
         self.program.settings = dataclasses.replace(self.program.settings, time_budget_s=budget)
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
@@ -64,8 +78,8 @@ class GameArbitrator:
         if not classes:
             return
         if not self._contended(classes, cycle):
-            cycle.path = UNCONTENDED
-            self.paths[UNCONTENDED] += 1
+            cycle.pass_path = game_path(SolverPath.UNCONTENDED)
+            self.paths[cycle.pass_path] += 1
             live = {pod.uid for pod_class in classes for pod in pod_class.pods}
             for pod in batch:
                 if pod.uid in live:
@@ -74,7 +88,7 @@ class GameArbitrator:
         scale = 100.0 * max(sum(weight for _, weight in cycle.profile.scorers), 1e-9)
         problem = build_problem(classes, cycle.snapshot, scale, self.top_k)
         equilibrium = self.equilibrium(problem)
-        cycle.path = equilibrium.path
+        cycle.pass_path = equilibrium.path
         self.paths[equilibrium.path] += 1
         position = {pod.uid: i for i, pod in enumerate(batch)}
         granted = settle(cycle, problem, equilibrium.allocation, self.deficit_share, position)
@@ -89,9 +103,10 @@ class GameArbitrator:
                 np.zeros(problem.slot_class.size),
                 "error",
                 0.0,
-                f"greedy-fallback:error-{type(exc).__name__}",
+                game_path(SolverPath.FALLBACK, FallbackReason.ERROR, type(exc).__name__),
             )
         self.solve_seconds.append(result.solve_seconds)
+        self.solves += 1
         if not result.solved:
             result = Equilibrium(
                 greedy_allocation(problem),

@@ -19,6 +19,7 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import ScoreTable
+from hybrid_policy.framework.shares import dominant_share_of
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
 
 #: Candidate nodes per class: at least MIN_CANDIDATES of its best-scored nodes, more (in
@@ -104,13 +105,6 @@ class ContentionProblem:
         load = np.zeros_like(self.node_free_fraction)
         np.add.at(load, self.slot_node, self.slot_request_fraction * allocation[:, None])
         return load
-
-
-def dominant_share_of(snapshot: ClusterSnapshot, request: FloatArray) -> float:
-    """A request's largest share of any resource of the cluster."""
-    total = snapshot.total_allocatable
-    shares = np.divide(request, total, out=np.zeros_like(request), where=total > 0)
-    return float(shares.max()) if shares.size else 0.0
 
 
 def copies_that_fit(snapshot: ClusterSnapshot, request: FloatArray, rows: IntArray) -> FloatArray:

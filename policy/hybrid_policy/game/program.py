@@ -25,6 +25,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sparse
 
+from hybrid_policy.framework.paths import FallbackReason, PassPath, SolverPath
 from hybrid_policy.framework.snapshot import FloatArray
 from hybrid_policy.game.problem import ContentionProblem
 
@@ -38,6 +39,15 @@ CANON_BACKEND = "COO"
 #: was scaled). Its defaults solve 93 of the benchmark's 100 programs to "optimal"; the
 #: rest come back "optimal_inaccurate" or fail, and take the fallback (docs/game.md).
 SOLVER_OPTIONS: dict[str, float] = {}
+#: The game arbitrator's name: the arbitrator of every path a game pass takes.
+GAME = "game"
+
+
+def game_path(
+    solver: SolverPath, reason: FallbackReason | None = None, detail: str = ""
+) -> PassPath:
+    """The path of a game pass."""
+    return PassPath(GAME, solver, reason, detail)
 
 
 @dataclass(frozen=True)
@@ -64,15 +74,15 @@ class Equilibrium:
     #: Solver status, or why there was no solve.
     status: str
     solve_seconds: float
-    #: ``equilibrium`` or ``greedy-fallback:<reason>``.
-    path: str
+    #: The solver's equilibrium, or the greedy fallback and why.
+    path: PassPath
     #: Whether this pass compiled a new program (a new sparsity pattern).
     compiled: bool = False
 
     @property
     def solved(self) -> bool:
         """True when the allocation is the solver's optimum."""
-        return self.path == "equilibrium"
+        return self.path.solver is SolverPath.EQUILIBRIUM
 
 
 def _incidence(rows: np.ndarray, size: int, count: int) -> sparse.csr_matrix:
@@ -181,12 +191,14 @@ class PotentialProgram:
         value = compiled.x.value
         empty = np.zeros(problem.slot_class.size)
         if budget is not None and seconds > budget:
-            return Equilibrium(empty, status, seconds, "greedy-fallback:timeout", fresh)
+            path = game_path(SolverPath.FALLBACK, FallbackReason.TIMEOUT)
+            return Equilibrium(empty, status, seconds, path, fresh)
         if status != cp.OPTIMAL or value is None:
-            path = "greedy-fallback:status-" + status.replace("_", "-")
+            detail = status.replace("_", "-")
+            path = game_path(SolverPath.FALLBACK, FallbackReason.STATUS, detail)
             return Equilibrium(empty, status, seconds, path, fresh)
         allocation = np.clip(np.asarray(value, dtype=float), 0.0, problem.slot_fit_pods)
-        return Equilibrium(allocation, status, seconds, "equilibrium", fresh)
+        return Equilibrium(allocation, status, seconds, game_path(SolverPath.EQUILIBRIUM), fresh)
 
 
 def potential(problem: ContentionProblem, allocation: FloatArray, settings: GameSettings) -> float:

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-import numpy as np
-
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
-from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.framework.shares import weighted_dominant_share
 
 
 def place_best(pod: PendingPod, cycle: BatchCycle) -> bool:
@@ -34,21 +32,13 @@ class SequentialArbitrator:
 
     name = "sequential"
 
+    def use_wall_clock(self, enabled: bool) -> None:
+        """Nothing to do: no decision here depends on wall time."""
+
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Place every pod of ``batch`` in order."""
         for pod in batch:
             place_best(pod, cycle)
-
-
-def dominant_share(snapshot: ClusterSnapshot, namespace: str) -> float:
-    """The namespace's largest share of any resource, divided by its weight."""
-    alloc = snapshot.namespace_allocated.get(namespace)
-    if alloc is None:
-        return 0.0
-    total = snapshot.total_allocatable
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shares = np.where(total > 0, alloc / total, 0.0)
-    return float(shares.max()) / snapshot.weight_of(namespace)
 
 
 class DrfArbitrator:
@@ -56,16 +46,19 @@ class DrfArbitrator:
 
     name = "drf"
 
+    def use_wall_clock(self, enabled: bool) -> None:
+        """Nothing to do: no decision here depends on wall time."""
+
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Repeatedly serve the head pod of the namespace with the lowest dominant share."""
         queues: dict[str, deque[PendingPod]] = {}
         for pod in batch:
             queues.setdefault(pod.namespace, deque()).append(pod)
-        shares = {ns: dominant_share(cycle.snapshot, ns) for ns in queues}
+        shares = {ns: weighted_dominant_share(cycle.snapshot, ns) for ns in queues}
         while queues:
             namespace = min(queues, key=lambda ns: (shares[ns], ns))
             pod = queues[namespace].popleft()
             if not queues[namespace]:
                 del queues[namespace]
             if place_best(pod, cycle) and namespace in queues:
-                shares[namespace] = dominant_share(cycle.snapshot, namespace)
+                shares[namespace] = weighted_dominant_share(cycle.snapshot, namespace)

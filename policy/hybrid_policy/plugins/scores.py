@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -92,6 +93,17 @@ class MostAllocated(_ResourceScorer):
     def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
         """Weighted mean over resources of ``requested * 100 // alloc``."""
         return self._weighted(pod, snapshot, candidates, free=False)
+
+
+#: Binpack's resource weights: GPUs count five times, so that wide pods find whole free nodes.
+BINPACK_WEIGHTS: Mapping[str, float] = MappingProxyType({GPU: 5.0, CPU: 1.0, MEMORY: 1.0})
+
+
+def binpack_scorer() -> MostAllocated:
+    """The binpack scorer (MostAllocated with :data:`BINPACK_WEIGHTS`), wherever it is used:
+    the ``binpack`` and ``game`` policies, ``hybrid``'s second term, the learned policies'
+    fallback and the training teacher."""
+    return MostAllocated(weights=dict(BINPACK_WEIGHTS))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Schedule-quality metrics of one run, as the JSON record the benchmark writes.
+"""Schedule-quality metrics of one run, as a :class:`~hybrid_policy.report.record.RunSummary`.
 
 Definitions follow docs/benchmarks.md: JCT is completion minus submission over jobs that
 completed; wait is first start minus submission; utilisation is the time-average of
@@ -14,6 +14,13 @@ from typing import Any
 import numpy as np
 
 from hybrid_policy.report.fairness import window_fairness
+from hybrid_policy.report.record import (
+    CompletionTimes,
+    RunSummary,
+    Slowdowns,
+    Utilisation,
+    WaitTimes,
+)
 from hybrid_policy.resources import CPU, GPU, MEMORY
 from hybrid_policy.sim.result import RunResult
 
@@ -22,7 +29,7 @@ def _pct(values: np.ndarray[Any, np.dtype[np.float64]], q: float) -> float:
     return float(np.percentile(values, q)) if values.size else float("nan")
 
 
-def summarise(run: RunResult) -> dict[str, Any]:
+def summarise(run: RunResult) -> RunSummary:
     """The benchmark record of ``run``."""
     done = ~np.isnan(run.end_s)
     jct = (run.end_s - run.submit_s)[done]
@@ -52,62 +59,58 @@ def summarise(run: RunResult) -> dict[str, Any]:
         if (mine := done & (run.namespace_of == i)).any()
     }
     arrival_rate = len(run.submit_s) / horizon if horizon > 0 else 0.0
-    return {
-        "policy": run.policy,
-        "scenario": run.scenario,
-        "seed": run.seed,
-        "workload": run.level,
-        "jobs": len(run.submit_s),
-        "offered_load": run.offered_load["gpu"],
-        "offered_load_by_resource": run.offered_load,
-        "utilization": utilisation,
-        "jct_s": {
-            "mean": mean_jct,
-            "p50": _pct(jct, 50),
-            "p95": _pct(jct, 95),
-            "p99": _pct(jct, 99),
-        },
-        "jct_by_task_type_s": {
+    return RunSummary(
+        policy=run.policy,
+        scenario=run.scenario,
+        seed=run.seed,
+        workload=run.level,
+        jobs=len(run.submit_s),
+        offered_load=run.offered_load["gpu"],
+        offered_load_by_resource=run.offered_load,
+        utilization=Utilisation(**utilisation),
+        jct_s=CompletionTimes(
+            mean=mean_jct, p50=_pct(jct, 50), p95=_pct(jct, 95), p99=_pct(jct, 99)
+        ),
+        jct_by_task_type_s={
             t: float(jct_t.mean())
             if (jct_t := (run.end_s - run.submit_s)[done & (run.task_type_of == i)]).size
             else float("nan")
             for i, t in enumerate(run.task_types)
         },
-        "jct_by_namespace_s": {
+        jct_by_namespace_s={
             ns: float(jct_n.mean())
             if (jct_n := (run.end_s - run.submit_s)[done & (run.namespace_of == i)]).size
             else float("nan")
             for i, ns in enumerate(run.namespaces)
         },
-        "wait_s": {
-            "mean": float(wait.mean()) if wait.size else float("nan"),
-            "p95": _pct(wait, 95),
-        },
-        "slowdown": {
-            "mean": float(slowdown[done].mean()) if done.any() else float("nan"),
-            "worst_namespace": max(slowdown_by_namespace.values(), default=float("nan")),
-        },
-        "slowdown_by_namespace": slowdown_by_namespace,
-        "fastest_node_bound_jct_s": float(run.fastest_runtime_s.mean())
+        wait_s=WaitTimes(
+            mean=float(wait.mean()) if wait.size else float("nan"), p95=_pct(wait, 95)
+        ),
+        slowdown=Slowdowns(
+            mean=float(slowdown[done].mean()) if done.any() else float("nan"),
+            worst_namespace=max(slowdown_by_namespace.values(), default=float("nan")),
+        ),
+        slowdown_by_namespace=slowdown_by_namespace,
+        fastest_node_bound_jct_s=float(run.fastest_runtime_s.mean())
         if run.fastest_runtime_s.size
         else 0.0,
-        "throughput_jobs_per_h": completed_in_horizon / (horizon / 3600.0) if horizon > 0 else 0.0,
-        "completed": int(done.sum()),
-        "unfinished": len(run.submit_s) - completed_in_horizon,
-        "never_finished": int((~done).sum()),
-        "jain_fairness": jain,
-        "namespace_share": {
+        throughput_jobs_per_h=completed_in_horizon / (horizon / 3600.0) if horizon > 0 else 0.0,
+        completed=int(done.sum()),
+        unfinished=len(run.submit_s) - completed_in_horizon,
+        never_finished=int((~done).sum()),
+        jain_fairness=jain,
+        namespace_share={
             ns: (None if np.isnan(s) else float(s))
             for ns, s in zip(run.namespaces, shares, strict=True)
         },
-        "jobs_in_system_mean": run.in_system_integral / horizon if horizon > 0 else 0.0,
-        "little_law_expected": arrival_rate * mean_jct,
-        "decision_ms_per_pod": 1000.0 * run.decision_seconds / max(run.pods_placed, 1),
-        "decision_ms_per_pass": 1000.0 * run.decision_seconds / max(run.passes, 1),
-        "scheduling_passes": run.passes,
-        "preemptions": run.preemptions,
-        "events": run.events,
-        "events_per_s": run.events / run.wall_seconds if run.wall_seconds > 0 else 0.0,
-        "wall_s": run.wall_seconds,
-        "end_time_s": run.end_time_s,
-    }
+        jobs_in_system_mean=run.in_system_integral / horizon if horizon > 0 else 0.0,
+        little_law_expected=arrival_rate * mean_jct,
+        decision_ms_per_pod=1000.0 * run.decision_seconds / max(run.pods_placed, 1),
+        decision_ms_per_pass=1000.0 * run.decision_seconds / max(run.passes, 1),
+        scheduling_passes=run.passes,
+        preemptions=run.preemptions,
+        events=run.events,
+        events_per_s=run.events / run.wall_seconds if run.wall_seconds > 0 else 0.0,
+        wall_s=run.wall_seconds,
+        end_time_s=run.end_time_s,
+    )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.stats import mean_ci95
 
-Record = dict[str, Any]
+Record = RunSummary
 Getter = Callable[[Record], float]
 
 
@@ -41,7 +41,7 @@ def group(records: Sequence[Record]) -> dict[tuple[str, str], list[Record]]:
     """Records by (workload level, policy), in first-seen order."""
     out: dict[tuple[str, str], list[Record]] = {}
     for r in records:
-        out.setdefault((r["workload"], r["policy"]), []).append(r)
+        out.setdefault((r.workload, r.policy), []).append(r)
     return out
 
 
@@ -49,13 +49,13 @@ def task_types(records: Sequence[Record]) -> list[str]:
     """Every task type that appears in the records."""
     seen: list[str] = []
     for r in records:
-        seen.extend(t for t in r["jct_by_task_type_s"] if t not in seen)
+        seen.extend(t for t in r.jct_by_task_type_s if t not in seen)
     return seen
 
 
 def _task_jct(task: str) -> Getter:
     def get(record: Record) -> float:
-        return float(record["jct_by_task_type_s"].get(task, float("nan")))
+        return record.jct_by_task_type_s.get(task, float("nan"))
 
     return get
 
@@ -74,7 +74,7 @@ def table2(records: Sequence[Record]) -> str:
     ]
     blocks = []
     grouped = group(records)
-    for level in dict.fromkeys(r["workload"] for r in records):
+    for level in dict.fromkeys(r.workload for r in records):
         rows = []
         for (lvl, policy), rs in grouped.items():
             if lvl != level:
@@ -82,12 +82,12 @@ def table2(records: Sequence[Record]) -> str:
             rows.append(
                 [
                     policy,
-                    _cell(rs, lambda r: r["offered_load"], 1.0, 2),
-                    _cell(rs, lambda r: r["utilization"]["gpu"], 100.0),
-                    _cell(rs, lambda r: r["utilization"]["cpu"], 100.0),
-                    _cell(rs, lambda r: r["utilization"]["memory"], 100.0),
+                    _cell(rs, lambda r: r.offered_load, 1.0, 2),
+                    _cell(rs, lambda r: r.utilization.gpu, 100.0),
+                    _cell(rs, lambda r: r.utilization.cpu, 100.0),
+                    _cell(rs, lambda r: r.utilization.memory, 100.0),
                     *(_cell(rs, _task_jct(t), 1 / 60) for t in tasks),
-                    _cell(rs, lambda r: r["jct_s"]["mean"], 1 / 60),
+                    _cell(rs, lambda r: r.jct_s.mean, 1 / 60),
                 ]
             )
         seeds = len(next(rs for (lvl, _), rs in grouped.items() if lvl == level))
@@ -117,15 +117,15 @@ def queueing_table(records: Sequence[Record]) -> str:
         [
             level,
             policy,
-            _cell(rs, lambda r: r["jct_s"]["p95"], 1 / 60),
-            _cell(rs, lambda r: r["wait_s"]["mean"], 1 / 60, 2),
-            _cell(rs, lambda r: r["throughput_jobs_per_h"]),
-            _cell(rs, lambda r: r["unfinished"], 1.0, 0),
-            _cell(rs, lambda r: r["jain_fairness"], 1.0, 3),
-            _cell(rs, lambda r: r["slowdown"].get("worst_namespace", float("nan")), 1.0, 2),
-            _cell(rs, lambda r: r["decision_ms_per_pod"], 1.0, 3),
-            _cell(rs, lambda r: r["events_per_s"], 1.0, 0),
-            _cell(rs, lambda r: r["wall_s"], 1.0, 2),
+            _cell(rs, lambda r: r.jct_s.p95, 1 / 60),
+            _cell(rs, lambda r: r.wait_s.mean, 1 / 60, 2),
+            _cell(rs, lambda r: r.throughput_jobs_per_h),
+            _cell(rs, lambda r: r.unfinished, 1.0, 0),
+            _cell(rs, lambda r: r.jain_fairness, 1.0, 3),
+            _cell(rs, lambda r: r.slowdown.worst_namespace, 1.0, 2),
+            _cell(rs, lambda r: r.decision_ms_per_pod, 1.0, 3),
+            _cell(rs, lambda r: r.events_per_s, 1.0, 0),
+            _cell(rs, lambda r: r.wall_s, 1.0, 2),
         ]
         for (level, policy), rs in group(records).items()
     ]
@@ -136,7 +136,7 @@ def namespace_table(records: Sequence[Record]) -> str:
     """Per namespace: share of its weighted fair entitlement and mean completion time."""
     namespaces: list[str] = []
     for r in records:
-        namespaces.extend(ns for ns in r["namespace_share"] if ns not in namespaces)
+        namespaces.extend(ns for ns in r.namespace_share if ns not in namespaces)
     header = [
         "workload",
         "policy",
@@ -145,15 +145,22 @@ def namespace_table(records: Sequence[Record]) -> str:
     ]
     rows = []
     for (level, policy), rs in group(records).items():
-        shares = [_cell(rs, _namespace_value("namespace_share", ns), 1.0, 3) for ns in namespaces]
-        jcts = [_cell(rs, _namespace_value("jct_by_namespace_s", ns), 1 / 60) for ns in namespaces]
+        shares = [_cell(rs, _namespace_share(ns), 1.0, 3) for ns in namespaces]
+        jcts = [_cell(rs, _namespace_jct(ns), 1 / 60) for ns in namespaces]
         rows.append([level, policy, *shares, *jcts])
     return _render(header, rows)
 
 
-def _namespace_value(key: str, namespace: str) -> Getter:
+def _namespace_share(namespace: str) -> Getter:
     def get(record: Record) -> float:
-        value = record[key].get(namespace)
-        return float("nan") if value is None else float(value)
+        value = record.namespace_share.get(namespace)
+        return float("nan") if value is None else value
+
+    return get
+
+
+def _namespace_jct(namespace: str) -> Getter:
+    def get(record: Record) -> float:
+        return record.jct_by_namespace_s.get(namespace, float("nan"))
 
     return get

@@ -61,10 +61,8 @@ class Simulation:
         self.policy = policy
         self.profile = policy.profile
         # A decision that depends on wall time (a solver's time budget) would make replays
-        # of one seed differ; arbitrators that have such a budget can turn it off.
-        use_wall_clock = getattr(self.profile.arbitrator, "use_wall_clock", None)
-        if callable(use_wall_clock):
-            use_wall_clock(False)
+        # of one seed differ.
+        self.profile.arbitrator.use_wall_clock(False)
         self.rng = np.random.default_rng([seed, 0x73696D])
         scenario = workload.scenario
         self.jobs = workload.jobs

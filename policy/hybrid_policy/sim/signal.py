@@ -3,7 +3,8 @@
 Each node's true usage (the sum over its pods of request x usage fraction) is recorded
 whenever it changes. A query at time ``t`` sees the value scraped at the last scrape tick
 before ``t - delay``, plus Gaussian noise; pods bound after that tick are added from their
-requests, as the operator does for pods that metrics do not show yet (Trimaran's rule).
+requests, as the operator does for pods that metrics do not show yet (Trimaran's rule,
+:class:`~hybrid_policy.framework.recent.RecentPlacements`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import numpy as np
 
+from hybrid_policy.framework.recent import RecentPlacements
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.scenario.model import MetricsSpec
 
@@ -29,7 +31,7 @@ class UtilisationSignal:
         self._times: list[list[float]] = [[0.0] for _ in range(n)]
         self._values: list[list[FloatArray]] = [[np.zeros(r)] for _ in range(n)]
         self._usage: FloatArray = np.zeros((n, r))
-        self._recent: list[tuple[float, int, FloatArray]] = []
+        self._recent = RecentPlacements()
 
     def change(
         self, now_s: float, node: int, delta_used: FloatArray, request: FloatArray | None
@@ -43,7 +45,7 @@ class UtilisationSignal:
             times.append(now_s)
             values.append(self._usage[node].copy())
         if request is not None:
-            self._recent.append((now_s, node, request))
+            self._recent.add(node, now_s, request)
 
     def refresh(self, snapshot: ClusterSnapshot, now_s: float) -> None:
         """Write what the metrics system would show at ``now_s`` into ``snapshot``."""
@@ -52,17 +54,14 @@ class UtilisationSignal:
             math.floor(max(now_s - spec.delay_s, 0.0) / spec.scrape_interval_s)
             * spec.scrape_interval_s
         )
-        horizon = observed
-        keep_from = bisect.bisect_right([t for t, _, _ in self._recent], horizon)
-        self._recent = self._recent[keep_from:]
+        self._recent.forget_until(observed)
         alloc = snapshot.allocatable
         for node in range(alloc.shape[0]):
             times = self._times[node]
             idx = bisect.bisect_right(times, observed) - 1
             used = self._values[node][max(idx, 0)].copy()
-            for _, n, request in self._recent:
-                if n == node:
-                    used += request
+            for request in self._recent.requests_after(node, observed):
+                used += request
             with np.errstate(divide="ignore", invalid="ignore"):
                 frac = np.where(alloc[node] > 0, used / alloc[node], 0.0)
             if spec.noise > 0:

@@ -1,0 +1,95 @@
+"""Run summaries are typed, and their JSON is the one saved files have always held."""
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hybrid_lab.commands.report_cmd import load_records
+from hybrid_lab.commands.simulate_cmd import _finite
+from hybrid_lab.matrix import run_one
+from hybrid_operator.cli import main
+from hybrid_policy.report.record import RecordError, RunSummary
+from hybrid_policy.scenario.loader import load_scenario
+from hybrid_policy.scenario.workload import prepare_workload
+
+RESULTS = Path(__file__).parents[2] / "docs" / "results"
+SAVED = sorted(p for p in RESULTS.glob("*.json") if "runs" in json.loads(p.read_text()))
+
+
+def _shape(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """A record's keys, with the keys of its fixed parts (not those keyed by data)."""
+    fixed = {"utilization", "jct_s", "wait_s", "slowdown"}
+    return [(k, list(v) if k in fixed else []) for k, v in record.items()]
+
+
+@pytest.fixture(scope="module")
+def fresh() -> RunSummary:
+    scenario = load_scenario(str(Path(__file__).parents[1] / "data" / "tiny.yaml"))
+    return run_one(prepare_workload(scenario, "heavy", 1), "kube-default")
+
+
+def test_every_saved_results_file_loads() -> None:
+    assert len(SAVED) >= 10
+    for path in SAVED:
+        runs = json.loads(path.read_text())["runs"]
+        assert [r.seed for r in load_records([path])] == [int(r["seed"]) for r in runs], path
+
+
+def test_a_fresh_record_has_the_keys_of_the_saved_ones(fresh: RunSummary) -> None:
+    newest = json.loads((RESULTS / "hybrid-philly-eval.json").read_text())["runs"][0]
+    assert _shape(fresh.to_json()) == _shape(newest)
+
+
+def test_json_round_trip_keeps_every_value(fresh: RunSummary) -> None:
+    written = json.loads(json.dumps(_finite(fresh.to_json()), allow_nan=False))
+    again = RunSummary.from_json(written)
+    assert json.dumps(_finite(again.to_json())) == json.dumps(written)
+    assert again.jct_s.mean == fresh.jct_s.mean and again.seed == fresh.seed
+
+
+def test_records_older_than_the_namespace_slowdown_still_load() -> None:
+    old = json.loads((RESULTS / "seed-paper.json").read_text())["runs"][0]
+    assert "slowdown_by_namespace" not in old
+    record = RunSummary.from_json(old)
+    assert record.slowdown_by_namespace == {}
+    assert math.isnan(record.slowdown.worst_namespace)
+    assert record.slowdown.mean == old["slowdown"]["mean"]
+
+
+def test_null_numbers_read_as_nan(fresh: RunSummary) -> None:
+    data = json.loads(json.dumps(_finite(fresh.to_json())))
+    data["wait_s"]["p95"] = None
+    assert math.isnan(RunSummary.from_json(data).wait_s.p95)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.pop("jct_s"), "jct_s: missing"),
+        (lambda r: r["jct_s"].update(mean="long"), "jct_s.mean: not a number ('long')"),
+        (lambda r: r.update(seed=1.5), "seed: not a whole number (1.5)"),
+        (lambda r: r.update(utilization=[0.5]), "utilization: not a mapping ([0.5])"),
+    ],
+)
+def test_a_bad_field_is_named(fresh: RunSummary, change: Any, message: str) -> None:
+    data = json.loads(json.dumps(_finite(fresh.to_json())))
+    change(data)
+    with pytest.raises(RecordError) as exc:
+        RunSummary.from_json(data)
+    assert str(exc.value) == message
+
+
+def test_report_names_the_file_run_and_field(
+    tmp_path: Path, fresh: RunSummary, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = json.loads(json.dumps(_finite(fresh.to_json())))
+    data["utilization"]["gpu"] = "high"
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"runs": [data]}))
+    assert main(["report", "--json", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: runs[0].utilization.gpu: not a number ('high')" in err
+    assert "Traceback" not in err

@@ -32,7 +32,7 @@ from hybrid_operator.k8s.api import (
     pod_reference,
     record_json,
 )
-from hybrid_operator.k8s.convert import Body, pending_pod
+from hybrid_operator.k8s.convert import Body, node_addresses, pending_pod
 from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
@@ -102,6 +102,8 @@ class Scheduler:
         self.last_failure: dict[str, str] = {}
         self.shadow = ShadowRecorder(self, settings.shadow_of) if settings.shadow_of else None
         self.metrics = OperatorMetrics()
+        if collector is not None:
+            collector.on_drop = self.metrics.count_dropped_series
         self.api_threads = ThreadPoolExecutor(BIND_CONCURRENCY, thread_name_prefix="api")
 
     # -- watch events -------------------------------------------------------------------
@@ -143,6 +145,11 @@ class Scheduler:
     def on_node(self, event_type: str | None, body: Body) -> None:
         """A node was listed, added, changed or deleted."""
         name = str((body.get("metadata") or {}).get("name") or "")
+        if self.collector is not None:
+            if event_type == "DELETED":
+                self.collector.addresses.remove(name)
+            else:
+                self.collector.addresses.update(name, node_addresses(body))
         if event_type == "DELETED":
             for pod in self.cache.delete_node(name):
                 log.warning(
@@ -212,7 +219,7 @@ class Scheduler:
         self.metrics.batch.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(fresh))
         self.metrics.observe_shares(snapshot)
-        if self.collector is not None and self.collector.status != "live":
+        if self.collector is not None and not self.collector.status.live:
             self.metrics.fallbacks.labels(reason="metrics-unavailable").inc()
         if self.policy.fallback:
             self.metrics.fallbacks.labels(reason=MODEL_FALLBACK_REASON).inc()
@@ -223,8 +230,9 @@ class Scheduler:
 
     @property
     def metrics_status(self) -> str:
-        """Where live utilisation stands: live, unavailable (why), or not configured."""
-        return self.collector.status if self.collector else "not configured"
+        """Where live utilisation stands: live, degraded or unavailable (why), or not
+        configured."""
+        return str(self.collector.status) if self.collector else "not configured"
 
     async def schedule_once(self) -> list[Decision]:
         """One pass: decide, then bind placements concurrently and report every outcome.

@@ -174,15 +174,17 @@ class UtilisationCollector:
         self._set_status(problems, answered)
 
     def _ask(self, key: str, query: str, now: float, problems: list[str]) -> ParsedAnswer | None:
-        """One resource's answer, or ``None`` (and why, in ``problems``) if unusable."""
-        times = None
-        if key in self.sample_time_queries:
-            try:
-                times = parse_sample_times(self.client.custom_query(self.sample_time_queries[key]))
-            except Exception as exc:  # the values still count, aged from evaluation time
-                problems.append(f"{key} sample times: {type(exc).__name__}: {exc}")
+        """One resource's answer, or ``None`` (and why, in ``problems``) if unusable.
+
+        The sample-time query runs only after the value query answered some series, so an
+        unreachable Prometheus costs one failed query per resource, as without it.
+        """
         try:
-            parsed = parse_vector(self.client.custom_query(query), now, times)
+            answer = self.client.custom_query(query)
+            times = None
+            if answer and key in self.sample_time_queries:
+                times = self._sample_times(key, problems)
+            parsed = parse_vector(answer, now, times)
         except Exception as exc:  # unreachable, slow, or an answer we cannot read
             problems.append(f"{key}: {type(exc).__name__}: {exc}")
             return None
@@ -196,6 +198,14 @@ class UtilisationCollector:
             )
             return None
         return parsed
+
+    def _sample_times(self, key: str, problems: list[str]) -> dict[SeriesNode, float] | None:
+        """When each node's input to ``key`` was scraped; ``None`` (and why) if unknown."""
+        try:
+            return parse_sample_times(self.client.custom_query(self.sample_time_queries[key]))
+        except Exception as exc:  # the values still count, aged from evaluation time
+            problems.append(f"{key} sample times: {type(exc).__name__}: {exc}")
+            return None
 
     def _note_drops(self, key: str, parsed: ParsedAnswer) -> None:
         """Count every dropped series; warn once per node and resource until it is good."""

@@ -30,10 +30,16 @@ class FakeProm:
         self.answers: dict[str, Any] = {}
         self.fail: Exception | None = None
 
+        self.asked: list[str] = []
+
     def custom_query(self, query: str, params: dict[str, Any] | None = None) -> Any:
+        self.asked.append(query)
         if self.fail is not None:
             raise self.fail
-        return self.answers.get(query, [])
+        answer = self.answers.get(query, [])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 def _vector(label: str, values: dict[str, float], at: float) -> list[dict[str, Any]]:
@@ -211,6 +217,29 @@ def test_the_default_queries_come_with_sample_time_queries() -> None:
     assert collector.fresh()["n1"][1] == 300.0
     collector.staleness_s = 120.0
     assert collector.fresh() == {}
+
+
+def test_an_unreachable_prometheus_costs_one_query_per_resource() -> None:
+    prom = FakeProm()
+    prom.fail = ConnectionError("connection refused")
+    collector = UtilisationCollector(prom, clock=lambda: 1000.0)  # with sample-time queries
+    collector.refresh()
+    assert prom.asked == list(utilisation_queries().values())
+    assert collector.status.state is MetricsState.UNAVAILABLE
+
+
+def test_unknown_sample_times_leave_the_values_aged_from_evaluation() -> None:
+    prom = FakeProm()
+    prom.answers = _all_resources({"n1": 0.5}, 990.0)
+    prom.answers["t-cpu"] = TimeoutError("timed out")
+    collector = UtilisationCollector(
+        prom, QUERIES, clock=lambda: 1000.0, sample_time_queries={"cpu": "t-cpu"}
+    )
+    collector.refresh()
+    assert collector.status == MetricsStatus(
+        MetricsState.DEGRADED, "cpu sample times: TimeoutError: timed out"
+    )
+    assert collector.fresh()["n1"] == ({"cpu": 0.5, "memory": 0.5, "nvidia.com/gpu": 0.5}, 10.0)
 
 
 def test_samples_stamped_in_the_future_are_refused() -> None:

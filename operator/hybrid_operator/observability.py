@@ -2,9 +2,10 @@
 
 ``/metrics`` (Prometheus text format) counts scheduling attempts by result, times
 pending-to-bound latency, passes and their sizes, tracks pending pods, fallbacks by
-reason, each namespace's weighted GPU share and Jain's index over them, and the age of the
-utilisation metrics. ``/healthz`` answers while the event loop runs; ``/readyz`` once the
-cluster has been listed and the first pass has run.
+reason, Prometheus series left out by resource and reason, each namespace's weighted GPU
+share and Jain's index over them, and the age of the utilisation metrics. ``/healthz``
+answers while the event loop runs; ``/readyz`` once the cluster has been listed and the
+first pass has run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from hybrid_operator.promql import DropReason
 from hybrid_policy.framework.shares import namespace_shares
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.report.fairness import jain_index
@@ -84,6 +86,12 @@ class OperatorMetrics:
             "Age of the oldest utilisation sample in use (-1: none).",
             registry=r,
         )
+        self.dropped_series = Counter(
+            "hybrid_scheduler_utilisation_series_dropped",
+            "Prometheus series left out of live utilisation, by resource and reason.",
+            ["resource", "reason"],
+            registry=r,
+        )
         self.shadow = Counter(
             "hybrid_scheduler_shadow_decisions",
             "Shadow mode: our choice against the shadowed scheduler's, by agreement.",
@@ -91,6 +99,10 @@ class OperatorMetrics:
             registry=r,
         )
         self.ready = False
+
+    def count_dropped_series(self, resource: str, reason: DropReason) -> None:
+        """One Prometheus series of ``resource`` was left out for ``reason``."""
+        self.dropped_series.labels(resource=resource, reason=reason.value).inc()
 
     def observe_shares(self, snapshot: ClusterSnapshot) -> None:
         """Weighted GPU shares of the namespaces that hold GPUs, and Jain's index."""

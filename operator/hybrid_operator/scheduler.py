@@ -92,6 +92,8 @@ class Scheduler:
             )
         self.counters = Counters()
         self.metrics = OperatorMetrics()
+        if collector is not None:
+            collector.on_drop = self.metrics.count_dropped_series
         self.threads = ApiThreads()
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
         self.enabled_namespaces: set[str] = set()
@@ -128,8 +130,9 @@ class Scheduler:
 
     @property
     def metrics_status(self) -> str:
-        """Where live utilisation stands: live, unavailable (why), or not configured."""
-        return self.collector.status if self.collector else "not configured"
+        """Where live utilisation stands: live, degraded or unavailable (why), or not
+        configured."""
+        return str(self.collector.status) if self.collector else "not configured"
 
     def leader_term(self) -> int | None:
         """The current leadership term, or None while not leading (any thread may ask)."""
@@ -210,11 +213,15 @@ class Scheduler:
         if event.type is WatchType.DELETED or event.node is None:
             self._node_gone(event.name)
             return
+        if self.collector is not None:
+            self.collector.addresses.update(event.name, event.node.addresses)
         self._report(event)
         self.cache.upsert_node(event.node.node)
         self.queue.move_all_to_active()
 
     def _node_gone(self, name: str) -> None:
+        if self.collector is not None:
+            self.collector.addresses.remove(name)
         called_off = set(self.binding.cancel_on_node(name))
         for pod in self.cache.delete_node(name):
             if pod.uid not in called_off:

@@ -82,7 +82,7 @@ class SchedulingCycle:
         self.metrics.batch.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(fresh))
         self.metrics.observe_shares(snapshot)
-        if self.collector is not None and self.collector.status != "live":
+        if self.collector is not None and not self.collector.status.live:
             self.metrics.fallbacks.labels(reason="metrics-unavailable").inc()
         if self.policy.fallback:
             self.metrics.fallbacks.labels(reason=MODEL_FALLBACK_REASON).inc()

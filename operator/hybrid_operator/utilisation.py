@@ -1,12 +1,15 @@
 """Live node utilisation from Prometheus, with staleness and a graceful way out.
 
-The collector runs the configured PromQL per resource (defaults in
-:mod:`hybrid_operator.promql`), keeps the latest value per node with the time Prometheus
-measured it, and hands the scheduler only samples younger than the staleness window.
-A query that fails, times out or answers garbage (not a number, negative, absurdly
-large) never stops scheduling: the old samples age out, the node scores as if it had no
-metrics (the scorer's minimum), and :attr:`UtilisationCollector.status` says why, for the
-log, the operator's metrics and each decision record.
+The collector runs the configured PromQL per resource (defaults and the reading of answers
+in :mod:`hybrid_operator.promql`), keeps the latest value per node with the time the node
+was measured, and hands the scheduler only samples younger than the staleness window. A
+series is matched to a node by name or by one of the node's addresses (node-exporter names
+nodes by ``instance``, ``IP:port``). One bad series (not a number, outside 0..1, stamped in
+the future) is dropped alone, counted and logged once per node and resource. A query that
+fails, times out, answers garbage or answers nothing never stops scheduling: the old
+samples age out, the node scores as if it had no metrics (the scorer's minimum), and
+:attr:`UtilisationCollector.status` says why, for the log, the operator's metrics and each
+decision record.
 """
 
 from __future__ import annotations
@@ -14,26 +17,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
 
 from hybrid_operator.cache import ClusterCache
-from hybrid_operator.promql import utilisation_queries
+from hybrid_operator.promql import (
+    SAMPLE_TIME_QUERIES,
+    DropReason,
+    NodeSample,
+    ParsedAnswer,
+    SeriesNode,
+    parse_sample_times,
+    parse_vector,
+    utilisation_queries,
+)
 from hybrid_policy.framework.recent import RecentPlacements
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.resources import CPU, GPU, MEMORY
 
 log = logging.getLogger("hybrid_scheduler")
 RESOURCE_OF_QUERY = {"cpu": CPU, "memory": MEMORY, "gpu": GPU}
-#: Labels that name the node in common exporters, in the order they are tried.
-NODE_LABELS = ("node", "Hostname", "kubernetes_node", "instance")
-#: Utilisation above this (as a fraction) is taken for garbage, not for load.
-MAX_FRACTION = 10.0
+#: A status reason longer than this is cut (it ends up in every decision record).
+MAX_REASON = 300
 
 
 class PromClient(Protocol):
@@ -44,12 +54,59 @@ class PromClient(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class NodeSample:
-    """One resource's utilisation on one node, as Prometheus measured it."""
+class MetricsState(Enum):
+    """Where live utilisation stands."""
 
-    fraction: float
-    observed_at_s: float
+    NOT_QUERIED = "not queried yet"
+    LIVE = "live"
+    #: Some resources answered, others failed or answered nothing.
+    DEGRADED = "degraded"
+    #: No resource answered anything usable.
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class MetricsStatus:
+    """The state of live utilisation and, unless live, why."""
+
+    state: MetricsState
+    reason: str = ""
+
+    @property
+    def live(self) -> bool:
+        """Whether every query answered usable series."""
+        return self.state is MetricsState.LIVE
+
+    def __str__(self) -> str:
+        return f"{self.state.value} ({self.reason})" if self.reason else self.state.value
+
+
+class NodeAddresses:
+    """The cluster's node names and which node each address (``status.addresses``:
+    InternalIP, ExternalIP, Hostname) belongs to."""
+
+    def __init__(self) -> None:
+        self.by_address: dict[str, str] = {}
+        self.of_node: dict[str, tuple[str, ...]] = {}
+
+    def update(self, node: str, addresses: Iterable[str]) -> None:
+        """A node was listed or changed."""
+        self.remove(node)
+        self.of_node[node] = tuple(addresses)
+        for address in self.of_node[node]:
+            self.by_address[address] = node
+
+    def remove(self, node: str) -> None:
+        """A node went away."""
+        for address in self.of_node.pop(node, ()):
+            if self.by_address.get(address) == node:
+                del self.by_address[address]
+
+    def node_of(self, name: SeriesNode) -> str:
+        """The node a series names, by node name or address; the name itself if neither."""
+        if name in self.of_node:
+            return name
+        return self.by_address.get(name, name)
 
 
 def connect(url: str, timeout_s: float) -> PromClient:
@@ -60,8 +117,17 @@ def connect(url: str, timeout_s: float) -> PromClient:
     return client
 
 
+def _ignore_drop(resource: str, reason: DropReason) -> None:
+    pass
+
+
 class UtilisationCollector:
-    """Per-node utilisation by resource, refreshed periodically."""
+    """Per-node utilisation by resource, refreshed periodically.
+
+    ``sample_time_queries`` (by resource) answer when each node was measured; without one
+    a resource's samples are aged from the query's evaluation time. The defaults go with
+    the default queries. ``on_drop`` is told of every dropped series (resource, reason).
+    """
 
     def __init__(
         self,
@@ -69,52 +135,130 @@ class UtilisationCollector:
         queries: Mapping[str, str] | None = None,
         staleness_s: float = 120.0,
         clock: Callable[[], float] = time.time,
+        sample_time_queries: Mapping[str, str] | None = None,
+        on_drop: Callable[[str, DropReason], None] = _ignore_drop,
     ) -> None:
         self.client = client
         self.queries = dict(queries or utilisation_queries())
+        default_times = SAMPLE_TIME_QUERIES if queries is None else {}
+        self.sample_time_queries = dict(
+            default_times if sample_time_queries is None else sample_time_queries
+        )
         self.staleness_s = staleness_s
         self.clock = clock
-        self.samples: dict[str, dict[str, NodeSample]] = {}
-        self.status = "not queried yet"
+        self.on_drop = on_drop
+        self.addresses = NodeAddresses()
+        #: Latest sample per resource, by what the series calls its node.
+        self.samples: dict[SeriesNode, dict[str, NodeSample]] = {}
+        self.status = MetricsStatus(MetricsState.NOT_QUERIED)
         self.failures = 0
+        self.warned: set[tuple[str, str]] = set()
 
     def refresh(self) -> None:
         """Run every query once; keep what parsed, note what failed."""
-        problems = []
+        now = self.clock()
+        problems: list[str] = []
+        samples = {node: dict(by) for node, by in self.samples.items()}
+        answered = 0
         for key, query in self.queries.items():
-            resource = RESOURCE_OF_QUERY[key]
-            try:
-                result = self.client.custom_query(query)
-                parsed = parse_vector(result)
-            except Exception as exc:  # unreachable, slow, or an answer we cannot read
-                problems.append(f"{key}: {type(exc).__name__}: {exc}")
+            parsed = self._ask(key, query, now, problems)
+            if parsed is None:
                 continue
-            for node, sample in parsed.items():
-                self.samples.setdefault(node, {})[resource] = sample
-        if problems:
-            self.failures += 1
-            self.status = "unavailable (" + "; ".join(problems)[:300] + ")"
-            log.warning(
-                "Prometheus: %s; scheduling on requests alone where metrics are missing",
-                self.status,
+            answered += 1
+            for node, sample in parsed.samples.items():
+                samples.setdefault(node, {})[RESOURCE_OF_QUERY[key]] = sample
+        self.samples = {
+            node: young
+            for node, by in samples.items()
+            if (young := {r: s for r, s in by.items() if now - s.observed_at_s <= self.staleness_s})
+        }
+        self._set_status(problems, answered)
+
+    def _ask(self, key: str, query: str, now: float, problems: list[str]) -> ParsedAnswer | None:
+        """One resource's answer, or ``None`` (and why, in ``problems``) if unusable.
+
+        The sample-time query runs only after the value query answered some series, so an
+        unreachable Prometheus costs one failed query per resource, as without it.
+        """
+        try:
+            answer = self.client.custom_query(query)
+            times = None
+            if answer and key in self.sample_time_queries:
+                times = self._sample_times(key, problems)
+            parsed = parse_vector(answer, now, times)
+        except Exception as exc:  # unreachable, slow, or an answer we cannot read
+            problems.append(f"{key}: {type(exc).__name__}: {exc}")
+            return None
+        self._note_drops(key, parsed)
+        if not parsed.samples:
+            dropped = len(parsed.dropped)
+            problems.append(
+                f"{key}: no usable series ({dropped} dropped)"
+                if dropped
+                else f"{key}: empty answer"
             )
+            return None
+        return parsed
+
+    def _sample_times(self, key: str, problems: list[str]) -> dict[SeriesNode, float] | None:
+        """When each node's input to ``key`` was scraped; ``None`` (and why) if unknown."""
+        try:
+            return parse_sample_times(self.client.custom_query(self.sample_time_queries[key]))
+        except Exception as exc:  # the values still count, aged from evaluation time
+            problems.append(f"{key} sample times: {type(exc).__name__}: {exc}")
+            return None
+
+    def _note_drops(self, key: str, parsed: ParsedAnswer) -> None:
+        """Count every dropped series; warn once per node and resource until it is good."""
+        for node in parsed.samples:
+            self.warned.discard((self.addresses.node_of(node), key))
+        for dropped in parsed.dropped:
+            self.on_drop(key, dropped.reason)
+            node = self.addresses.node_of(dropped.node) if dropped.node else "(unnamed)"
+            if (node, key) in self.warned:
+                continue
+            self.warned.add((node, key))
+            log.warning(
+                "Prometheus: ignoring the %s utilisation of node %s: %s (%s)",
+                key,
+                node,
+                dropped.reason.value,
+                dropped.detail,
+            )
+
+    def _set_status(self, problems: list[str], answered: int) -> None:
+        if not problems:
+            status = MetricsStatus(MetricsState.LIVE)
         else:
-            if self.status != "live":
+            state = MetricsState.DEGRADED if answered else MetricsState.UNAVAILABLE
+            status = MetricsStatus(state, "; ".join(problems)[:MAX_REASON])
+            self.failures += 1
+        if status != self.status:
+            if status.live:
                 log.info("Prometheus: live utilisation for %d nodes", len(self.samples))
-            self.status = "live"
+            else:
+                log.warning(
+                    "Prometheus: %s; scheduling on requests alone where metrics are missing",
+                    status,
+                )
+        self.status = status
 
     def fresh(self, now_s: float | None = None) -> dict[str, tuple[dict[str, float], float]]:
         """Per node: fractions by resource younger than the staleness window, and the age
         of the oldest of them in seconds."""
         now = self.clock() if now_s is None else now_s
         out: dict[str, tuple[dict[str, float], float]] = {}
-        for node, by_resource in self.samples.items():
+        for name, by_resource in self.samples.items():
             young = {
                 r: s for r, s in by_resource.items() if now - s.observed_at_s <= self.staleness_s
             }
-            if young:
-                age = max(now - s.observed_at_s for s in young.values())
-                out[node] = ({r: s.fraction for r, s in young.items()}, age)
+            if not young:
+                continue
+            node = self.addresses.node_of(name)
+            fractions, age = out.get(node, ({}, 0.0))
+            fractions.update({r: s.fraction for r, s in young.items()})
+            age = max(age, *(max(now - s.observed_at_s, 0.0) for s in young.values()))
+            out[node] = (fractions, age)
         return out
 
     async def run_forever(self, interval_s: float, stop: asyncio.Event) -> None:
@@ -123,24 +267,6 @@ class UtilisationCollector:
             await asyncio.to_thread(self.refresh)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
-
-
-def parse_vector(result: Any) -> dict[str, NodeSample]:
-    """An instant-vector result as samples by node; garbage raises ``ValueError``."""
-    if not isinstance(result, list):
-        raise ValueError(f"expected a vector, got {type(result).__name__}")
-    out: dict[str, NodeSample] = {}
-    for series in result:
-        metric = series.get("metric") or {}
-        node = next((str(metric[k]) for k in NODE_LABELS if metric.get(k)), None)
-        at, raw = series.get("value") or ("nan", "nan")
-        if node is None:
-            continue
-        value, when = float(raw), float(at)
-        if not math.isfinite(value) or not 0.0 <= value <= MAX_FRACTION:
-            raise ValueError(f"utilisation {raw!r} for node {node} is not a fraction")
-        out[node.split(":")[0]] = NodeSample(value, when)
-    return out
 
 
 def apply_utilisation(

@@ -2,9 +2,14 @@
 
 A pod created with the annotation ``hybrid-scheduler.io/enabled: "true"``, or in a
 namespace labelled ``hybrid-scheduler.io/enabled=true``, that would go to the default
-scheduler gets ``spec.schedulerName`` set to ours. Pods that already name a scheduler of
-their own are left alone. The webhook fails open (``failurePolicy: Ignore``): if the
-operator is down, pods are created as they are and the default scheduler places them.
+scheduler gets ``spec.schedulerName`` set to ours. Pods that name another scheduler are
+left alone. The API server sets an empty ``schedulerName`` to ``default-scheduler`` before
+any admission webhook sees the pod, so an explicit ``default-scheduler`` cannot be told
+from none: in a labelled namespace a pod keeps the default scheduler by saying so with
+the annotation ``hybrid-scheduler.io/enabled: "false"``. The webhook fails open
+(``failurePolicy: Ignore``): if the operator is down, pods are created as they are and the
+default scheduler places them.
+
 Two ways to run it: with a self-issued certificate (:mod:`hybrid_operator.certificates`,
 out of the cluster), kopf manages the ``MutatingWebhookConfiguration``
 ``hybrid-scheduler.io`` and puts the new CA into it; with ``webhook_cert_dir`` (the Helm
@@ -15,6 +20,7 @@ operator needs no permission on it and every replica serves the same certificate
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ import kopf
 from hybrid_operator.certificates import issue
 from hybrid_operator.settings import OperatorSettings, SettingsError
 
+log = logging.getLogger("hybrid_scheduler")
 ENABLED = "hybrid-scheduler.io/enabled"
 DEFAULT_SCHEDULER = "default-scheduler"
 WEBHOOK_NAME = "hybrid-scheduler.io"
@@ -34,12 +41,34 @@ CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 
 
 def opted_in(pod: Any, enabled_namespaces: set[str]) -> bool:
-    """Whether a new pod asks for this scheduler (annotation, or its namespace's label)."""
+    """Whether a new pod asks for this scheduler: its annotation ``"true"`` or ``"false"``
+    decides; without one, its namespace's label."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    if str(annotations.get(ENABLED, "")).lower() == "true":
-        return True
+    choice = str(annotations.get(ENABLED, "")).lower()
+    if choice in ("true", "false"):
+        return choice == "true"
+    if ENABLED in annotations:
+        log.warning(
+            'webhook: pod %s/%s: annotation %s: %r is neither "true" nor "false"; ignored',
+            meta.get("namespace"),
+            meta.get("name") or meta.get("generateName"),
+            ENABLED,
+            annotations[ENABLED],
+        )
     return meta.get("namespace") in enabled_namespaces
+
+
+def scheduler_for(pod: Any, enabled_namespaces: set[str], ours: str) -> str | None:
+    """The ``spec.schedulerName`` to give a new pod, or ``None`` to leave it as it is.
+
+    Only a pod bound for the default scheduler (the API server's default for an empty
+    name) that opted in is changed; a pod naming any other scheduler keeps it.
+    """
+    current = (pod.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER
+    if current != DEFAULT_SCHEDULER or not opted_in(pod, enabled_namespaces):
+        return None
+    return ours
 
 
 def register_webhook(
@@ -58,9 +87,9 @@ def register_webhook(
         registry=registry,
     )
     def set_scheduler_name(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        current = (body.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER
-        if current == DEFAULT_SCHEDULER and opted_in(body, enabled_namespaces):
-            patch.setdefault("spec", {})["schedulerName"] = settings.scheduler_name
+        name = scheduler_for(body, enabled_namespaces, settings.scheduler_name)
+        if name is not None:
+            patch.setdefault("spec", {})["schedulerName"] = name
 
 
 def webhook_server(settings: OperatorSettings) -> kopf.WebhookServer:

@@ -91,6 +91,7 @@ def test_the_settings_configmap_is_a_valid_settings_file(
     assert settings.promql == source["promql"]
     assert settings.model_path == source["modelPath"]
     assert settings.model_fallback == source["modelFallback"]
+    assert settings.shadow_of == source["shadowOf"]
     assert (settings.lease_namespace, settings.lease_name) == ("ml", "hybrid-scheduler")
     # The Role grants the Lease by this name, and the certificate is mounted where it is read.
     role = one(objects, "Role", "leader-election")

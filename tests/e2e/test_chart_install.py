@@ -5,14 +5,19 @@ leftovers, and the operator runs with nothing but its ServiceAccount's permissio
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import json
 import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from chart_helpers import (
     CHART_DIR,
@@ -29,15 +34,21 @@ from hybrid_lab.devcluster.pki import write_kubeconfig
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.certificates import issue
+from hybrid_operator.k8s.api import KubeApi, load_client
+from hybrid_operator.k8s.convert import pending_pod
+from hybrid_operator.shadow import SHADOW_ANNOTATION
 from operator_helpers import bound_node, decision, events, free_port, running_operator
 
 pytestmark = pytest.mark.e2e
 STRICT = {"dryRun": "All", "fieldValidation": "Strict"}
+NOT_AFTER = "hybrid-scheduler.io/certificate-not-after"
 CLUSTER_SCOPED = [
     "/apis/rbac.authorization.k8s.io/v1/clusterroles",
     "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
     "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
     "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+    "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
     "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
     "/apis/scheduling.k8s.io/v1/priorityclasses",
     "/api/v1/namespaces",
@@ -184,6 +195,7 @@ def test_install_upgrade_uninstall(dev_cluster: DevCluster, namespace: str) -> N
         # The certificate made at install survives the upgrade, and the CA with it.
         assert api.get(secret_path)["data"] == secret
         assert api.get(webhook_path)["webhooks"][0]["clientConfig"]["caBundle"] == ca_bundle
+        _renewal_near_expiry(dev_cluster, release, namespace, secret)
         assert _labelled(api, release, namespace)
     finally:
         _helm(dev_cluster, "uninstall", release, "-n", namespace, "--wait")
@@ -197,6 +209,41 @@ def test_install_upgrade_uninstall(dev_cluster: DevCluster, namespace: str) -> N
     assert helm_records == []
 
 
+def _renewal_near_expiry(
+    dev_cluster: DevCluster, release: str, namespace: str, before: dict[str, str]
+) -> None:
+    """An upgrade that finds the certificate within 30 days of expiry makes a new one,
+    rolls the pods and trusts the old CA too; the next upgrade keeps the new one."""
+    api = dev_cluster.admin
+    fullname = f"{release}-hybrid-scheduler"
+    secret_path = f"/api/v1/namespaces/{namespace}/secrets/{fullname}-webhook-tls"
+    webhook_path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{fullname}"
+    deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{fullname}"
+
+    def checksum() -> str:
+        annotations = api.get(deployment_path)["spec"]["template"]["metadata"]["annotations"]
+        return str(annotations["checksum/webhook-tls"])
+
+    rolled_from = checksum()
+    stored = api.get(secret_path)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+    stored["metadata"]["annotations"][NOT_AFTER] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    api.call("PUT", secret_path, stored)
+    upgrade = ("upgrade", release, str(CHART_DIR), "-n", namespace, "--reuse-values")
+    _helm(dev_cluster, *upgrade)
+    renewed = api.get(secret_path)
+    assert renewed["data"]["tls.crt"] != before["tls.crt"]
+    assert renewed["data"]["ca-previous.crt"] == before["ca.crt"]
+    expires = dt.datetime.fromisoformat(renewed["metadata"]["annotations"][NOT_AFTER])
+    assert expires > dt.datetime.now(dt.UTC) + dt.timedelta(days=364)
+    bundle = api.get(webhook_path)["webhooks"][0]["clientConfig"]["caBundle"]
+    trusted = base64.b64decode(renewed["data"]["ca.crt"]) + base64.b64decode(before["ca.crt"])
+    assert base64.b64decode(bundle) == trusted
+    assert checksum() != rolled_from, "a renewed certificate rolls the pods"
+    _helm(dev_cluster, *upgrade)
+    assert api.get(secret_path)["data"] == renewed["data"]
+
+
 def _token(api: ApiServer, namespace: str, account: str) -> str:
     request = {
         "apiVersion": "authentication.k8s.io/v1",
@@ -208,26 +255,49 @@ def _token(api: ApiServer, namespace: str, account: str) -> str:
     return token
 
 
-@pytest.fixture
-def chart_release(dev_cluster: DevCluster, namespace: str) -> Iterator[tuple[str, str]]:
-    """The chart installed (webhook off: the test runs the operator's out of the cluster)."""
+@contextmanager
+def _installed(dev_cluster: DevCluster, namespace: str, *values: str) -> Iterator[tuple[str, str]]:
+    """The chart installed with one replica and ``values`` (``--set`` arguments)."""
     release = f"rb-{uuid.uuid4().hex[:6]}"
-    _helm(
-        dev_cluster,
-        "install",
-        release,
-        str(CHART_DIR),
-        "-n",
-        namespace,
-        "--set",
-        "replicaCount=1",
-        "--set",
-        "webhook.enabled=false",
-    )
+    sets = [a for v in ("replicaCount=1", *values) for a in ("--set", v)]
+    _helm(dev_cluster, "install", release, str(CHART_DIR), "-n", namespace, *sets)
     try:
         yield release, f"{release}-hybrid-scheduler"
     finally:
         _helm(dev_cluster, "uninstall", release, "-n", namespace, "--wait")
+
+
+@pytest.fixture
+def chart_release(dev_cluster: DevCluster, namespace: str) -> Iterator[tuple[str, str]]:
+    """The chart installed (webhook off: the test runs the operator's out of the cluster)."""
+    with _installed(dev_cluster, namespace, "webhook.enabled=false") as names:
+        yield names
+
+
+def _account_kubeconfig(
+    dev_cluster: DevCluster, namespace: str, account: str, path: Path
+) -> tuple[str, str]:
+    """A kubeconfig at ``path`` with a token of the chart's ServiceAccount; the token and
+    the cluster's CA file."""
+    token = _token(dev_cluster.admin, namespace, account)
+    ca = yaml.safe_load(dev_cluster.settings.kubeconfig.read_text())["clusters"][0]["cluster"][
+        "certificate-authority"
+    ]
+    user = f"system:serviceaccount:{namespace}:{account}"
+    write_kubeconfig(path, dev_cluster.settings.server_url, Path(ca), user, token)
+    return token, ca
+
+
+def _image_change(pod: dict[str, Any]) -> dict[str, Any]:
+    container = pod["spec"]["containers"][0]["name"]
+    return {"spec": {"containers": [{"name": container, "image": "example.invalid/other:2"}]}}
+
+
+def _refused(call: Any) -> ApiException:
+    with pytest.raises(ApiException) as refused:
+        call()
+    assert refused.value.status == 403, refused.value
+    return refused.value
 
 
 def test_the_service_account_can_schedule_and_nothing_more(
@@ -235,13 +305,8 @@ def test_the_service_account_can_schedule_and_nothing_more(
 ) -> None:
     admin = dev_cluster.admin
     release, fullname = chart_release
-    token = _token(admin, namespace, fullname)
-    ca = yaml.safe_load(dev_cluster.settings.kubeconfig.read_text())["clusters"][0]["cluster"][
-        "certificate-authority"
-    ]
     kubeconfig = tmp_path / "service-account.kubeconfig"
-    user = f"system:serviceaccount:{namespace}:{fullname}"
-    write_kubeconfig(kubeconfig, dev_cluster.settings.server_url, Path(ca), user, token)
+    token, ca = _account_kubeconfig(dev_cluster, namespace, fullname, kubeconfig)
     settings = tmp_path / "settings.yaml"
     configmap = admin.get(f"/api/v1/namespaces/{namespace}/configmaps/{fullname}")
     settings.write_text(configmap["data"]["settings.yaml"])
@@ -341,6 +406,7 @@ def test_the_service_account_can_schedule_and_nothing_more(
             admin.create(pods, annotated)
             assert admin.get(f"{pods}/opted-in")["spec"]["schedulerName"] == name
             bound_node(admin, pods, "opted-in")
+            _labelled_namespace_opt_in(admin, namespace, name)
             text = log.read_text()
             assert "Traceback" not in text
             assert "Forbidden" not in text, text  # nothing the operator calls is refused
@@ -413,3 +479,70 @@ def test_the_service_account_can_schedule_and_nothing_more(
     for method, path, body in refused:
         status = account.request(method, path, body).status_code
         assert status == 403, f"{method} {path}: {status}, expected 403"
+    # Shadow mode is off: the operator's own client may patch no pod, not even an annotation.
+    client = KubeApi(load_client(str(kubeconfig)), "rbac-check")
+    body = admin.get(f"{pods}/fits")
+    _refused(lambda: client.annotate(pending_pod(body)[0], SHADOW_ANNOTATION, {"node": node}))
+    _refused(lambda: client.core.patch_namespaced_pod("fits", namespace, _image_change(body)))
+
+
+def _labelled_namespace_opt_in(admin: ApiServer, namespace: str, ours: str) -> None:
+    """In a namespace labelled for the webhook: a pod naming no scheduler comes to us, one
+    annotated enabled "false" keeps the default scheduler, one naming another keeps it."""
+    path = f"/api/v1/namespaces/{namespace}"
+    body = admin.get(path)
+    body["metadata"].setdefault("labels", {})["hybrid-scheduler.io/enabled"] = "true"
+    admin.call("PUT", path, body)
+    pods = f"{path}/pods"
+    probes = iter(range(1000))
+
+    def label_seen() -> bool | None:
+        probe = training_pod(f"probe-{next(probes)}", gpus=0, cpu="100m", memory="64Mi")
+        return True if admin.create(pods, probe)["spec"]["schedulerName"] == ours else None
+
+    wait_for("the webhook to see the namespace label", label_seen, 30)
+    keep = training_pod("keeps-default", gpus=0, cpu="100m", memory="64Mi")
+    keep["metadata"]["annotations"]["hybrid-scheduler.io/enabled"] = "false"
+    assert admin.create(pods, keep)["spec"]["schedulerName"] == "default-scheduler"
+    other = training_pod(
+        "names-another", gpus=0, cpu="100m", memory="64Mi", scheduler_name="someone-else"
+    )
+    assert admin.create(pods, other)["spec"]["schedulerName"] == "someone-else"
+
+
+def test_shadow_mode_lets_the_service_account_patch_only_its_annotation(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    admin = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    values = ("webhook.enabled=false", "settings.shadowOf=default-scheduler")
+    with _installed(dev_cluster, namespace, *values) as (_, fullname):
+        kubeconfig = tmp_path / "service-account.kubeconfig"
+        _account_kubeconfig(dev_cluster, namespace, fullname, kubeconfig)
+        client = KubeApi(load_client(str(kubeconfig)), "shadow-check")
+        admin.create(pods, training_pod("watched", gpus=0, cpu="100m", memory="64Mi"))
+        body = admin.get(f"{pods}/watched")
+        attempts = iter(range(1000))
+
+        def label_change_refused() -> bool | None:
+            # The admission policy applies a moment after it is created.
+            label = {"metadata": {"labels": {"attempt": str(next(attempts))}}}
+            try:
+                client.core.patch_namespaced_pod("watched", namespace, label)
+            except ApiException as exc:
+                return True if exc.status == 403 else None
+            return None
+
+        wait_for("the shadow policy to refuse a label change", label_change_refused, 30)
+        client.annotate(pending_pod(body)[0], SHADOW_ANNOTATION, {"wouldBe": "n1"})
+        annotations = admin.get(f"{pods}/watched")["metadata"]["annotations"]
+        assert json.loads(annotations[SHADOW_ANNOTATION]) == {"wouldBe": "n1"}
+        image = _refused(
+            lambda: client.core.patch_namespaced_pod("watched", namespace, _image_change(body))
+        )
+        assert "may not change a pod's spec" in str(image.body)
+        other = {"metadata": {"annotations": {"hybrid-scheduler.io/decision": "{}"}}}
+        refused = _refused(lambda: client.core.patch_namespaced_pod("watched", namespace, other))
+        assert "may change no pod annotation but" in str(refused.body)
+        after = admin.get(f"{pods}/watched")
+        assert after["spec"]["containers"] == body["spec"]["containers"]

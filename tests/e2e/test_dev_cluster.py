@@ -14,6 +14,7 @@ from hybrid_lab.devcluster import pki
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.promql import utilisation_queries
+from hybrid_operator.utilisation import UtilisationCollector, connect
 
 pytestmark = pytest.mark.e2e
 CPU_RATE_WINDOW = "20s"
@@ -92,6 +93,24 @@ def test_prometheus_utilisation_follows_the_pods_on_each_node(
     expected = {first: {"gpu": 0.0, "memory": 0.0}}
     queries = {resource: queries[resource] for resource in ("gpu", "memory")}
     wait_for("Prometheus to drop the deleted pod", matches, 30)
+
+
+def test_the_collector_reads_every_node_aged_by_its_scrape_time(dev_cluster: DevCluster) -> None:
+    kwok = dev_cluster.admin.items("/api/v1/nodes", labelSelector="type=kwok")
+    nodes = {n["metadata"]["name"] for n in kwok}
+    # The default queries and their sample-time queries, against the real Prometheus.
+    collector = UtilisationCollector(connect(dev_cluster.settings.prometheus_url, 5.0))
+
+    def every_node_live() -> dict[str, tuple[dict[str, float], float]] | None:
+        collector.refresh()
+        fresh = collector.fresh()
+        return fresh if collector.status.live and nodes <= set(fresh) else None
+
+    fresh = wait_for("live utilisation for every node", every_node_live, 90)
+    for node in nodes:
+        fractions, age_s = fresh[node]
+        assert set(fractions) == {"cpu", "memory", "nvidia.com/gpu"}, node
+        assert 0.0 <= age_s < collector.staleness_s, node
 
 
 def _per_node(prometheus_url: str, query: str) -> dict[str, float]:

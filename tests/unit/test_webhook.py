@@ -1,6 +1,10 @@
 import ipaddress
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
+import kopf
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -12,12 +16,17 @@ from hybrid_operator.webhook import (
     check_certificate_files,
     managed_configuration,
     opted_in,
+    register_webhook,
+    scheduler_for,
     webhook_server,
 )
 
 
-def _pod(namespace: str, annotations: dict[str, str] | None = None) -> dict[str, object]:
-    return {"metadata": {"namespace": namespace, "annotations": annotations or {}}, "spec": {}}
+def _pod(
+    namespace: str, annotations: dict[str, str] | None = None, scheduler: str | None = None
+) -> dict[str, Any]:
+    spec = {"schedulerName": scheduler} if scheduler is not None else {}
+    return {"metadata": {"namespace": namespace, "annotations": annotations or {}}, "spec": spec}
 
 
 def test_opt_in_by_annotation_or_namespace_label() -> None:
@@ -26,6 +35,45 @@ def test_opt_in_by_annotation_or_namespace_label() -> None:
     assert opted_in(_pod("labelled"), {"labelled"})
     assert not opted_in(_pod("a"), {"labelled"})
     assert not opted_in(_pod("a", {"hybrid-scheduler.io/enabled": "yes please"}), set())
+
+
+def _mutate(pod: dict[str, Any], enabled_namespaces: set[str]) -> dict[str, Any]:
+    """What the registered admission handler patches into ``pod``."""
+    registry = kopf.OperatorRegistry()
+    register_webhook(registry, OperatorSettings(scheduler_name="ours"), enabled_namespaces)
+    (handler,) = registry._webhooks.get_all_handlers()  # kopf keeps no public accessor
+    patch, fn = kopf.Patch(), cast(Callable[..., None], handler.fn)
+    fn(body=kopf.Body(cast(kopf.RawBody, pod)), patch=patch)
+    return dict(patch)
+
+
+def test_a_labelled_namespace_sends_default_scheduler_pods_to_us() -> None:
+    # The API server has already turned an empty schedulerName into default-scheduler.
+    pod = _pod("labelled", scheduler="default-scheduler")
+    assert _mutate(pod, {"labelled"}) == {"spec": {"schedulerName": "ours"}}
+    assert _mutate(_pod("labelled"), {"labelled"}) == {"spec": {"schedulerName": "ours"}}
+    assert _mutate(pod, {"other"}) == {}
+
+
+def test_a_pod_that_says_so_keeps_the_default_scheduler_in_a_labelled_namespace() -> None:
+    keep = _pod("labelled", {"hybrid-scheduler.io/enabled": "false"}, "default-scheduler")
+    assert _mutate(keep, {"labelled"}) == {}
+    assert scheduler_for(keep, {"labelled"}, "ours") is None
+
+
+@pytest.mark.parametrize("name", ["volcano", "kube-scheduler-2", "ours"])
+def test_a_pod_naming_another_scheduler_keeps_it(name: str) -> None:
+    opted = _pod("labelled", {"hybrid-scheduler.io/enabled": "true"}, name)
+    assert _mutate(opted, {"labelled"}) == {}
+
+
+def test_an_unreadable_opt_in_annotation_is_logged_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pod = _pod("labelled", {"hybrid-scheduler.io/enabled": "yes please"}, "default-scheduler")
+    with caplog.at_level(logging.WARNING, logger="hybrid_scheduler"):
+        assert scheduler_for(pod, {"labelled"}, "ours") == "ours"
+    assert "annotation hybrid-scheduler.io/enabled: 'yes please' is neither" in caplog.text
 
 
 def test_serving_certificate_is_signed_by_the_bundled_ca(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_operator.handlers import run_operator
     from hybrid_operator.k8s.api import KubeApi, load_client
     from hybrid_operator.leader import LeaderElector
-    from hybrid_operator.promql import utilisation_queries
+    from hybrid_operator.promql import SAMPLE_TIME_QUERIES, utilisation_queries
     from hybrid_operator.scheduler import Scheduler
     from hybrid_operator.utilisation import UtilisationCollector, connect
 
@@ -180,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
         collector = UtilisationCollector(
             connect(settings.prometheus_url, settings.metrics_timeout_s),
             queries={**utilisation_queries(), **settings.promql},
+            # A query of one's own is aged from its evaluation time.
+            sample_time_queries={
+                k: q for k, q in SAMPLE_TIME_QUERIES.items() if k not in settings.promql
+            },
             staleness_s=settings.metrics_staleness_s,
         )
     elector = None

@@ -229,6 +229,19 @@ def node_info(node: Body) -> tuple[NodeInfo, list[Problem]]:
     return converted, problems
 
 
+#: The ``status.addresses`` kinds by which metrics may name a node.
+NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
+
+
+def node_addresses(node: Body) -> tuple[str, ...]:
+    """The node's InternalIP, ExternalIP and Hostname addresses."""
+    return tuple(
+        str(a["address"])
+        for a in (node.get("status") or {}).get("addresses") or []
+        if isinstance(a, Mapping) and a.get("type") in NODE_ADDRESS_TYPES and a.get("address")
+    )
+
+
 def namespace(body: Body, default_weight: float = 1.0) -> tuple[Namespace, list[Problem]]:
     """A namespace and its fair-share weight from the ``hybrid-scheduler.io/weight``
     annotation; values that are not numbers in (0, 1000] are refused for the default."""

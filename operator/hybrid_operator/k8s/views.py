@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hybrid_operator.k8s.convert import Body, namespace, node_info, pending_pod
+from hybrid_operator.k8s.convert import Body, namespace, node_addresses, node_info, pending_pod
 from hybrid_operator.k8s.problems import Problem
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 
@@ -130,10 +130,11 @@ class NamespaceView:
 
 @dataclass(frozen=True)
 class NodeView:
-    """A node in domain types."""
+    """A node in domain types, and the addresses Prometheus series may name it by."""
 
     node: NodeInfo
     problems: tuple[Problem, ...] = ()
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,8 @@ def watch_event(
         return WatchEvent(kind, kind_type, name, uid, pod=pod_view(body), reference=ref)
     if kind is ObjectKind.NODE:
         node, problems = node_info(body)
-        return WatchEvent(
-            kind, kind_type, name, uid, node=NodeView(node, tuple(problems)), reference=ref
-        )
+        node_view = NodeView(node, tuple(problems), tuple(node_addresses(body)))
+        return WatchEvent(kind, kind_type, name, uid, node=node_view, reference=ref)
     ns, problems = namespace(body, default_weight)
     labels = _mapping(meta.get("labels"))
     opted = str(labels.get(OPT_IN_LABEL, "")).lower() == "true"

@@ -1,0 +1,82 @@
+"""The chart's permissions without a cluster: the ClusterRole grants what the operator calls
+and nothing more; pods may be patched only in shadow mode, and then only its annotation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from chart_helpers import CHART_DIR, one, render, run_helm
+from hybrid_operator.settings_file import load_settings
+from hybrid_operator.shadow import SHADOW_ANNOTATION
+
+#: (API group, resource) -> verbs: each one a call of the operator (helm/README.md).
+CLUSTER_WIDE = {
+    ("", "pods"): {"list", "watch"},
+    ("", "pods/binding"): {"create"},
+    ("", "pods/status"): {"patch"},
+    ("", "nodes"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+    ("", "events"): {"create"},
+}
+SHADOW = ("--set", "settings.shadowOf=default-scheduler")
+
+
+def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+def test_the_cluster_role_grants_exactly_what_the_operator_calls() -> None:
+    objects = render()
+    assert _grants(one(objects, "ClusterRole")) == CLUSTER_WIDE
+    assert not [o for o in objects if o["kind"].startswith("ValidatingAdmissionPolicy")]
+    lease = one(objects, "Role", "leader-election")["rules"]
+    assert [(r["verbs"], r.get("resourceNames")) for r in lease] == [
+        (["create"], None),
+        (["get", "update"], ["hybrid-scheduler"]),
+    ]
+
+
+def test_shadow_mode_may_patch_pods_but_only_its_annotation(tmp_path: Path) -> None:
+    objects = render(*SHADOW)
+    grants = _grants(one(objects, "ClusterRole"))
+    assert grants == {**CLUSTER_WIDE, ("", "pods"): {"list", "watch", "patch"}}
+    policy = one(objects, "ValidatingAdmissionPolicy")
+    binding = one(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (condition,) = spec["matchConditions"]
+    assert '"system:serviceaccount:ml:hybrid-scheduler"' in condition["expression"]
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    assert (rule["resources"], rule["operations"]) == (["pods"], ["UPDATE"])
+    checks = " ".join(v["expression"] for v in spec["validations"])
+    assert "object.spec == oldObject.spec" in checks
+    assert f'k == "{SHADOW_ANNOTATION}"' in checks
+    assert {v["reason"] for v in spec["validations"]} == {"Forbidden"}
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(one(objects, "ConfigMap", "hybrid-scheduler")["data"]["settings.yaml"])
+    assert load_settings(settings_file).shadow_of == "default-scheduler"
+
+
+def test_shadow_mode_is_off_by_default(tmp_path: Path) -> None:
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(
+        one(render(), "ConfigMap", "hybrid-scheduler")["data"]["settings.yaml"]
+    )
+    assert load_settings(settings_file).shadow_of == ""
+
+
+def test_a_shadowed_scheduler_that_is_no_name_is_refused() -> None:
+    result = run_helm("template", "x", str(CHART_DIR), "--set", "settings.shadowOf=Not A Name")
+    assert result.returncode != 0
+    assert "at '/settings/shadowOf'" in result.stderr, result.stderr

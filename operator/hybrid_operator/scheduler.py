@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from hybrid_operator.cache import TERMINAL_PHASES, ClusterCache
+from hybrid_operator.decision_record import DECISION_ANNOTATION as DECISION_ANNOTATION
 from hybrid_operator.k8s.api import (
     BindOutcome,
     ClusterApi,
@@ -45,7 +46,6 @@ from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.policies import ModelOptions, Policy, build_policy
 
 log = logging.getLogger("hybrid_scheduler")
-DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
 OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
 #: Placements bound at once, and threads for API calls.
 BIND_CONCURRENCY = 16
@@ -335,6 +335,7 @@ class Scheduler:
             "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
             "metrics": self.metrics_status,
             "instance": self.settings.identity,
+            "scheduler": self.settings.scheduler_name,
             "at": round(self.clock(), 3),
         }
 

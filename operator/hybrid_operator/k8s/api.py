@@ -214,13 +214,12 @@ class KubeApi:
             pod.name, pod.namespace, {"metadata": {"annotations": {key: record_json(record)}}}
         )
 
-    def read_annotation(self, namespace: str, name: str, key: str) -> str | None:
-        """The value of annotation ``key`` on pod ``namespace/name``, if any."""
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """Pod ``namespace/name`` as the API server's JSON (metadata, spec, status)."""
         self.limit.acquire()
-        pod = self.core.read_namespaced_pod(name, namespace)
-        annotations = (pod.metadata.annotations if pod.metadata else None) or {}
-        value = annotations.get(key)
-        return str(value) if value is not None else None
+        response: Any = self.core.read_namespaced_pod(name, namespace, _preload_content=False)
+        pod: dict[str, Any] = json.loads(response.data)
+        return pod
 
 
 def record_json(record: Mapping[str, Any]) -> str:

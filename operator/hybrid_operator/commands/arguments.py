@@ -16,7 +16,9 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from hybrid_policy.resources import QuantityError, parse_quantity
 
 #: Exit status of a command refused for its input.
 USAGE_EXIT = 2
@@ -27,7 +29,15 @@ class UsageError(Exception):
 
 
 class CommandParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (:class:`UsageError`), not usage text."""
+    """An ArgumentParser whose errors are one line (:class:`UsageError`), not usage text.
+
+    The parsed arguments carry ``command_prog``, the name of the innermost (sub-)command
+    (``hybrid-scheduler trace convert-philly``), to begin the lines of its errors.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(command_prog=self.prog)
 
     def error(self, message: str) -> NoReturn:
         """Raise the problem for ``main`` to print as ``PROG: --flag: problem``."""
@@ -76,6 +86,20 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
     return _bounded(float, 0.0, strict=False)(text)
+
+
+def quantity(resource: str) -> Callable[[str], str]:
+    """A Kubernetes quantity of ``resource`` (``100m``, ``256Mi``), kept as written."""
+
+    def check(text: str) -> str:
+        try:
+            if parse_quantity(resource, text) <= 0:
+                raise argparse.ArgumentTypeError(f"must be more than zero (got {text!r})")
+        except QuantityError:
+            raise argparse.ArgumentTypeError(f"not a quantity (got {text!r})") from None
+        return text
+
+    return check
 
 
 def _blocker(path: Path) -> str | None:

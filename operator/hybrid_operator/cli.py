@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except UsageError as exc:
-        print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)
+        print(f"{args.command_prog}: {exc}", file=sys.stderr)
         return USAGE_EXIT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -185,6 +185,7 @@ def test_manifests_names_a_folder_that_is_not_a_chart(
     helm.write_text("#!/bin/sh\n")
     helm.chmod(0o755)
     argv = ["manifests", "render", "--helm", str(helm), "--chart", str(tmp_path)]
+    argv += ["--out", str(tmp_path / "out")]
     assert refused(capsys, argv) == (
         f"hybrid-scheduler manifests render: --chart: {tmp_path} is not a Helm chart "
         "(no Chart.yaml)"

@@ -7,7 +7,8 @@ point group, so this package never imports the tooling and the operator's image,
 does not carry it, offers only what it runs. Heavy imports (torch, kopf, the Kubernetes
 client) happen only for the command that needs them. Every command returns a process exit
 code; errors the user can fix are printed as one clear line on stderr with a non-zero
-exit, never as a traceback.
+exit, never as a traceback: a flag, argument or input file that cannot be used is named
+with its value, exit status 2 (:mod:`hybrid_operator.commands.arguments`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from importlib.metadata import entry_points
 
 from hybrid_operator import __version__
 from hybrid_operator.commands import explain_cmd, run_cmd
+from hybrid_operator.commands.arguments import USAGE_EXIT, CommandParser, UsageError
 
 #: Entry-point group of packages that add sub-commands.
 COMMANDS_GROUP = "hybrid_scheduler.commands"
@@ -46,7 +48,7 @@ def register_plugins(subparsers: object) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="hybrid-scheduler",
         description="Kubernetes scheduler for ML training: simulate, train, run.",
     )
@@ -61,10 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = args.handler
     try:
-        code: int = handler(args)
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return USAGE_EXIT
+    try:
+        code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"{args.command_prog}: {exc}", file=sys.stderr)
+        return USAGE_EXIT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

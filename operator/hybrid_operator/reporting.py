@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from hybrid_operator.decision_record import DECISION_ANNOTATION
 from hybrid_operator.k8s.api import ClusterApi, pod_reference, record_json
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.problems import Problem
@@ -19,7 +20,6 @@ from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.policies import Policy
 
 log = logging.getLogger("hybrid_scheduler")
-DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
 
 
 class Reporter:
@@ -31,6 +31,7 @@ class Reporter:
         threads: ApiThreads,
         policy: Policy,
         identity: str,
+        scheduler_name: str,
         clock: Callable[[], float],
         metrics_status: Callable[[], str],
     ) -> None:
@@ -38,6 +39,7 @@ class Reporter:
         self.threads = threads
         self.policy = policy
         self.identity = identity
+        self.scheduler_name = scheduler_name
         self.clock = clock
         self.metrics_status = metrics_status
         #: The last FailedScheduling message posted per pod UID.
@@ -109,6 +111,7 @@ class Reporter:
             "namespaceShare": None if d.namespace_share is None else round(d.namespace_share, 4),
             "metrics": self.metrics_status(),
             "instance": self.identity,
+            "scheduler": self.scheduler_name,
             "at": round(self.clock(), 3),
         }
 

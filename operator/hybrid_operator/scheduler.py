@@ -27,6 +27,7 @@ import numpy as np
 
 from hybrid_operator.binding_cycle import BindingCycle, CancelReason
 from hybrid_operator.cache import ClusterCache
+from hybrid_operator.decision_record import DECISION_ANNOTATION
 from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads, Listing
 from hybrid_operator.k8s.convert import Body
@@ -34,7 +35,7 @@ from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.k8s.views import ObjectKind, WatchEvent, WatchType, problems_of, watch_event
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
-from hybrid_operator.reporting import DECISION_ANNOTATION, Reporter
+from hybrid_operator.reporting import Reporter
 from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
@@ -98,8 +99,9 @@ class Scheduler:
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
         self.enabled_namespaces: set[str] = set()
         self.reporter = Reporter(
-            api, self.threads, self.policy, settings.identity, clock, lambda: self.metrics_status
-        )
+            api, self.threads, self.policy, settings.identity, settings.scheduler_name, clock,
+            lambda: self.metrics_status,
+        )  # fmt: skip
         self.scheduling = SchedulingCycle(
             self.cache, self.queue, self.policy, self.rng, self.metrics, clock,
             settings.batch_size, collector,

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from hybrid_policy.framework.paths import ModelFallback
-from hybrid_policy.policies import UnknownPolicyError, parse_policy_list
+from hybrid_policy.policies import policy_names
 
 DEFAULT_SCHEDULER_NAME = "hybrid-scheduler"
 #: ``model_fallback`` values: refuse to start, or schedule with the binpack scorer.
@@ -115,10 +115,16 @@ class OperatorSettings:
         """Return self, or raise :class:`SettingsError` naming the bad setting and value."""
         if not self.scheduler_name.strip():
             raise SettingsError("scheduler_name: must not be empty")
-        try:
-            parse_policy_list(self.policy)
-        except UnknownPolicyError as exc:
-            raise SettingsError(f"policy: {exc}") from None
+        if "," in self.policy:
+            raise SettingsError(f"policy: the operator runs one policy (got {self.policy!r})")
+        if self.policy not in policy_names():
+            known = ", ".join(policy_names())
+            raise SettingsError(f"policy: unknown policy {self.policy!r} (known: {known})")
+        for name in ("lease_namespace", "lease_name"):
+            if not str(getattr(self, name)).strip():
+                raise SettingsError(f"{name}: must not be empty")
+        if any(not ns.strip() for ns in self.namespaces):
+            raise SettingsError(f"namespaces: names must not be empty (got {self.namespaces!r})")
         checks: list[tuple[str, float, float]] = [
             ("batch_interval_s", self.batch_interval_s, 0.01),
             ("batch_size", float(self.batch_size), 1),
@@ -133,6 +139,7 @@ class OperatorSettings:
             ("api_burst", float(self.api_burst), 1),
             ("api_timeout_s", self.api_timeout_s, 0.1),
             ("resync_interval_s", self.resync_interval_s, 1.0),
+            ("seed", float(self.seed), 0),
         ]
         if self.webhook and not self.webhook_host and not self.webhook_cert_dir:
             raise SettingsError(

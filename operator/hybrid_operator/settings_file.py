@@ -48,9 +48,11 @@ def _typed(path: Path, key: str, value: Any, default: Any) -> Any:
 def load_settings(path: Path) -> OperatorSettings:
     """Read and validate a settings file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
     if data is None:

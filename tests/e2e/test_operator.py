@@ -18,6 +18,7 @@ import requests
 
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
+from hybrid_operator.decision_record import DECISION_ANNOTATION
 from operator_helpers import (
     SCHEDULER,
     bound_node,
@@ -117,6 +118,7 @@ def test_pods_for_the_default_scheduler_are_left_alone_but_counted(
     nodes = sorted(
         n["metadata"]["name"] for n in api.items("/api/v1/nodes", labelSelector="type=kwok")
     )
+    assert len(nodes) >= 2
     # Fill every node but one through the default scheduler's path (a pod with nodeName).
     for i, node in enumerate(nodes[:-1]):
         api.create(
@@ -176,6 +178,15 @@ def test_bad_namespace_weight_is_an_event_not_a_crash(
     bound_node(api, pods, "after")
 
 
+def _explain(dev_cluster: DevCluster, key: str) -> subprocess.CompletedProcess[str]:
+    kubeconfig = str(dev_cluster.settings.kubeconfig)
+    return subprocess.run(
+        [sys.executable, "-m", "hybrid_operator.cli", "explain", key, "--kubeconfig", kubeconfig],
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_explain_prints_the_decision(
     dev_cluster: DevCluster, namespace: str, operator_log: Path
 ) -> None:
@@ -186,40 +197,31 @@ def test_explain_prints_the_decision(
     wait_for(
         "the decision record",
         lambda: (api.get(f"{pods}/explained")["metadata"].get("annotations") or {}).get(
-            "hybrid-scheduler.io/decision"
+            DECISION_ANNOTATION
         ),
         30,
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hybrid_operator.cli",
-            "explain",
-            f"{namespace}/explained",
-            "--kubeconfig",
-            str(dev_cluster.settings.kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert f"node:            {node}" in out
-    assert "policy (path):   kube-default (sequential)" in out
-    assert "runners-up:" in out
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hybrid_operator.cli",
-            "explain",
-            f"{namespace}/nope",
-            "--kubeconfig",
-            str(dev_cluster.settings.kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    shown = _explain(dev_cluster, f"{namespace}/explained")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"node:            {node}" in shown.stdout
+    assert "policy (path):   kube-default (sequential)" in shown.stdout
+    assert "runners-up:" in shown.stdout
+    # Written with the binding: node, scheduler, times and writer all agree.
+    assert "binding:         the record matches the pod's binding" in shown.stdout
+    # A record written by updating the pod (as its owner may) is shown as unverified.
+    pod = api.get(f"{pods}/explained")
+    annotations = pod["metadata"]["annotations"]
+    forged = {**json.loads(annotations[DECISION_ANNOTATION]), "node": "elsewhere"}
+    annotations[DECISION_ANNOTATION] = json.dumps(forged)
+    api.call("PUT", f"{pods}/explained", pod)
+    unverified = _explain(dev_cluster, f"{namespace}/explained")
+    assert unverified.returncode == 1, unverified.stderr
+    lines = unverified.stdout.splitlines()
+    assert "binding:         UNVERIFIED: the record does not match the pod's binding" in lines
+    assert f"  - the record names node elsewhere, the pod is bound to {node}" in lines
+    writers = [line for line in lines if "written by an update of the pod" in line]
+    assert len(writers) == 1 and "python-requests" in writers[0]
+    missing = _explain(dev_cluster, f"{namespace}/nope")
     assert missing.returncode == 1
     assert "404" in missing.stderr
 

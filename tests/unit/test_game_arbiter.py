@@ -46,7 +46,11 @@ def test_capacity_holds_and_the_pass_is_work_conserving(
         make_pod(f"p{i}", gpus=g, cpu=c, memory_gib=8 * g, namespace=ns, created_at_s=i)
         for i, (g, c, ns) in enumerate(pods)
     ]
-    decisions, cycle, _ = arbitrate(cluster(), batch, {"a": 1.0, "b": weight, "c": 2.0})
+    decisions, cycle, arbitrator = arbitrate(cluster(), batch, {"a": 1.0, "b": weight, "c": 2.0})
+    # The pass is settled by the solver or needs no settling: never by the fallback.
+    (path,) = arbitrator.paths
+    assert path.solver in (SolverPath.EQUILIBRIUM, SolverPath.UNCONTENDED)
+    assert {d.pass_path for d in decisions} == {path}
     snap = cycle.snapshot
     assert sorted(d.pod.uid for d in decisions) == sorted(p.uid for p in batch)
     assert np.all(snap.requested <= snap.allocatable + 1e-9)
@@ -76,7 +80,8 @@ def test_identical_namespaces_get_equal_whole_pod_shares(owners: str) -> None:
         for i in range(20)
         for ns in owners
     ]
-    decisions, _, _ = arbitrate(nodes, batch, dict.fromkeys(owners, 1.0))
+    decisions, _, arbitrator = arbitrate(nodes, batch, dict.fromkeys(owners, 1.0))
+    assert arbitrator.paths == {game_path(SolverPath.EQUILIBRIUM): 1}
     counts = [placed_pods(decisions, ns) for ns in owners]
     assert sum(counts) == 24
     assert max(counts) - min(counts) <= 1
@@ -89,7 +94,8 @@ def test_weights_decide_whole_pod_shares() -> None:
         for i in range(30)
         for ns in "ab"
     ]
-    decisions, _, _ = arbitrate(nodes, batch, {"a": 1.0, "b": 2.0})
+    decisions, _, arbitrator = arbitrate(nodes, batch, {"a": 1.0, "b": 2.0})
+    assert arbitrator.paths == {game_path(SolverPath.EQUILIBRIUM): 1}
     assert (placed_pods(decisions, "a"), placed_pods(decisions, "b")) == (8, 16)
 
 
@@ -97,6 +103,8 @@ def test_deficits_stay_within_one_pod() -> None:
     nodes = [make_node("n0", gpus=8)]
     batch = [make_pod(f"{ns}{i}", gpus=2, namespace=ns) for i in range(8) for ns in "abc"]
     _, _, arbitrator = arbitrate(nodes, batch, dict.fromkeys("abc", 1.0))
+    assert arbitrator.paths == {game_path(SolverPath.EQUILIBRIUM): 1}
+    assert set(arbitrator.deficit_share) == set("abc")
     for value in arbitrator.deficit_share.values():
         assert abs(value) <= 2 / 8 + 1e-9
 

@@ -1,4 +1,5 @@
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -7,6 +8,7 @@ import pytest
 
 from builders import k8s_node, k8s_pod
 from fake_api import FakeApi
+from hybrid_operator.decision_record import parse_record
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
 from hybrid_operator.settings import OperatorSettings, SettingsError
@@ -38,6 +40,10 @@ def test_pods_of_ours_are_bound_with_an_event_and_a_decision_record() -> None:
     assert record["path"] == "sequential"
     assert record["node"] in {"n1", "n2"}
     assert len(record["runnersUp"]) == 1
+    # explain reads back what the scheduler wrote, scheduler name included.
+    parsed = parse_record(json.dumps(record))
+    assert (parsed.node, parsed.scheduler) == (record["node"], "hybrid-scheduler")
+    assert parsed.at == 1000.0
 
 
 def test_a_placement_costs_a_binding_and_an_event_as_with_kube_scheduler() -> None:

@@ -3,7 +3,9 @@
 For each (level, seed) it prints what no scheduler can beat on that workload: every job on
 the fastest node, and the capacity bound of :mod:`hybrid_policy.report.bound` (free
 preemption, migration and GPU sharing, but node speeds and GPU counts as they are). Put
-next to a target on mean completion time, it says whether the target is reachable.
+next to a target on mean completion time, it says whether the target is reachable. A bad
+scenario, trace, level, seed or output path is one line and exit status 2; a bound the
+solver cannot compute, exit status 1.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from hybrid_lab.commands.simulate_cmd import add_workload_arguments, read_workload_arguments
+from hybrid_operator.commands.arguments import output_file, write_output
 from hybrid_policy.report.bound import BoundError, capacity_bound
 from hybrid_policy.report.stats import mean_ci95
 from hybrid_policy.scenario.fields import ScenarioError
@@ -33,7 +35,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
     )
     add_workload_arguments(p)
-    p.add_argument("--json", type=Path, help="write every bound to this JSON file")
+    p.add_argument("--json", type=output_file, help="write every bound to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -51,8 +53,15 @@ def run(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
     for level, seed in tqdm(pairs, desc="bounding", unit="run", disable=not show, leave=False):
         try:
-            bound = capacity_bound(prepare_workload(scenario, level, seed))
-        except (ScenarioError, BoundError) as exc:
+            workload = prepare_workload(scenario, level, seed)
+            if not workload.jobs:
+                raise ScenarioError(scenario.source, "", "no jobs to bound (horizon too short?)")
+        except ScenarioError as exc:
+            print(f"hybrid-scheduler bound: {level} seed {seed}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            bound = capacity_bound(workload)
+        except BoundError as exc:
             print(f"hybrid-scheduler bound: {level} seed {seed}: {exc}", file=sys.stderr)
             return 1
         rows.append({"workload": level, "seed": seed, **asdict(bound)})
@@ -62,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(_table(rows, levels))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"scenario": scenario.name, "source": scenario.source, "bounds": rows}
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+        write_output("--json", args.json, json.dumps(payload, indent=1) + "\n")
         print(f"\nwrote {args.json}")
     return 0
 

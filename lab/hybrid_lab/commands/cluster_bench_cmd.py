@@ -5,20 +5,32 @@ pending-to-bound latency under a steady arrival.
 Uses the running dev cluster, or starts one with ``--nodes`` nodes (and stops it after).
 Both schedulers run with the same API client limits (``--qps``/``--api-burst``,
 kube-scheduler's defaults). Prints the parameters, a live progress bar per phase and a
-table; ``--json`` saves everything. Errors are one line and exit status 1.
+table; ``--json`` saves everything. A bad flag is one line naming it, exit status 2,
+before anything starts; errors while running are one line and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from hybrid_operator.commands.arguments import (
+    UsageError,
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+    quantity,
+    write_output,
+)
 from hybrid_policy.policies import policy_names
+from hybrid_policy.resources import CPU, MEMORY
 
 
 def register(subparsers: Any) -> None:
@@ -28,18 +40,24 @@ def register(subparsers: Any) -> None:
         help="throughput and latency of the operator and kube-scheduler on the dev cluster",
         description=__doc__,
     )
-    p.add_argument("--nodes", type=int, default=1000, help="kwok nodes if a cluster is started")
-    p.add_argument("--burst", type=int, default=5000, help="pods pending at start (5000)")
-    p.add_argument("--rate", type=float, default=50.0, help="steady arrivals per second (50)")
-    p.add_argument("--duration", type=float, default=120.0, help="steady phase, seconds (120)")
-    p.add_argument("--gpus", type=int, default=1, help="nvidia.com/gpu per pod (1)")
-    p.add_argument("--cpu", default="100m", help="CPU per pod (100m)")
-    p.add_argument("--memory", default="256Mi", help="memory per pod (256Mi)")
-    p.add_argument("--runtime", type=int, default=10, help="seconds each pod runs (10)")
-    p.add_argument("--qps", type=float, default=50.0, help="API calls/s of both schedulers (50)")
-    p.add_argument("--api-burst", type=int, default=100, help="their API burst (100)")
-    p.add_argument("--batch-interval", type=float, default=1.0, help="our pass interval, s (1)")
-    p.add_argument("--batch-size", type=int, default=500, help="our most pods per pass (500)")
+    sizes: list[tuple[str, Callable[[str], float], float, str]] = [
+        ("--nodes", positive_int, 1000, "kwok nodes if a cluster is started (1000)"),
+        ("--burst", positive_int, 5000, "pods pending at start (5000)"),
+        ("--rate", positive_float, 50.0, "steady arrivals per second (50)"),
+        ("--duration", positive_float, 120.0, "steady phase, seconds (120)"),
+        ("--runtime", positive_int, 10, "seconds each pod runs (10)"),
+        ("--qps", positive_float, 50.0, "API calls/s of both schedulers (50)"),
+        ("--api-burst", positive_int, 100, "their API burst (100)"),
+        ("--batch-interval", positive_float, 1.0, "our pass interval, s (1)"),
+        ("--batch-size", positive_int, 500, "our most pods per pass (500)"),
+    ]
+    for flag, kind, default, text in sizes:
+        p.add_argument(flag, type=kind, default=default, help=text)
+    p.add_argument("--gpus", type=non_negative_int, default=1, help="nvidia.com/gpu per pod (1)")
+    p.add_argument("--cpu", type=quantity(CPU), default="100m", help="CPU per pod (100m)")
+    p.add_argument(
+        "--memory", type=quantity(MEMORY), default="256Mi", help="memory per pod (256Mi)"
+    )
     p.add_argument(
         "--policies",
         default="kube-default",
@@ -48,9 +66,11 @@ def register(subparsers: Any) -> None:
             f"POLICY one of {', '.join(policy_names())} (kube-default)"
         ),
     )
-    p.add_argument("--seed", type=int, default=0, help="our tie-breaking seed (0)")
-    p.add_argument("--timeout", type=float, default=900.0, help="longest wait, seconds (900)")
-    p.add_argument("--json", type=Path, help="write parameters and results here")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="our tie-breaking seed (0)")
+    p.add_argument(
+        "--timeout", type=positive_float, default=900.0, help="longest wait, seconds (900)"
+    )
+    p.add_argument("--json", type=output_file, help="write parameters and results here")
     p.add_argument("--keep-cluster", action="store_true", help="leave a started cluster up")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cluster_bench)
@@ -58,17 +78,7 @@ def register(subparsers: Any) -> None:
 
 def cluster_bench(args: argparse.Namespace) -> int:
     """Run every round and print the comparison."""
-    try:
-        variants = [_variant(p) for p in args.policies.split(",") if p.strip()]
-    except ValueError as exc:
-        print(f"hybrid-scheduler cluster-bench: {exc}", file=sys.stderr)
-        return 2
-    if min(args.nodes, args.burst, args.rate, args.duration, args.qps, args.api_burst) <= 0:
-        print(
-            "hybrid-scheduler cluster-bench: sizes, rates and limits must be positive",
-            file=sys.stderr,
-        )
-        return 2
+    variants = [_variant(p) for p in args.policies.split(",") if p.strip()]
     from hybrid_lab.clusterbench.run import BenchParams, as_json, run_rounds, table
     from hybrid_lab.clusterbench.schedulers import ClientLimits, Contender
     from hybrid_lab.devcluster import cluster, scenario
@@ -151,11 +161,8 @@ def cluster_bench(args: argparse.Namespace) -> int:
             f"{settings.state_dir / 'cluster-bench'})"
         )
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(
-                json.dumps(as_json(params, environment, results), indent=2) + "\n",
-                encoding="utf-8",
-            )
+            text = json.dumps(as_json(params, environment, results), indent=2) + "\n"
+            write_output("--json", args.json, text)
             say(f"results written to {args.json}")
     except (DevClusterError, TimeoutError, OSError) as exc:
         print(f"hybrid-scheduler cluster-bench: {exc}", file=sys.stderr)
@@ -170,12 +177,16 @@ def _variant(text: str) -> tuple[str, float | None]:
     """``POLICY`` or ``POLICY@SECONDS`` (our pass interval for that round)."""
     policy, _, interval = text.strip().partition("@")
     if policy not in policy_names():
-        raise ValueError(f"unknown policy {policy!r}")
+        known = ", ".join(policy_names())
+        raise UsageError(f"--policies: unknown policy {policy!r} (known: {known})")
     if not interval:
         return policy, None
-    seconds = float(interval)
-    if not seconds >= 0.01:
-        raise ValueError(f"pass interval {interval!r} must be at least 0.01 s")
+    try:
+        seconds = float(interval)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0.01 or math.isinf(seconds):
+        raise UsageError(f"--policies: pass interval {interval!r} must be at least 0.01 s")
     return policy, seconds
 
 

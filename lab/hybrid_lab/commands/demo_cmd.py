@@ -4,7 +4,8 @@ through kube-scheduler, on the same kwok nodes of a local dev cluster, side by s
 Starts the dev cluster (seed-paper nodes, kube-scheduler, Prometheus) unless one runs,
 runs the operator as its own process, prints a live line per round and a final table,
 then the simulator's prediction for the same jobs beside the measured ratio, and stops
-what it started. Errors are one line and exit status 1.
+what it started. A bad flag is one line naming it, exit status 2, before anything starts;
+errors while running are one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from typing import Any
 
 from hybrid_lab.launch import operator_argv
+from hybrid_operator.commands.arguments import non_negative_int, positive_float, positive_int
 from hybrid_policy.policies import policy_names
 
 
@@ -27,15 +29,24 @@ def register(subparsers: Any) -> None:
         help="run a workload through hybrid-scheduler and kube-scheduler, side by side",
         description=__doc__,
     )
-    p.add_argument("--jobs", type=int, default=60, help="jobs to submit (default 60)")
-    p.add_argument("--seed", type=int, default=10, help="workload seed (default 10)")
+    p.add_argument("--jobs", type=positive_int, default=60, help="jobs to submit (default 60)")
+    p.add_argument("--seed", type=non_negative_int, default=10, help="workload seed (default 10)")
     p.add_argument(
-        "--time-scale", type=float, default=60.0, help="scenario seconds per real second (60)"
+        "--time-scale",
+        type=positive_float,
+        default=60.0,
+        help="scenario seconds per real second (60)",
     )
     p.add_argument(
-        "--policy", default="binpack", help=f"one of {', '.join(policy_names())} (binpack)"
+        "--policy",
+        default="binpack",
+        choices=policy_names(),
+        metavar="POLICY",
+        help=f"one of {', '.join(policy_names())} (binpack)",
     )
-    p.add_argument("--timeout", type=float, default=600.0, help="longest a round may take, seconds")
+    p.add_argument(
+        "--timeout", type=positive_float, default=600.0, help="longest a round may take, seconds"
+    )
     p.add_argument(
         "--keep-cluster", action="store_true", help="leave a cluster the demo started running"
     )
@@ -50,12 +61,6 @@ def register(subparsers: Any) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     """Run both rounds and print the comparison."""
-    if args.policy not in policy_names():
-        print(f"hybrid-scheduler demo: unknown policy {args.policy!r}", file=sys.stderr)
-        return 2
-    if args.jobs < 1 or args.time_scale <= 0:
-        print("hybrid-scheduler demo: --jobs and --time-scale must be positive", file=sys.stderr)
-        return 2
     from hybrid_lab import demo as d
     from hybrid_lab.devcluster import cluster, scenario
     from hybrid_lab.devcluster.apiserver import ApiServer

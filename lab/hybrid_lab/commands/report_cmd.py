@@ -3,7 +3,8 @@
 Reads one or more JSON files written by ``simulate --json``, keeps the first record of
 each (workload, policy, seed) so that files sharing a baseline can be combined, and prints
 the same tables as ``simulate``; ``--plots`` writes its figures plus fairness against
-completion time. A missing or malformed file stops with one line naming it (exit 2).
+completion time. A missing or malformed file, or a run without a field the report reads,
+stops with one line naming the file, the run and the field (exit 2).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_lab.commands.simulate_cmd import print_tables, write_figures
+from hybrid_operator.commands.arguments import output_dir
 from hybrid_policy.report.record import RecordError, RunSummary
 
 
@@ -30,7 +32,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", type=Path, nargs="+", required=True, help="simulate --json files")
     p.add_argument("--workload", default="all", help="levels to keep, comma-separated, or 'all'")
     p.add_argument("--policies", default="", help="policies to keep, comma-separated (all)")
-    p.add_argument("--plots", type=Path, help="write PNG figures into this directory")
+    p.add_argument("--plots", type=output_dir, help="write PNG figures into this directory")
     p.set_defaults(handler=run)
 
 
@@ -49,13 +51,14 @@ def load_records(paths: list[Path]) -> list[RunSummary]:
 
 def _runs(path: Path) -> list[RunSummary]:
     try:
-        runs = json.loads(path.read_text())["runs"]
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReportError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path}: not JSON ({exc})") from None
-    except (KeyError, TypeError):
-        raise ReportError(f"{path}: not the output of 'simulate --json' (no runs)") from None
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list):
         raise ReportError(f"{path}: not the output of 'simulate --json' (no runs)")
     out = []

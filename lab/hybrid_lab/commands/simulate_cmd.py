@@ -17,6 +17,7 @@ from typing import Any
 
 from hybrid_lab.matrix import run_matrix
 from hybrid_lab.plots import completion_figure, fairness_figure, utilisation_figure
+from hybrid_operator.commands.arguments import UsageError, output_dir, output_file, write_output
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.table import namespace_table, queueing_table, table2
@@ -42,8 +43,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--model", type=Path, help="DQN checkpoint for dqn and hybrid (default: the shipped one)"
     )
-    p.add_argument("--json", type=Path, help="write every run's record to this JSON file")
-    p.add_argument("--plots", type=Path, help="write PNG figures into this directory")
+    p.add_argument("--json", type=output_file, help="write every run's record to this JSON file")
+    p.add_argument("--plots", type=output_dir, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -86,14 +87,14 @@ def check_levels(scenario: Scenario, levels: list[str]) -> None:
             raise ScenarioError(scenario.source, "workloads", message)
 
 
-def whole_numbers(flag: str, text: str) -> list[int]:
-    """Comma-separated whole numbers given to ``flag`` (seeds, node counts)."""
+def whole_numbers(flag: str, text: str, minimum: int = 0) -> list[int]:
+    """Comma-separated whole numbers >= ``minimum`` given to ``flag`` (seeds, node counts)."""
     try:
         values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise ScenarioError(flag, "", "must be comma-separated whole numbers", text) from None
-    if not values or any(v < 0 for v in values):
-        raise ScenarioError(flag, "", "must be comma-separated whole numbers >= 0", text)
+    if not values or any(v < minimum for v in values):
+        raise ScenarioError(flag, "", f"must be comma-separated whole numbers >= {minimum}", text)
     return values
 
 
@@ -138,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {note}")
     print_tables(records)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "scenario": scenario.name,
             "source": scenario.source,
@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
             "notes": notes,
             "runs": [r.to_json() for r in records],
         }
-        args.json.write_text(json.dumps(_finite(payload), indent=1, allow_nan=False) + "\n")
+        text = json.dumps(_finite(payload), indent=1, allow_nan=False) + "\n"
+        write_output("--json", args.json, text)
         print(f"\nwrote {args.json}")
     if args.plots:
         write_figures(records, args.plots)
@@ -164,13 +165,16 @@ def print_tables(records: list[RunSummary]) -> None:
 
 def write_figures(records: list[RunSummary], directory: Path) -> None:
     """The figures of ``records`` as PNG files in ``directory``, each path printed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in (
-        utilisation_figure(records, directory / "utilisation.png"),
-        completion_figure(records, directory / "completion_time.png"),
-        fairness_figure(records, directory / "fairness.png"),
-    ):
-        print(f"wrote {path}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in (
+            utilisation_figure(records, directory / "utilisation.png"),
+            completion_figure(records, directory / "completion_time.png"),
+            fairness_figure(records, directory / "fairness.png"),
+        ):
+            print(f"wrote {path}")
+    except OSError as exc:
+        raise UsageError(f"--plots: cannot write into {directory}: {exc.strerror or exc}") from None
 
 
 def _finite(value: Any) -> Any:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hybrid_operator.commands.arguments import UsageError, output_file, positive_int
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.traces import convert_philly, write_canonical
 
@@ -27,11 +28,14 @@ def register(subparsers: Any) -> None:
         required=True,
         help="philly.csv (timestamp,duration,num_gpus,...,cluster)",
     )
-    philly.add_argument("--output", type=Path, required=True, help="canonical CSV to write")
+    philly.add_argument("--output", type=output_file, required=True, help="canonical CSV to write")
     philly.add_argument("--start", help="keep jobs submitted at or after this ISO date/time")
     philly.add_argument("--end", help="keep jobs submitted before this ISO date/time")
     philly.add_argument(
-        "--max-gpus-per-job", type=int, default=8, help="wider jobs are left out (default 8)"
+        "--max-gpus-per-job",
+        type=positive_int,
+        default=8,
+        help="wider jobs are left out (default 8)",
     )
     philly.set_defaults(handler=convert)
 
@@ -43,8 +47,11 @@ def convert(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"hybrid-scheduler trace convert-philly: {exc}", file=sys.stderr)
         return 2
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    written = write_canonical(args.output, rows)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        written = write_canonical(args.output, rows)
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {args.output}: {exc.strerror or exc}") from None
     print(report.summary())
     print(f"wrote {written} jobs to {args.output}")
     return 0

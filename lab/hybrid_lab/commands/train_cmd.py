@@ -1,7 +1,9 @@
 """``hybrid-scheduler train`` and ``hybrid-scheduler dqn-bench``: the DQN scorer's commands.
 
 Thin wrappers: the work is in :mod:`hybrid_policy.dqn`. torch is imported only when one
-of these commands runs.
+of these commands runs. Every flag is checked before any work starts (training and
+validation seeds apart and off the evaluation seeds, positive step counts, a writable
+checkpoint path): a bad one is one line naming it, exit status 2.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_lab.commands.simulate_cmd import check_levels, whole_numbers
+from hybrid_operator.commands.arguments import (
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.workload import with_trace_path
@@ -33,27 +41,33 @@ def register(subparsers: Any) -> None:
     p.add_argument("--trace", help="replay this trace file instead of the trace scenarios' own")
     p.add_argument(
         "--trace-window-days",
-        type=float,
+        type=positive_float,
         default=7.0,
         help="trace scenarios are cut into windows this long, one episode each (default 7)",
     )
     p.add_argument("--levels", default="medium,heavy", help="workload levels to train on")
     p.add_argument("--train-seeds", default="0,1,2,3,4,5,6,7,8", help="comma-separated")
     p.add_argument("--validation-seeds", default="9", help="picks the best network")
-    p.add_argument("--steps", type=int, required=True, help="pods placed while learning")
-    p.add_argument("--seed", type=int, default=0, help="seed of the network and exploration")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint path (.pt)")
-    p.add_argument("--eval-every", type=int, default=10_000, help="steps between evaluations")
-    p.add_argument("--warm-start-steps", type=int, default=5_000, help="binpack-led steps")
+    p.add_argument("--steps", type=positive_int, required=True, help="pods placed while learning")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the network and exploration"
+    )
+    p.add_argument("--out", type=output_file, required=True, help="checkpoint path (.pt)")
+    p.add_argument(
+        "--eval-every", type=positive_int, default=10_000, help="steps between evaluations"
+    )
+    p.add_argument(
+        "--warm-start-steps", type=non_negative_int, default=5_000, help="binpack-led steps"
+    )
     p.add_argument("--drop-features", default="", help="feature groups to hide (ablation)")
-    p.add_argument("--horizon-hours", type=float, help="shorten the arrival window")
+    p.add_argument("--horizon-hours", type=positive_float, help="shorten the arrival window")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_train)
     b: argparse.ArgumentParser = subparsers.add_parser(
         "dqn-bench", help="time the DQN scorer on one pod and N nodes (single thread)"
     )
     b.add_argument("--nodes", default="100,5000", help="comma-separated cluster sizes")
-    b.add_argument("--repeats", type=int, default=300)
+    b.add_argument("--repeats", type=positive_int, default=300, help="calls timed per size")
     b.add_argument("--checkpoint", type=Path, help="default: the shipped model")
     b.set_defaults(handler=run_bench)
 
@@ -70,15 +84,22 @@ def run_train(args: argparse.Namespace) -> int:
             ]
         train_seeds = whole_numbers("--train-seeds", args.train_seeds)
         val_seeds = whole_numbers("--validation-seeds", args.validation_seeds)
-        for seed in (*train_seeds, *val_seeds):
-            if seed in EVALUATION_SEEDS:
-                raise ScenarioError("--train-seeds", "", "seeds 10-14 are evaluation seeds", seed)
+        for flag, seeds in (("--train-seeds", train_seeds), ("--validation-seeds", val_seeds)):
+            for seed in seeds:
+                if seed in EVALUATION_SEEDS:
+                    raise ScenarioError(flag, "", "seeds 10-14 are evaluation seeds", seed)
+        shared = sorted(set(train_seeds) & set(val_seeds))
+        if shared:
+            raise ScenarioError(
+                "--validation-seeds",
+                "",
+                "must not repeat a training seed",
+                ",".join(map(str, shared)),
+            )
         levels = [x.strip() for x in args.levels.split(",") if x.strip()]
         for scenario in scenarios:
             if scenario.trace is None:
                 check_levels(scenario, levels)
-        if args.trace_window_days <= 0:
-            raise ScenarioError("--trace-window-days", "", "must be > 0", args.trace_window_days)
         from hybrid_policy.features import FEATURE_GROUPS
 
         dropped = [g.strip() for g in args.drop_features.split(",") if g.strip()]
@@ -86,8 +107,6 @@ def run_train(args: argparse.Namespace) -> int:
             if group not in FEATURE_GROUPS:
                 known = ", ".join(FEATURE_GROUPS)
                 raise ScenarioError("--drop-features", "", f"no group {group!r} ({known})")
-        if args.steps <= 0:
-            raise ScenarioError("--steps", "", "must be > 0", args.steps)
     except ScenarioError as exc:
         print(f"hybrid-scheduler train: {exc}", file=sys.stderr)
         return 2
@@ -131,7 +150,7 @@ def run_bench(args: argparse.Namespace) -> int:
     path = args.checkpoint or default_checkpoint_path()
     try:
         network = load_checkpoint(path).network
-        sizes = whole_numbers("--nodes", args.nodes)
+        sizes = whole_numbers("--nodes", args.nodes, minimum=1)
     except (CheckpointError, ScenarioError) as exc:
         print(f"hybrid-scheduler dqn-bench: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,9 @@
 """The ``hybrid-scheduler dev-cluster`` command: ``build``, ``up``, ``down``, ``status``.
 
-Errors the user can act on (a busy port, a failed build, a missing package, nothing to
-stop) are printed as one line on stderr with exit code 1; nothing is left running.
+Errors the user can act on are printed as one line on stderr, and nothing is left
+running: bad input (a flag, ``$HYBRID_SCHEDULER_DEV_CLUSTER_PORT_OFFSET``, a scenario
+file) with exit status 2, trouble on the way (a busy port, a failed build, a missing
+package, nothing to stop) with exit status 1.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hybrid_lab.devcluster.errors import DevClusterError
+from hybrid_lab.devcluster.errors import DevClusterError, InputError
 from hybrid_lab.devcluster.settings import (
     ClusterSettings,
     Ports,
@@ -20,6 +22,7 @@ from hybrid_lab.devcluster.settings import (
     default_ports,
     default_state_dir,
 )
+from hybrid_operator.commands.arguments import output_dir, positive_int
 
 PORT_NAMES = [f.name for f in dataclasses.fields(Ports)]
 
@@ -34,13 +37,15 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="dev_cluster_action", metavar="ACTION", required=True)
 
     build = actions.add_parser("build", help="build missing binaries into the cache, start nothing")
-    _common(build)
+    _common(build, writes=True)
     build.set_defaults(handler=run_build)
 
     up = actions.add_parser("up", help="build what is missing and start the cluster")
-    _common(up)
+    _common(up, writes=True)
     nodes = up.add_mutually_exclusive_group()
-    nodes.add_argument("--nodes", type=int, help="number of seed-paper shaped nodes (default 4)")
+    nodes.add_argument(
+        "--nodes", type=positive_int, help="number of seed-paper shaped nodes (default 4)"
+    )
     nodes.add_argument("--scenario", help="'seed-paper' or a scenario FILE.yaml (its nodes: list)")
     up.add_argument(
         "--kube-scheduler", action="store_true", help="also run the default kube-scheduler"
@@ -67,16 +72,18 @@ def register(subparsers: Any) -> None:
     status.set_defaults(handler=run_status)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, writes: bool = False) -> None:
+    """``--state-dir`` and ``--cache-dir``; checked writable for the actions that write."""
+    directory = output_dir if writes else Path
     parser.add_argument(
         "--state-dir",
-        type=Path,
+        type=directory,
         default=None,
         help=f"runtime state (default {default_state_dir()}, or $HYBRID_SCHEDULER_DEV_CLUSTER_DIR)",
     )
     parser.add_argument(
         "--cache-dir",
-        type=Path,
+        type=directory,
         default=None,
         help=f"build cache (default {default_cache_dir()}, or $HYBRID_SCHEDULER_CACHE_DIR)",
     )
@@ -104,7 +111,7 @@ def parse_ports(pairs: list[str]) -> Ports:
     for pair in pairs:
         name, _, raw = pair.partition("=")
         if name not in PORT_NAMES or not raw.isdigit() or not 0 < int(raw) < 65536:
-            raise DevClusterError(
+            raise InputError(
                 f"bad --port {pair!r}: expected NAME=PORT with NAME one of {', '.join(PORT_NAMES)}"
             )
         values[name] = int(raw)
@@ -113,7 +120,7 @@ def parse_ports(pairs: list[str]) -> Ports:
 
 def _fail(err: DevClusterError) -> int:
     print(f"hybrid-scheduler dev-cluster: error: {' '.join(str(err).split())}", file=sys.stderr)
-    return 1
+    return 2 if isinstance(err, InputError) else 1
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -14,7 +14,12 @@ class DevClusterError(Exception):
     """Base class: a problem with the local dev cluster, described in one line."""
 
 
-class ScenarioError(DevClusterError):
+class InputError(DevClusterError):
+    """A flag, an environment setting or a file given to the command cannot be used; the
+    command exits with status 2, as for any bad input."""
+
+
+class ScenarioError(InputError):
     """A scenario file is missing, unreadable or has an invalid field."""
 
 

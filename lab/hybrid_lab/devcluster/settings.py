@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hybrid_lab.devcluster.errors import DevClusterError
+from hybrid_lab.devcluster.errors import InputError
 
 CACHE_DIR_ENV = "HYBRID_SCHEDULER_CACHE_DIR"
 STATE_DIR_ENV = "HYBRID_SCHEDULER_DEV_CLUSTER_DIR"
@@ -86,11 +86,11 @@ def default_ports() -> Ports:
     try:
         offset = int(raw)
     except ValueError:
-        raise DevClusterError(f"{PORT_OFFSET_ENV}={raw!r} is not an integer") from None
+        raise InputError(f"{PORT_OFFSET_ENV}={raw!r} is not an integer") from None
     base = Ports()
     shifted = {name: port + offset for name, port in dataclasses.asdict(base).items()}
     if not all(1024 <= port < 65536 for port in shifted.values()):
-        raise DevClusterError(f"{PORT_OFFSET_ENV}={offset} moves a port outside 1024-65535")
+        raise InputError(f"{PORT_OFFSET_ENV}={offset} moves a port outside 1024-65535")
     return Ports(**shifted)
 
 

@@ -1,16 +1,32 @@
 """``hybrid-scheduler explain NAMESPACE/POD``: why a pod went where it went.
 
 Prints the decision record the operator wrote on the pod: the policy and its path, the
-chosen node's score, the runners-up and the namespace's share at the time.
+chosen node's score, the runners-up and the namespace's share at the time, then whether
+the record agrees with the pod's binding (node, scheduler name, creation and
+``PodScheduled`` times, and who wrote the annotation). Anyone who may update the pod can
+write the annotation, so a record that disagrees is shown as unverified, with every
+disagreement, and the exit status is 1; so is a record that cannot be read, or a pod
+without one. A bad argument or kubeconfig is one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from hybrid_operator.commands.arguments import UsageError
+from hybrid_operator.decision_record import (
+    DECISION_ANNOTATION,
+    DecisionRecord,
+    RecordError,
+    binding_problems,
+    parse_record,
+)
+
+PROG = "hybrid-scheduler explain"
 
 
 def register(subparsers: Any) -> None:
@@ -23,47 +39,81 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=explain)
 
 
-def render(key: str, record: dict[str, Any]) -> str:
+def render(key: str, record: DecisionRecord) -> str:
     """The record as a few aligned lines."""
-    at = record.get("at")
-    when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "?"
-    share = record.get("namespaceShare")
+    when = datetime.fromtimestamp(record.at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    share = "n/a" if record.namespace_share is None else f"{record.namespace_share:.4f}"
     lines = [
         f"pod:             {key}",
-        f"node:            {record.get('node')}",
-        f"policy (path):   {record.get('policy')} ({record.get('path')})",
-        f"score:           {record.get('score')}",
-        f"namespace share: {'n/a' if share is None else f'{share:.4f}'}",
+        f"node:            {record.node}",
+        f"policy (path):   {record.policy} ({record.path})",
+        f"score:           {'n/a' if record.score is None else record.score}",
+        f"namespace share: {share}",
         f"decided at:      {when}",
-        "runners-up:" if record.get("runnersUp") else "runners-up:      none",
+        f"decided by:      {record.scheduler or '?'} (replica {record.instance})",
+        "runners-up:" if record.runners_up else "runners-up:      none",
     ]
-    lines.extend(f"  {r['node']:<24} {r['score']}" for r in record.get("runnersUp", []))
+    lines.extend(f"  {r.node:<24} {r.score}" for r in record.runners_up)
     return "\n".join(lines)
 
 
-def explain(args: argparse.Namespace) -> int:
-    """Read the pod's decision record and print it."""
-    namespace, _, name = args.pod.partition("/")
-    if not namespace or not name:
-        print(f"hybrid-scheduler explain: give NAMESPACE/POD (got {args.pod!r})", file=sys.stderr)
-        return 2
-    from kubernetes.client.exceptions import ApiException
+def verdict(problems: list[str]) -> str:
+    """Whether the record can be taken as the scheduler's, and why not."""
+    if not problems:
+        return "binding:         the record matches the pod's binding"
+    lines = ["binding:         UNVERIFIED: the record does not match the pod's binding"]
+    lines.extend(f"  - {p}" for p in problems)
+    return "\n".join(lines)
 
-    from hybrid_operator.k8s.api import KubeApi, load_client
-    from hybrid_operator.reporting import DECISION_ANNOTATION
 
-    try:
-        api = KubeApi(load_client(args.kubeconfig), "explain")
-        raw = api.read_annotation(namespace, name, DECISION_ANNOTATION)
-    except ApiException as exc:
-        print(f"hybrid-scheduler explain: {args.pod}: {exc.status} {exc.reason}", file=sys.stderr)
-        return 1
+@dataclass(frozen=True)
+class Explanation:
+    """What explain prints for a pod, and its exit status."""
+
+    code: int
+    out: str = ""
+    err: str = ""
+
+
+def explain_pod(key: str, pod: dict[str, Any]) -> Explanation:
+    """The explanation of ``pod`` (the API server's JSON); never raises."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(DECISION_ANNOTATION)
     if raw is None:
-        print(
-            f"hybrid-scheduler explain: {args.pod} has no decision record "
-            "(hybrid-scheduler has not bound it)",
-            file=sys.stderr,
-        )
+        missing = f"{key} has no decision record (hybrid-scheduler has not bound it)"
+        return Explanation(1, err=missing)
+    try:
+        record = parse_record(str(raw))
+    except RecordError as exc:
+        return Explanation(1, err=f"{key}: the decision record cannot be read: {exc}")
+    problems = binding_problems(record, pod)
+    return Explanation(1 if problems else 0, out=f"{render(key, record)}\n{verdict(problems)}")
+
+
+def explain(args: argparse.Namespace) -> int:
+    """Read the pod, check its decision record, and print both."""
+    namespace, _, name = args.pod.partition("/")
+    if not namespace or not name or "/" in name:
+        raise UsageError(f"give NAMESPACE/POD (got {args.pod!r})")
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from hybrid_operator.commands.kubeconfig import api_client
+    from hybrid_operator.k8s.api import KubeApi
+
+    api = KubeApi(api_client(args.kubeconfig), "explain")
+    try:
+        pod = api.read_pod(namespace, name)
+    except ApiException as exc:
+        print(f"{PROG}: {args.pod}: {exc.status} {exc.reason}", file=sys.stderr)
         return 1
-    print(render(args.pod, json.loads(raw)))
-    return 0
+    except (HTTPError, OSError) as exc:
+        host = api.core.api_client.configuration.host
+        print(f"{PROG}: cannot reach the API server at {host}: {exc}", file=sys.stderr)
+        return 1
+    result = explain_pod(args.pod, pod)
+    if result.out:
+        print(result.out)
+    if result.err:
+        print(f"{PROG}: {result.err}", file=sys.stderr)
+    return result.code

@@ -161,20 +161,15 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handled watch event at INFO; one line per pod event is noise here.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Heavy imports only for this command.
-    from kubernetes.config import ConfigException
-
+    from hybrid_operator.commands.kubeconfig import api_client as api_client_for
     from hybrid_operator.handlers import run_operator
-    from hybrid_operator.k8s.api import KubeApi, load_client
+    from hybrid_operator.k8s.api import KubeApi
     from hybrid_operator.leader import LeaderElector
     from hybrid_operator.promql import SAMPLE_TIME_QUERIES, utilisation_queries
     from hybrid_operator.scheduler import Scheduler
     from hybrid_operator.utilisation import UtilisationCollector, connect
 
-    try:
-        api_client = load_client(settings.kubeconfig)
-    except (ConfigException, OSError) as exc:
-        print(f"hybrid-scheduler run: cannot load the kubeconfig: {exc}", file=sys.stderr)
-        return 2
+    api_client = api_client_for(settings.kubeconfig)
     collector = None
     if settings.prometheus_url:
         collector = UtilisationCollector(

@@ -250,13 +250,14 @@ class KubeApi:
             _request_timeout=self.timeout_s,
         )
 
-    def read_annotation(self, namespace: str, name: str, key: str) -> str | None:
-        """The value of annotation ``key`` on pod ``namespace/name``, if any."""
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """Pod ``namespace/name`` as the API server's JSON (metadata, spec, status)."""
         self.limit.acquire()
-        pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout_s)
-        annotations = (pod.metadata.annotations if pod.metadata else None) or {}
-        value = annotations.get(key)
-        return str(value) if value is not None else None
+        response: Any = self.core.read_namespaced_pod(
+            name, namespace, _preload_content=False, _request_timeout=self.timeout_s
+        )
+        pod: dict[str, Any] = json.loads(response.data)
+        return pod
 
 
 def record_json(record: Mapping[str, Any]) -> str:

@@ -89,9 +89,13 @@ def load_scenario(spec: str) -> Scenario:
         known = ", ".join(BUILTIN)
         raise ScenarioError(spec, "", f"no such scenario file (built-in scenarios: {known})")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ScenarioError(str(path), "", f"not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), "", f"not a UTF-8 text file ({exc.reason})") from None
+    except OSError as exc:
+        raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     return parse_scenario(data, str(path), base_dir=path.parent)
 
 

@@ -13,6 +13,7 @@ reports how many jobs (and how much GPU-time) that removes.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,7 +54,12 @@ class CanonicalRow:
 def _open_csv(path: Path, required: Sequence[str]) -> tuple[csv.DictReader[str], Iterable[str]]:
     if not path.is_file():
         raise ScenarioError(str(path), "", "trace file not found")
-    handle = path.open(newline="")
+    try:
+        handle = io.StringIO(path.read_text(encoding="utf-8"), newline="")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), "", f"not a UTF-8 text file ({exc.reason})") from None
+    except OSError as exc:
+        raise ScenarioError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     reader = csv.DictReader(handle)
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in required if c not in header]

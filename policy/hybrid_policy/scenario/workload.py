@@ -8,14 +8,15 @@ arrival window as the horizon.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from hybrid_policy.domain import NodeInfo
+from hybrid_policy.resources import CPU, GPU, MEMORY, format_amount
 from hybrid_policy.scenario.fields import ScenarioError
-from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs
+from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs, task_requests
 from hybrid_policy.scenario.model import Scenario, TraceSpec
 from hybrid_policy.scenario.traces import (
     CanonicalRow,
@@ -60,10 +61,12 @@ def with_trace_path(scenario: Scenario, path: str) -> Scenario:
 
 
 def prepare_workload(scenario: Scenario, level: str, seed: int) -> Workload:
-    """Nodes and jobs for one run."""
+    """Nodes and jobs for one run; a job that no node could ever hold is refused."""
     if scenario.trace is None:
+        nodes = build_nodes(scenario)
+        check_task_types_fit(scenario, nodes)
         jobs = generate_jobs(scenario, level, seed)
-        return Workload(scenario, level, seed, build_nodes(scenario), jobs, scenario.horizon_s)
+        return Workload(scenario, level, seed, nodes, jobs, scenario.horizon_s)
     rows, note = _trace_rows(scenario.trace)
     return _replay(scenario, level, seed, rows, [note])
 
@@ -86,7 +89,53 @@ def _replay(
     jobs = jobs_from_rows(rows, scenario)
     horizon = scenario.horizon_s or max(j.submit_s for j in jobs)
     jobs = [j for j in jobs if j.submit_s <= horizon]
-    return Workload(scenario, level, seed, build_nodes(scenario), jobs, horizon, notes)
+    nodes = build_nodes(scenario)
+    check_trace_jobs_fit(trace.path, jobs, nodes)
+    return Workload(scenario, level, seed, nodes, jobs, horizon, notes)
+
+
+def _fits_somewhere(requests: Mapping[str, int], nodes: Sequence[NodeInfo]) -> bool:
+    wanted = {r: v for r, v in requests.items() if v > 0}
+    return any(all(node.allocatable.get(r, 0) >= v for r, v in wanted.items()) for node in nodes)
+
+
+def _describe(requests: Mapping[str, int]) -> str:
+    return ", ".join(
+        f"{format_amount(r, requests.get(r, 0))} {label}"
+        for r, label in ((GPU, "GPUs"), (CPU, "CPU"), (MEMORY, "memory"))
+    )
+
+
+def _largest(nodes: Sequence[NodeInfo]) -> str:
+    most = {r: max(n.allocatable.get(r, 0) for n in nodes) for r in (GPU, CPU, MEMORY)}
+    return f"no node has room for it (at most {_describe(most)} per node)"
+
+
+def check_task_types_fit(scenario: Scenario, nodes: Sequence[NodeInfo]) -> None:
+    """Refuse a task type with a GPU count whose jobs fit on no node: they would wait
+    forever, and the run would report nothing about them but "unfinished"."""
+    for i, task in enumerate(scenario.task_types):
+        for gpus, probability in task.gpus.items():
+            requests = task_requests(task, gpus)
+            if probability > 0 and not _fits_somewhere(requests, nodes):
+                raise ScenarioError(
+                    scenario.source,
+                    f"task_types[{i}].gpus.{gpus}",
+                    f"a job of {_describe(requests)}: {_largest(nodes)}",
+                )
+
+
+def check_trace_jobs_fit(source: str, jobs: Sequence[Job], nodes: Sequence[NodeInfo]) -> None:
+    """Refuse a trace with jobs that fit on no node, naming the first and the count."""
+    stuck = [job for job in jobs if not _fits_somewhere(job.requests, nodes)]
+    if stuck:
+        first = stuck[0]
+        raise ScenarioError(
+            source,
+            f"job {first.job_id} (submitted at {first.submit_s:g} s)",
+            f"{_describe(first.requests)}: {_largest(nodes)}; "
+            f"{len(stuck)} of {len(jobs)} jobs are that large",
+        )
 
 
 #: Windows with fewer jobs than this are not worth an episode.

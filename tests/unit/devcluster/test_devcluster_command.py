@@ -1,4 +1,5 @@
-"""The command's behaviour in bad situations: one clear line, exit 1, nothing running."""
+"""The command's behaviour in bad situations: one clear line, nothing running; exit 2 for
+bad input (flags, scenario files), exit 1 for trouble on the way."""
 
 from __future__ import annotations
 
@@ -63,15 +64,16 @@ def test_up_without_prometheus_package_names_it(
 
 
 def test_bad_port_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dev-cluster", "up", "--state-dir", str(tmp_path), "--port", "web=1"]) == 1
-    assert "bad --port 'web=1'" in capsys.readouterr().err
+    assert main(["dev-cluster", "up", "--state-dir", str(tmp_path), "--port", "web=1"]) == 2
+    err = capsys.readouterr().err
+    assert "bad --port 'web=1'" in err and err.count("\n") == 1
 
 
 def test_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text("nodes: [{count: 1, cpu: 1}]\n")
     assert (
-        main(["dev-cluster", "up", "--state-dir", str(tmp_path), "--scenario", str(scenario)]) == 1
+        main(["dev-cluster", "up", "--state-dir", str(tmp_path), "--scenario", str(scenario)]) == 2
     )
     assert f"{scenario}: name: is required" in capsys.readouterr().err
 

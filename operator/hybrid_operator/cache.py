@@ -46,7 +46,8 @@ class ClusterCache:
     def upsert_node(self, body: Body) -> list[Problem]:
         """A node was added or changed."""
         node, problems = node_info(body)
-        self.nodes[node.name] = node
+        if node is not None:
+            self.nodes[node.name] = node
         return problems
 
     def delete_node(self, name: str) -> list[PendingPod]:
@@ -60,7 +61,8 @@ class ClusterCache:
     def upsert_namespace(self, body: Body) -> list[Problem]:
         """A namespace was added or its weight annotation changed."""
         ns, problems = namespace(body, self.default_weight)
-        self.namespaces[ns.name] = ns
+        if ns is not None:
+            self.namespaces[ns.name] = ns
         return problems
 
     def delete_namespace(self, name: str) -> None:
@@ -80,6 +82,9 @@ class ClusterCache:
                 self.assumed.pop(uid, None)
             return
         pod, _ = pending_pod(body)
+        if pod is None:  # unusable: the kubelet refuses it too, so it holds nothing
+            self.bound.pop(uid, None)
+            return
         known = self.bound.get(uid) or self.assumed.get(uid)
         since = known.since_s if known is not None else self.clock()
         self.bound[uid] = Placement(pod, str(node), since)

@@ -138,7 +138,8 @@ class Scheduler:
         if self.is_ours(body) and not self.cache.is_placed(uid) and uid not in self.queue:
             pod, problems = pending_pod(body)
             self._report(body, "Pod", problems)
-            self.queue.add(pod)
+            if pod is not None:
+                self.queue.add(pod)
 
     def on_node(self, event_type: str | None, body: Body) -> None:
         """A node was listed, added, changed or deleted."""

@@ -57,7 +57,8 @@ class ShadowRecorder:
         elif uid in self.seen_pending:
             self.seen_pending.discard(uid)
             pod, _ = pending_pod(body)
-            self.waiting.append(Observed(pod, str(node)))
+            if pod is not None:
+                self.waiting.append(Observed(pod, str(node)))
 
     def decide(self) -> list[tuple[PendingPod, dict[str, Any]]]:
         """Our choice for every observed pod, each judged on the cluster without it."""

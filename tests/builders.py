@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from hybrid_operator.k8s.problems import Conversion
 from hybrid_policy.domain import NodeInfo, PendingPod, Taint, Toleration
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 
@@ -96,3 +97,13 @@ def k8s_pod(
         "spec": spec,
         "status": {"phase": phase},
     }
+
+
+T = TypeVar("T")
+
+
+def usable(conversion: Conversion[T]) -> T:
+    """The converted value of a well-formed test object (fails the test if refused)."""
+    value, problems = conversion
+    assert value is not None, problems
+    return value

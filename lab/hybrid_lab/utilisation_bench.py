@@ -79,9 +79,13 @@ def build(settings: BenchSettings, now_s: float) -> tuple[ClusterCache, Utilisat
     cache = ClusterCache(clock=lambda: bound_at[0])
     names = [f"node-{i:05d}" for i in range(settings.nodes)]
     for name in names:
-        cache.upsert_node(node_info(_node(name))[0])
+        node, _ = node_info(_node(name))
+        if node is not None:
+            cache.upsert_node(node)
     for i in range(settings.recent):
-        cache.upsert_pod(pod_view(_pod(i, names[i % len(names)])))
+        view, _ = pod_view(_pod(i, names[i % len(names)]))
+        if view is not None:
+            cache.upsert_pod(view)
     prom = MemoryProm(names, now_s - SAMPLE_AGE_S)
     collector = UtilisationCollector(prom, QUERIES, staleness_s=120.0, clock=lambda: now_s)
     collector.refresh()

@@ -144,9 +144,20 @@ class Scheduler:
 
     # -- watch events -------------------------------------------------------------------
 
+    def convert(self, kind: ObjectKind, raw_type: object, body: Body) -> WatchEvent | None:
+        """A raw watch event, converted; None (logged, counted) if conversion failed."""
+        try:
+            return watch_event(kind, raw_type, body, self.settings.default_weight)
+        except Exception:  # conversion is total by design; a bug here must not stop anyone
+            self.counters.bad_events += 1
+            log.exception("could not convert a %s event of a %s", raw_type, kind)
+            return None
+
     def feed(self, kind: ObjectKind, raw_type: object, body: Body) -> None:
         """Convert a raw watch event and hand it to the loop (what the handlers call)."""
-        event = watch_event(kind, raw_type, body, self.settings.default_weight)
+        event = self.convert(kind, raw_type, body)
+        if event is None:
+            return
         if event.type is WatchType.LISTED and self.metrics.ready:
             self.relisted.set()
         self.inbox.put_nowait(event)
@@ -184,6 +195,7 @@ class Scheduler:
         uid = event.uid
         had_node = uid in self.cache.bound
         if event.type is WatchType.DELETED or view is None:
+            self._report(event)  # an unusable pod is left out, as if it were gone
             self._pod_gone(uid, had_node)
             return
         self.cache.upsert_pod(view)
@@ -213,6 +225,7 @@ class Scheduler:
 
     def _node(self, event: WatchEvent) -> None:
         if event.type is WatchType.DELETED or event.node is None:
+            self._report(event)
             self._node_gone(event.name)
             return
         if self.collector is not None:
@@ -234,6 +247,7 @@ class Scheduler:
     def _namespace(self, event: WatchEvent) -> None:
         view = event.namespace
         if event.type is WatchType.DELETED or view is None:
+            self._report(event)
             self.enabled_namespaces.discard(event.name)
             self.cache.delete_namespace(event.name)
             return
@@ -260,28 +274,33 @@ class Scheduler:
 
     # -- convenience for listings and tests ---------------------------------------------
 
+    def on_event(self, kind: ObjectKind, event_type: str | None, body: Body) -> None:
+        """Convert and apply a raw event at once (listings and tests)."""
+        event = self.convert(kind, event_type, body)
+        if event is not None:
+            self.apply_safely(event)
+
     def on_pod(self, event_type: str | None, body: Body) -> None:
         """Apply a raw pod event at once."""
-        self.apply_safely(watch_event(ObjectKind.POD, event_type, body))
+        self.on_event(ObjectKind.POD, event_type, body)
 
     def on_node(self, event_type: str | None, body: Body) -> None:
         """Apply a raw node event at once."""
-        self.apply_safely(watch_event(ObjectKind.NODE, event_type, body))
+        self.on_event(ObjectKind.NODE, event_type, body)
 
     def on_namespace(self, event_type: str | None, body: Body) -> None:
         """Apply a raw namespace event at once."""
-        event = watch_event(ObjectKind.NAMESPACE, event_type, body, self.settings.default_weight)
-        self.apply_safely(event)
+        self.on_event(ObjectKind.NAMESPACE, event_type, body)
 
     def reconcile(self, listing: Listing, listed_at: float) -> None:
         """Apply a full listing begun at ``listed_at`` (the cache's ticks), dropping what
         it no longer shows: objects deleted while a watch was down."""
-        events = [
-            *(watch_event(ObjectKind.NAMESPACE, None, b, self.settings.default_weight)
-              for b in listing.namespaces),
-            *(watch_event(ObjectKind.NODE, None, b) for b in listing.nodes),
-            *(watch_event(ObjectKind.POD, None, b) for b in listing.pods),
-        ]  # fmt: skip
+        converted = [
+            *(self.convert(ObjectKind.NAMESPACE, None, b) for b in listing.namespaces),
+            *(self.convert(ObjectKind.NODE, None, b) for b in listing.nodes),
+            *(self.convert(ObjectKind.POD, None, b) for b in listing.pods),
+        ]
+        events = [e for e in converted if e is not None]
         for event in events:
             # An object whose watch event came after the listing began is newer than it.
             if not self.cache.seen_since(event, listed_at):

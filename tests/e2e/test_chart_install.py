@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from builders import usable
 from chart_helpers import (
     CHART_DIR,
     EVERYTHING_ON,
@@ -482,7 +483,7 @@ def test_the_service_account_can_schedule_and_nothing_more(
     # Shadow mode is off: the operator's own client may patch no pod, not even an annotation.
     client = KubeApi(load_client(str(kubeconfig)), "rbac-check")
     body = admin.get(f"{pods}/fits")
-    _refused(lambda: client.annotate(pending_pod(body)[0], SHADOW_ANNOTATION, {"node": node}))
+    _refused(lambda: client.annotate(usable(pending_pod(body)), SHADOW_ANNOTATION, {"node": node}))
     _refused(lambda: client.core.patch_namespaced_pod("fits", namespace, _image_change(body)))
 
 
@@ -534,7 +535,7 @@ def test_shadow_mode_lets_the_service_account_patch_only_its_annotation(
             return None
 
         wait_for("the shadow policy to refuse a label change", label_change_refused, 30)
-        client.annotate(pending_pod(body)[0], SHADOW_ANNOTATION, {"wouldBe": "n1"})
+        client.annotate(usable(pending_pod(body)), SHADOW_ANNOTATION, {"wouldBe": "n1"})
         annotations = admin.get(f"{pods}/watched")["metadata"]["annotations"]
         assert json.loads(annotations[SHADOW_ANNOTATION]) == {"wouldBe": "n1"}
         image = _refused(

@@ -2,17 +2,31 @@ from typing import Any
 
 from builders import k8s_node, k8s_pod
 from hybrid_operator.cache import ClusterCache
-from hybrid_operator.k8s.convert import namespace, node_info, pending_pod
+from hybrid_operator.k8s.convert import Body, namespace, node_info, pending_pod
 from hybrid_operator.k8s.views import PodView, pod_view
-from hybrid_policy.domain import NodeInfo
+from hybrid_policy.domain import NodeInfo, PendingPod
 
 
 def _node(name: str) -> NodeInfo:
-    return node_info(k8s_node(name))[0]
+    node, problems = node_info(k8s_node(name))
+    assert node is not None, problems
+    return node
+
+
+def _view(body: Body) -> PodView:
+    view, problems = pod_view(body)
+    assert view is not None, problems
+    return view
 
 
 def _pod(*args: Any, **kwargs: Any) -> PodView:
-    return pod_view(k8s_pod(*args, **kwargs))
+    return _view(k8s_pod(*args, **kwargs))
+
+
+def _pending(body: Body) -> PendingPod:
+    pod, problems = pending_pod(body)
+    assert pod is not None, problems
+    return pod
 
 
 def _gpus_on(cache: ClusterCache, node: str) -> float:
@@ -33,7 +47,7 @@ def test_an_assumed_pod_is_counted_once_when_its_binding_shows_up() -> None:
     cache = ClusterCache()
     cache.upsert_node(_node("n1"))
     body = k8s_pod("ours", 3, scheduler="hybrid-scheduler")
-    pod, _ = pending_pod(body)
+    pod = _pending(body)
     cache.assume(pod, "n1")
     assert cache.is_placed(pod.uid)
     assert _gpus_on(cache, "n1") == 3.0
@@ -49,8 +63,8 @@ def test_forget_and_node_deletion_release_assumptions() -> None:
     cache = ClusterCache()
     cache.upsert_node(_node("n1"))
     cache.upsert_node(_node("n2"))
-    a, _ = pending_pod(k8s_pod("a", 1))
-    b, _ = pending_pod(k8s_pod("b", 1))
+    a = _pending(k8s_pod("a", 1))
+    b = _pending(k8s_pod("b", 1))
     cache.assume(a, "n1")
     cache.assume(b, "n2")
     cache.forget(a.uid)
@@ -71,9 +85,11 @@ def test_pods_on_unknown_nodes_wait_for_the_node() -> None:
 def test_namespace_weights_reach_the_snapshot() -> None:
     cache = ClusterCache(default_weight=1.0)
     meta = {"name": "team-c", "annotations": {"hybrid-scheduler.io/weight": "2"}}
-    cache.upsert_namespace(namespace({"metadata": meta})[0])
+    good, _ = namespace({"metadata": meta})
     bad = {"name": "team-x", "annotations": {"hybrid-scheduler.io/weight": "-1"}}
     ns, problems = namespace({"metadata": bad}, cache.default_weight)
+    assert good is not None and ns is not None
+    cache.upsert_namespace(good)
     cache.upsert_namespace(ns)
     assert len(problems) == 1
     snap = cache.snapshot()
@@ -90,7 +106,7 @@ def test_a_listing_removes_what_was_deleted_during_a_watch_gap() -> None:
     gone = _pod("gone", 2, node="n1", phase="Running")
     cache.upsert_pod(kept)
     cache.upsert_pod(gone)
-    assumed, _ = pending_pod(k8s_pod("assumed", 1))
+    assumed = _pending(k8s_pod("assumed", 1))
     cache.assume(assumed, "gone-node")
     ticks[0] = 10.0  # the listing begins
     late = _pod("late", 1, node="n1", phase="Running")

@@ -6,9 +6,12 @@ import threading
 from collections.abc import Callable, Mapping
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from urllib3.exceptions import MaxRetryError
 
 from builders import k8s_node, k8s_pod
+from crafted_objects import Json, crafted_namespaces, crafted_nodes, crafted_pods
 from fake_api import FakeApi
 from hybrid_operator.handlers import build_registry
 from hybrid_operator.k8s.api import BindResult
@@ -219,3 +222,43 @@ def test_watch_handlers_run_on_the_event_loop_and_only_feed_it() -> None:
     assert scheduler.queue.pending() == []  # nothing changes until the loop drains
     assert scheduler.drain() == 1
     assert [p.name for p in scheduler.queue.pending()] == ["fed"]
+
+
+def test_a_bound_pod_whose_requests_cannot_be_counted_holds_nothing() -> None:
+    api, clock = FakeApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    good = k8s_pod("good", 2, node="n1", phase="Running")
+    crafted = k8s_pod("crafted", 2, node="n1", phase="Running")
+    scheduler.on_pod(None, good)
+    scheduler.on_pod(None, crafted)
+    assert len(scheduler.cache.bound) == 2
+    crafted["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1e400"
+    scheduler.on_pod("MODIFIED", crafted)  # the kubelet refuses such a pod: it holds nothing
+    assert set(scheduler.cache.bound) == {good["metadata"]["uid"]}
+    assert [ref["name"] for ref, _ in scheduler.reports] == ["crafted"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pods=st.lists(crafted_pods, min_size=1, max_size=3),
+    node=crafted_nodes,
+    ns=crafted_namespaces,
+)
+def test_crafted_objects_never_stop_scheduling_for_anyone(
+    pods: list[Json], node: Json, ns: Json
+) -> None:
+    api, clock = FakeApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    for i, body in enumerate(pods):
+        if isinstance(body, dict):
+            meta = body.get("metadata")
+            if isinstance(meta, dict) and isinstance(meta.get("uid"), str):
+                meta["uid"] = f"{meta['uid']}-{i}"
+            scheduler.on_pod(None, body)
+    for kind, body in ((ObjectKind.NODE, node), (ObjectKind.NAMESPACE, ns)):
+        if isinstance(body, dict):
+            scheduler.on_event(kind, None, body)
+    scheduler.on_pod(None, k8s_pod("good", gpus=1))
+    asyncio.run(scheduler.schedule_once())
+    assert scheduler.counters.bad_events == 0
+    assert [k for k, _ in api.binds if k == "team-a/good"] == ["team-a/good"]

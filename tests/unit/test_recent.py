@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from builders import k8s_node, k8s_pod, make_node, make_pod
+from builders import k8s_node, k8s_pod, make_node, make_pod, usable
 from hybrid_operator.cache import ClusterCache, Placement
 from hybrid_operator.k8s.convert import node_info
 from hybrid_operator.k8s.views import pod_view
@@ -55,10 +55,10 @@ def _operator(
     clock = [0.0]
     cache = ClusterCache(clock=lambda: clock[0])
     for node in samples:
-        cache.upsert_node(node_info(k8s_node(node))[0])
+        cache.upsert_node(usable(node_info(k8s_node(node))))
     for name, node, gpus, placed_at in pods:
         clock[0] = placed_at
-        cache.upsert_pod(pod_view(k8s_pod(name, gpus, node=node, phase="Running")))
+        cache.upsert_pod(usable(pod_view(k8s_pod(name, gpus, node=node, phase="Running"))))
     collector = UtilisationCollector(OneSample(samples), {"gpu": "gpu"}, clock=lambda: now)
     collector.refresh()
     return cache.snapshot(now), cache, collector

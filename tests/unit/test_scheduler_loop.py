@@ -156,11 +156,14 @@ def test_bad_annotations_become_events_not_crashes() -> None:
     bad = k8s_pod("p")
     bad["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "lots"
     scheduler.on_pod(None, bad)
+    scheduler.on_pod(None, k8s_pod("q"))
     asyncio.run(scheduler.schedule_once())
     reasons = {(name, reason) for name, reason, _, _ in api.events}
     assert ("team-x", "InvalidField") in reasons
     assert ("p", "InvalidField") in reasons
-    assert ("p", "Scheduled") in reasons
+    # requests that cannot be counted leave the pod out; the others are scheduled
+    assert ("p", "Scheduled") not in reasons
+    assert ("q", "Scheduled") in reasons
 
 
 def test_settings_are_validated() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hybrid_operator.k8s.convert import Body, namespace, node_addresses, node_info, pending_pod
-from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.k8s.problems import Conversion, Problem
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 
 #: Namespaces labelled so opt their pods in through the admission webhook.
@@ -73,7 +73,6 @@ class PodView:
     node_name: str | None
     phase: PodPhase
     terminating: bool
-    problems: tuple[Problem, ...] = ()
 
     @property
     def uid(self) -> str:
@@ -104,19 +103,20 @@ def _mapping(value: object) -> Body:
     return value if isinstance(value, dict) else {}
 
 
-def pod_view(body: Body) -> PodView:
-    """The typed view of a raw pod (conversion problems are kept on the view)."""
+def pod_view(body: Body) -> Conversion[PodView]:
+    """The typed view of a raw pod; no view when the pod cannot be used at all."""
     meta, spec = _mapping(body.get("metadata")), _mapping(body.get("spec"))
     pod, problems = pending_pod(body)
-    node = _text(spec.get("nodeName")) or None
-    return PodView(
+    if pod is None:
+        return Conversion(None, problems)
+    view = PodView(
         pod=pod,
         scheduler_name=_text(spec.get("schedulerName")),
-        node_name=node,
+        node_name=_text(spec.get("nodeName")) or None,
         phase=PodPhase.of(_mapping(body.get("status")).get("phase")),
         terminating=bool(meta.get("deletionTimestamp")),
-        problems=tuple(problems),
     )
+    return Conversion(view, problems)
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,6 @@ class NamespaceView:
 
     namespace: Namespace
     opted_in: bool
-    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,13 +132,16 @@ class NodeView:
     """A node in domain types, and the addresses Prometheus series may name it by."""
 
     node: NodeInfo
-    problems: tuple[Problem, ...] = ()
     addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class WatchEvent:
-    """One event of one watch, converted; ``name`` and ``uid`` identify the object."""
+    """One event of one watch, converted; ``name`` and ``uid`` identify the object.
+
+    The view of its kind is None when the object cannot be used at all (``problems``
+    says why): it is then left out, as if it were gone.
+    """
 
     kind: ObjectKind
     type: WatchType
@@ -150,6 +152,8 @@ class WatchEvent:
     namespace: NamespaceView | None = None
     #: A reference for Events about the object itself (kind, name, namespace, uid).
     reference: dict[str, str] = field(default_factory=dict)
+    #: What conversion found wrong with the object.
+    problems: tuple[Problem, ...] = ()
 
 
 def _reference(kind: ObjectKind, meta: Body) -> dict[str, str]:
@@ -170,19 +174,25 @@ def watch_event(
     ref = _reference(kind, meta)
     name, uid = ref["name"], ref.get("uid", "")
     if kind is ObjectKind.POD:
-        return WatchEvent(kind, kind_type, name, uid, pod=pod_view(body), reference=ref)
+        view, problems = pod_view(body)
+        return WatchEvent(
+            kind, kind_type, name, uid, pod=view, reference=ref, problems=tuple(problems)
+        )
     if kind is ObjectKind.NODE:
         node, problems = node_info(body)
-        node_view = NodeView(node, tuple(problems), tuple(node_addresses(body)))
-        return WatchEvent(kind, kind_type, name, uid, node=node_view, reference=ref)
+        node_view = None if node is None else NodeView(node, node_addresses(body))
+        return WatchEvent(
+            kind, kind_type, name, uid, node=node_view, reference=ref, problems=tuple(problems)
+        )
     ns, problems = namespace(body, default_weight)
     labels = _mapping(meta.get("labels"))
     opted = str(labels.get(OPT_IN_LABEL, "")).lower() == "true"
-    view = NamespaceView(ns, opted, tuple(problems))
-    return WatchEvent(kind, kind_type, name, uid, namespace=view, reference=ref)
+    ns_view = None if ns is None else NamespaceView(ns, opted)
+    return WatchEvent(
+        kind, kind_type, name, uid, namespace=ns_view, reference=ref, problems=tuple(problems)
+    )
 
 
 def problems_of(event: WatchEvent) -> tuple[Problem, ...]:
     """The conversion problems an event carries, whatever its kind."""
-    view = event.pod or event.node or event.namespace
-    return view.problems if view is not None else ()
+    return event.problems

@@ -286,6 +286,11 @@ class Scheduler:
             )
             await self._call("set PodScheduled", pod, self.api.mark_unschedulable, pod, message)
             return
+        if self.elector is not None and not self.elector.may_act():
+            # Leadership ended after this pass decided: the pod is the new leader's.
+            self.cache.forget(pod.uid)
+            self.queue.requeue(pod.uid)
+            return
         # The decision record rides on the Binding: the API server writes it onto the pod
         # with the node and PodScheduled=True, so success costs a binding and an Event,
         # as with kube-scheduler.

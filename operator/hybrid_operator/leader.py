@@ -1,12 +1,25 @@
-"""Leader election over a coordination.k8s.io Lease, as kube-scheduler does it.
+"""Leader election over a coordination.k8s.io Lease, with kube-scheduler's timings.
 
 Several replicas watch and keep their caches warm; only the holder of the Lease runs
-scheduling passes, so a takeover needs no warm-up. The holder renews every
-``renew_interval_s``; a replica takes the Lease over when it has not seen it renewed for
-``lease_duration_s`` by its own clock (never comparing clocks across machines). Every
-write carries the Lease's resourceVersion, so two replicas racing for it cannot both win.
-Even a deposed leader that still binds cannot bind a pod twice: a binding names the pod's
-UID and the API server refuses a second one with a conflict.
+scheduling passes, so a takeover needs no warm-up. The rules are client-go's
+``leaderelection``, which kube-scheduler uses:
+
+- every replica runs one round each ``retry_period_s``: the holder renews, the others
+  check whether the Lease has lapsed;
+- a standby takes the Lease over only when it has seen no change to the Lease record for
+  the record's ``leaseDurationSeconds`` by its own monotonic clock, counted from the moment
+  it *observed* the change, never from the remote ``renewTime`` (immune to clock skew);
+- the holder leads only while ``now - last successful renewal < renew_deadline_s``,
+  checked on every read of :attr:`LeaderElector.is_leader`, so a leader whose renewal
+  hangs stops at the deadline even though the renewing call has not returned;
+- every Lease call has a request timeout of half the retry period, and every write
+  carries the Lease's resourceVersion, so two replicas racing for it cannot both win.
+
+A renewal counts from the moment its round began (before the read), which is no later
+than the moment any other replica can observe it: a stalled leader stops at most
+``renew_deadline_s`` after it, a standby takes over at least ``lease_duration_s`` after
+it. Each term of leadership has an :attr:`~LeaderElector.epoch`; the loop passes the epoch
+it decided under to :meth:`~LeaderElector.may_act` before binding.
 """
 
 from __future__ import annotations
@@ -14,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -25,8 +39,57 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger("hybrid_scheduler")
 
 
-def _micro_now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class LeaseTimings:
+    """kube-scheduler's ``leaderElection`` durations, in seconds (its defaults)."""
+
+    #: How long a standby waits, after it last saw the record change, before taking over.
+    lease_duration_s: float = 15.0
+    #: How long the holder keeps leading without a successful renewal.
+    renew_deadline_s: float = 10.0
+    #: How often every replica runs a round (renew, or check for a lapsed Lease).
+    retry_period_s: float = 2.0
+
+    @property
+    def request_timeout_s(self) -> float:
+        """Timeout of one Lease call: a read and a write fit in one retry period."""
+        return self.retry_period_s / 2
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The Lease's election record; a change to any field counts as a renewal."""
+
+    holder: str
+    renew_time: datetime | None
+    acquire_time: datetime | None
+    duration_s: int | None
+    transitions: int
+
+    @classmethod
+    def of(cls, spec: client.V1LeaseSpec) -> LeaseRecord:
+        """The record of a Lease's spec."""
+        return cls(
+            spec.holder_identity or "",
+            spec.renew_time,
+            spec.acquire_time,
+            spec.lease_duration_seconds,
+            spec.lease_transitions or 0,
+        )
+
+
+@dataclass(frozen=True)
+class _Observation:
+    record: LeaseRecord
+    #: Local monotonic time at which this record was first seen.
+    at: float
+
+
+@dataclass(frozen=True)
+class _Term:
+    epoch: int
+    #: Local monotonic time at which the last successful renewal's round began.
+    renewed_at: float
 
 
 class LeaderElector:
@@ -38,87 +101,149 @@ class LeaderElector:
         identity: str,
         namespace: str = "default",
         name: str = "hybrid-scheduler",
-        lease_duration_s: float = 15.0,
-        renew_interval_s: float = 2.0,
+        timings: LeaseTimings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = client.CoordinationV1Api(api_client)
         self.identity = identity
         self.namespace = namespace
         self.name = name
-        self.lease_duration_s = lease_duration_s
-        self.renew_interval_s = renew_interval_s
+        self.timings = timings or LeaseTimings()
         self.clock = clock
-        self.is_leader = False
-        self._observed: tuple[Any, Any] | None = None
-        self._observed_at = 0.0
+        self._term: _Term | None = None
+        self._epochs = 0
+        self._seen: _Observation | None = None
 
-    def _spec(self, transitions: int) -> client.V1LeaseSpec:
-        now = _micro_now()
+    # -- what the scheduling loop reads -------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica leads now: it renewed less than ``renew_deadline_s`` ago."""
+        return self._live_term() is not None
+
+    @property
+    def epoch(self) -> int:
+        """The current (or last) term of leadership; it grows each time leadership begins."""
+        return self._epochs
+
+    def may_act(self, epoch: int | None = None) -> bool:
+        """Whether a binding may go out now, decided under ``epoch`` (any term if None)."""
+        term = self._live_term()
+        return term is not None and (epoch is None or term.epoch == epoch)
+
+    def _live_term(self) -> _Term | None:
+        term = self._term
+        if term is None or self.clock() - term.renewed_at >= self.timings.renew_deadline_s:
+            return None
+        return term
+
+    # -- one round ----------------------------------------------------------------------
+
+    def try_acquire_or_renew(self) -> bool:
+        """One round of the election; returns whether this replica leads after it."""
+        started = self.clock()
+        timeout = self.timings.request_timeout_s
+        try:
+            lease = self.api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=timeout
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("leader election: cannot read the Lease: %s %s", exc.status, exc.reason)
+                return self.is_leader  # a failed round: leadership ends at the deadline
+            body = client.V1Lease(
+                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+                spec=self._spec(acquired=None, transitions=0),
+            )
+            return self._write(started, body, create=True)
+        spec = lease.spec or client.V1LeaseSpec()
+        seen = self._observe(LeaseRecord.of(spec))
+        holder = seen.record.holder
+        if holder and holder != self.identity and not self._lapsed(seen):
+            return self._stand_by(holder)
+        if holder == self.identity:
+            lease.spec = self._spec(spec.acquire_time, seen.record.transitions)
+        else:
+            log.info("leader election: %s stopped renewing; taking over", holder or "nobody")
+            lease.spec = self._spec(acquired=None, transitions=seen.record.transitions + 1)
+        return self._write(started, lease, create=False)
+
+    def _observe(self, record: LeaseRecord) -> _Observation:
+        if self._seen is None or self._seen.record != record:
+            self._seen = _Observation(record, self.clock())
+        return self._seen
+
+    def _lapsed(self, seen: _Observation) -> bool:
+        duration = seen.record.duration_s or self.timings.lease_duration_s
+        return self.clock() - seen.at >= duration
+
+    def _spec(self, acquired: datetime | None, transitions: int) -> client.V1LeaseSpec:
+        now = datetime.now(UTC)
         return client.V1LeaseSpec(
             holder_identity=self.identity,
-            lease_duration_seconds=int(self.lease_duration_s),
-            acquire_time=now,
+            # Whole seconds in the API; rounded up so that nobody waits less than configured.
+            lease_duration_seconds=math.ceil(self.timings.lease_duration_s),
+            acquire_time=acquired or now,
             renew_time=now,
             lease_transitions=transitions,
         )
 
-    def try_acquire_or_renew(self) -> bool:
-        """One round of the election; returns whether this replica leads now."""
+    def _write(self, started: float, lease: client.V1Lease, create: bool) -> bool:
+        timeout = self.timings.request_timeout_s
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                log.warning("leader election: cannot read the Lease: %s %s", exc.status, exc.reason)
-                return self._lose()
-            body = client.V1Lease(
-                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                spec=self._spec(0),
-            )
-            return self._write(lambda: self.api.create_namespaced_lease(self.namespace, body))
-        spec = lease.spec or client.V1LeaseSpec()
-        seen = (spec.holder_identity, spec.renew_time)
-        if seen != self._observed:
-            self._observed, self._observed_at = seen, self.clock()
-        if spec.holder_identity == self.identity:
-            spec.renew_time = _micro_now()
-        elif self.clock() - self._observed_at < self.lease_duration_s and spec.holder_identity:
-            return self._lose()
-        else:
-            log.info("leader election: %s stopped renewing; taking over", spec.holder_identity)
-            spec = self._spec((spec.lease_transitions or 0) + 1)
-        lease.spec = spec
-        return self._write(
-            lambda: self.api.replace_namespaced_lease(self.name, self.namespace, lease)
-        )
-
-    def _write(self, call: Callable[[], object]) -> bool:
-        try:
-            call()
-        except ApiException as exc:  # 409: someone else wrote first
-            if exc.status != 409:
-                log.warning(
-                    "leader election: cannot write the Lease: %s %s", exc.status, exc.reason
+            if create:
+                self.api.create_namespaced_lease(self.namespace, lease, _request_timeout=timeout)
+            else:
+                self.api.replace_namespaced_lease(
+                    self.name, self.namespace, lease, _request_timeout=timeout
                 )
-            return self._lose()
-        if not self.is_leader:
-            log.info("leader election: %s now leads", self.identity)
-        self.is_leader = True
-        return True
+        except ApiException as exc:
+            if exc.status == 409:  # someone else wrote first: they hold it now
+                return self._stand_by("another replica")
+            log.warning("leader election: cannot write the Lease: %s %s", exc.status, exc.reason)
+            return self.is_leader
+        self._renewed(started, LeaseRecord.of(lease.spec or client.V1LeaseSpec()))
+        return self.is_leader
 
-    def _lose(self) -> bool:
-        if self.is_leader:
-            log.warning("leader election: %s lost the lease; pausing scheduling", self.identity)
-        self.is_leader = False
+    def _renewed(self, started: float, written: LeaseRecord) -> None:
+        now = self.clock()
+        self._seen = _Observation(written, now)
+        term = self._term
+        if term is None or now - term.renewed_at >= self.timings.renew_deadline_s:
+            self._epochs += 1
+            term = _Term(self._epochs, started)
+            log.info("leader election: %s now leads (term %d)", self.identity, term.epoch)
+        self._term = _Term(term.epoch, started)
+
+    def _stand_by(self, holder: str) -> bool:
+        if self._term is not None:
+            log.warning(
+                "leader election: %s stopped leading: %s holds the Lease; pausing scheduling",
+                self.identity,
+                holder,
+            )
+        self._term = None
         return False
 
+    # -- the loop -----------------------------------------------------------------------
+
+    def _note_deadline(self) -> None:
+        """Log once, and end the term, when the renew deadline passed without a renewal."""
+        if self._term is not None and self._live_term() is None:
+            log.warning(
+                "leader election: %s stopped leading: no renewal within %g s; pausing scheduling",
+                self.identity,
+                self.timings.renew_deadline_s,
+            )
+            self._term = None
+
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Renew or contend every ``renew_interval_s`` until ``stop`` is set."""
+        """A round every ``retry_period_s`` until ``stop`` is set."""
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.try_acquire_or_renew)
-            except Exception:  # an election round must never end the operator
-                log.exception("leader election round failed")
-                self._lose()
+            except Exception as exc:  # a failed round must never end the operator
+                log.warning("leader election round failed: %s", exc)
+            self._note_deadline()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.renew_interval_s)
+                await asyncio.wait_for(stop.wait(), timeout=self.timings.retry_period_s)

@@ -114,8 +114,6 @@ class Scheduler:
         self.inbox: asyncio.Queue[WatchEvent] = asyncio.Queue()
         #: Conversion problems waiting to be posted as Events.
         self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
-        #: Leadership terms this replica has held; a binding must belong to the current one.
-        self.term = 0
         self.leading = elector is None
         #: Set when the watches re-list: a reconciling listing should follow.
         self.relisted = asyncio.Event()
@@ -137,10 +135,12 @@ class Scheduler:
         return str(self.collector.status) if self.collector else "not configured"
 
     def leader_term(self) -> int | None:
-        """The current leadership term, or None while not leading (any thread may ask)."""
-        if self.elector is not None and not self.elector.is_leader:
-            return None
-        return self.term
+        """The current leadership term, or None while this replica may not act (any thread
+        may ask: the elector answers from its monotonic clock and renew deadline)."""
+        if self.elector is None:
+            return 0
+        term = self.elector.epoch
+        return term if self.elector.may_act(term) else None
 
     # -- watch events -------------------------------------------------------------------
 
@@ -329,7 +329,8 @@ class Scheduler:
             decisions = self.scheduling.decide()
         finally:
             self._gauge()
-        self.binding.issue(decisions, self.term)
+        term = self.leader_term()
+        self.binding.issue(decisions, -1 if term is None else term)
         return decisions
 
     async def schedule_once(self) -> list[Decision]:
@@ -347,10 +348,8 @@ class Scheduler:
             await self.shadow.flush()
 
     def _leadership(self) -> bool:
-        """Whether to run passes now; a new term starts each time leadership is won."""
-        leading = self.elector is None or self.elector.is_leader
-        if leading and not self.leading:
-            self.term += 1
+        """Whether to run passes now; bindings on their way are called off when it ends."""
+        leading = self.leader_term() is not None
         if not leading and self.leading:
             self.binding.cancel_all(CancelReason.NOT_LEADER)
         self.leading = leading

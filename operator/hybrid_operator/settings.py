@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.policies import policy_names
@@ -60,8 +61,16 @@ class OperatorSettings:
     lease_namespace: str = "default"
     #: Name of the Lease; replicas sharing it elect one leader. Default ``hybrid-scheduler``.
     lease_name: str = "hybrid-scheduler"
-    #: Seconds without renewal after which another replica takes over. Default 15.
+    #: Seconds a standby waits, after it last saw the Lease change, before taking over.
+    #: Default 15 (kube-scheduler's ``leaseDuration``).
     lease_duration_s: float = 15.0
+    #: Seconds the leader keeps leading without a successful renewal; then it stops
+    #: binding at once. Less than ``lease_duration_s``. Default 10 (``renewDeadline``).
+    renew_deadline_s: float = 10.0
+    #: Seconds between election rounds (the leader's renewals, the standbys' checks);
+    #: each Lease call times out after half of it. Less than ``renew_deadline_s``.
+    #: Default 2 (``retryPeriod``).
+    retry_period_s: float = 2.0
     #: This replica's name in the Lease and in Events; empty means ``<hostname>-<pid>``.
     identity: str = ""
     #: Serve the opt-in admission webhook and manage its configuration. Default off.
@@ -134,7 +143,6 @@ class OperatorSettings:
             ("metrics_refresh_s", self.metrics_refresh_s, 0.1),
             ("metrics_staleness_s", self.metrics_staleness_s, 0.0),
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),
-            ("lease_duration_s", self.lease_duration_s, 3.0),
             ("api_qps", self.api_qps, 0.0),
             ("api_burst", float(self.api_burst), 1),
             ("api_timeout_s", self.api_timeout_s, 0.1),
@@ -160,4 +168,21 @@ class OperatorSettings:
         for name, value, minimum in checks:
             if not math.isfinite(value) or value < minimum:
                 raise SettingsError(f"{name}: must be a number >= {minimum:g} (got {value!r})")
+        self._validate_lease_timings()
         return self
+
+    def _validate_lease_timings(self) -> None:
+        """Each positive, and retry period < renew deadline < lease duration."""
+        timings = [
+            ("lease_duration_s", self.lease_duration_s),
+            ("renew_deadline_s", self.renew_deadline_s),
+            ("retry_period_s", self.retry_period_s),
+        ]
+        for name, value in timings:
+            if not math.isfinite(value) or value <= 0:
+                raise SettingsError(f"{name}: must be a number > 0 (got {value!r})")
+        for (longer, bound), (shorter, value) in pairwise(timings):
+            if value >= bound:
+                raise SettingsError(
+                    f"{shorter}: must be less than {longer} ({bound:g}) (got {value!r})"
+                )

@@ -53,6 +53,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("webhook.port=70000", "at '/webhook/port': maximum"),
         ("webhook.failurePolicy=Sometimes", "at '/webhook/failurePolicy'"),
         ("leaderElection.enabled=yes", "at '/leaderElection/enabled': got string, want boolean"),
+        ("leaderElection.retryPeriodSeconds=0", "at '/leaderElection/retryPeriodSeconds'"),
         ("metrics.serviceMonitor.interval=often", "at '/metrics/serviceMonitor/interval'"),
         ("settings.promql.disk=x", "additional properties 'disk' not allowed"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
@@ -63,6 +64,27 @@ def test_bad_values_are_refused_naming_the_field(value: str, message: str) -> No
         result = run_helm(*args, "--set", value)
         assert result.returncode != 0, f"helm {args[0]} accepted {value}"
         assert message in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["leaderElection.leaseDurationSeconds=10"],
+            "leaderElection.renewDeadlineSeconds: must be less than "
+            "leaderElection.leaseDurationSeconds (10) (got 10)",
+        ),
+        (
+            ["leaderElection.retryPeriodSeconds=12", "leaderElection.leaseDurationSeconds=20"],
+            "leaderElection.retryPeriodSeconds: must be less than "
+            "leaderElection.renewDeadlineSeconds (10) (got 12)",
+        ),
+    ],
+)
+def test_leader_election_timings_out_of_order_are_refused(values: list[str], message: str) -> None:
+    result = run_helm("template", "x", str(CHART_DIR), *(f"--set={v}" for v in values))
+    assert result.returncode != 0, values
+    assert message in result.stderr, result.stderr
 
 
 def test_the_schema_offers_every_deployable_policy() -> None:
@@ -93,6 +115,12 @@ def test_the_settings_configmap_is_a_valid_settings_file(
     assert settings.model_fallback == source["modelFallback"]
     assert settings.shadow_of == source["shadowOf"]
     assert (settings.lease_namespace, settings.lease_name) == ("ml", "hybrid-scheduler")
+    election = yaml.safe_load((values or CHART_DIR / "values.yaml").read_text())["leaderElection"]
+    assert (settings.lease_duration_s, settings.renew_deadline_s, settings.retry_period_s) == (
+        election["leaseDurationSeconds"],
+        election["renewDeadlineSeconds"],
+        election["retryPeriodSeconds"],
+    )
     # The Role grants the Lease by this name, and the certificate is mounted where it is read.
     role = one(objects, "Role", "leader-election")
     assert role["rules"][1]["resourceNames"] == [settings.lease_name]

@@ -250,7 +250,9 @@ def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = "hybrid-scheduler-ha"
-    common = instance_args(name, "--lease-duration", "6")
+    common = instance_args(
+        name, "--lease-duration", "6", "--renew-deadline", "4", "--retry-period", "1"
+    )
     with (
         operator_process(dev_cluster, tmp_path / "a.log", *common, "--identity", "replica-a") as a,
         operator_process(dev_cluster, tmp_path / "b.log", *common, "--identity", "replica-b") as b,

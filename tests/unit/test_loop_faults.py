@@ -4,6 +4,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +14,7 @@ from urllib3.exceptions import MaxRetryError
 from builders import k8s_node, k8s_pod
 from crafted_objects import Json, crafted_namespaces, crafted_nodes, crafted_pods
 from fake_api import FakeApi
+from hybrid_operator.binding_cycle import BindTicket
 from hybrid_operator.handlers import build_registry
 from hybrid_operator.k8s.api import BindResult
 from hybrid_operator.k8s.calls import Listing
@@ -20,6 +22,7 @@ from hybrid_operator.k8s.views import ObjectKind
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.cycle import Decision
 
 
 def _scheduler(api: FakeApi, clock: list[float]) -> Scheduler:
@@ -152,10 +155,21 @@ def test_a_pod_deleted_while_its_binding_waits_is_not_bound_and_not_requeued() -
 
 
 class Elector:
-    """Leadership the test switches."""
+    """Leadership the test switches; each new term has a higher epoch."""
 
     def __init__(self) -> None:
-        self.is_leader = True
+        self.epoch = 1
+        self.leading = True
+
+    def may_act(self, epoch: int | None = None) -> bool:
+        return self.leading and (epoch is None or epoch == self.epoch)
+
+    def lose(self) -> None:
+        self.leading = False
+
+    def win(self) -> None:
+        self.leading = True
+        self.epoch += 1
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -169,17 +183,17 @@ def test_leadership_lost_while_a_binding_waits_calls_it_off() -> None:
     scheduler.on_pod(None, k8s_pod("p"))
     assert scheduler._leadership()
 
-    def lose() -> None:
-        elector.is_leader = False
-
-    asyncio.run(_while_binding(scheduler, api, lose))
+    asyncio.run(_while_binding(scheduler, api, elector.lose))
     assert api.binds == []
     assert [p.name for p in scheduler.queue.pending()] == ["p"]
     assert not scheduler._leadership()  # the loop's next turn sees it
-    # A new term: decisions of the old one can never be sent.
-    elector.is_leader = True
+    # A new term: a placement decided in the old one is never sent, even once leading again.
+    elector.win()
     assert scheduler._leadership()
-    assert scheduler.term == 2
+    assert scheduler.leader_term() == 2
+    stale = BindTicket(cast(Decision, None), term=1)
+    assert not scheduler.binding.still_wanted(stale)
+    assert scheduler.binding.still_wanted(BindTicket(cast(Decision, None), term=2))
 
 
 def test_a_listing_drops_pods_and_nodes_deleted_while_the_watch_was_down() -> None:

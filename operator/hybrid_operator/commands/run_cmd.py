@@ -46,6 +46,18 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--lease-namespace", "lease_namespace", str, "namespace of the leader Lease (default)"),
     ("--lease-name", "lease_name", str, "name of the leader Lease (hybrid-scheduler)"),
     ("--lease-duration", "lease_duration_s", float, "seconds before a standby takes over (15)"),
+    (
+        "--renew-deadline",
+        "renew_deadline_s",
+        float,
+        "seconds the leader leads without renewing; < --lease-duration (10)",
+    ),
+    (
+        "--retry-period",
+        "retry_period_s",
+        float,
+        "seconds between election rounds; < --renew-deadline (2)",
+    ),
     ("--identity", "identity", str, "this replica's name (<hostname>-<pid>)"),
     ("--webhook-host", "webhook_host", str, "how the API server reaches the webhook"),
     ("--webhook-addr", "webhook_addr", str, "address the webhook listens on (0.0.0.0)"),
@@ -164,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_operator.commands.kubeconfig import api_client as api_client_for
     from hybrid_operator.handlers import run_operator
     from hybrid_operator.k8s.api import KubeApi
-    from hybrid_operator.leader import LeaderElector
+    from hybrid_operator.leader import LeaderElector, LeaseTimings
     from hybrid_operator.promql import SAMPLE_TIME_QUERIES, utilisation_queries
     from hybrid_operator.scheduler import Scheduler
     from hybrid_operator.utilisation import UtilisationCollector, connect
@@ -188,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
             settings.identity,
             settings.lease_namespace,
             settings.lease_name,
-            settings.lease_duration_s,
+            LeaseTimings(
+                settings.lease_duration_s, settings.renew_deadline_s, settings.retry_period_s
+            ),
         )
     api = KubeApi(
         api_client,

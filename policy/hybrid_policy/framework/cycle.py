@@ -10,12 +10,14 @@ evaluation of the same pass.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.plugins import Conditional
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
 from hybrid_policy.resources import GPU
@@ -81,17 +83,48 @@ class BatchCycle:
         self.rng = rng
         self.decisions: list[Decision] = []
         self.path = profile.arbitrator.name
-        # Reservations only shrink free capacity during a pass, so a constraint signature
-        # that fit nowhere keeps fitting nowhere until the pass ends.
+        # Reservations only shrink free capacity during a pass, so a pod that fit nowhere
+        # keeps fitting nowhere until the pass ends, unless its pod affinity or spread
+        # constraints can be met by later placements (those are never remembered).
         self._no_fit: dict[tuple[object, ...], Status] = {}
+        self._filters = [
+            (f, f if isinstance(f, Conditional) else None) for f in profile.filters if not f.static
+        ]
+        self._scorers = [
+            (p, w, p if isinstance(p, Conditional) else None) for p, w in profile.scorers
+        ]
+        #: Whether namespaces and labels decide feasibility beyond the constraint
+        #: signature: a pod placed, or to be placed in this pass, has anti-affinity.
+        self.label_sensitive = bool(snapshot.occupancy.anti_affinity)
+
+    def expect(self, pods: Sequence[PendingPod]) -> None:
+        """Note the pods this pass may place (their anti-affinity may select others)."""
+        if any(p.constraints.required_anti_affinity for p in pods):
+            self.label_sensitive = True
+
+    def feasibility_key(self, pod: PendingPod) -> tuple[object, ...]:
+        """What decides where ``pod`` fits in this pass: pods with equal keys fit exactly
+        the same nodes. The constraint signature, with namespace and labels once placed
+        pods' anti-affinity may select the pod."""
+        if self.label_sensitive or self.snapshot.occupancy.anti_affinity:
+            return (pod.constraint_signature, pod.namespace, tuple(sorted(pod.labels.items())))
+        return pod.constraint_signature
 
     def feasible(self, pod: PendingPod) -> BoolArray | Status:
         """Filter phase: mask of nodes the pod fits on now, or why there are none."""
         snap = self.snapshot
-        signature = pod.constraint_signature
-        known = self._no_fit.get(signature)
+        key = self.feasibility_key(pod)
+        known = self._no_fit.get(key)
         if known is not None:
             return known
+        if pod.constraints.refusals:
+            status = Status(
+                Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
+                (f"0/{len(snap)} nodes are available: {'; '.join(pod.constraints.refusals)}.",),
+                "PreFilter",
+            )
+            self._no_fit[key] = status
+            return status
         unknown = snap.unknown_resources(pod)
         if unknown or len(snap) == 0:
             reason = ", ".join(f"{len(snap)} Insufficient {r}" for r in sorted(unknown))
@@ -100,15 +133,16 @@ class BatchCycle:
                 (f"0/{len(snap)} nodes are available: {reason or 'no nodes'}.",),
                 "NodeResourcesFit",
             )
-            self._no_fit[signature] = status
+            self._no_fit[key] = status
             return status
         mask = self._static_mask(pod)
-        for plugin in self.profile.filters:
-            if not plugin.static:
+        for plugin, conditional in self._filters:
+            if conditional is None or conditional.applies(pod, snap):
                 mask = mask & plugin.filter(pod, snap)
         if not mask.any():
             status = self._diagnose(pod) if self.explain else _NO_FIT
-            self._no_fit[signature] = status
+            if not pod.constraints.placement_dependent:
+                self._no_fit[key] = status
             return status
         return mask
 
@@ -120,7 +154,7 @@ class BatchCycle:
         pods that would certainly be rejected.
         """
         snap = self.snapshot
-        if snap.unknown_resources(pod) or len(snap) == 0:
+        if pod.constraints.refusals or snap.unknown_resources(pod) or len(snap) == 0:
             return 0
         need = snap.request_vector(pod)
         slots = (snap.max_pods - snap.pod_count).astype(float)
@@ -130,6 +164,9 @@ class BatchCycle:
             copies = np.floor(free / need[wanted] + 1e-9).min(axis=1)
             slots = np.minimum(slots, copies)
         slots = np.where(self._static_mask(pod), np.maximum(slots, 0.0), 0.0)
+        if pod.constraints.host_ports:  # one copy per node, where its ports are free
+            ports_free = snap.occupancy.free_ports(pod.constraints.host_ports)
+            slots = np.where(ports_free, np.minimum(slots, 1.0), 0.0)
         return int(slots.sum())
 
     def evaluate(self, pod: PendingPod) -> ScoreTable | Status:
@@ -139,8 +176,9 @@ class BatchCycle:
             return mask
         candidates = np.flatnonzero(mask)
         total = np.zeros(candidates.size)
-        for plugin, weight in self.profile.scorers:
-            total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
+        for plugin, weight, conditional in self._scorers:
+            if conditional is None or conditional.applies(pod, self.snapshot):
+                total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
         return ScoreTable(pod, candidates, total)
 
     def commit(self, pod: PendingPod, node: int, table: ScoreTable | None = None) -> Decision:
@@ -186,7 +224,12 @@ class BatchCycle:
         return float(alloc[gpu]) / total / snap.weight_of(namespace)
 
     def _static_mask(self, pod: PendingPod) -> BoolArray:
-        key = (id(self.profile), pod.tolerations, tuple(sorted(pod.node_selector.items())))
+        key = (
+            id(self.profile),
+            pod.tolerations,
+            tuple(sorted(pod.node_selector.items())),
+            pod.constraints.required_node_terms,
+        )
         mask = self.snapshot.cached(key)
         if mask is None:
             mask = np.ones(len(self.snapshot), dtype=bool)
@@ -203,6 +246,8 @@ class BatchCycle:
         counts: Counter[str] = Counter()
         resolvable = False
         for plugin in self.profile.filters:
+            if isinstance(plugin, Conditional) and not plugin.applies(pod, snap):
+                continue
             passed = plugin.filter(pod, snap)
             for node in np.flatnonzero(remaining & ~passed):
                 for reason in plugin.reasons(pod, snap, int(node)):

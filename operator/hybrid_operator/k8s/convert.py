@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from hybrid_operator.k8s.constraints import pod_placement
 from hybrid_operator.k8s.problems import Problem
 from hybrid_policy.domain import (
     Namespace,
@@ -150,6 +151,7 @@ def pending_pod(pod: Body) -> tuple[PendingPod, list[Problem]]:
     if not isinstance(priority, int) or isinstance(priority, bool):
         priority = 0
     selector = spec.get("nodeSelector") or {}
+    placement = pod_placement(pod, problems)
     converted = PendingPod(
         namespace=str(meta.get("namespace") or "default"),
         name=str(meta.get("name") or ""),
@@ -161,6 +163,8 @@ def pending_pod(pod: Body) -> tuple[PendingPod, list[Problem]]:
         node_selector={str(k): str(v) for k, v in selector.items()},
         task_type=str(labels[TASK_TYPE_LABEL]) if TASK_TYPE_LABEL in labels else None,
         expected_runtime_s=runtime_s,
+        labels=placement.labels,
+        constraints=placement.constraints,
     )
     return converted, problems
 

@@ -35,6 +35,7 @@ NODES = [
     make_node("a100-small", labels={"gpu": "a100", "gpu-count": "2", "zone": "z2"}),
     make_node("v100", labels={"gpu": "v100", "gpu-count": "4"}),
     make_node("odd", labels={"gpu-count": "eight"}),
+    make_node("wide", labels={"gpu-count": "16"}),
 ]
 
 
@@ -42,10 +43,10 @@ NODES = [
     ("expression", "expected"),
     [
         (req("gpu", "In", "a100", "h100"), ["a100-big", "a100-small"]),
-        (req("gpu", "NotIn", "a100"), ["v100", "odd"]),  # NotIn matches nodes lacking the key
+        (req("gpu", "NotIn", "a100"), ["v100", "odd", "wide"]),  # also nodes lacking the key
         (req("zone", "Exists"), ["a100-big", "a100-small"]),
-        (req("zone", "DoesNotExist"), ["v100", "odd"]),
-        (req("gpu-count", "Gt", "3"), ["a100-big", "v100"]),  # integers: "8" > "3", not text
+        (req("zone", "DoesNotExist"), ["v100", "odd", "wide"]),
+        (req("gpu-count", "Gt", "3"), ["a100-big", "v100", "wide"]),  # "16" > "3" as integers
         (req("gpu-count", "Lt", "4"), ["a100-small"]),  # "eight" is no integer: no match
     ],
 )
@@ -64,7 +65,7 @@ def test_match_fields_select_by_node_name() -> None:
     by_name = NodeSelectorTerm(fields=(req("metadata.name", "In", "v100", "odd"),))
     assert _fits(NODES, _required(by_name)) == ["v100", "odd"]
     not_named = NodeSelectorTerm(fields=(req("metadata.name", "NotIn", "v100"),))
-    assert _fits(NODES, _required(not_named)) == ["a100-big", "a100-small", "odd"]
+    assert _fits(NODES, _required(not_named)) == ["a100-big", "a100-small", "odd", "wide"]
 
 
 def test_an_empty_term_matches_no_node() -> None:

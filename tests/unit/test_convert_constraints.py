@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from builders import k8s_node, k8s_pod, make_node
 from fake_api import FakeApi
-from hybrid_operator.k8s.convert import pending_pod
+from hybrid_operator.k8s.convert import node_info, pending_pod
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 from hybrid_policy.constraints import (
@@ -496,3 +496,24 @@ def test_the_operator_keeps_pods_away_from_bound_pods_anti_affinity() -> None:
         scheduler.on_pod(None, web)
     asyncio.run(scheduler.schedule_once())
     assert [node for _, node in api.binds] == ["n2", "n2"]
+
+
+def test_the_operator_holds_nodes_to_their_pod_limit() -> None:
+    api = FakeApi()
+    scheduler = Scheduler(OperatorSettings(), api, clock=lambda: 1000.0)
+    node = k8s_node("n1")
+    node["status"]["allocatable"]["pods"] = "3"
+    scheduler.on_node(None, node)
+    scheduler.on_pod(None, k8s_pod("daemon", gpus=0, node="n1", scheduler="default-scheduler"))
+    for i in range(4):
+        scheduler.on_pod(None, k8s_pod(f"p{i}", gpus=0))
+    asyncio.run(scheduler.schedule_once())
+    assert len(api.binds) == 2
+    failed = {e[2] for e in api.events if e[1] == "FailedScheduling"}
+    assert failed == {"0/1 nodes are available: 1 Too many pods."}
+
+
+def test_a_node_that_reports_no_pod_limit_gets_kubelets_default() -> None:
+    node = k8s_node("n1")
+    del node["status"]["allocatable"]["pods"]
+    assert node_info(node)[0].max_pods == 110

@@ -96,7 +96,9 @@ class PendingPod:
     expected_runtime_s: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     constraints: PlacementConstraints = NO_CONSTRAINTS
-    #: What decides feasibility: pods with equal signatures fit exactly the same nodes.
+    #: What decides feasibility: pods with equal signatures fit exactly the same nodes
+    #: (once placed pods' anti-affinity may select them, their labels and namespace too:
+    #: ``BatchCycle.feasibility_key``).
     constraint_signature: tuple[object, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

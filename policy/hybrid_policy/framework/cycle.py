@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from hybrid_policy.constraints import NO_CONSTRAINTS
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.framework.plugins import Conditional
+from hybrid_policy.framework.plugins import Conditional, FilterPlugin, ScorePlugin
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
 from hybrid_policy.resources import GPU
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 RUNNERS_UP = 3
 _NO_FIT = Status(Code.UNSCHEDULABLE, ("no node fits",), "Filter")
+
+
+def _conditional(plugin: object) -> Conditional | None:
+    """``plugin`` as a :class:`Conditional` when it has ``applies`` (checked by attribute:
+    ``isinstance`` on a Protocol costs microseconds, too much for every cycle)."""
+    return cast(Conditional, plugin) if callable(getattr(plugin, "applies", None)) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +94,8 @@ class BatchCycle:
         # keeps fitting nowhere until the pass ends, unless its pod affinity or spread
         # constraints can be met by later placements (those are never remembered).
         self._no_fit: dict[tuple[object, ...], Status] = {}
-        self._filters = [
-            (f, f if isinstance(f, Conditional) else None) for f in profile.filters if not f.static
-        ]
-        self._scorers = [
-            (p, w, p if isinstance(p, Conditional) else None) for p, w in profile.scorers
-        ]
+        self._filters: list[tuple[FilterPlugin, Conditional | None]] | None = None
+        self._scorers: list[tuple[ScorePlugin, float, Conditional | None]] | None = None
         #: Whether namespaces and labels decide feasibility beyond the constraint
         #: signature: a pod placed, or to be placed in this pass, has anti-affinity.
         self.label_sensitive = bool(snapshot.occupancy.anti_affinity)
@@ -109,6 +112,12 @@ class BatchCycle:
         if self.label_sensitive or self.snapshot.occupancy.anti_affinity:
             return (pod.constraint_signature, pod.namespace, tuple(sorted(pod.labels.items())))
         return pod.constraint_signature
+
+    def _plain(self, pod: PendingPod) -> bool:
+        """The fast path: no constraints of its own, and no placed pod whose terms could
+        select it, so no :class:`Conditional` plugin applies."""
+        occ = self.snapshot.occupancy
+        return pod.constraints is NO_CONSTRAINTS and not occ.anti_affinity and not occ.scoring
 
     def feasible(self, pod: PendingPod) -> BoolArray | Status:
         """Filter phase: mask of nodes the pod fits on now, or why there are none."""
@@ -136,8 +145,11 @@ class BatchCycle:
             self._no_fit[key] = status
             return status
         mask = self._static_mask(pod)
+        if self._filters is None:
+            self._filters = [(f, _conditional(f)) for f in self.profile.filters if not f.static]
+        plain = self._plain(pod)
         for plugin, conditional in self._filters:
-            if conditional is None or conditional.applies(pod, snap):
+            if conditional is None or (not plain and conditional.applies(pod, snap)):
                 mask = mask & plugin.filter(pod, snap)
         if not mask.any():
             status = self._diagnose(pod) if self.explain else _NO_FIT
@@ -176,8 +188,11 @@ class BatchCycle:
             return mask
         candidates = np.flatnonzero(mask)
         total = np.zeros(candidates.size)
+        if self._scorers is None:
+            self._scorers = [(p, w, _conditional(p)) for p, w in self.profile.scorers]
+        plain = self._plain(pod)
         for plugin, weight, conditional in self._scorers:
-            if conditional is None or conditional.applies(pod, self.snapshot):
+            if conditional is None or (not plain and conditional.applies(pod, self.snapshot)):
                 total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
         return ScoreTable(pod, candidates, total)
 
@@ -246,7 +261,8 @@ class BatchCycle:
         counts: Counter[str] = Counter()
         resolvable = False
         for plugin in self.profile.filters:
-            if isinstance(plugin, Conditional) and not plugin.applies(pod, snap):
+            conditional = _conditional(plugin)
+            if conditional is not None and not conditional.applies(pod, snap):
                 continue
             passed = plugin.filter(pod, snap)
             for node in np.flatnonzero(remaining & ~passed):

@@ -10,7 +10,7 @@ the framework skips them for the others, so those pay nothing for them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -50,10 +50,13 @@ class FilterPlugin(Protocol):
         ...
 
 
-@runtime_checkable
 class Conditional(Protocol):
     """A Filter or Score plugin with nothing to say about most pods (kube-scheduler's
-    PreFilter or PreScore answering Skip): the framework runs it only where it applies."""
+    PreFilter or PreScore answering Skip): the framework runs it only where it applies.
+
+    Such plugins concern pods with placement constraints, and any pod once a placed pod's
+    affinity terms may select it; the framework skips them without asking for every
+    other pod (its fast path)."""
 
     def applies(self, pod: PendingPod, snapshot: ClusterSnapshot) -> bool:
         """Whether the plugin has anything to check or score for ``pod``."""

@@ -3,8 +3,9 @@
 Every phase reads node state as rows of numpy arrays (one row per node, one column per
 resource), so a Filter or Score plugin handles all nodes in one vectorised step; this is
 what keeps a decision well under a millisecond at 100 nodes. ``assume``/``forget`` are the
-Reserve/Unreserve primitives: they change ``requested`` in place, so later pods of the
-same batch see earlier reservations.
+Reserve/Unreserve primitives: they change ``requested`` in place, and which pods sit where
+(:class:`~hybrid_policy.framework.occupancy.Occupancy`), so later pods of the same batch
+see earlier reservations.
 """
 
 from __future__ import annotations

@@ -56,8 +56,18 @@ def faults(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             return _fail(f"--{flag} must be at least 1 (got {value})", 2)
     plan = FaultPlan().with_sizes(args.pods, args.burst, args.seed)
-    command = shlex.join(["hybrid-scheduler", "faults", *sys.argv[2:]])
-    return _run(chosen, plan, command, args)
+    return _run(chosen, plan, command_line(args), args)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that makes the report, as the report states it."""
+    words = ["hybrid-scheduler", "faults"]
+    if args.faults:
+        words += ["--faults", args.faults]
+    for flag in ("pods", "burst", "seed"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag}", str(getattr(args, flag))]
+    return shlex.join(words)
 
 
 def _run(chosen: list[Any], plan: Any, command: str, args: argparse.Namespace) -> int:

@@ -37,7 +37,6 @@ from hybrid_lab.faults.workload import (
 from hybrid_policy.resources import GPU
 
 POLL_S = 0.5
-SHARE = "hybrid_scheduler_namespace_share"
 #: Distinct error lines of the operators' logs noted per fault.
 LOG_LINES = 6
 CLEANUP_TIMEOUT_S = 60.0
@@ -99,8 +98,6 @@ def run_fault(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
         final = look(rig, fault.name)
     _clean_up(ctx)
     probes, stuck = _capacity_probe(ctx)
-    if stuck or final.fitting:
-        _note_shares(ctx)
     crashes = _crashes(rig, crashes_before)
     ctx.notes += _log_problems(rig, offsets)
     if flow.failed:
@@ -185,19 +182,6 @@ def _capacity_probe(ctx: FaultContext) -> tuple[int, int]:
     while unbound() and time.monotonic() < deadline:
         time.sleep(POLL_S)
     return len(free), unbound()
-
-
-def _note_shares(ctx: FaultContext) -> None:
-    """What the leader thinks each namespace holds, when pods wait on an empty cluster."""
-    leader = ctx.rig.leader()
-    shares = {} if leader is None else leader.metrics(SHARE)
-    held = ", ".join(f"{label_value(k)} {v:.2f}" for k, v in shares.items() if v)
-    ctx.note(f"weighted GPU shares the leader counts while pods wait: {held or 'none'}")
-
-
-def label_value(sample: str) -> str:
-    """The label value of a one-label sample name: ``m{namespace="a"}`` gives ``a``."""
-    return sample.rsplit("=", 1)[-1].strip('"}')
 
 
 def _stray_requests(ctx: FaultContext, started: float) -> list[str]:

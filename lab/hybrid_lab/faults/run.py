@@ -1,0 +1,269 @@
+"""Running the faults one after another on a :class:`~hybrid_lab.faults.rig.FaultRig`.
+
+For each fault: its ``prepare``; the workload starts to flow (or bursts); once a share of
+it is bound the fault is injected and lasts as long as it lasts; then **recovery** is the
+time from the end of the fault (or of the workload's creation, if later) until every pod
+of the fault is bound or pending with a stated reason and the leader's pending gauge
+equals the API server's count. The run then
+waits (within the same deadline) for the workload to drain, undoes what the fault left
+behind, and sends a **capacity probe**: one pod per empty node, each as big as the
+smallest of them, which a correct operator binds at once. Last, the violations the checker
+saw during the fault make its :class:`~hybrid_lab.faults.verdict.FaultResult`. Replicas
+that crashed are started again, and after a fault that broke anything both replicas are
+restarted, so that the next fault starts clean.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from hybrid_lab.devcluster.errors import DevClusterError
+from hybrid_lab.devcluster.workload import training_pod, wait_for
+from hybrid_lab.faults.context import Fault, FaultContext
+from hybrid_lab.faults.ledger import Violation
+from hybrid_lab.faults.plan import FaultPlan
+from hybrid_lab.faults.rig import FaultRig
+from hybrid_lab.faults.verdict import FaultResult, PodsState, look
+from hybrid_lab.faults.workload import (
+    NAMESPACE_WEIGHTS,
+    PodFlow,
+    WorkloadShape,
+    delete_fault_pods,
+    fault_pods,
+    labelled,
+)
+from hybrid_policy.resources import GPU
+
+POLL_S = 0.5
+#: Distinct error lines of the operators' logs noted per fault.
+LOG_LINES = 6
+CLEANUP_TIMEOUT_S = 60.0
+Echo = Callable[[str], None]
+
+
+def run_faults(
+    rig: FaultRig, faults: Sequence[Fault], plan: FaultPlan, echo: Echo
+) -> list[FaultResult]:
+    """Every fault in turn; a line per fault as it ends."""
+    results = []
+    for fault in faults:
+        echo(f"{fault.name}: {fault.summary}")
+        started = time.monotonic()
+        result = run_and_reset(rig, fault, plan)
+        results.append(result)
+        verdict = "; ".join(result.violations) or "every invariant held"
+        echo(f"{fault.name}: {verdict} ({time.monotonic() - started:.0f} s)")
+    return results
+
+
+def run_and_reset(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
+    """One fault; then, if it broke anything, both replicas start afresh."""
+    result = run_fault(rig, fault, plan)
+    if result.violations:
+        rig.restart_replicas()
+    return result
+
+
+def run_fault(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
+    """One fault from its workload to its verdict."""
+    ctx = FaultContext(rig, plan, fault.name)
+    started = time.time()
+    offsets = {r.identity: r.log_size() for r in rig.replicas}
+    crashes_before = {r.identity: len(r.crashes) for r in rig.replicas}
+    if fault.prepare is not None:
+        fault.prepare(ctx)
+    shape = WorkloadShape(
+        plan.burst if fault.burst else plan.pods,
+        0.0 if fault.burst else plan.flow_s,
+        plan.runtime_s,
+        plan.seed,
+    )
+    pods = fault_pods(fault.name, shape, rig.settings.scheduler_name)
+    flow = PodFlow(rig.admin, pods, shape.flow_s).start()
+    _wait_trigger(rig, ctx, max(1, round(plan.trigger_share * shape.pods)), flow)
+    try:
+        fault.inject(ctx)
+    except DevClusterError as exc:
+        ctx.note(f"the fault itself failed: {exc}")
+    flow.wait(plan.recovery_timeout_s)
+    # Recovery counts from the end of the fault, or of the pods' creation if that is later.
+    ended = time.monotonic()
+    deadline = ended + plan.recovery_timeout_s
+    settled_at = _wait(rig, ctx, deadline, lambda s: s.settled)
+    final = look(rig, fault.name)
+    if not final.drained:
+        _wait(rig, ctx, deadline, lambda s: s.drained)
+        final = look(rig, fault.name)
+    _clean_up(ctx)
+    probes, stuck = _capacity_probe(ctx)
+    crashes = _crashes(rig, crashes_before)
+    ctx.notes += _log_problems(rig, offsets)
+    if flow.failed:
+        ctx.note(f"{len(flow.failed)} pods could not be created: {flow.failed[0]}")
+    result = _result(ctx, fault, final, started, crashes, probes, stuck)
+    result.stray_requests = _stray_requests(ctx, started)
+    result.fault_violations = ctx.violations
+    result.recovery_s = None if settled_at is None else max(settled_at - ended, 0.0)
+    _delete_pods(rig, [fault.name, f"{fault.name}-probe"])
+    return result
+
+
+def _wait_trigger(rig: FaultRig, ctx: FaultContext, bound: int, flow: PodFlow) -> None:
+    deadline = time.monotonic() + ctx.plan.flow_s + ctx.plan.recovery_timeout_s
+    while time.monotonic() < deadline:
+        if sum(1 for p in rig.checker.pods_of([ctx.fault]) if p.node) >= bound:
+            return
+        if flow.done and not flow.created:
+            break
+        time.sleep(0.1)
+    ctx.note(f"fewer than {bound} pods were bound before the fault; injected it anyway")
+
+
+def _wait(
+    rig: FaultRig, ctx: FaultContext, deadline: float, done: Callable[[PodsState], bool]
+) -> float | None:
+    """Poll until ``done``; return the moment (monotonic) or None at the deadline."""
+    while time.monotonic() < deadline:
+        if done(look(rig, ctx.fault)):
+            return time.monotonic()
+        time.sleep(POLL_S)
+    return None
+
+
+def _clean_up(ctx: FaultContext) -> None:
+    for cleanup in ctx.cleanups:
+        try:
+            cleanup()
+        except DevClusterError as exc:
+            ctx.note(f"cleaning up failed: {exc}")
+
+    def nodes_settled() -> bool | None:
+        with ctx.rig.checker.view() as ledger:
+            return ctx.extra_node not in ledger.live_nodes() or None
+
+    try:
+        wait_for("the checker to see the extra node go", nodes_settled, 30)
+    except DevClusterError as exc:
+        ctx.note(str(exc))
+
+
+def _capacity_probe(ctx: FaultContext) -> tuple[int, int]:
+    """One pod per node without GPU pods, as big as the smallest such node's GPUs; return
+    how many were sent and how many stayed pending."""
+    rig = ctx.rig
+    with rig.checker.view() as ledger:
+        free = [
+            ledger.nodes[n].allocatable.get(GPU, 0)
+            for n in ledger.live_nodes()
+            if ledger.used(n).get(GPU, 0) == 0 and ledger.nodes[n].allocatable.get(GPU, 0) > 0
+        ]
+    if not free:
+        ctx.note("no empty node for the capacity probe")
+        return 0, 0
+    label = f"{ctx.fault}-probe"
+    namespace = next(iter(NAMESPACE_WEIGHTS))
+    for i in range(len(free)):
+        body = training_pod(
+            f"{label}-{i}",
+            gpus=min(free),
+            cpu="1",
+            memory="1Gi",
+            runtime="1s",
+            scheduler_name=rig.settings.scheduler_name,
+        )
+        rig.admin.create(f"/api/v1/namespaces/{namespace}/pods", labelled(body, label))
+
+    def unbound() -> int:
+        return len(free) - sum(1 for p in rig.checker.pods_of([label]) if p.node)
+
+    deadline = time.monotonic() + ctx.plan.probe_timeout_s
+    while unbound() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    return len(free), unbound()
+
+
+def _stray_requests(ctx: FaultContext, started: float) -> list[str]:
+    """Binding requests that reached the API server from a replica that did not lead,
+    whatever the answer (one refused with 409 might as well have bound)."""
+    with ctx.rig.checker.view() as ledger:
+        slack = ledger.slack_s
+        return [
+            f"{a.pod} to {a.node} by {a.instance} "
+            f"(answer {a.status}, leader {ledger.leader_at(a.sent_at) or 'nobody'})"
+            for a in ctx.rig.proxy.attempts
+            if a.sent_at >= started
+            and a.status
+            and a.instance is not None
+            and a.instance not in (ledger.leader_at(a.sent_at), ledger.leader_at(a.sent_at - slack))
+        ]
+
+
+def _crashes(rig: FaultRig, before: dict[str, int]) -> list[str]:
+    for replica in rig.replicas:
+        replica.check()
+    crashes = [
+        f"{r.identity} exited with status {code}"
+        for r in rig.replicas
+        for code in r.crashes[before.get(r.identity, 0) :]
+    ]
+    rig.revive_crashed()
+    return crashes
+
+
+def _log_problems(rig: FaultRig, offsets: dict[str, int]) -> list[str]:
+    counts: Counter[str] = Counter()
+    for replica in rig.replicas:
+        problems = replica.problems(offsets.get(replica.identity, 0))
+        # kopf retrying its own requests while the API server is away is expected.
+        counts.update(p[:160] for p in problems if "will retry" not in p)
+    return [f"operator log, {n}x: {line}" for line, n in counts.most_common(LOG_LINES)]
+
+
+def _result(
+    ctx: FaultContext,
+    fault: Fault,
+    final: PodsState,
+    started: float,
+    crashes: list[str],
+    probes: int,
+    stuck: int,
+) -> FaultResult:
+    def since(items: list[Violation]) -> list[str]:
+        return [v.what for v in items if v.seen_at >= started]
+
+    # When each successful binding request went out, as the proxy saw it.
+    sent = {a.pod: a.sent_at for a in ctx.rig.proxy.attempts if 200 <= a.status < 300}
+    with ctx.rig.checker.view() as ledger:
+        overcommits, doubles = since(ledger.overcommits), since(ledger.double_bindings)
+        stale, lost = since(ledger.stale_bindings(sent)), since(ledger.bindings_to_missing_nodes())
+    return FaultResult(
+        fault=fault.name,
+        summary=fault.summary,
+        pods=final.pods,
+        bound=final.bound,
+        pending_with_reason=len(final.pending) - len(final.unexplained),
+        stranded=[f"{p.namespace}/{p.name}" for p in final.unexplained],
+        waiting=len(final.fitting),
+        gauge=final.gauge,
+        api_pending=final.api_pending,
+        probes=probes,
+        stuck=stuck,
+        overcommits=overcommits,
+        double_bindings=doubles,
+        stale_bindings=stale,
+        lost_bindings=lost,
+        crashes=crashes,
+        recovery_s=None,
+        notes=ctx.notes,
+    )
+
+
+def _delete_pods(rig: FaultRig, labels: list[str]) -> None:
+    delete_fault_pods(rig.admin, labels)
+
+    def gone() -> bool | None:
+        return not any(not p.gone for p in rig.checker.pods_of(labels)) or None
+
+    wait_for("the fault's pods to be deleted", gone, CLEANUP_TIMEOUT_S)

@@ -82,7 +82,9 @@ class Scheduler:
         self.collector = collector
         self.elector = elector
         self.cache = ClusterCache(settings.default_weight, clock)
-        self.queue = SchedulingQueue(settings.initial_backoff_s, settings.max_backoff_s)
+        self.queue = SchedulingQueue(
+            settings.initial_backoff_s, settings.max_backoff_s, settings.max_parked_s
+        )
         self.rng = np.random.default_rng(settings.seed)
         self.policy = policy or policy_from(settings, self.rng)
         if self.policy.fallback:

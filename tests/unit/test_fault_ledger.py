@@ -103,24 +103,36 @@ def test_a_deleted_pod_frees_its_node_and_a_relist_finds_deletions() -> None:
     assert ledger.used("n1")["nvidia.com/gpu"] == 8
 
 
-def test_binding_newer_than_the_deletion_of_its_node_is_lost() -> None:
+def test_a_binding_sent_after_its_node_was_deleted_is_lost() -> None:
     ledger = with_node()
     ledger.see_pod(MODIFIED, pod("before", node="n1", version=10), 1.0)
     ledger.see_node(DELETED, node("n1", version=11), 2.0)
-    ledger.see_pod(MODIFIED, pod("after", node="n1", version=12), 3.0)
-    ledger.see_pod(MODIFIED, pod("nowhere", node="ghost", version=13), 3.0)
-    assert sorted(v.what for v in ledger.bindings_to_missing_nodes()) == [
-        "ns/after bound to n1 after the node was deleted",
+    ledger.see_pod(MODIFIED, pod("after", node="n1", version=12), 4.0)
+    ledger.see_pod(MODIFIED, pod("nowhere", node="ghost", version=13), 4.0)
+    late, landed = ledger.bindings_to_missing_nodes({"ns/after": 3.5})
+    assert sorted(v.what for v in late) == [
+        "ns/after sent to n1 1.5 s after it was deleted",
         "ns/nowhere bound to unknown ghost",
     ]
+    assert landed == []
     assert ledger.live_nodes() == []
+
+
+def test_a_binding_sent_before_its_node_was_deleted_is_not_the_schedulers_fault() -> None:
+    ledger = with_node()
+    ledger.see_node(DELETED, node("n1", version=11), 2.0)
+    ledger.see_pod(MODIFIED, pod("held", node="n1", version=12), 4.0)
+    late, landed = ledger.bindings_to_missing_nodes({"ns/held": 1.9})
+    assert late == []
+    assert [v.what for v in landed] == ["ns/held sent to n1 before its deletion, applied after"]
 
 
 def test_a_relist_without_a_node_marks_it_deleted_at_the_list_version() -> None:
     ledger = with_node()
     ledger.relist_nodes([], 30, 5.0)
-    ledger.see_pod(MODIFIED, pod("late", node="n1", version=31), 6.0)
-    assert len(ledger.bindings_to_missing_nodes()) == 1
+    ledger.see_pod(MODIFIED, pod("late", node="n1", version=31), 9.0)
+    late, _ = ledger.bindings_to_missing_nodes()
+    assert len(late) == 1
 
 
 def test_leader_is_whoever_renewed_last_until_the_lease_expires() -> None:

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -109,6 +110,8 @@ class NodeRecord:
     allocatable: dict[str, int]
     created_version: int
     deleted_version: int | None = None
+    #: When the checker saw the deletion (wall clock, s).
+    deleted_at: float | None = None
 
 
 @dataclass
@@ -176,6 +179,7 @@ class Ledger:
         if kind is EventKind.DELETED:
             if known is not None and known.deleted_version is None:
                 known.deleted_version = version
+                known.deleted_at = seen_at
             return
         allocatable = parse_amounts((body.get("status") or {}).get("allocatable") or {})
         if known is None or known.deleted_version is not None:
@@ -194,6 +198,7 @@ class Ledger:
         for name, record in self.nodes.items():
             if name not in listed and record.deleted_version is None:
                 record.deleted_version = version
+                record.deleted_at = seen_at
 
     def _check_node(self, name: str, seen_at: float) -> None:
         node = self.nodes.get(name)
@@ -277,17 +282,36 @@ class Ledger:
                 out.append(Violation(b.seen_at, b.fault, what))
         return out
 
-    def bindings_to_missing_nodes(self) -> list[Violation]:
-        """Bindings to a node that was deleted before them, or never existed."""
-        out = []
+    def bindings_to_missing_nodes(
+        self, sent_at: Mapping[str, float] | None = None
+    ) -> tuple[list[Violation], list[Violation]]:
+        """Bindings to a node that never existed or was deleted before they were applied:
+        (sent after the deletion, sent before it).
+
+        Only the first is the scheduler's fault: it sent a binding to a node already gone
+        (``slack_s`` allows for its watch showing the deletion later than the checker's).
+        A binding already sent when the node was deleted cannot be recalled, and the API
+        server applies it anyway (a Binding has no precondition on the node): no scheduler
+        can prevent that; kube-controller-manager's pod garbage collector removes the pod.
+        """
+        late: list[Violation] = []
+        landed: list[Violation] = []
         for b in self.bindings.values():
             node = self.nodes.get(b.node)
             if node is None:
-                out.append(Violation(b.seen_at, b.fault, f"{b.pod} bound to unknown {b.node}"))
-            elif node.deleted_version is not None and b.version > node.deleted_version:
-                what = f"{b.pod} bound to {b.node} after the node was deleted"
-                out.append(Violation(b.seen_at, b.fault, what))
-        return out
+                late.append(Violation(b.seen_at, b.fault, f"{b.pod} bound to unknown {b.node}"))
+                continue
+            if node.deleted_version is None or b.version <= node.deleted_version:
+                continue
+            sent = (sent_at or {}).get(b.pod, b.seen_at)
+            deleted = node.deleted_at if node.deleted_at is not None else b.seen_at
+            if sent > deleted + self.slack_s:
+                what = f"{b.pod} sent to {b.node} {sent - deleted:.1f} s after it was deleted"
+                late.append(Violation(b.seen_at, b.fault, what))
+            else:
+                what = f"{b.pod} sent to {b.node} before its deletion, applied after"
+                landed.append(Violation(b.seen_at, b.fault, what))
+        return late, landed
 
     def _is_ours(self, uid: str) -> bool:
         record = self.pods.get(uid)
@@ -368,14 +392,31 @@ def _container(container: Body) -> dict[str, int]:
 
 
 def parse_amounts(amounts: Mapping[str, Any]) -> dict[str, int]:
-    """Quantities in canonical units; what does not parse is left out."""
+    """Quantities in canonical units; what does not parse is left out.
+
+    Amounts beyond the operator's bound (``1e400``) are kept as the API server stores
+    them: the checker judges what is on the nodes, not what the operator accepts.
+    """
     out = {}
     for name, raw in amounts.items():
         try:
             out[str(name)] = parse_quantity(str(name), raw)
         except QuantityError:
-            continue
+            huge = _plain_number(raw)
+            if huge is not None:
+                out[str(name)] = huge
     return out
+
+
+def _plain_number(raw: object) -> int | None:
+    """A plain decimal number of any size (no suffix), rounded up; None otherwise."""
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value <= 0:
+        return None
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
 def micro_time(text: str) -> float:

@@ -237,7 +237,8 @@ def _result(
     sent = {a.pod: a.sent_at for a in ctx.rig.proxy.attempts if 200 <= a.status < 300}
     with ctx.rig.checker.view() as ledger:
         overcommits, doubles = since(ledger.overcommits), since(ledger.double_bindings)
-        stale, lost = since(ledger.stale_bindings(sent)), since(ledger.bindings_to_missing_nodes())
+        late, landed = ledger.bindings_to_missing_nodes(sent)
+        stale, lost = since(ledger.stale_bindings(sent)), since(late)
     return FaultResult(
         fault=fault.name,
         summary=fault.summary,
@@ -254,6 +255,7 @@ def _result(
         double_bindings=doubles,
         stale_bindings=stale,
         lost_bindings=lost,
+        landed_after_deletion=since(landed),
         crashes=crashes,
         recovery_s=None,
         notes=ctx.notes,

@@ -102,7 +102,7 @@ class FaultResult:
     double_bindings: list[str]
     stale_bindings: list[str]
     lost_bindings: list[str]
-    """Bindings to a node that was already deleted (or never existed)."""
+    """Bindings sent to a node already deleted (or that never existed)."""
     crashes: list[str]
     recovery_s: float | None
     stray_requests: list[str] = field(default_factory=list)
@@ -110,6 +110,9 @@ class FaultResult:
     fault_violations: list[str] = field(default_factory=list)
     """What the fault itself found broken (e.g. samples from the future in use)."""
     notes: list[str] = field(default_factory=list)
+    landed_after_deletion: list[str] = field(default_factory=list)
+    """Bindings sent before their node's deletion and applied after it: no scheduler can
+    recall a request on its way, and the API server checks no node; not a violation."""
 
     @property
     def gauge_agrees(self) -> bool:
@@ -153,4 +156,9 @@ class FaultResult:
             lines += [f"{title}: {item}" for item in items[:3]]
             if len(items) > 3:
                 lines.append(f"{title}: ... and {len(items) - 3} more")
+        if self.landed_after_deletion:
+            lines.append(
+                f"{len(self.landed_after_deletion)} bindings sent before their node's "
+                "deletion were applied after it (not recallable; garbage-collected)"
+            )
         return lines + self.notes

@@ -60,7 +60,7 @@ class OperatorReplica:
                 raise StartupError(
                     f"operator {self.identity} exited while starting; see {self.log}"
                 )
-            return True if re.search(r"listed \d+ pods", self.text(offset)) else None
+            return True if re.search(r"listed .*\d+ pods", self.text(offset)) else None
 
         wait_for(f"operator {self.identity} to list the cluster", listed, START_TIMEOUT_S)
 

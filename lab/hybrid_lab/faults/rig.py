@@ -41,8 +41,12 @@ class RigSettings:
     """``spec.schedulerName`` of the workload, and the name of the Lease."""
     replicas: int = 2
     """Operator processes electing a leader."""
-    lease_duration_s: float = 4.0
+    lease_duration_s: float = 6.0
     """Seconds without renewal before a standby takes over."""
+    renew_deadline_s: float = 4.0
+    """Seconds without renewal before the leader stops binding."""
+    retry_period_s: float = 1.0
+    """Seconds between election rounds."""
     policy: str = "load-aware"
     """The policy (one that reads utilisation, so Prometheus faults matter)."""
     batch_interval_s: float = 0.5
@@ -123,6 +127,8 @@ class FaultRig:
             *("--scheduler-name", s.scheduler_name, "--lease-name", s.scheduler_name),
             *("--lease-namespace", LEASE_NAMESPACE, "--identity", identity),
             *("--lease-duration", f"{s.lease_duration_s:g}", "--policy", s.policy),
+            *("--renew-deadline", f"{s.renew_deadline_s:g}"),
+            *("--retry-period", f"{s.retry_period_s:g}"),
             *("--batch-interval", f"{s.batch_interval_s:g}"),
             *("--prometheus-url", self.prometheus.url),
             *("--metrics-refresh", f"{s.metrics_refresh_s:g}"),

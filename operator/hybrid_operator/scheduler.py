@@ -119,10 +119,14 @@ class Scheduler:
         self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
         #: Pods of ours that cannot be read, and why, waiting to be told so.
         self.refusals: list[tuple[PendingPod, str]] = []
+        #: UIDs of pending pods of ours that cannot be read (counted as pending).
+        self.refused: set[str] = set()
         self.leading = elector is None
         #: Set when the cache may have missed events (the watches re-listed, or an API call
         #: could not reach the API server): no pass runs until a listing reconciles it.
         self.relisted = asyncio.Event()
+        #: Kinds whose watch has streamed events since its last listing.
+        self.streaming: set[ObjectKind] = set()
 
     def _shadow(self) -> ShadowRecorder:
         context = ShadowContext(
@@ -164,8 +168,12 @@ class Scheduler:
         event = self.convert(kind, raw_type, body)
         if event is None:
             return
-        if event.type is WatchType.LISTED and self.metrics.ready:
-            self.suspect("the watches listed again")
+        if event.type is not WatchType.LISTED:
+            self.streaming.add(kind)
+        elif kind in self.streaming:
+            # A listing after events were streamed: the watch was lost and re-listed.
+            self.streaming.discard(kind)
+            self.suspect(f"the {kind.value} watch listed again")
         self.inbox.put_nowait(event)
 
     def suspect(self, why: str) -> None:
@@ -205,6 +213,7 @@ class Scheduler:
     def _pod(self, event: WatchEvent) -> None:
         view = event.pod
         uid = event.uid
+        self.refused.discard(uid)
         had_node = uid in self.cache.bound
         if event.type is WatchType.DELETED or view is None:
             self._report(event)  # an unusable pod is left out, as if it were gone
@@ -237,6 +246,7 @@ class Scheduler:
         if event.has_node or not event.uid or not self._is_ours(event.scheduler_name, namespace):
             return
         reasons = "; ".join(p.message for p in event.problems) or "the pod cannot be read"
+        self.refused.add(event.uid)
         stand_in = PendingPod(namespace, event.name, event.uid, {}, 0.0)
         self.refusals.append((stand_in, f"hybrid-scheduler cannot schedule this pod: {reasons}"))
 
@@ -300,7 +310,8 @@ class Scheduler:
             await self.reporter.unschedulable(pod, message)
 
     def _gauge(self) -> None:
-        self.metrics.pending.set(len(self.queue) + self.queue.in_flight_count)
+        pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
+        self.metrics.pending.set(pending)
 
     # -- convenience for listings and tests ---------------------------------------------
 

@@ -290,6 +290,7 @@ def test_a_pod_of_ours_that_cannot_be_read_is_told_why() -> None:
     assert failed[0][0] == "crafted"
     assert "spec.containers[0].resources.requests.cpu" in failed[0][1]
     assert api.unschedulable == ["team-a/crafted"]
+    assert _pending_gauge(scheduler) == 1.0  # still pending, as the API server says
 
 
 async def _passes(scheduler: Scheduler, seconds: float) -> None:
@@ -306,8 +307,10 @@ def test_passes_wait_while_the_cache_may_have_missed_events() -> None:
     scheduler = Scheduler(settings, api)
     scheduler.on_node(None, k8s_node("n1"))
     scheduler.on_pod(None, k8s_pod("p"))
-    scheduler.metrics.ready = True
-    scheduler.feed(ObjectKind.NODE, None, k8s_node("n1"))  # the watches listed again
+    scheduler.feed(ObjectKind.NODE, None, k8s_node("n1"))  # the watch's first listing
+    assert not scheduler.relisted.is_set()
+    scheduler.feed(ObjectKind.NODE, "MODIFIED", k8s_node("n1"))
+    scheduler.feed(ObjectKind.NODE, None, k8s_node("n1"))  # listed again after a gap
     assert scheduler.relisted.is_set()
     asyncio.run(_passes(scheduler, 0.2))
     assert api.binds == []

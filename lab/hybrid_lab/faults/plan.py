@@ -64,7 +64,7 @@ class FaultPlan:
             binding_delay_s=2.0,
             prometheus_phase_s=2.5,
             crafted_watch_s=3.0,
-            recovery_timeout_s=20.0,
+            recovery_timeout_s=60.0,
             probe_timeout_s=10.0,
         )
 

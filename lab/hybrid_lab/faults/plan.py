@@ -54,7 +54,7 @@ class FaultPlan:
         """The e2e tests' plan: the same faults, smaller and shorter."""
         return cls(
             pods=60,
-            burst=250,
+            burst=200,
             seed=seed,
             flow_s=5.0,
             runtime_s=(1.0, 2.0),
@@ -64,8 +64,8 @@ class FaultPlan:
             binding_delay_s=2.0,
             prometheus_phase_s=2.5,
             crafted_watch_s=3.0,
-            recovery_timeout_s=20.0,
-            probe_timeout_s=10.0,
+            recovery_timeout_s=15.0,
+            probe_timeout_s=8.0,
         )
 
     def with_sizes(self, pods: int | None, burst: int | None, seed: int | None) -> FaultPlan:

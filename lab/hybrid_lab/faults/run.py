@@ -4,13 +4,13 @@ For each fault: its ``prepare``; the workload starts to flow (or bursts); once a
 it is bound the fault is injected and lasts as long as it lasts; then **recovery** is the
 time from the end of the fault (or of the workload's creation, if later) until every pod
 of the fault is bound or pending with a stated reason and the leader's pending gauge
-equals the API server's count. The run then
-waits (within the same deadline) for the workload to drain, undoes what the fault left
-behind, and sends a **capacity probe**: one pod per empty node, each as big as the
-smallest of them, which a correct operator binds at once. Last, the violations the checker
-saw during the fault make its :class:`~hybrid_lab.faults.verdict.FaultResult`. Replicas
-that crashed are started again, and after a fault that broke anything both replicas are
-restarted, so that the next fault starts clean.
+equals the API server's count. The run then waits for the workload to drain (or until
+the GPUs would have run it all), undoes what the fault left behind, deletes the fault's
+pods and sends a **capacity probe**: one pod per empty node, each as big as the smallest
+of them, which an operator that lost no capacity binds at once. Last, the violations the
+checker saw during the fault make its :class:`~hybrid_lab.faults.verdict.FaultResult`.
+Replicas that crashed are started again, and after a fault that broke anything both
+replicas are restarted, so that the next fault starts clean.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from hybrid_lab.faults.workload import (
 from hybrid_policy.resources import GPU
 
 POLL_S = 0.5
+#: Between the fault's pods being gone and the probe: time for the watch to tell (s).
+PROBE_AFTER_S = 1.0
 #: Pods pending with room for them in two looks this far apart wait for nothing (s).
 WAITING_S = 3.0
 #: Distinct error lines of the operators' logs noted per fault.
@@ -95,8 +97,9 @@ def run_fault(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
     settled_at = _wait(ctx, ended + plan.recovery_timeout_s, lambda s: s.settled)
     final, waiting = _final_look(ctx, ended + plan.recovery_timeout_s + _work_s(ctx, shape))
     _clean_up(ctx)
-    # What a cleanup released (pods a crafted node kept pending) must run before the probe.
-    _wait(ctx, time.monotonic() + plan.probe_timeout_s, lambda s: s.drained)
+    # The probe runs on an empty cluster: whatever the fault's pods still hold is let go.
+    _delete_pods(rig, [fault.name])
+    time.sleep(PROBE_AFTER_S)
     probes, stuck = _capacity_probe(ctx)
     crashes = _crashes(rig, crashes_before)
     ctx.notes += _log_problems(rig, offsets)
@@ -107,7 +110,7 @@ def run_fault(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
     result.stray_requests = _stray_requests(ctx, started)
     result.fault_violations = ctx.violations
     result.recovery_s = None if settled_at is None else max(settled_at - ended, 0.0)
-    _delete_pods(rig, [fault.name, f"{fault.name}-probe"])
+    _delete_pods(rig, [f"{fault.name}-probe"])
     return result
 
 

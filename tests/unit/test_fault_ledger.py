@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hybrid_lab.faults.ledger import DECISION_ANNOTATION, FAULT_LABEL, EventKind, Ledger
+from hybrid_lab.faults.ledger import Ledger
+from hybrid_lab.faults.records import DECISION_ANNOTATION, FAULT_LABEL, EventKind
 from hybrid_lab.faults.verdict import has_room
 
 OURS = "hybrid-scheduler-faults"

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from hybrid_lab.devcluster.errors import DevClusterError
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_lab.faults.context import Fault, FaultContext
-from hybrid_lab.faults.ledger import PodRecord, Violation
 from hybrid_lab.faults.plan import FaultPlan
+from hybrid_lab.faults.records import PodRecord, Violation
 from hybrid_lab.faults.rig import FaultRig
 from hybrid_lab.faults.verdict import FaultResult, PodsState, look
 from hybrid_lab.faults.workload import (

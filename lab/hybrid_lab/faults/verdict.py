@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hybrid_lab.faults.ledger import Ledger, PodRecord
+from hybrid_lab.faults.ledger import Ledger
+from hybrid_lab.faults.records import PodRecord
 from hybrid_lab.faults.rig import FaultRig
 from hybrid_lab.faults.workload import NAMESPACE_WEIGHTS
 from hybrid_policy.resources import PODS

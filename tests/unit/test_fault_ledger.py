@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hybrid_lab.faults.ledger import DECISION_ANNOTATION, FAULT_LABEL, EventKind, Ledger
+from hybrid_lab.faults.ledger import Ledger
+from hybrid_lab.faults.records import DECISION_ANNOTATION, FAULT_LABEL, EventKind
+from hybrid_lab.faults.verdict import has_room
 
 OURS = "hybrid-scheduler-faults"
 ADDED, MODIFIED, DELETED = EventKind.ADDED, EventKind.MODIFIED, EventKind.DELETED
@@ -195,3 +197,19 @@ def test_pending_pods_carry_their_unschedulable_message() -> None:
     assert record.pending
     assert record.unschedulable == "0/1 nodes are available"
     assert record.fault == "f"
+
+
+def test_room_counts_what_holds_a_node_and_skips_excluded_nodes() -> None:
+    ledger = with_node()
+    ledger.see_node(ADDED, node("spare", version=6), 0.0)
+    for i in range(7):
+        ledger.see_pod(MODIFIED, pod(f"p{i}", node="n1", version=10 + i), 1.0)
+    ledger.see_pod(MODIFIED, pod("full", gpus=8, node="spare", version=20), 1.0)
+    one, two = pod("one", version=30), pod("two", gpus=2, version=31)
+    for body in (one, two):
+        ledger.see_pod(ADDED, body, 2.0)
+    assert has_room(ledger.pods["uid-one"], ledger)
+    assert not has_room(ledger.pods["uid-two"], ledger)
+    assert not has_room(ledger.pods["uid-one"], ledger, frozenset({"n1"}))
+    ledger.see_pod(MODIFIED, pod("full", gpus=8, node="spare", phase="Succeeded"), 3.0)
+    assert has_room(ledger.pods["uid-two"], ledger)

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hybrid_lab.faults.ledger import DECISION_ANNOTATION
 from hybrid_lab.faults.proxy import ApiProxy, CutMode
+from hybrid_lab.faults.records import DECISION_ANNOTATION
 
 EVENT = {"type": "ADDED", "object": {"metadata": {"name": "p", "resourceVersion": "7"}}}
 

@@ -24,7 +24,8 @@ import requests
 
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.errors import ClusterApiError
-from hybrid_lab.faults.ledger import Body, EventKind, Ledger, PodRecord
+from hybrid_lab.faults.ledger import Ledger
+from hybrid_lab.faults.records import Body, EventKind, PodRecord
 
 RETRY_S = 0.5
 #: Short, so that a stopped checker's threads notice soon (a closed stream may not wake them).

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
+
 from hybrid_lab.devcluster import nodes, pki
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.scenario import NodeSpec
@@ -23,6 +25,7 @@ from hybrid_lab.faults.workload import (
 )
 
 HUGE = "1e400"
+CONFLICT_RETRIES = 5
 STALENESS = "hybrid_scheduler_metrics_staleness_seconds"
 
 
@@ -131,6 +134,18 @@ def crafted_pods(ctx: FaultContext) -> dict[str, dict[str, Any]]:
     }
 
 
+def _huge_gpus(kubelet: ApiServer, name: str) -> requests.Response:
+    """Write 1e400 GPUs into the node's status (again if kwok wrote it in between)."""
+    for _ in range(CONFLICT_RETRIES):
+        node = kubelet.get(f"/api/v1/nodes/{name}")
+        for field in ("capacity", "allocatable"):
+            node["status"][field]["nvidia.com/gpu"] = HUGE
+        answer = kubelet.request("PUT", f"/api/v1/nodes/{name}/status", node)
+        if answer.status_code != 409:
+            break
+    return answer
+
+
 def crafted_objects(ctx: FaultContext) -> None:
     """Pods with 1e400 requests and absurd annotations, and a node with 1e400 GPUs, made
     by a developer and by a kubelet's identity."""
@@ -146,10 +161,7 @@ def crafted_objects(ctx: FaultContext) -> None:
     spec = NodeSpec(name, gpus=EXTRA_NODE_GPUS, cpu=64, memory_gib=512, performance=90)
     kubelet.create("/api/v1/nodes", nodes.node_manifest(spec))
     ctx.cleanups.append(lambda: ctx.rig.admin.delete(f"/api/v1/nodes/{name}"))
-    node = kubelet.get(f"/api/v1/nodes/{name}")
-    for field in ("capacity", "allocatable"):
-        node["status"][field]["nvidia.com/gpu"] = HUGE
-    answer = kubelet.request("PUT", f"/api/v1/nodes/{name}/status", node)
+    answer = _huge_gpus(kubelet, name)
     verdicts.append(
         f"node {name} with nvidia.com/gpu {HUGE}: {'accepted' if answer.ok else answer.status_code}"
     )

@@ -54,7 +54,7 @@ class FaultPlan:
         """The e2e tests' plan: the same faults, smaller and shorter."""
         return cls(
             pods=60,
-            burst=250,
+            burst=200,
             seed=seed,
             flow_s=5.0,
             runtime_s=(1.0, 2.0),

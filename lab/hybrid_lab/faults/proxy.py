@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from hybrid_lab.faults.ledger import DECISION_ANNOTATION
 from hybrid_lab.faults.proxy_http import ClientConnection, ProxyHandler, reset
+from hybrid_lab.faults.records import DECISION_ANNOTATION
 
 
 class CutMode(StrEnum):

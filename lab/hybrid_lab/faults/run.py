@@ -4,13 +4,13 @@ For each fault: its ``prepare``; the workload starts to flow (or bursts); once a
 it is bound the fault is injected and lasts as long as it lasts; then **recovery** is the
 time from the end of the fault (or of the workload's creation, if later) until every pod
 of the fault is bound or pending with a stated reason and the leader's pending gauge
-equals the API server's count. The run then
-waits (within the same deadline) for the workload to drain, undoes what the fault left
-behind, and sends a **capacity probe**: one pod per empty node, each as big as the
-smallest of them, which a correct operator binds at once. Last, the violations the checker
-saw during the fault make its :class:`~hybrid_lab.faults.verdict.FaultResult`. Replicas
-that crashed are started again, and after a fault that broke anything both replicas are
-restarted, so that the next fault starts clean.
+equals the API server's count. The run then waits for the workload to drain (or until
+the GPUs would have run it all), undoes what the fault left behind, deletes the fault's
+pods and sends a **capacity probe**: one pod per empty node, each as big as the smallest
+of them, which an operator that lost no capacity binds at once. Last, the violations the
+checker saw during the fault make its :class:`~hybrid_lab.faults.verdict.FaultResult`.
+Replicas that crashed are started again, and after a fault that broke anything both
+replicas are restarted, so that the next fault starts clean.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from hybrid_lab.devcluster.errors import DevClusterError
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_lab.faults.context import Fault, FaultContext
-from hybrid_lab.faults.ledger import Violation
 from hybrid_lab.faults.plan import FaultPlan
+from hybrid_lab.faults.records import PodRecord, Violation
 from hybrid_lab.faults.rig import FaultRig
 from hybrid_lab.faults.verdict import FaultResult, PodsState, look
 from hybrid_lab.faults.workload import (
@@ -37,6 +37,10 @@ from hybrid_lab.faults.workload import (
 from hybrid_policy.resources import GPU
 
 POLL_S = 0.5
+#: Between the fault's pods being gone and the probe: time for the watch to tell (s).
+PROBE_AFTER_S = 1.0
+#: Pods pending with room for them in two looks this far apart wait for nothing (s).
+WAITING_S = 3.0
 #: Distinct error lines of the operators' logs noted per fault.
 LOG_LINES = 6
 CLEANUP_TIMEOUT_S = 60.0
@@ -90,23 +94,23 @@ def run_fault(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
     flow.wait(plan.recovery_timeout_s)
     # Recovery counts from the end of the fault, or of the pods' creation if that is later.
     ended = time.monotonic()
-    deadline = ended + plan.recovery_timeout_s
-    settled_at = _wait(rig, ctx, deadline, lambda s: s.settled)
-    final = look(rig, fault.name)
-    if not final.drained:
-        _wait(rig, ctx, deadline, lambda s: s.drained)
-        final = look(rig, fault.name)
+    settled_at = _wait(ctx, ended + plan.recovery_timeout_s, lambda s: s.settled)
+    final, waiting = _final_look(ctx, ended + plan.recovery_timeout_s + _work_s(ctx, shape))
     _clean_up(ctx)
+    # The probe runs on an empty cluster: whatever the fault's pods still hold is let go.
+    _delete_pods(rig, [fault.name])
+    time.sleep(PROBE_AFTER_S)
     probes, stuck = _capacity_probe(ctx)
     crashes = _crashes(rig, crashes_before)
     ctx.notes += _log_problems(rig, offsets)
     if flow.failed:
         ctx.note(f"{len(flow.failed)} pods could not be created: {flow.failed[0]}")
     result = _result(ctx, fault, final, started, crashes, probes, stuck)
+    result.waiting = len(waiting)
     result.stray_requests = _stray_requests(ctx, started)
     result.fault_violations = ctx.violations
     result.recovery_s = None if settled_at is None else max(settled_at - ended, 0.0)
-    _delete_pods(rig, [fault.name, f"{fault.name}-probe"])
+    _delete_pods(rig, [f"{fault.name}-probe"])
     return result
 
 
@@ -121,15 +125,45 @@ def _wait_trigger(rig: FaultRig, ctx: FaultContext, bound: int, flow: PodFlow) -
     ctx.note(f"fewer than {bound} pods were bound before the fault; injected it anyway")
 
 
-def _wait(
-    rig: FaultRig, ctx: FaultContext, deadline: float, done: Callable[[PodsState], bool]
-) -> float | None:
+def _look(ctx: FaultContext) -> PodsState:
+    # A node the fault added does not count as room: the operator may rightly refuse it.
+    return look(ctx.rig, ctx.fault, frozenset({ctx.extra_node}))
+
+
+def _wait(ctx: FaultContext, deadline: float, done: Callable[[PodsState], bool]) -> float | None:
     """Poll until ``done``; return the moment (monotonic) or None at the deadline."""
     while time.monotonic() < deadline:
-        if done(look(rig, ctx.fault)):
+        if done(_look(ctx)):
             return time.monotonic()
         time.sleep(POLL_S)
     return None
+
+
+def _work_s(ctx: FaultContext, shape: WorkloadShape) -> float:
+    """How long the cluster's GPUs need to run the workload once, seconds."""
+    with ctx.rig.checker.view() as ledger:
+        gpus = sum(
+            ledger.nodes[n].allocatable.get(GPU, 0)
+            for n in ledger.live_nodes()
+            if n != ctx.extra_node
+        )
+    mean_gpus = 1 + shape.two_gpu_share
+    return shape.pods * mean_gpus * sum(shape.runtime_s) / 2 / max(gpus, 1)
+
+
+def _final_look(ctx: FaultContext, deadline: float) -> tuple[PodsState, list[PodRecord]]:
+    """The state once the workload drained (or at the deadline), and the pods that wait
+    though a node has room for them, in two looks :data:`WAITING_S` apart (one look may
+    catch a node freed a moment ago)."""
+    state = _look(ctx)
+    if not state.drained:
+        _wait(ctx, deadline, lambda s: s.drained)
+        state = _look(ctx)
+    if not state.fitting:
+        return state, []
+    time.sleep(WAITING_S)
+    still = {p.uid for p in _look(ctx).fitting}
+    return state, [p for p in state.fitting if p.uid in still]
 
 
 def _clean_up(ctx: FaultContext) -> None:
@@ -139,12 +173,12 @@ def _clean_up(ctx: FaultContext) -> None:
         except DevClusterError as exc:
             ctx.note(f"cleaning up failed: {exc}")
 
-    def nodes_settled() -> bool | None:
+    def node_gone() -> bool | None:
         with ctx.rig.checker.view() as ledger:
             return ctx.extra_node not in ledger.live_nodes() or None
 
     try:
-        wait_for("the checker to see the extra node go", nodes_settled, 30)
+        wait_for("the checker to see the extra node go", node_gone, 30)
     except DevClusterError as exc:
         ctx.note(str(exc))
 
@@ -246,7 +280,7 @@ def _result(
         bound=final.bound,
         pending_with_reason=len(final.pending) - len(final.unexplained),
         stranded=[f"{p.namespace}/{p.name}" for p in final.unexplained],
-        waiting=len(final.fitting),
+        waiting=0,
         gauge=final.gauge,
         api_pending=final.api_pending,
         probes=probes,

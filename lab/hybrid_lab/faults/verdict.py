@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hybrid_lab.faults.ledger import Ledger, PodRecord
+from hybrid_lab.faults.ledger import Ledger
+from hybrid_lab.faults.records import PodRecord
 from hybrid_lab.faults.rig import FaultRig
 from hybrid_lab.faults.workload import NAMESPACE_WEIGHTS
+from hybrid_policy.resources import PODS
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class PodsState:
     pending: list[PodRecord]
     unexplained: list[PodRecord]
     fitting: list[PodRecord]
-    """Pending pods that would fit on an empty live node (so they should get one)."""
+    """Pending pods for which some node has room now (so they should get it)."""
     holding: int
     """Pods still holding a node (bound, not finished)."""
     gauge: float | None
@@ -49,22 +51,31 @@ class PodsState:
         return self.settled and not self.fitting and self.holding == 0
 
 
-def fits_somewhere(pod: PodRecord, ledger: Ledger) -> bool:
-    """Whether ``pod``'s requests fit within some live node's allocatable."""
+def has_room(pod: PodRecord, ledger: Ledger, excluded: frozenset[str] = frozenset()) -> bool:
+    """Whether some live node (not in ``excluded``) has room for ``pod`` now: its
+    allocatable less what the pods holding it request, one more pod included."""
+    wanted = {**pod.requests, PODS: 1}
     for name in ledger.live_nodes():
-        allocatable = ledger.nodes[name].allocatable
-        if all(amount <= allocatable.get(r, 0) for r, amount in pod.requests.items() if amount):
+        if name in excluded:
+            continue
+        allocatable, used = ledger.nodes[name].allocatable, ledger.used(name)
+        if all(
+            used.get(r, 0) + amount <= allocatable.get(r, 0)
+            for r, amount in wanted.items()
+            if amount
+        ):
             return True
     return False
 
 
-def look(rig: FaultRig, fault: str) -> PodsState:
-    """The state of ``fault``'s pods now, with the leader's gauge."""
+def look(rig: FaultRig, fault: str, excluded: frozenset[str] = frozenset()) -> PodsState:
+    """The state of ``fault``'s pods now, with the leader's gauge; nodes in ``excluded``
+    do not count as room."""
     with rig.checker.view() as ledger:
         ours = [p for p in ledger.pods.values() if p.scheduler_name == ledger.scheduler_name]
         pods = [p for p in ours if p.fault == fault]
         pending = [p for p in pods if p.pending]
-        fitting = [p for p in pending if fits_somewhere(p, ledger)]
+        fitting = [p for p in pending if has_room(p, ledger, excluded)]
         api_pending = sum(1 for p in ours if p.pending)
     without_condition = [p for p in pending if not p.unschedulable]
     events = rig.checker.failed_scheduling(NAMESPACE_WEIGHTS) if without_condition else set()
@@ -92,7 +103,8 @@ class FaultResult:
     pending_with_reason: int
     stranded: list[str]
     waiting: int
-    """Pods still pending at the end although an empty node would take them."""
+    """Pods still pending at the end although a node had room for them (twice, a few
+    seconds apart)."""
     gauge: float | None
     api_pending: int
     probes: int

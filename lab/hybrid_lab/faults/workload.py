@@ -21,7 +21,7 @@ import numpy as np
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.errors import DevClusterError
 from hybrid_lab.devcluster.workload import training_pod, wait_for
-from hybrid_lab.faults.ledger import FAULT_LABEL
+from hybrid_lab.faults.records import FAULT_LABEL
 
 #: The namespaces and their fair-share weights.
 NAMESPACE_WEIGHTS = {"faults-light": 1.0, "faults-middle": 2.0, "faults-heavy": 4.0}

@@ -17,6 +17,9 @@ class FakeApi:
         self.outcomes: dict[str, BindOutcome] = {}
         self.patches = 0
         self.called_off: list[tuple[str, str]] = []
+        #: Labels of the namespaces the API server knows (others cannot be read).
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        self.namespace_reads: list[str] = []
 
     def bind(
         self,
@@ -47,3 +50,9 @@ class FakeApi:
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         self.patches += 1
         self.annotations.setdefault(pod.key, {})[key] = record
+
+    def read_namespace_labels(self, name: str) -> dict[str, str]:
+        self.namespace_reads.append(name)
+        if name not in self.namespace_labels:
+            raise LookupError(f"namespaces {name!r} not found")
+        return self.namespace_labels[name]

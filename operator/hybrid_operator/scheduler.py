@@ -40,6 +40,7 @@ from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
 from hybrid_operator.utilisation import UtilisationCollector
+from hybrid_operator.webhook import NamespaceOptIn
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
@@ -100,7 +101,7 @@ class Scheduler:
             collector.on_drop = self.metrics.count_dropped_series
         self.threads = ApiThreads()
         #: Namespaces labelled ``hybrid-scheduler.io/enabled=true`` (for the webhook).
-        self.enabled_namespaces: set[str] = set()
+        self.enabled_namespaces = NamespaceOptIn(api.read_namespace_labels)
         self.reporter = Reporter(
             api, self.threads, self.policy, settings.identity, settings.scheduler_name, clock,
             lambda: self.metrics_status,
@@ -285,13 +286,10 @@ class Scheduler:
         view = event.namespace
         if event.type is WatchType.DELETED or view is None:
             self._report(event)
-            self.enabled_namespaces.discard(event.name)
+            self.enabled_namespaces.gone(event.name)
             self.cache.delete_namespace(event.name)
             return
-        if view.opted_in:
-            self.enabled_namespaces.add(event.name)
-        else:
-            self.enabled_namespaces.discard(event.name)
+        self.enabled_namespaces.seen(event.name, view.opted_in)
         self._report(event)
         self.cache.upsert_namespace(view.namespace)
 

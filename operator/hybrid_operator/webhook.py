@@ -10,6 +10,10 @@ the annotation ``hybrid-scheduler.io/enabled: "false"``. The webhook fails open
 (``failurePolicy: Ignore``): if the operator is down, pods are created as they are and the
 default scheduler places them.
 
+The namespace label is read from the watch; a namespace the watch has not shown yet (one
+created a moment before its pods, as ``kubectl apply -f`` of a folder does) is read from
+the API server, so its first pods are not left to the default scheduler by a race.
+
 Two ways to run it: with a self-issued certificate (:mod:`hybrid_operator.certificates`,
 out of the cluster), kopf manages the ``MutatingWebhookConfiguration``
 ``hybrid-scheduler.io`` and puts the new CA into it; with ``webhook_cert_dir`` (the Helm
@@ -22,12 +26,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from hybrid_operator.certificates import issue
+from hybrid_operator.k8s.views import label_opts_in
 from hybrid_operator.settings import OperatorSettings, SettingsError
 
 log = logging.getLogger("hybrid_scheduler")
@@ -40,7 +47,43 @@ HANDLER_ID = "opt-in"
 CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 
 
-def opted_in(pod: Any, enabled_namespaces: set[str]) -> bool:
+@dataclass
+class NamespaceOptIn:
+    """Which namespaces opted in by label: what the watch has shown, and for a namespace
+    it has not shown yet, the API server's answer (``read_labels``; a namespace that
+    cannot be read is taken as not opted in, as the webhook fails open)."""
+
+    read_labels: Callable[[str], dict[str, str]] | None = None
+    #: Namespaces the watch has shown, and those of them labelled to opt in.
+    known: set[str] = field(default_factory=set)
+    enabled: set[str] = field(default_factory=set)
+
+    def seen(self, name: str, opted_in: bool) -> None:
+        """The watch showed namespace ``name``."""
+        self.known.add(name)
+        if opted_in:
+            self.enabled.add(name)
+        else:
+            self.enabled.discard(name)
+
+    def gone(self, name: str) -> None:
+        """Namespace ``name`` was deleted."""
+        self.known.discard(name)
+        self.enabled.discard(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        if name in self.known or self.read_labels is None:
+            return name in self.enabled
+        try:
+            return label_opts_in(self.read_labels(name))
+        except Exception as exc:  # fail open: the pod keeps the default scheduler
+            log.warning("webhook: cannot read namespace %s to check its label: %s", name, exc)
+            return False
+
+
+def opted_in(pod: Any, enabled_namespaces: Container[str]) -> bool:
     """Whether a new pod asks for this scheduler: its annotation ``"true"`` or ``"false"``
     decides; without one, its namespace's label."""
     meta = pod.get("metadata") or {}
@@ -59,7 +102,7 @@ def opted_in(pod: Any, enabled_namespaces: set[str]) -> bool:
     return meta.get("namespace") in enabled_namespaces
 
 
-def scheduler_for(pod: Any, enabled_namespaces: set[str], ours: str) -> str | None:
+def scheduler_for(pod: Any, enabled_namespaces: Container[str], ours: str) -> str | None:
     """The ``spec.schedulerName`` to give a new pod, or ``None`` to leave it as it is.
 
     Only a pod bound for the default scheduler (the API server's default for an empty
@@ -72,7 +115,9 @@ def scheduler_for(pod: Any, enabled_namespaces: set[str], ours: str) -> str | No
 
 
 def register_webhook(
-    registry: kopf.OperatorRegistry, settings: OperatorSettings, enabled_namespaces: set[str]
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    enabled_namespaces: Container[str],
 ) -> None:
     """Add the mutating handler for pod creation to ``registry``."""
 

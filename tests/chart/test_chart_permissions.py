@@ -16,9 +16,11 @@ CLUSTER_WIDE = {
     ("", "pods/binding"): {"create"},
     ("", "pods/status"): {"patch"},
     ("", "nodes"): {"list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch", "get"},
     ("", "events"): {"create"},
 }
+#: Without the webhook, no namespace is read on its own.
+WITHOUT_WEBHOOK = {**CLUSTER_WIDE, ("", "namespaces"): {"list", "watch"}}
 SHADOW = ("--set", "settings.shadowOf=default-scheduler")
 
 
@@ -35,6 +37,8 @@ def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 def test_the_cluster_role_grants_exactly_what_the_operator_calls() -> None:
     objects = render()
     assert _grants(one(objects, "ClusterRole")) == CLUSTER_WIDE
+    without = render("--set", "webhook.enabled=false")
+    assert _grants(one(without, "ClusterRole")) == WITHOUT_WEBHOOK
     assert not [o for o in objects if o["kind"].startswith("ValidatingAdmissionPolicy")]
     lease = one(objects, "Role", "leader-election")["rules"]
     assert [(r["verbs"], r.get("resourceNames")) for r in lease] == [

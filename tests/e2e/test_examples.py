@@ -15,7 +15,7 @@ import pytest
 from chart_helpers import ROOT, collection_path, documents
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.testing import DevCluster
-from hybrid_lab.devcluster.workload import wait_for
+from hybrid_lab.devcluster.workload import WaitTimeoutError, wait_for
 from operator_helpers import SCHEDULER, local_webhook_args, running_operator
 
 pytestmark = pytest.mark.e2e
@@ -102,7 +102,15 @@ def test_the_example_workloads_are_bound(
             recorded = all(DECISION in (p["metadata"].get("annotations") or {}) for p in every)
             return found if counts == expected and bound and recorded else None
 
-        found = wait_for("every example pod to be bound", all_bound, 90)
+        try:
+            found = wait_for("every example pod to be bound", all_bound, 90)
+        except WaitTimeoutError:
+            pods = [p for ns in expected for p in api.items(f"/api/v1/namespaces/{ns}/pods")]
+            state = [
+                (p["metadata"]["name"], p["spec"]["schedulerName"], p["spec"].get("nodeName"))
+                for p in pods
+            ]
+            pytest.fail(f"not every example pod was bound by us in 90 s: {state}")
         for pods in found.values():
             for pod in pods:
                 assert pod["spec"]["schedulerName"] == SCHEDULER, pod["metadata"]["name"]

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from hybrid_lab.devcluster.testing import DevCluster
-from hybrid_lab.devcluster.workload import training_pod, wait_for
+from hybrid_lab.devcluster.workload import fresh_namespace, training_pod, wait_for
 from hybrid_operator.decision_record import DECISION_ANNOTATION
 from operator_helpers import (
     SCHEDULER,
@@ -347,6 +348,36 @@ def test_webhook_opt_in_by_annotation_or_namespace_label(
             )
             api.create(pods, own)
             assert api.get(f"{pods}/own")["spec"]["schedulerName"] == "my-scheduler"
+            assert "Traceback" not in log.read_text()
+    finally:
+        api.call("DELETE", configuration, allow=(404,))
+
+
+def test_the_webhook_opts_in_pods_created_with_their_labelled_namespace(
+    dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    # `kubectl apply -f` of a folder creates a labelled namespace and its pods at once. A
+    # pass (which applies the watch's events) only every 30 s: the pods come long before
+    # the operator's cache shows the namespace.
+    api = dev_cluster.admin
+    name = "hybrid-scheduler-fresh"
+    args = instance_args(name, "--batch-interval", "30", *local_webhook_args())
+    configuration = (
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hybrid-scheduler.io"
+    )
+    labels = {"hybrid-scheduler.io/enabled": "true"}
+    try:
+        with running_operator(dev_cluster, tmp_path / "operator.log", *args) as log:
+            wait_for(
+                "the webhook configuration",
+                lambda: api.call("GET", configuration, allow=(404,)).get("webhooks"),
+                30,
+            )
+            namespace = f"e2e-fresh-{uuid.uuid4().hex[:8]}"
+            with fresh_namespace(api, namespace, labels=labels):
+                pods = f"/api/v1/namespaces/{namespace}/pods"
+                api.create(pods, training_pod("first", gpus=1, cpu="1", memory="1Gi"))
+                assert api.get(f"{pods}/first")["spec"]["schedulerName"] == name
             assert "Traceback" not in log.read_text()
     finally:
         api.call("DELETE", configuration, allow=(404,))

@@ -322,6 +322,9 @@ class BindAll:
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         raise AssertionError("the decision record rides on the binding")
 
+    def read_namespace_labels(self, name: str) -> dict[str, str]:
+        return {}
+
 
 def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() -> None:
     prom = FakeProm()

@@ -1,6 +1,6 @@
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any, cast
 
@@ -9,10 +9,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fake_api import FakeApi
 from hybrid_operator.certificates import issue
 from hybrid_operator.settings import OperatorSettings, SettingsError
 from hybrid_operator.webhook import (
     WEBHOOK_NAME,
+    NamespaceOptIn,
     check_certificate_files,
     managed_configuration,
     opted_in,
@@ -37,7 +39,7 @@ def test_opt_in_by_annotation_or_namespace_label() -> None:
     assert not opted_in(_pod("a", {"hybrid-scheduler.io/enabled": "yes please"}), set())
 
 
-def _mutate(pod: dict[str, Any], enabled_namespaces: set[str]) -> dict[str, Any]:
+def _mutate(pod: dict[str, Any], enabled_namespaces: Container[str]) -> dict[str, Any]:
     """What the registered admission handler patches into ``pod``."""
     registry = kopf.OperatorRegistry()
     register_webhook(registry, OperatorSettings(scheduler_name="ours"), enabled_namespaces)
@@ -53,6 +55,27 @@ def test_a_labelled_namespace_sends_default_scheduler_pods_to_us() -> None:
     assert _mutate(pod, {"labelled"}) == {"spec": {"schedulerName": "ours"}}
     assert _mutate(_pod("labelled"), {"labelled"}) == {"spec": {"schedulerName": "ours"}}
     assert _mutate(pod, {"other"}) == {}
+
+
+def test_a_namespace_the_watch_has_not_shown_yet_is_read_from_the_api_server() -> None:
+    # `kubectl apply -f` of a folder creates a labelled namespace and its pods at once: the
+    # first pods may come before the namespace's watch event.
+    api = FakeApi()
+    api.namespace_labels = {"new": {"hybrid-scheduler.io/enabled": "true"}, "plain": {}}
+    namespaces = NamespaceOptIn(api.read_namespace_labels)
+    assert _mutate(_pod("new"), namespaces) == {"spec": {"schedulerName": "ours"}}
+    assert _mutate(_pod("plain"), namespaces) == {}
+    # Unreadable (the API server down, or no such namespace): fail open, default scheduler.
+    assert _mutate(_pod("missing"), namespaces) == {}
+    assert api.namespace_reads == ["new", "plain", "missing"]
+    # Once the watch has shown a namespace, its label there decides, with no API call.
+    namespaces.seen("new", opted_in=False)
+    namespaces.seen("labelled", opted_in=True)
+    assert _mutate(_pod("new"), namespaces) == {}
+    assert _mutate(_pod("labelled"), namespaces) == {"spec": {"schedulerName": "ours"}}
+    namespaces.gone("labelled")
+    assert _mutate(_pod("labelled"), namespaces) == {}
+    assert api.namespace_reads == ["new", "plain", "missing", "labelled"]
 
 
 def test_a_pod_that_says_so_keeps_the_default_scheduler_in_a_labelled_namespace() -> None:

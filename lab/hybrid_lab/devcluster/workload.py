@@ -24,11 +24,16 @@ class WaitTimeoutError(DevClusterError):
 
 
 @contextmanager
-def fresh_namespace(api: ApiServer, name: str, timeout_seconds: float = 30) -> Iterator[str]:
-    """Create namespace ``name``, wait for its default service account, delete it after."""
-    api.create(
-        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    )
+def fresh_namespace(
+    api: ApiServer,
+    name: str,
+    timeout_seconds: float = 30,
+    labels: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Create namespace ``name`` (with ``labels``), wait for its default service account,
+    delete it after."""
+    meta: dict[str, object] = {"name": name, "labels": labels or {}}
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
     try:
         # Pods are refused until the controller manager has made the default service account.
         path = f"/api/v1/namespaces/{name}/serviceaccounts/default"

@@ -100,6 +100,10 @@ class ClusterApi(Protocol):
         """Write a JSON annotation."""
         ...
 
+    def read_namespace_labels(self, name: str) -> dict[str, str]:
+        """A namespace's labels as the API server has them now (raises if it cannot)."""
+        ...
+
 
 def involved_object(body: Body, kind: str) -> dict[str, str]:
     """The reference an Event needs to a watched object."""
@@ -260,6 +264,16 @@ class KubeApi:
         )
         pod: dict[str, Any] = json.loads(response.data)
         return pod
+
+    def read_namespace_labels(self, name: str) -> dict[str, str]:
+        """The labels of namespace ``name`` as the API server has them now."""
+        self.limit.acquire()
+        response: Any = self.core.read_namespace(
+            name, _preload_content=False, _request_timeout=self.timeout_s
+        )
+        body: dict[str, Any] = json.loads(response.data)
+        labels: dict[str, str] = (body.get("metadata") or {}).get("labels") or {}
+        return labels
 
 
 def record_json(record: Mapping[str, Any]) -> str:

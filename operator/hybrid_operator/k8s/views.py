@@ -191,12 +191,16 @@ def watch_event(
             kind, kind_type, name, uid, node=node_view, reference=ref, problems=tuple(problems)
         )
     ns, problems = namespace(body, default_weight)
-    labels = _mapping(meta.get("labels"))
-    opted = str(labels.get(OPT_IN_LABEL, "")).lower() == "true"
-    ns_view = None if ns is None else NamespaceView(ns, opted)
+    ns_view = None if ns is None else NamespaceView(ns, label_opts_in(meta.get("labels")))
     return WatchEvent(
         kind, kind_type, name, uid, namespace=ns_view, reference=ref, problems=tuple(problems)
     )
+
+
+def label_opts_in(labels: object) -> bool:
+    """Whether a namespace's labels opt its new pods in (``hybrid-scheduler.io/enabled``
+    is ``true``, in any case)."""
+    return str(_mapping(labels).get(OPT_IN_LABEL, "")).lower() == "true"
 
 
 def problems_of(event: WatchEvent) -> tuple[Problem, ...]:

@@ -59,6 +59,9 @@ class ClusterSnapshot:
         self.pod_count: IntArray = np.zeros(n, dtype=np.int64)
         self.max_pods: IntArray = np.array([x.max_pods for x in self.nodes], dtype=np.int64)
         self.performance: FloatArray = np.array([x.performance for x in self.nodes], dtype=float)
+        self._schedulable: BoolArray = np.array(
+            [x.ready and not x.unschedulable for x in self.nodes], dtype=bool
+        )
         #: Live utilisation as a fraction of allocatable; NaN where metrics are missing.
         self.utilisation: FloatArray = np.full((n, r), np.nan)
         #: Age of each node's metrics in seconds; +inf where there are none.
@@ -84,8 +87,7 @@ class ClusterSnapshot:
     @property
     def total_allocatable(self) -> FloatArray:
         """Cluster-wide allocatable per resource (schedulable nodes only)."""
-        usable = np.array([x.ready and not x.unschedulable for x in self.nodes], dtype=bool)
-        total: FloatArray = self.allocatable[usable].sum(axis=0)
+        total: FloatArray = self.allocatable[self._schedulable].sum(axis=0)
         return total
 
     def weight_of(self, namespace: str) -> float:

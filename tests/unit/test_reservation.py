@@ -30,6 +30,8 @@ class Cluster:
     def __init__(self, nodes: int, mode: BackfillMode, **settings: float) -> None:
         self.snapshot = ClusterSnapshot([make_node(f"n{i}") for i in range(nodes)], NAMESPACES)
         scorers = [(binpack_scorer(), 1.0)]
+        # Backfill takes predicted durations at face value unless a test says otherwise.
+        settings = {"backfill_factor": 1.0, **settings}
         config = ReservationSettings(mode=mode, **settings)  # type: ignore[arg-type]
         self.policy: Policy = reserving_policy("test", scorers, config)
         assert self.policy.predictor is not None
@@ -96,6 +98,15 @@ def test_easy_backfill_uses_the_reserved_node_only_before_the_reserved_start() -
     assert decisions["wide"].nomination.node == "n0"
     assert not decisions["long"].placed  # would still run at 1000 s, when wide starts
     assert decisions["short"].node == "n0"  # done by 900 s
+
+
+def test_an_optimistic_backfill_factor_lets_longer_pods_use_the_reserved_node() -> None:
+    cluster = _half_full(BackfillMode.EASY)
+    cluster.policy.profile.arbitrator.settings = ReservationSettings(backfill_factor=0.5)  # type: ignore[attr-defined]
+    batch = [_pod("wide", 8, 600.0, at=0.0), _pod("long", 4, 2000.0, at=1.0)]
+    decisions = cluster.schedule(batch, 0.0)
+    assert decisions["wide"].nomination is not None
+    assert decisions["long"].node == "n0"  # counted as 1000 s: ends at the reserved start
 
 
 def test_without_backfill_the_reserved_node_is_closed_to_every_other_pod() -> None:

@@ -11,7 +11,9 @@ import pytest
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.snapshot import ClusterSnapshot
-from hybrid_policy.policies import build_policy
+from hybrid_policy.plugins.scores import binpack_scorer
+from hybrid_policy.policies import reserving_policy
+from hybrid_policy.reservation import BackfillMode, ReservationSettings
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import ProgressSpec, UserEstimateSpec
 from hybrid_policy.scenario.workload import prepare_workload
@@ -23,13 +25,16 @@ EXACT = {
 }
 
 
-@pytest.mark.parametrize("policy", ["fair-easy", "fair-conservative"])
+@pytest.mark.parametrize("mode", [BackfillMode.EASY, BackfillMode.CONSERVATIVE])
 def test_with_exact_predictions_a_reserved_pod_starts_no_later_than_first_predicted(
-    tiny_scenario_path: Path, policy: str
+    tiny_scenario_path: Path, mode: BackfillMode
 ) -> None:
     scenario = dataclasses.replace(load_scenario(str(tiny_scenario_path)), **EXACT)  # type: ignore[arg-type]
     workload = prepare_workload(scenario, "heavy", 4)
-    sim = Simulation(workload, build_policy(policy, np.random.default_rng(0)), 4)
+    # Durations at face value: an optimistic backfill factor may delay on purpose.
+    settings = ReservationSettings(mode=mode, backfill_factor=1.0)
+    policy = reserving_policy("exact", [(binpack_scorer(), 1.0)], settings)
+    sim = Simulation(workload, policy, 4)
     first: dict[str, float] = {}
     overfull: list[float] = []
     schedule = sim.profile.schedule_batch

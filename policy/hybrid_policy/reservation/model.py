@@ -30,13 +30,15 @@ class ReservationSettings:
     #: Reservations held at once in conservative mode (EASY and RESERVE hold one).
     max_reservations: int = 4
     #: Ageing: a pod pending this long goes before the fair order, oldest first.
-    max_wait_s: float = 3600.0
+    max_wait_s: float = 7200.0
     #: Sticky rule: a reservation moves only to a node predicted to start it at least
     #: this much earlier than the node it holds.
     switch_margin_s: float = 60.0
-    #: Backfill counts a pod's predicted duration times this factor (above 1 guards the
-    #: reserved start against under-estimates).
-    backfill_factor: float = 1.0
+    #: Backfill counts a pod's predicted duration times this factor: below 1 it backfills
+    #: on the chance that a pod is shorter than the mean of its class (run times are
+    #: long-tailed: most are shorter), at the risk of delaying a reserved start; above 1
+    #: it guards reserved starts against under-estimates.
+    backfill_factor: float = 0.35
 
     def __post_init__(self) -> None:
         if self.max_reservations < 1:

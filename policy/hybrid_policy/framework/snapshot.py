@@ -55,13 +55,14 @@ class ClusterSnapshot:
             for name, amount in node.allocatable.items():
                 if name in self.index:
                     self.allocatable[i, self.index[name]] = amount
+        self._schedulable: BoolArray = np.array(
+            [x.ready and not x.unschedulable for x in self.nodes], dtype=bool
+        )
+        self._total: FloatArray = self.allocatable[self._schedulable].sum(axis=0)
         self.requested: FloatArray = np.zeros((n, r))
         self.pod_count: IntArray = np.zeros(n, dtype=np.int64)
         self.max_pods: IntArray = np.array([x.max_pods for x in self.nodes], dtype=np.int64)
         self.performance: FloatArray = np.array([x.performance for x in self.nodes], dtype=float)
-        self._schedulable: BoolArray = np.array(
-            [x.ready and not x.unschedulable for x in self.nodes], dtype=bool
-        )
         #: Live utilisation as a fraction of allocatable; NaN where metrics are missing.
         self.utilisation: FloatArray = np.full((n, r), np.nan)
         #: Age of each node's metrics in seconds; +inf where there are none.
@@ -87,7 +88,7 @@ class ClusterSnapshot:
     @property
     def total_allocatable(self) -> FloatArray:
         """Cluster-wide allocatable per resource (schedulable nodes only)."""
-        total: FloatArray = self.allocatable[self._schedulable].sum(axis=0)
+        total: FloatArray = self._total.copy()
         return total
 
     def weight_of(self, namespace: str) -> float:

@@ -138,7 +138,9 @@ class _Pass:
         row = table.best(self.cycle.rng)
         self.cycle.commit(pod, row, table)
         self.owner.book.pop(pod.uid, None)
-        end = self.now_s + self.settings.backfill_factor * float(self._durations(pod)[row])
+        work = self.predictor.duration(pod, self.now_s).seconds
+        run_s = work * 100.0 / max(float(self.snapshot.performance[row]), 1e-9)
+        end = self.now_s + self.settings.backfill_factor * run_s
         need = self.snapshot.request_vector(pod)
         if self._timeline is not None:
             if row in self._timeline.holds:

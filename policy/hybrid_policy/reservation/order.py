@@ -10,6 +10,7 @@ pods keep their queue order.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterator, Sequence
 
@@ -49,12 +50,12 @@ def fair_order(
             return 0.0
         return float((held * scale).max()) / snapshot.weight_of(namespace)
 
-    shares = {ns: share(ns) for ns in queues}
-    while queues:
-        namespace = min(queues, key=lambda ns: (shares[ns], ns))
-        pod = queues[namespace].popleft()
-        if not queues[namespace]:
-            del queues[namespace]
-        yield pod
-        if namespace in queues:
-            shares[namespace] = share(namespace)
+    # Only the namespace just served changes share, so a heap keeps the order.
+    heap = [(share(ns), ns) for ns in queues]
+    heapq.heapify(heap)
+    while heap:
+        _, namespace = heapq.heappop(heap)
+        pods = queues[namespace]
+        yield pods.popleft()
+        if pods:
+            heapq.heappush(heap, (share(namespace), namespace))

@@ -68,6 +68,8 @@ class Timeline:
         #: Requests no predicted end covers: taken to stay.
         self.base: FloatArray = np.maximum(snapshot.requested - known, 0.0)
         self.holds: dict[int, list[Hold]] = {}
+        #: Pods placed since the arrays were last merged, by row.
+        self._placed: dict[int, list[tuple[float, FloatArray]]] = {}
         self._dirty = True
         self._end_times: FloatArray = np.zeros((n, 0))
         self._freed: FloatArray = np.zeros((n, 0, r))
@@ -76,10 +78,7 @@ class Timeline:
 
     def place(self, row: int, end_s: float, need: FloatArray) -> None:
         """A pod placed in this pass on ``row`` until ``end_s``."""
-        self.rows = np.append(self.rows, row)
-        self.ends = np.append(self.ends, end_s)
-        self.needs = np.vstack([self.needs, need])
-        self.codes = np.append(self.codes, _PLACED)
+        self._placed.setdefault(row, []).append((end_s, need))
         self._dirty = True
 
     def hold(self, hold: Hold) -> None:
@@ -90,6 +89,9 @@ class Timeline:
         """Requests on ``row`` at ``at_s`` (running pods not yet ended, holds under way)."""
         running = (self.rows == row) & (self.ends > at_s)
         used: FloatArray = self.base[row] + self.needs[running].sum(axis=0)
+        for end_s, need in self._placed.get(row, ()):
+            if end_s > at_s:
+                used += need
         for h in self.holds.get(row, ()):
             if h.start_s <= at_s < h.end_s:
                 used += h.need
@@ -129,6 +131,7 @@ class Timeline:
         return start, sources
 
     def _start_with_holds(self, row: int, need: FloatArray, duration_s: float) -> tuple[float, int]:
+        self._merge()
         mine = self.rows == row
         times = {self.now_s, *(float(e) for e in self.ends[mine] if e > self.now_s)}
         times.update(h.end_s for h in self.holds[row] if h.end_s > self.now_s)
@@ -138,10 +141,22 @@ class Timeline:
                 return t, int(self.codes[hit][0]) if hit.any() else _PLACED
         return np.inf, _PLACED
 
+    def _merge(self) -> None:
+        """Fold the pods placed since the last merge into the arrays."""
+        if not self._placed:
+            return
+        added = [(row, end, need) for row, ends in self._placed.items() for end, need in ends]
+        self.rows = np.concatenate([self.rows, [a[0] for a in added]]).astype(np.int64)
+        self.ends = np.concatenate([self.ends, [a[1] for a in added]])
+        self.needs = np.vstack([self.needs, *(a[2][None, :] for a in added)])
+        self.codes = np.concatenate([self.codes, np.full(len(added), _PLACED, dtype=np.int64)])
+        self._placed = {}
+
     def _refresh(self) -> None:
         """Ends sorted per row, and the capacity freed by each, as padded arrays."""
         if not self._dirty:
             return
+        self._merge()
         n, r = self.snapshot.allocatable.shape
         order = np.lexsort((self.ends, self.rows))
         rows, ends = self.rows[order], self.ends[order]

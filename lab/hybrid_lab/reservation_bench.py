@@ -125,11 +125,15 @@ def time_passes(drawn: Drawn, repeats: int, rng: np.random.Generator) -> PassTim
 
 
 def _sizes(text: str) -> list[tuple[int, int, int]]:
+    """``ns:pods:nodes,...`` as triples of positive numbers; ValueError names the bad one."""
     if not text:
         return list(DEFAULT_SIZES)
     out = []
     for spec in text.split(","):
-        ns, pods, nodes = (int(v) for v in spec.split(":"))
+        parts = spec.split(":")
+        if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(f"--sizes: {spec!r} is not namespaces:pods:nodes (positive)")
+        ns, pods, nodes = (int(p) for p in parts)
         out.append((ns, pods, nodes))
     return out
 
@@ -143,13 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    seeds = [int(v) for v in args.seeds.split(",")]
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")]
+        sizes = _sizes(args.sizes)
+    except ValueError as exc:
+        parser.error(str(exc) if "--sizes" in str(exc) else f"--seeds: {args.seeds!r}")
     print(f"seeds {args.seeds}, {args.repeats} timed passes each; cluster about 90 % full")
     print(
         "namespaces pods nodes mode         | pass ms median p95 | binpack ms median "
         "| held placed | target"
     )
-    for size in _sizes(args.sizes):
+    for size in sizes:
         for mode in (BackfillMode.EASY, BackfillMode.CONSERVATIVE):
             results = [
                 time_passes(draw(size, mode, seed), args.repeats, np.random.default_rng(seed))

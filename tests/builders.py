@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from hybrid_operator.k8s.problems import Conversion
+from hybrid_policy.constraints import NO_CONSTRAINTS, PlacementConstraints
 from hybrid_policy.domain import NodeInfo, PendingPod, Taint, Toleration
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 
@@ -47,6 +48,8 @@ def make_pod(
     tolerations: tuple[Toleration, ...] = (),
     node_selector: Mapping[str, str] | None = None,
     extra: Mapping[str, int] | None = None,
+    labels: Mapping[str, str] | None = None,
+    constraints: PlacementConstraints = NO_CONSTRAINTS,
 ) -> PendingPod:
     requests = {CPU: cpu * 1000, MEMORY: memory_gib * GIB, GPU: gpus, **(extra or {})}
     return PendingPod(
@@ -58,6 +61,8 @@ def make_pod(
         priority=priority,
         tolerations=tolerations,
         node_selector=dict(node_selector or {}),
+        labels=dict(labels or {}),
+        constraints=constraints,
     )
 
 

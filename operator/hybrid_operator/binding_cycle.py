@@ -63,6 +63,7 @@ class BindingCycle:
         counters: Counters,
         clock: Callable[[], float],
         leader_term: Callable[[], int | None],
+        unreachable: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.cache = cache
         self.queue = queue
@@ -74,6 +75,8 @@ class BindingCycle:
         self.clock = clock
         #: The current leadership term, or None while not leading (read at any moment).
         self.leader_term = leader_term
+        #: Told when a binding could not reach the API server (the watches may be cut too).
+        self.unreachable = unreachable
         self.tickets: dict[str, BindTicket] = {}
 
     def issue(self, decisions: list[Decision], term: int) -> None:
@@ -137,7 +140,7 @@ class BindingCycle:
                 self.api.bind, pod, node, annotations, lambda: self.still_wanted(ticket)
             )
         except Exception as exc:  # whatever the client raised: the pod is retried
-            result = BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}")
+            result = BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}", True)
         self.counters.bind_attempts[result.outcome] = (
             self.counters.bind_attempts.get(result.outcome, 0) + 1
         )
@@ -157,6 +160,8 @@ class BindingCycle:
             log.info("binding %s to %s: %s (%s)", pod.key, node, result.outcome, result.detail)
         else:
             self.counters.errors += 1
+            if result.unreachable:
+                self.unreachable("a binding could not reach the API server")
             self.queue.back_off(pod.uid, self.clock())
             self.queue.move_all_to_active()
             log.warning("binding %s to %s failed, will retry: %s", pod.key, node, result.detail)

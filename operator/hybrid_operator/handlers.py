@@ -24,7 +24,7 @@ from kubernetes import client
 
 from hybrid_operator.k8s.calls import list_cluster
 from hybrid_operator.k8s.views import ObjectKind
-from hybrid_operator.scheduler import RELIST_SETTLE_S, Scheduler
+from hybrid_operator.scheduler import RELIST_RETRY_S, Scheduler
 from hybrid_operator.webhook import managed_configuration, register_webhook, webhook_server
 
 log = logging.getLogger("hybrid_scheduler")
@@ -86,24 +86,29 @@ async def resync(scheduler: Scheduler, api_client: client.ApiClient) -> None:
 async def resync_forever(
     scheduler: Scheduler, api_client: client.ApiClient, stop: asyncio.Event
 ) -> None:
-    """Reconcile every ``resync_interval_s``, and soon after the watches re-list."""
+    """Reconcile every ``resync_interval_s``, and at once when the cache may have missed
+    events (passes wait meanwhile; a failed listing is tried again every second)."""
     while not stop.is_set():
-        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(scheduler.relisted.wait())]
-        await asyncio.wait(
-            waits, timeout=scheduler.settings.resync_interval_s, return_when="FIRST_COMPLETED"
-        )
-        for task in waits:
-            task.cancel()
+        if not scheduler.relisted.is_set():
+            waits = [
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(scheduler.relisted.wait()),
+            ]
+            await asyncio.wait(
+                waits, timeout=scheduler.settings.resync_interval_s, return_when="FIRST_COMPLETED"
+            )
+            for task in waits:
+                task.cancel()
         if stop.is_set():
             return
-        if scheduler.relisted.is_set():
-            # Let the re-list's events arrive first; the listing then removes the rest.
-            await asyncio.sleep(RELIST_SETTLE_S)
-            scheduler.relisted.clear()
         try:
             await resync(scheduler, api_client)
-        except Exception as exc:  # the API server may be down: try again at the next turn
+        except Exception as exc:  # the API server may be down: try again soon
             log.warning("could not list the cluster to reconcile: %s", exc)
+            if scheduler.relisted.is_set():
+                await asyncio.sleep(RELIST_RETRY_S)
+            continue
+        scheduler.relisted.clear()
 
 
 async def run_operator(

@@ -40,6 +40,7 @@ from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
 from hybrid_operator.utilisation import UtilisationCollector
+from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.policies import ModelOptions, Policy, build_policy
@@ -48,8 +49,8 @@ __all__ = ["DECISION_ANNOTATION", "Scheduler", "policy_from"]
 log = logging.getLogger("hybrid_scheduler")
 #: Passes whose bindings may be on their way at once.
 MAX_PASSES_IN_FLIGHT = 2
-#: Seconds after a re-list by the watches before the reconciling listing starts.
-RELIST_SETTLE_S = 2.0
+#: Seconds between tries of a reconciling listing that failed while passes wait for it.
+RELIST_RETRY_S = 1.0
 
 
 def policy_from(settings: OperatorSettings, rng: np.random.Generator) -> Policy:
@@ -82,7 +83,9 @@ class Scheduler:
         self.collector = collector
         self.elector = elector
         self.cache = ClusterCache(settings.default_weight, clock)
-        self.queue = SchedulingQueue(settings.initial_backoff_s, settings.max_backoff_s)
+        self.queue = SchedulingQueue(
+            settings.initial_backoff_s, settings.max_backoff_s, settings.max_parked_s
+        )
         self.rng = np.random.default_rng(settings.seed)
         self.policy = policy or policy_from(settings, self.rng)
         if self.policy.fallback:
@@ -108,15 +111,22 @@ class Scheduler:
         )  # fmt: skip
         self.binding = BindingCycle(
             self.cache, self.queue, api, self.threads, self.reporter, self.metrics,
-            self.counters, clock, self.leader_term,
+            self.counters, clock, self.leader_term, self.suspect,
         )  # fmt: skip
         self.shadow = self._shadow() if settings.shadow_of else None
         self.inbox: asyncio.Queue[WatchEvent] = asyncio.Queue()
         #: Conversion problems waiting to be posted as Events.
         self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
+        #: Pods of ours that cannot be read, and why, waiting to be told so.
+        self.refusals: list[tuple[PendingPod, str]] = []
+        #: UIDs of pending pods of ours that cannot be read (counted as pending).
+        self.refused: set[str] = set()
         self.leading = elector is None
-        #: Set when the watches re-list: a reconciling listing should follow.
+        #: Set when the cache may have missed events (the watches re-listed, or an API call
+        #: could not reach the API server): no pass runs until a listing reconciles it.
         self.relisted = asyncio.Event()
+        #: Kinds whose watch has streamed events since its last listing.
+        self.streaming: set[ObjectKind] = set()
 
     def _shadow(self) -> ShadowRecorder:
         context = ShadowContext(
@@ -158,9 +168,19 @@ class Scheduler:
         event = self.convert(kind, raw_type, body)
         if event is None:
             return
-        if event.type is WatchType.LISTED and self.metrics.ready:
-            self.relisted.set()
+        if event.type is not WatchType.LISTED:
+            self.streaming.add(kind)
+        elif kind in self.streaming:
+            # A listing after events were streamed: the watch was lost and re-listed.
+            self.streaming.discard(kind)
+            self.suspect(f"the {kind.value} watch listed again")
         self.inbox.put_nowait(event)
+
+    def suspect(self, why: str) -> None:
+        """The cache may have missed events: hold passes until a listing reconciles it."""
+        if not self.relisted.is_set():
+            log.warning("%s: holding passes until a listing reconciles the cache", why)
+        self.relisted.set()
 
     def drain(self) -> int:
         """Apply every event waiting in the inbox; returns how many."""
@@ -193,10 +213,13 @@ class Scheduler:
     def _pod(self, event: WatchEvent) -> None:
         view = event.pod
         uid = event.uid
+        self.refused.discard(uid)
         had_node = uid in self.cache.bound
         if event.type is WatchType.DELETED or view is None:
             self._report(event)  # an unusable pod is left out, as if it were gone
             self._pod_gone(uid, had_node)
+            if view is None and event.type is not WatchType.DELETED:
+                self._refused(event)
             return
         self.cache.upsert_pod(view)
         if self.shadow is not None:
@@ -206,12 +229,26 @@ class Scheduler:
             if had_node and uid not in self.cache.bound:
                 self.queue.move_all_to_active()  # capacity was freed
             return
-        ours = view.scheduler_name == self.settings.scheduler_name and (
-            not self.settings.namespaces or view.pod.namespace in self.settings.namespaces
-        )
+        ours = self._is_ours(view.scheduler_name, view.pod.namespace)
         if ours and not self.cache.is_placed(uid) and uid not in self.queue:
             self._report(event)
             self.queue.add(view.pod)
+
+    def _is_ours(self, scheduler_name: str, namespace: str) -> bool:
+        return scheduler_name == self.settings.scheduler_name and (
+            not self.settings.namespaces or namespace in self.settings.namespaces
+        )
+
+    def _refused(self, event: WatchEvent) -> None:
+        """A pod of ours that cannot be read: say why on the pod, as for any pod that
+        cannot be scheduled (FailedScheduling and PodScheduled=False)."""
+        namespace = event.reference.get("namespace", "")
+        if event.has_node or not event.uid or not self._is_ours(event.scheduler_name, namespace):
+            return
+        reasons = "; ".join(p.message for p in event.problems) or "the pod cannot be read"
+        self.refused.add(event.uid)
+        stand_in = PendingPod(namespace, event.name, event.uid, {}, 0.0)
+        self.refusals.append((stand_in, f"hybrid-scheduler cannot schedule this pod: {reasons}"))
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
@@ -268,9 +305,13 @@ class Scheduler:
         reports, self.reports = self.reports, []
         for reference, problems in reports:
             await self.reporter.problems(reference, problems)
+        refusals, self.refusals = self.refusals, []
+        for pod, message in refusals:
+            await self.reporter.unschedulable(pod, message)
 
     def _gauge(self) -> None:
-        self.metrics.pending.set(len(self.queue) + self.queue.in_flight_count)
+        pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
+        self.metrics.pending.set(pending)
 
     # -- convenience for listings and tests ---------------------------------------------
 
@@ -368,12 +409,17 @@ class Scheduler:
             started = time.perf_counter()
             try:
                 self.drain()
-                if self._leadership():
+                leading = self._leadership()
+                if not leading:
+                    # Problems are told by the leader; listings bring them up again.
+                    self.reports.clear()
+                    self.refusals.clear()
+                elif not self.relisted.is_set():
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     decisions = self.decide()
                     # Shadow records and problem Events are written at the end of a pass.
-                    if decisions or self.shadow is not None or self.reports:
+                    if decisions or self.shadow is not None or self.reports or self.refusals:
                         task = asyncio.create_task(self._settle_pass(decisions))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)

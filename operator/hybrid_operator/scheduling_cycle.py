@@ -54,6 +54,7 @@ class SchedulingCycle:
     def decide(self) -> list[Decision]:
         """Take a batch, run the profile, assume every placement; nothing is bound yet."""
         now = self.clock()
+        self.queue.flush_parked(now)
         batch = self.queue.pop_batch(now, self.policy.profile.queue_sort.sort_key, self.batch_size)
         fresh = []
         for pod in batch:

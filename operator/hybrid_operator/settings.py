@@ -43,6 +43,9 @@ class OperatorSettings:
     initial_backoff_s: float = 1.0
     #: Longest retry delay, seconds. Default 10 (kube-scheduler's).
     max_backoff_s: float = 10.0
+    #: A pod that fit nowhere is tried again after this many seconds even if no cluster
+    #: change woke it. Default 300 (kube-scheduler's ``podMaxInUnschedulablePodsDuration``).
+    max_parked_s: float = 300.0
     #: Prometheus base URL for live utilisation; None schedules on requests alone.
     prometheus_url: str | None = None
     #: Seconds between utilisation refreshes. Default 15.
@@ -140,6 +143,7 @@ class OperatorSettings:
             ("default_weight", self.default_weight, 1e-9),
             ("initial_backoff_s", self.initial_backoff_s, 0.0),
             ("max_backoff_s", self.max_backoff_s, self.initial_backoff_s),
+            ("max_parked_s", self.max_parked_s, 1.0),
             ("metrics_refresh_s", self.metrics_refresh_s, 0.1),
             ("metrics_staleness_s", self.metrics_staleness_s, 0.0),
             ("metrics_timeout_s", self.metrics_timeout_s, 0.1),

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hybrid_policy.constraints import NO_CONSTRAINTS, PlacementConstraints
+
 
 class TaintEffect(StrEnum):
     """What a taint does to pods that do not tolerate it."""
@@ -78,6 +80,8 @@ class PendingPod:
     ``requests`` are in canonical units (see :mod:`hybrid_policy.resources`).
     ``created_at_s`` is the creation time in seconds on the driver's clock.
     ``task_type`` and ``expected_runtime_s`` are hints; ``None`` when unknown.
+    ``labels`` are the pod's own (what other pods' affinity terms and spread constraints
+    select); ``constraints`` are its affinity, spread, host ports and refusals.
     """
 
     namespace: str
@@ -90,15 +94,24 @@ class PendingPod:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     task_type: str | None = None
     expected_runtime_s: float | None = None
-    #: What decides feasibility: pods with equal signatures fit exactly the same nodes.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    constraints: PlacementConstraints = NO_CONSTRAINTS
+    #: What decides feasibility: pods with equal signatures fit exactly the same nodes
+    #: (once placed pods' anti-affinity may select them, their labels and namespace too:
+    #: ``BatchCycle.feasibility_key``).
     constraint_signature: tuple[object, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        signature = (
+        signature: tuple[object, ...] = (
             tuple(sorted(self.requests.items())),
             self.tolerations,
             tuple(sorted(self.node_selector.items())),
         )
+        if self.constraints is not NO_CONSTRAINTS:
+            signature += (self.constraints,)
+            if self.constraints.inter_pod:
+                # Its own terms and spread selectors may select the pod itself.
+                signature += (self.namespace, tuple(sorted(self.labels.items())))
         object.__setattr__(self, "constraint_signature", signature)
 
     @property

@@ -2,9 +2,14 @@
 
 ``kube-default`` is kube-scheduler's default profile as far as it matters for these
 workloads (PrioritySort; NodeResourcesFit LeastAllocated and BalancedAllocation on CPU and
-memory, weight 1 each). The others change one thing each, so a difference in the results
-has one cause. ``srtf-oracle`` is not deployable: it knows run times and may preempt and
-migrate for free, and stands in for a lower bound on mean completion time.
+memory, weight 1 each; preferred node affinity, preferred inter-pod affinity and
+``ScheduleAnyway`` spread, weight 2 each as in kube-scheduler). The others change one thing
+each, so a difference in the results has one cause. Every policy applies the same hard
+filters (:func:`default_filters`); the preference scores are kube-scheduler's and belong to
+the profiles that score like it (``kube-default``, ``drf``), since the other policies'
+scores are their whole point (and the game's scale counts every scorer's weight).
+``srtf-oracle`` is not deployable: it knows run times and may preempt and migrate for
+free, and stands in for a lower bound on mean completion time.
 """
 
 from __future__ import annotations
@@ -16,19 +21,29 @@ from pathlib import Path
 import numpy as np
 
 from hybrid_policy.framework.paths import ModelFallback, ScorerFallback
-from hybrid_policy.framework.plugins import Arbitrator, QueueSortPlugin, ScorePlugin
+from hybrid_policy.framework.plugins import Arbitrator, FilterPlugin, QueueSortPlugin, ScorePlugin
 from hybrid_policy.framework.profile import SchedulingProfile
+from hybrid_policy.plugins.affinity import InterPodAffinity, InterPodAffinityScore
 from hybrid_policy.plugins.arbiters import DrfArbitrator, SequentialArbitrator
-from hybrid_policy.plugins.filters import default_filters
+from hybrid_policy.plugins.filters import (
+    NodeAffinity,
+    NodeReady,
+    NodeResourcesFit,
+    NodeUnschedulable,
+    TaintToleration,
+)
 from hybrid_policy.plugins.ordering import PrioritySort, ShortestRemainingFirst
+from hybrid_policy.plugins.ports import NodePorts
 from hybrid_policy.plugins.scores import (
     BalancedAllocation,
     LeastAllocated,
+    NodeAffinityScore,
     NodePerformance,
     RandomScore,
     TargetLoadPacking,
     binpack_scorer,
 )
+from hybrid_policy.plugins.spread import PodTopologySpread, PodTopologySpreadScore
 from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.reservation import BackfillMode, ReservationSettings, ReservingArbitrator
 
@@ -133,6 +148,30 @@ def parse_policy_list(text: str) -> list[str]:
     return names
 
 
+def default_filters() -> list[FilterPlugin]:
+    """The filters every policy applies, in kube-scheduler's order as far as it matters."""
+    return [
+        NodeReady(),
+        NodeUnschedulable(),
+        NodeAffinity(),
+        TaintToleration(),
+        NodePorts(),
+        NodeResourcesFit(),
+        PodTopologySpread(),
+        InterPodAffinity(),
+    ]
+
+
+def kube_preference_scorers() -> list[tuple[ScorePlugin, float]]:
+    """kube-scheduler's scores for pods' stated preferences, at its default weights; each
+    scores only the pods that state such a preference (or that placed pods' terms select)."""
+    return [
+        (NodeAffinityScore(), 2.0),
+        (InterPodAffinityScore(), 2.0),
+        (PodTopologySpreadScore(), 2.0),
+    ]
+
+
 def _profile(
     name: str,
     scorers: Sequence[tuple[ScorePlugin, float]],
@@ -159,6 +198,7 @@ def kube_default(rng: np.random.Generator) -> Policy:
     scorers: list[tuple[ScorePlugin, float]] = [
         (LeastAllocated(), 1.0),
         (BalancedAllocation(), 1.0),
+        *kube_preference_scorers(),
     ]
     return Policy("kube-default", describe("kube-default"), _profile("kube-default", scorers))
 
@@ -184,6 +224,7 @@ def drf(rng: np.random.Generator) -> Policy:
     scorers: list[tuple[ScorePlugin, float]] = [
         (LeastAllocated(), 1.0),
         (BalancedAllocation(), 1.0),
+        *kube_preference_scorers(),
     ]
     profile = _profile("drf", scorers, arbitrator=DrfArbitrator())
     return Policy("drf", describe("drf"), profile)

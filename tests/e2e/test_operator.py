@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,15 @@ def test_metrics_liveness_and_readiness(
     assert "hybrid_scheduler_jain_index" in text
 
 
+def _scheduled(api: Any, namespace: str, pod: str) -> Callable[[], bool | None]:
+    """A probe: whether ``pod`` has its Scheduled Event yet."""
+
+    def probe() -> bool | None:
+        return any(e["reason"] == "Scheduled" for e in events(api, namespace, pod)) or None
+
+    return probe
+
+
 def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
     dev_cluster: DevCluster, namespace: str, tmp_path: Path
 ) -> None:
@@ -270,6 +279,12 @@ def test_a_standby_replica_takes_over_and_no_pod_is_bound_twice(
             submit(api, pods, f"before-{i}", 1, scheduler=name)
         records = [decision(api, pods, f"before-{i}") for i in range(3)]
         assert {r["instance"] for r in records} == {first}
+        # Kill it once it has told of them: a kill between a binding and its Event would
+        # lose the Event, which is no part of this test.
+        for i in range(3):
+            wait_for(
+                f"the Scheduled Event of before-{i}", _scheduled(api, namespace, f"before-{i}"), 30
+            )
         process = logs[first][0]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

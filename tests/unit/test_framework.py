@@ -185,3 +185,27 @@ def test_decision_names_its_runners_up_from_the_score_table() -> None:
     (decision,) = profile.schedule_batch([pod], snap, np.random.default_rng(0))
     rows = table.runners_up(decision.node_row, RUNNERS_UP)
     assert decision.runners_up == tuple((snap.nodes[r].name, s) for r, s in rows)
+
+
+def test_a_cluster_change_while_a_pod_is_decided_is_not_lost() -> None:
+    queue = SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=8.0)
+    queue.add(make_pod("late"))
+    queue.add(make_pod("quiet"))
+    sort = PrioritySort().sort_key
+    late, quiet = sorted(queue.pop_batch(0.0, sort), key=lambda p: p.name)
+    queue.park(quiet.uid, 0.0)  # verdict before any change: parked
+    queue.move_all_to_active()  # a pod finished while "late" was still being decided
+    queue.park(late.uid, 0.0)  # its verdict came from the cluster before that change
+    # "quiet" was woken by the change; "late" was never parked, so it cannot miss it.
+    assert sorted(p.name for p in queue.pop_batch(1.0, sort)) == ["late", "quiet"]
+
+
+def test_a_parked_pod_is_tried_again_after_the_longest_wait_without_a_change() -> None:
+    queue = SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=8.0, max_parked_s=60.0)
+    queue.add(make_pod("p"))
+    (pod,) = queue.pop_batch(0.0, PrioritySort().sort_key)
+    queue.park(pod.uid, 0.0)
+    assert queue.flush_parked(59.0) == 0
+    assert queue.pop_batch(59.0, PrioritySort().sort_key) == []
+    assert queue.flush_parked(60.0) == 1
+    assert [p.name for p in queue.pop_batch(60.0, PrioritySort().sort_key)] == ["p"]

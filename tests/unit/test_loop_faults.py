@@ -276,3 +276,52 @@ def test_crafted_objects_never_stop_scheduling_for_anyone(
     asyncio.run(scheduler.schedule_once())
     assert scheduler.counters.bad_events == 0
     assert [k for k, _ in api.binds if k == "team-a/good"] == ["team-a/good"]
+
+
+def test_a_pod_of_ours_that_cannot_be_read_is_told_why() -> None:
+    api, clock = FakeApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    crafted = k8s_pod("crafted", 1)
+    crafted["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1e400"
+    scheduler.on_pod(None, crafted)
+    asyncio.run(scheduler.schedule_once())
+    failed = [(n, m) for n, reason, m, _ in api.events if reason == "FailedScheduling"]
+    assert len(failed) == 1
+    assert failed[0][0] == "crafted"
+    assert "spec.containers[0].resources.requests.cpu" in failed[0][1]
+    assert api.unschedulable == ["team-a/crafted"]
+    assert _pending_gauge(scheduler) == 1.0  # still pending, as the API server says
+
+
+async def _passes(scheduler: Scheduler, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run_forever(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+
+
+def test_passes_wait_while_the_cache_may_have_missed_events() -> None:
+    api = FakeApi()
+    settings = OperatorSettings(batch_interval_s=0.02, leader_election=False)
+    scheduler = Scheduler(settings, api)
+    scheduler.on_node(None, k8s_node("n1"))
+    scheduler.on_pod(None, k8s_pod("p"))
+    scheduler.feed(ObjectKind.NODE, None, k8s_node("n1"))  # the watch's first listing
+    assert not scheduler.relisted.is_set()
+    scheduler.feed(ObjectKind.NODE, "MODIFIED", k8s_node("n1"))
+    scheduler.feed(ObjectKind.NODE, None, k8s_node("n1"))  # listed again after a gap
+    assert scheduler.relisted.is_set()
+    asyncio.run(_passes(scheduler, 0.2))
+    assert api.binds == []
+    scheduler.relisted.clear()  # a listing reconciled the cache
+    asyncio.run(_passes(scheduler, 0.2))
+    assert api.binds == [("team-a/p", "n1")]
+
+
+def test_a_binding_that_cannot_reach_the_api_server_holds_passes_for_a_listing() -> None:
+    api, clock = BrokenApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_pod(None, k8s_pod("p"))
+    asyncio.run(scheduler.schedule_once())
+    assert scheduler.relisted.is_set()

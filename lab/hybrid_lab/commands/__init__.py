@@ -13,6 +13,7 @@ from hybrid_lab.commands import (
     bound_cmd,
     cluster_bench_cmd,
     demo_cmd,
+    faults_cmd,
     manifests_cmd,
     report_cmd,
     simulate_cmd,
@@ -30,6 +31,7 @@ def register_all(subparsers: Any) -> None:
     trace_cmd.register(subparsers)
     demo_cmd.register(subparsers)
     cluster_bench_cmd.register(subparsers)
+    faults_cmd.register(subparsers)
     train_cmd.register(subparsers)
     manifests_cmd.register(subparsers)
     dev_cluster_command.register(subparsers)

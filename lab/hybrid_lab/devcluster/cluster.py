@@ -3,10 +3,14 @@
 ``up`` checks everything it can before starting anything (an existing cluster, required
 tools, free ports), builds missing binaries, then starts the processes one by one, saving
 the PID file after each, so that any failure (or Ctrl-C) stops exactly what was started.
+:func:`stop_component`, :func:`start_component` and :func:`restart_component` take one
+process of a running cluster down and bring it back with the same command line (fault
+injection: an API server or etcd outage).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Sequence
@@ -172,6 +176,62 @@ def down(settings: ClusterSettings) -> list[str]:
             f"no dev cluster is running (removed a stale state file in {settings.state_dir})"
         )
     return stopped
+
+
+def stop_component(settings: ClusterSettings, name: str) -> None:
+    """Stop one process of the running cluster (e.g. ``kube-apiserver``); its record stays
+    in the PID file until :func:`start_component` replaces it."""
+    _, record = _component_record(settings, name)
+    if not state.is_alive(record):
+        raise DevClusterError(f"{name} of the dev cluster is not running")
+    processes.stop([record], settings.stop_timeout_seconds)
+
+
+def start_component(settings: ClusterSettings, name: str) -> float:
+    """Start one stopped process again with the command line ``up`` gave it, wait until
+    it is ready, record its new PID; return the seconds it took to become ready."""
+    current, record = _component_record(settings, name)
+    if state.is_alive(record):
+        raise DevClusterError(f"{name} of the dev cluster is already running")
+    # The plan of the cluster as it was started, whatever optional parts ``settings`` names.
+    as_started = dataclasses.replace(
+        settings,
+        kube_scheduler=bool(current.info.get("kube_scheduler")),
+        prometheus=bool(current.info.get("prometheus_enabled")),
+    )
+    plan = components.plan(as_started, pki.Pki(settings.state_dir / "pki"))
+    component = next((c for c in plan if c.name == name), None)
+    if component is None:
+        raise DevClusterError(f"{name} is not a process 'up' starts; it cannot be restarted")
+    started_at = time.monotonic()
+    fresh = processes.start(component.name, component.argv, settings.state_dir / "logs")
+    current.processes[current.processes.index(record)] = fresh
+    state.save(settings.state_dir, current)
+    processes.wait_ready(fresh, component.probe, settings.ready_timeout_seconds)
+    return time.monotonic() - started_at
+
+
+def restart_component(settings: ClusterSettings, name: str, down_s: float) -> float:
+    """Stop one process, keep it down for ``down_s`` seconds, start it again; return the
+    seconds it was unavailable (down time plus time to become ready)."""
+    stopped_at = time.monotonic()
+    stop_component(settings, name)
+    time.sleep(max(down_s - (time.monotonic() - stopped_at), 0.0))
+    start_component(settings, name)
+    return time.monotonic() - stopped_at
+
+
+def _component_record(
+    settings: ClusterSettings, name: str
+) -> tuple[ClusterState, state.ProcessRecord]:
+    current = state.load(settings.state_dir)
+    if current is None:
+        raise NotRunningError(f"no dev cluster is running (no state in {settings.state_dir})")
+    for record in current.processes:
+        if record.name == name:
+            return current, record
+    known = ", ".join(r.name for r in current.processes)
+    raise DevClusterError(f"the dev cluster has no process {name!r} (it has {known})")
 
 
 def status_lines(settings: ClusterSettings) -> tuple[bool, list[str]]:

@@ -142,7 +142,7 @@ def refresh_forever(
             nodes = api.items("/api/v1/nodes", labelSelector=NODE_SELECTOR)
             pods = api.items("/api/v1/pods", fieldSelector="status.phase=Running")
             collector.update(node_usage(nodes, pods))
-        except DevClusterError as err:
+        except Exception as err:  # the API server away, a crafted object: keep going
             # Keep serving the last values; the log says why they are stale.
             print(
                 f"utilisation exporter: listing from the API server failed: {err}",

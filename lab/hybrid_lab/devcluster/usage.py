@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybrid_policy.resources import CPU, GPU, MEMORY, parse_quantity
+from hybrid_policy.resources import CPU, GPU, MEMORY, QuantityError, parse_quantity
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import DEFAULT_USAGE
 
@@ -74,9 +74,18 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, float]:
         requests = (container.get("resources") or {}).get("requests") or {}
         for resource, key in ((CPU, "cpu"), (MEMORY, "memory"), (GPU, "gpu")):
             if resource in requests:
-                totals[key] += parse_quantity(resource, str(requests[resource]))
+                totals[key] += _amount(resource, requests[resource])
     totals["cpu"] /= 1000.0  # millicores -> cores
     return totals
+
+
+def _amount(resource: str, raw: object) -> int:
+    """A quantity in canonical units; 0 for one that cannot be used (a crafted ``1e400``
+    must not stop the exporter from reporting every other node)."""
+    try:
+        return parse_quantity(resource, str(raw))
+    except QuantityError:
+        return 0
 
 
 @dataclass
@@ -109,11 +118,11 @@ def node_usage(
     for node in node_objects:
         name = node["metadata"]["name"]
         capacity = node.get("status", {}).get("capacity") or {}
-        gpus = parse_quantity(GPU, str(capacity.get(GPU, "0")))
+        gpus = _amount(GPU, capacity.get(GPU, "0"))
         result[name] = NodeUsage(
             node=name,
-            cpu_capacity_cores=parse_quantity(CPU, str(capacity.get(CPU, "0"))) / 1000.0,
-            memory_capacity_bytes=float(parse_quantity(MEMORY, str(capacity.get(MEMORY, "0")))),
+            cpu_capacity_cores=_amount(CPU, capacity.get(CPU, "0")) / 1000.0,
+            memory_capacity_bytes=float(_amount(MEMORY, capacity.get(MEMORY, "0"))),
             gpu_count=gpus,
             gpu_util=[0.0] * gpus,
             gpu_fb_used_mib=[0.0] * gpus,

@@ -41,6 +41,7 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--seed", "seed", int, "seed of random tie-breaking (0)"),
     ("--api-qps", "api_qps", float, "API calls per second on average; 0: no limit (50)"),
     ("--api-burst", "api_burst", int, "API calls above --api-qps at once (100)"),
+    ("--max-parked", "max_parked_s", float, "retry pods that fit nowhere after, seconds (300)"),
     ("--api-timeout", "api_timeout_s", float, "seconds one API call may take (10)"),
     ("--resync-interval", "resync_interval_s", float, "seconds between full re-lists (120)"),
     ("--lease-namespace", "lease_namespace", str, "namespace of the leader Lease (default)"),

@@ -68,6 +68,8 @@ class BindResult:
 
     outcome: BindOutcome
     detail: str = ""
+    #: The API server could not be reached (no answer at all, not a refusal).
+    unreachable: bool = False
 
 
 class ClusterApi(Protocol):
@@ -188,7 +190,7 @@ class KubeApi:
             )
             return BindResult(outcome, f"{exc.status} {_reason(exc)}")
         except Exception as exc:  # any failure of the client or the connection: retry later
-            return BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}")
+            return BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}", True)
         if 200 <= response.status < 300:
             return BindResult(BindOutcome.BOUND)
         return BindResult(BindOutcome.ERROR, f"HTTP {response.status}")

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
+from hybrid_operator.k8s.constraints import pod_placement
 from hybrid_operator.k8s.fields import Action, FieldReader
 from hybrid_operator.k8s.fields import Body as Body  # callers import it from here
 from hybrid_operator.k8s.problems import Conversion, Problem
@@ -200,6 +201,9 @@ def pending_pod(pod: Body) -> Conversion[PendingPod]:
     labels = reader.string_map(meta.get("labels"), "metadata.labels", IGNORE)
     annotations = reader.string_map(meta.get("annotations"), "metadata.annotations", IGNORE)
     runtime_s = _runtime_s(annotations, reader)
+    # The constraints' reader reads labels and containers again: report each field once.
+    constraint_problems: list[Problem] = []
+    placement = pod_placement(body, constraint_problems)
     converted = PendingPod(
         namespace=reader.text(meta.get("namespace"), "metadata.namespace", "default", LEAVE_POD),
         name=reader.name(meta.get("name"), "metadata.name", LEAVE_POD),
@@ -213,7 +217,11 @@ def pending_pod(pod: Body) -> Conversion[PendingPod]:
         node_selector=reader.string_map(spec.get("nodeSelector"), "spec.nodeSelector", LEAVE_POD),
         task_type=labels.get(TASK_TYPE_LABEL),
         expected_runtime_s=runtime_s,
+        labels=placement.labels,
+        constraints=placement.constraints,
     )
+    reported = {p.field for p in reader.problems}
+    reader.problems.extend(p for p in constraint_problems if p.field not in reported)
     return Conversion(None if reader.refused else converted, reader.problems)
 
 

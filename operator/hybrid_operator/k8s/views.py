@@ -154,6 +154,10 @@ class WatchEvent:
     reference: dict[str, str] = field(default_factory=dict)
     #: What conversion found wrong with the object.
     problems: tuple[Problem, ...] = ()
+    #: A pod's ``spec.schedulerName`` and whether it names a node, read even when the pod
+    #: is refused (so the scheduler it names can say why it will not schedule it).
+    scheduler_name: str = ""
+    has_node: bool = False
 
 
 def _reference(kind: ObjectKind, meta: Body) -> dict[str, str]:
@@ -175,9 +179,11 @@ def watch_event(
     name, uid = ref["name"], ref.get("uid", "")
     if kind is ObjectKind.POD:
         view, problems = pod_view(body)
+        spec = _mapping(body.get("spec"))
         return WatchEvent(
-            kind, kind_type, name, uid, pod=view, reference=ref, problems=tuple(problems)
-        )
+            kind, kind_type, name, uid, pod=view, reference=ref, problems=tuple(problems),
+            scheduler_name=_text(spec.get("schedulerName")), has_node=bool(spec.get("nodeName")),
+        )  # fmt: skip
     if kind is ObjectKind.NODE:
         node, problems = node_info(body)
         node_view = None if node is None else NodeView(node, node_addresses(body))

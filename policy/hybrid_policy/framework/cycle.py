@@ -10,14 +10,17 @@ evaluation of the same pass.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from hybrid_policy.constraints import NO_CONSTRAINTS
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.nomination import Nomination
 from hybrid_policy.framework.paths import PassPath
+from hybrid_policy.framework.plugins import Conditional, FilterPlugin, ScorePlugin
 from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
@@ -28,6 +31,12 @@ if TYPE_CHECKING:
 #: Runners-up a decision record names next to the chosen node.
 RUNNERS_UP = 3
 _NO_FIT = Status(Code.UNSCHEDULABLE, ("no node fits",), "Filter")
+
+
+def _conditional(plugin: object) -> Conditional | None:
+    """``plugin`` as a :class:`Conditional` when it has ``applies`` (checked by attribute:
+    ``isinstance`` on a Protocol costs microseconds, too much for every cycle)."""
+    return cast(Conditional, plugin) if callable(getattr(plugin, "applies", None)) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +112,50 @@ class BatchCycle:
         self.decisions: list[Decision] = []
         #: How this pass settles its pods; arbitrators that solve a game set it.
         self.pass_path = PassPath(profile.arbitrator.name)
-        # Reservations only shrink free capacity during a pass, so a constraint signature
-        # that fit nowhere keeps fitting nowhere until the pass ends.
+        # Reservations only shrink free capacity during a pass, so a pod that fit nowhere
+        # keeps fitting nowhere until the pass ends, unless its pod affinity or spread
+        # constraints can be met by later placements (those are never remembered).
         self._no_fit: dict[tuple[object, ...], Status] = {}
+        self._filters: list[tuple[FilterPlugin, Conditional | None]] | None = None
+        self._scorers: list[tuple[ScorePlugin, float, Conditional | None]] | None = None
+        #: Whether namespaces and labels decide feasibility beyond the constraint
+        #: signature: a pod placed, or to be placed in this pass, has anti-affinity.
+        self.label_sensitive = bool(snapshot.occupancy.anti_affinity)
+
+    def expect(self, pods: Sequence[PendingPod]) -> None:
+        """Note the pods this pass may place (their anti-affinity may select others)."""
+        if any(p.constraints.required_anti_affinity for p in pods):
+            self.label_sensitive = True
+
+    def feasibility_key(self, pod: PendingPod) -> tuple[object, ...]:
+        """What decides where ``pod`` fits in this pass: pods with equal keys fit exactly
+        the same nodes. The constraint signature, with namespace and labels once placed
+        pods' anti-affinity may select the pod."""
+        if self.label_sensitive or self.snapshot.occupancy.anti_affinity:
+            return (pod.constraint_signature, pod.namespace, tuple(sorted(pod.labels.items())))
+        return pod.constraint_signature
+
+    def _plain(self, pod: PendingPod) -> bool:
+        """The fast path: no constraints of its own, and no placed pod whose terms could
+        select it, so no :class:`Conditional` plugin applies."""
+        occ = self.snapshot.occupancy
+        return pod.constraints is NO_CONSTRAINTS and not occ.anti_affinity and not occ.scoring
 
     def feasible(self, pod: PendingPod) -> BoolArray | Status:
         """Filter phase: mask of nodes the pod fits on now, or why there are none."""
         snap = self.snapshot
-        signature = pod.constraint_signature
-        known = self._no_fit.get(signature)
+        key = self.feasibility_key(pod)
+        known = self._no_fit.get(key)
         if known is not None:
             return known
+        if pod.constraints.refusals:
+            status = Status(
+                Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
+                (f"0/{len(snap)} nodes are available: {'; '.join(pod.constraints.refusals)}.",),
+                "PreFilter",
+            )
+            self._no_fit[key] = status
+            return status
         unknown = snap.unknown_resources(pod)
         if unknown or len(snap) == 0:
             reason = ", ".join(f"{len(snap)} Insufficient {r}" for r in sorted(unknown))
@@ -122,15 +164,19 @@ class BatchCycle:
                 (f"0/{len(snap)} nodes are available: {reason or 'no nodes'}.",),
                 "NodeResourcesFit",
             )
-            self._no_fit[signature] = status
+            self._no_fit[key] = status
             return status
         mask = self._static_mask(pod)
-        for plugin in self.profile.filters:
-            if not plugin.static:
+        if self._filters is None:
+            self._filters = [(f, _conditional(f)) for f in self.profile.filters if not f.static]
+        plain = self._plain(pod)
+        for plugin, conditional in self._filters:
+            if conditional is None or (not plain and conditional.applies(pod, snap)):
                 mask = mask & plugin.filter(pod, snap)
         if not mask.any():
             status = self._diagnose(pod) if self.explain else _NO_FIT
-            self._no_fit[signature] = status
+            if not pod.constraints.placement_dependent:
+                self._no_fit[key] = status
             return status
         return mask
 
@@ -142,7 +188,7 @@ class BatchCycle:
         pods that would certainly be rejected.
         """
         snap = self.snapshot
-        if snap.unknown_resources(pod) or len(snap) == 0:
+        if pod.constraints.refusals or snap.unknown_resources(pod) or len(snap) == 0:
             return 0
         need = snap.request_vector(pod)
         slots = (snap.max_pods - snap.pod_count).astype(float)
@@ -152,6 +198,9 @@ class BatchCycle:
             copies = np.floor(free / need[wanted] + 1e-9).min(axis=1)
             slots = np.minimum(slots, copies)
         slots = np.where(self._static_mask(pod), np.maximum(slots, 0.0), 0.0)
+        if pod.constraints.host_ports:  # one copy per node, where its ports are free
+            ports_free = snap.occupancy.free_ports(pod.constraints.host_ports)
+            slots = np.where(ports_free, np.minimum(slots, 1.0), 0.0)
         return int(slots.sum())
 
     def evaluate(self, pod: PendingPod) -> ScoreTable | Status:
@@ -161,8 +210,12 @@ class BatchCycle:
             return mask
         candidates = np.flatnonzero(mask)
         total = np.zeros(candidates.size)
-        for plugin, weight in self.profile.scorers:
-            total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
+        if self._scorers is None:
+            self._scorers = [(p, w, _conditional(p)) for p, w in self.profile.scorers]
+        plain = self._plain(pod)
+        for plugin, weight, conditional in self._scorers:
+            if conditional is None or (not plain and conditional.applies(pod, self.snapshot)):
+                total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
         return ScoreTable(pod, candidates, total)
 
     def commit(self, pod: PendingPod, node: int, table: ScoreTable | None = None) -> Decision:
@@ -197,7 +250,12 @@ class BatchCycle:
         return decision
 
     def _static_mask(self, pod: PendingPod) -> BoolArray:
-        key = (id(self.profile), pod.tolerations, tuple(sorted(pod.node_selector.items())))
+        key = (
+            id(self.profile),
+            pod.tolerations,
+            tuple(sorted(pod.node_selector.items())),
+            pod.constraints.required_node_terms,
+        )
         mask = self.snapshot.cached(key)
         if mask is None:
             mask = np.ones(len(self.snapshot), dtype=bool)
@@ -214,6 +272,9 @@ class BatchCycle:
         counts: Counter[str] = Counter()
         resolvable = False
         for plugin in self.profile.filters:
+            conditional = _conditional(plugin)
+            if conditional is not None and not conditional.applies(pod, snap):
+                continue
             passed = plugin.filter(pod, snap)
             for node in np.flatnonzero(remaining & ~passed):
                 for reason in plugin.reasons(pod, snap, int(node)):

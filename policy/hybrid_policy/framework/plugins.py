@@ -3,6 +3,8 @@
 Plugins see every node at once: a Filter returns a boolean mask over the snapshot's node
 rows, a Score returns one number per candidate row. Per-node reasons are produced only
 when a pod fits nowhere, to build kube-scheduler's "0/10 nodes are available: ..." line.
+Plugins that concern few pods (affinity, spread, host ports) are :class:`Conditional`:
+the framework skips them for the others, so those pay nothing for them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,19 @@ class FilterPlugin(Protocol):
 
     def reasons(self, pod: PendingPod, snapshot: ClusterSnapshot, node: int) -> Sequence[str]:
         """Why node row ``node`` was filtered out, in kube-scheduler's words."""
+        ...
+
+
+class Conditional(Protocol):
+    """A Filter or Score plugin with nothing to say about most pods (kube-scheduler's
+    PreFilter or PreScore answering Skip): the framework runs it only where it applies.
+
+    Such plugins concern pods with placement constraints, and any pod once a placed pod's
+    affinity terms may select it; the framework skips them without asking for every
+    other pod (its fast path)."""
+
+    def applies(self, pod: PendingPod, snapshot: ClusterSnapshot) -> bool:
+        """Whether the plugin has anything to check or score for ``pod``."""
         ...
 
 

@@ -65,6 +65,7 @@ class SchedulingProfile:
         """
         ordered = sorted(pods, key=self.queue_sort.sort_key)
         cycle = BatchCycle(self, snapshot, rng, explain)
+        cycle.expect(ordered)
         self.arbitrator.arbitrate(ordered, cycle)
         return cycle.decisions
 

@@ -3,6 +3,12 @@
 Like kube-scheduler's queue, a pod that fit nowhere is parked until something frees
 capacity (a pod finishes, a node appears), then retried after a back-off that doubles on
 each failure. Pods are deduplicated by UID.
+
+No wake-up is lost: a cluster change that comes while a pod is being decided (it was
+popped, its verdict is not in yet) cannot move it, so when that pod is then found
+unschedulable it goes back to the active queue instead of being parked (kube-scheduler's
+move-request cycle). As a last resort, a pod parked longer than ``max_parked_s`` is tried
+again whatever happened.
 """
 
 from __future__ import annotations
@@ -22,14 +28,26 @@ class QueuedPod:
     pod: PendingPod
     attempts: int = 0
     not_before_s: float = 0.0
+    #: The queue's move count when the pod was popped.
+    popped_at_move: int = 0
+    #: When it was parked, in the driver's clock.
+    parked_at_s: float = 0.0
 
 
 class SchedulingQueue:
     """Active, back-off and unschedulable pods; time is the driver's clock in seconds."""
 
-    def __init__(self, initial_backoff_s: float = 1.0, max_backoff_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 10.0,
+        max_parked_s: float = 300.0,
+    ) -> None:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_parked_s = max_parked_s
+        #: How many times a cluster change asked for parked pods to be tried again.
+        self._moves = 0
         self._active: dict[str, QueuedPod] = {}
         self._unschedulable: dict[str, QueuedPod] = {}
         self._in_flight: dict[str, QueuedPod] = {}
@@ -80,6 +98,7 @@ class SchedulingQueue:
             ready = ready[:limit]
         for entry in ready:
             del self._active[entry.pod.uid]
+            entry.popped_at_move = self._moves
             self._in_flight[entry.pod.uid] = entry
         return [e.pod for e in ready]
 
@@ -90,8 +109,15 @@ class SchedulingQueue:
     def park(self, uid: str, now_s: float) -> None:
         """The popped pod fit nowhere: wait for a cluster change, with back-off."""
         entry = self._delay(uid, now_s)
-        if entry is not None:
-            self._unschedulable[uid] = entry
+        if entry is None:
+            return
+        if entry.popped_at_move != self._moves:
+            # The cluster changed while the pod was being decided: that change may let it
+            # fit, and it came too early to move it. Retry after the back-off.
+            self._active[uid] = entry
+            return
+        entry.parked_at_s = now_s
+        self._unschedulable[uid] = entry
 
     def back_off(self, uid: str, now_s: float) -> None:
         """The popped pod's attempt failed (an error, not a verdict): retry after back-off."""
@@ -116,10 +142,20 @@ class SchedulingQueue:
 
     def move_all_to_active(self) -> int:
         """A cluster change may let parked pods fit: make them active again."""
+        self._moves += 1
         moved = len(self._unschedulable)
         self._active.update(self._unschedulable)
         self._unschedulable.clear()
         return moved
+
+    def flush_parked(self, now_s: float) -> int:
+        """Try again the pods parked for longer than ``max_parked_s``; returns how many."""
+        due = [
+            u for u, e in self._unschedulable.items() if now_s - e.parked_at_s >= self.max_parked_s
+        ]
+        for uid in due:
+            self._active[uid] = self._unschedulable.pop(uid)
+        return len(due)
 
     def pending(self) -> list[PendingPod]:
         """Every queued pod (active and parked), in no particular order."""

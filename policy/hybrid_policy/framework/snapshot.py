@@ -3,8 +3,9 @@
 Every phase reads node state as rows of numpy arrays (one row per node, one column per
 resource), so a Filter or Score plugin handles all nodes in one vectorised step; this is
 what keeps a decision well under a millisecond at 100 nodes. ``assume``/``forget`` are the
-Reserve/Unreserve primitives: they change ``requested`` in place, so later pods of the
-same batch see earlier reservations.
+Reserve/Unreserve primitives: they change ``requested`` in place, and which pods sit where
+(:class:`~hybrid_policy.framework.occupancy.Occupancy`), so later pods of the same batch
+see earlier reservations.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
+from hybrid_policy.framework.arrays import BoolArray as BoolArray
+from hybrid_policy.framework.arrays import FloatArray as FloatArray
+from hybrid_policy.framework.arrays import IntArray as IntArray
+from hybrid_policy.framework.occupancy import Occupancy
 from hybrid_policy.resources import CORE_RESOURCES
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(slots=True)
@@ -74,6 +74,8 @@ class ClusterSnapshot:
         self.now_s = now_s
         #: Node row of every pod counted in ``requested``, by pod UID.
         self.placements: dict[str, int] = {}
+        #: The placed pods themselves, for constraints between pods.
+        self.occupancy = Occupancy(self.nodes)
         self._static_masks: dict[tuple[object, ...], BoolArray] = {}
         self._request_vectors: dict[tuple[object, ...], FloatArray] = {}
 
@@ -146,6 +148,7 @@ class ClusterSnapshot:
         self.requested[node] += vec
         self.pod_count[node] += 1
         self.placements[pod.uid] = node
+        self.occupancy.add(pod, node)
         alloc = self.namespace_allocated.get(pod.namespace)
         if alloc is None:
             alloc = self.namespace_allocated[pod.namespace] = np.zeros(len(self.resources))
@@ -160,7 +163,16 @@ class ClusterSnapshot:
         self.requested[node] -= vec
         self.pod_count[node] -= 1
         self.namespace_allocated[pod.namespace] -= vec
+        self.occupancy.remove(pod.uid)
         return node
+
+    def clear_placements(self) -> None:
+        """Forget every placed pod: an empty cluster with the same nodes and caches."""
+        self.requested.fill(0.0)
+        self.pod_count.fill(0)
+        self.placements.clear()
+        self.namespace_allocated.clear()
+        self.occupancy.clear()
 
     def set_utilisation(self, node: int, fractions: Mapping[str, float], age_s: float) -> None:
         """Record live utilisation for node row ``node``."""

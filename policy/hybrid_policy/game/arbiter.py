@@ -119,10 +119,10 @@ class GameArbitrator:
         return result
 
     def pod_classes(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> list[PodClass]:
-        """Group the batch by (namespace, signature); reject classes that fit nowhere."""
+        """Group the batch by namespace and feasibility key; reject classes that fit nowhere."""
         members: dict[tuple[str, tuple[object, ...]], list[PendingPod]] = {}
         for pod in batch:
-            members.setdefault((pod.namespace, pod.constraint_signature), []).append(pod)
+            members.setdefault((pod.namespace, cycle.feasibility_key(pod)), []).append(pod)
         classes = []
         for (namespace, _), pods in members.items():
             table = cycle.evaluate(pods[0])

@@ -1,6 +1,6 @@
 """Filter plugins: the hard feasibility rules kube-scheduler applies.
 
-Load-independent filters (readiness, cordons, selectors, taints) are marked ``static`` so
+Load-independent filters (readiness, cordons, node affinity, taints) are marked ``static`` so
 the framework computes them once per constraint signature and snapshot; resource fit is
 re-checked for every pod because reservations change it.
 """
@@ -51,24 +51,29 @@ class NodeUnschedulable:
         return ("node(s) were unschedulable",)
 
 
-class NodeSelector:
-    """``spec.nodeSelector``: every key must match the node's label exactly."""
+class NodeAffinity:
+    """``spec.nodeSelector`` and required node affinity (terms ORed, expressions ANDed)."""
 
     name = "NodeAffinity"
     static = True
     unresolvable = True
 
     def filter(self, pod: PendingPod, snapshot: ClusterSnapshot) -> BoolArray:
-        """True for nodes carrying every selected label."""
-        return _node_mask(snapshot, [_selects(pod, n) for n in snapshot.nodes])
+        """True for nodes carrying every selected label and matching some required term."""
+        return _node_mask(snapshot, [selects_node(pod, n) for n in snapshot.nodes])
 
     def reasons(self, pod: PendingPod, snapshot: ClusterSnapshot, node: int) -> Sequence[str]:
         """kube-scheduler's wording."""
         return ("node(s) didn't match Pod's node affinity/selector",)
 
 
-def _selects(pod: PendingPod, node: NodeInfo) -> bool:
-    return all(node.labels.get(k) == v for k, v in pod.node_selector.items())
+def selects_node(pod: PendingPod, node: NodeInfo) -> bool:
+    """Whether ``node`` has the pod's selected labels and satisfies its required node
+    affinity (kube-scheduler's ``GetRequiredNodeAffinity(pod).Match(node)``)."""
+    if not all(node.labels.get(k) == v for k, v in pod.node_selector.items()):
+        return False
+    terms = pod.constraints.required_node_terms
+    return terms is None or any(t.matches(node.name, node.labels) for t in terms)
 
 
 class TaintToleration:
@@ -119,10 +124,3 @@ class NodeResourcesFit:
         if snapshot.pod_count[node] >= snapshot.max_pods[node]:
             out.append("Too many pods")
         return out
-
-
-def default_filters() -> list[
-    NodeReady | NodeUnschedulable | NodeSelector | TaintToleration | NodeResourcesFit
-]:
-    """The filters every policy applies, in kube-scheduler's order."""
-    return [NodeReady(), NodeUnschedulable(), NodeSelector(), TaintToleration(), NodeResourcesFit()]

@@ -1,5 +1,5 @@
-"""Score plugins: kube-scheduler's resource scorers, Trimaran's load-aware packing, and
-the trivial ones baselines need.
+"""Score plugins: kube-scheduler's resource scorers and preferred node affinity, Trimaran's
+load-aware packing, and the trivial ones baselines need.
 
 The resource scorers follow kube-scheduler 1.34 exactly: integer arithmetic on a 0-100
 scale, requests counted with the pod's own request added, and the "non-zero" defaults
@@ -180,3 +180,29 @@ class NodePerformance(MinMaxNormalized):
         """The node's performance rating."""
         perf: FloatArray = snapshot.performance[candidates]
         return perf
+
+
+@dataclass
+class NodeAffinityScore(Normalized):
+    """Preferred node affinity: the weights of the terms a node matches, as kube-scheduler's
+    NodeAffinity scores them (scaled so that the best candidate gets 100; 0 when none
+    matches)."""
+
+    name: str = "NodeAffinity"
+
+    def applies(self, pod: PendingPod, snapshot: ClusterSnapshot) -> bool:
+        """Only pods with preferred node affinity terms are scored."""
+        return bool(pod.constraints.preferred_node_terms)
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """``100 * sum / max`` in integers, sum over the matching terms' weights."""
+        terms = pod.constraints.preferred_node_terms
+        nodes = [snapshot.nodes[int(i)] for i in candidates]
+        raw = np.array(
+            [sum(w.weight for w in terms if w.term.matches(n.name, n.labels)) for n in nodes],
+            dtype=float,
+        )
+        if raw.size == 0 or raw.max() <= 0:
+            return np.zeros(candidates.size)
+        scaled: FloatArray = np.floor(MAX_NODE_SCORE * raw / raw.max())
+        return scaled

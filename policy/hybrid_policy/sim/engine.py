@@ -310,10 +310,7 @@ class Simulation:
         plan = self._plan
         if plan is None:
             plan = self._plan = ClusterSnapshot(self.workload.nodes, self.namespaces)
-        plan.requested.fill(0.0)
-        plan.pod_count.fill(0)
-        plan.placements.clear()
-        plan.namespace_allocated.clear()
+        plan.clear_placements()
         return plan
 
     def _result(self, end_s: float, wall_s: float) -> RunResult:

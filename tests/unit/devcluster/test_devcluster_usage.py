@@ -125,3 +125,19 @@ def _exposition(collector: UtilisationCollector) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return generate_latest(registry).decode()
+
+
+def test_a_node_or_pod_with_an_absurd_quantity_does_not_stop_the_exporter() -> None:
+    from hybrid_lab.devcluster.usage import node_usage
+
+    crafted = {
+        "metadata": {"name": "crafted"},
+        "status": {"capacity": {"cpu": "8", "memory": "8Gi", "nvidia.com/gpu": "1e400"}},
+    }
+    normal = {
+        "metadata": {"name": "normal"},
+        "status": {"capacity": {"cpu": "8", "memory": "8Gi", "nvidia.com/gpu": "2"}},
+    }
+    usage = node_usage([crafted, normal], [])
+    assert usage["crafted"].gpu_count == 0
+    assert usage["normal"].gpu_count == 2

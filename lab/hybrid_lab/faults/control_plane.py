@@ -1,0 +1,105 @@
+"""Faults of the control plane and of the way to it: the API server or etcd stopped, the
+operator cut off from the API server (objects deleted meanwhile), a node deleted while
+bindings to it are on their way."""
+
+from __future__ import annotations
+
+import time
+
+from hybrid_lab.devcluster import cluster
+from hybrid_lab.devcluster.errors import DevClusterError
+from hybrid_lab.devcluster.workload import training_pod, wait_for
+from hybrid_lab.faults.context import EXTRA_NODE_GPUS, FaultContext
+from hybrid_lab.faults.proxy import CutMode
+from hybrid_lab.faults.workload import NAMESPACE_WEIGHTS, labelled
+
+
+def no_fault(ctx: FaultContext) -> None:
+    """No fault: the workload alone, for comparison."""
+    ctx.note("the workload alone")
+
+
+def apiserver_down(ctx: FaultContext) -> None:
+    """kube-apiserver stopped in the middle of the bindings, then started again."""
+    down = cluster.restart_component(ctx.rig.cluster, "kube-apiserver", ctx.plan.apiserver_down_s)
+    ctx.note(f"kube-apiserver unavailable {down:.1f} s (stopped, then starting)")
+
+
+def etcd_restart(ctx: FaultContext) -> None:
+    """etcd stopped and started again (same data)."""
+    down = cluster.restart_component(ctx.rig.cluster, "etcd", ctx.plan.etcd_down_s)
+    ctx.note(f"etcd unavailable {down:.1f} s")
+
+
+def prepare_gap(ctx: FaultContext) -> None:
+    """An extra node, and pods that fit nowhere: both are deleted while the operator is
+    cut off."""
+    ctx.add_node(ctx.extra_node)
+    namespace = next(iter(NAMESPACE_WEIGHTS))
+    for i in range(ctx.plan.doomed_pods):
+        body = training_pod(
+            f"{ctx.fault}-doomed-{i}",
+            gpus=EXTRA_NODE_GPUS * 2,
+            cpu="1",
+            memory="1Gi",
+            scheduler_name=ctx.rig.settings.scheduler_name,
+        )
+        ctx.rig.admin.create(f"/api/v1/namespaces/{namespace}/pods", labelled(body, ctx.fault))
+
+
+def _cut(ctx: FaultContext, mode: CutMode) -> None:
+    rig, plan = ctx.rig, ctx.plan
+    pods = rig.checker.pods_of([ctx.fault])
+    doomed = [p for p in pods if "-doomed-" in p.name and not p.gone]
+    running = [p for p in pods if p.node and p.phase == "Running" and p.node != ctx.extra_node]
+    victims = running[: plan.doomed_pods]
+    version = int(rig.admin.get("/api/v1/pods", limit="1")["metadata"]["resourceVersion"])
+    started = time.monotonic()
+    cut = rig.proxy.cut(mode, plan.cut_s, expired_below=version)
+    for pod in (*doomed, *victims):
+        rig.admin.delete(f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}")
+        ctx.deleted.add(pod.uid)
+    rig.admin.delete(f"/api/v1/nodes/{ctx.extra_node}")
+    time.sleep(max(plan.cut_s - (time.monotonic() - started), 0.0))
+    ctx.note(
+        f"{cut} connections cut for {plan.cut_s:g} s; meanwhile deleted {len(doomed)} pending "
+        f"pods, {len(victims)} running pods and node {ctx.extra_node}"
+    )
+
+
+def watch_disconnect(ctx: FaultContext) -> None:
+    """The operator's connections (watches too) closed, new ones refused for a while."""
+    _cut(ctx, CutMode.DISCONNECT)
+
+
+def watch_expired(ctx: FaultContext) -> None:
+    """The operator's watches ended with 410 Gone, connections refused for a while."""
+    _cut(ctx, CutMode.EXPIRE)
+
+
+def prepare_node(ctx: FaultContext) -> None:
+    """The extra node the bindings will be on their way to."""
+    ctx.add_node(ctx.extra_node)
+
+
+def node_deleted_mid_binding(ctx: FaultContext) -> None:
+    """A node deleted while bindings to it are held back (on their way) by the proxy."""
+    rig, plan, node = ctx.rig, ctx.plan, ctx.extra_node
+    rig.proxy.delay_bindings(plan.binding_delay_s)
+    try:
+
+        def held() -> int | None:
+            return sum(1 for b in rig.proxy.held_bindings() if b.node == node) or None
+
+        try:
+            in_flight = wait_for(f"a binding to {node} on its way", held, 30, 0.05)
+        except DevClusterError:
+            in_flight = 0
+        rig.admin.delete(f"/api/v1/nodes/{node}")
+        time.sleep(plan.binding_delay_s + 0.5)
+    finally:
+        rig.proxy.delay_bindings(0)
+    ctx.note(
+        f"bindings held {plan.binding_delay_s:g} s each; {node} deleted with "
+        f"{in_flight} bindings to it on their way"
+    )

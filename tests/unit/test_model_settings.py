@@ -32,7 +32,7 @@ def _missing(tmp_path: Path) -> Path:
     ("make", "problem"),
     [(_missing, "no such checkpoint file"), (_corrupt, "not a readable checkpoint")],
 )
-@pytest.mark.parametrize("policy", ["dqn", "hybrid"])
+@pytest.mark.parametrize("policy", ["dqn", "hybrid", "hybrid-reserve"])
 def test_an_unusable_model_refuses_to_start_naming_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], make: object, problem: str, policy: str
 ) -> None:

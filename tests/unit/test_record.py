@@ -39,8 +39,24 @@ def test_every_saved_results_file_loads() -> None:
 
 
 def test_a_fresh_record_has_the_keys_of_the_saved_ones(fresh: RunSummary) -> None:
-    newest = json.loads((RESULTS / "hybrid-philly-eval.json").read_text())["runs"][0]
+    newest = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"][0]
     assert _shape(fresh.to_json()) == _shape(newest)
+
+
+def test_records_older_than_the_prediction_error_still_load() -> None:
+    old = json.loads((RESULTS / "hybrid-philly-eval.json").read_text())["runs"][0]
+    assert "prediction_error" not in old
+    assert RunSummary.from_json(old).prediction_error == {}
+
+
+def test_a_malformed_prediction_error_is_named() -> None:
+    saved = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"]
+    record = next(r for r in saved if r["prediction_error"])
+    kind = next(iter(record["prediction_error"]))
+    source = next(iter(record["prediction_error"][kind]))
+    record["prediction_error"][kind][source]["count"] = "many"
+    with pytest.raises(RecordError, match=f"prediction_error.{kind}.{source}.count: not a number"):
+        RunSummary.from_json(record)
 
 
 def test_json_round_trip_keeps_every_value(fresh: RunSummary) -> None:

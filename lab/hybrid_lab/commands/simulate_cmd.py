@@ -20,7 +20,12 @@ from hybrid_lab.plots import completion_figure, fairness_figure, utilisation_fig
 from hybrid_operator.commands.arguments import UsageError, output_dir, output_file, write_output
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.report.record import RunSummary
-from hybrid_policy.report.table import namespace_table, queueing_table, table2
+from hybrid_policy.report.table import (
+    namespace_table,
+    prediction_table,
+    queueing_table,
+    table2,
+)
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import Scenario
@@ -157,10 +162,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_tables(records: list[RunSummary]) -> None:
-    """Table 2's shape, then queueing and fairness, then per-namespace figures."""
-    for table in (table2, queueing_table, namespace_table):
-        print()
-        print(table(records))
+    """Table 2's shape, then queueing and fairness, then per-namespace figures, then the
+    run-time prediction errors of policies that predict."""
+    for table in (table2, queueing_table, namespace_table, prediction_table):
+        text = table(records)
+        if text:
+            print()
+            print(text)
 
 
 def write_figures(records: list[RunSummary], directory: Path) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from hybrid_policy.constraints import NO_CONSTRAINTS
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.nomination import Nomination
 from hybrid_policy.framework.paths import PassPath
 from hybrid_policy.framework.plugins import Conditional, FilterPlugin, ScorePlugin
 from hybrid_policy.framework.shares import namespace_share
@@ -80,6 +81,8 @@ class Decision:
     runners_up: tuple[tuple[str, float], ...] = ()
     namespace_share: float | None = None
     node_row: int = -1
+    #: For a pod left pending by a reserving arbitrator: the node held for it.
+    nomination: Nomination | None = None
 
     @property
     def placed(self) -> bool:
@@ -236,9 +239,13 @@ class BatchCycle:
         self.decisions.append(decision)
         return decision
 
-    def reject(self, pod: PendingPod, status: Status) -> Decision:
-        """Record that ``pod`` stays pending, and why."""
-        decision = Decision(pod=pod, node=None, status=status, pass_path=self.pass_path)
+    def reject(
+        self, pod: PendingPod, status: Status, nomination: Nomination | None = None
+    ) -> Decision:
+        """Record that ``pod`` stays pending, and why (and the node held for it, if any)."""
+        decision = Decision(
+            pod=pod, node=None, status=status, pass_path=self.pass_path, nomination=nomination
+        )
         self.decisions.append(decision)
         return decision
 

@@ -55,6 +55,10 @@ class ClusterSnapshot:
             for name, amount in node.allocatable.items():
                 if name in self.index:
                     self.allocatable[i, self.index[name]] = amount
+        self._schedulable: BoolArray = np.array(
+            [x.ready and not x.unschedulable for x in self.nodes], dtype=bool
+        )
+        self._total: FloatArray = self.allocatable[self._schedulable].sum(axis=0)
         self.requested: FloatArray = np.zeros((n, r))
         self.pod_count: IntArray = np.zeros(n, dtype=np.int64)
         self.max_pods: IntArray = np.array([x.max_pods for x in self.nodes], dtype=np.int64)
@@ -86,8 +90,7 @@ class ClusterSnapshot:
     @property
     def total_allocatable(self) -> FloatArray:
         """Cluster-wide allocatable per resource (schedulable nodes only)."""
-        usable = np.array([x.ready and not x.unschedulable for x in self.nodes], dtype=bool)
-        total: FloatArray = self.allocatable[usable].sum(axis=0)
+        total: FloatArray = self._total.copy()
         return total
 
     def weight_of(self, namespace: str) -> float:

@@ -93,6 +93,13 @@ class RunSummary:
     events_per_s: float
     wall_s: float
     end_time_s: float
+    #: Run-time prediction errors per kind (``duration``, ``remaining``) and source
+    #: (``progress``, ``user-estimate``, ``history``, ``prior``): ``count``,
+    #: ``mean_abs_error_s``, ``median_abs_relative_error``, ``median_ratio``. Empty for
+    #: policies that predict nothing (and in records older than it).
+    prediction_error: dict[str, dict[str, dict[str, float]]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``simulate --json`` writes it (NaN stays NaN: the writer nulls it)."""
@@ -134,7 +141,16 @@ class RunSummary:
             events_per_s=r.number("events_per_s"),
             wall_s=r.number("wall_s"),
             end_time_s=r.number("end_time_s"),
+            prediction_error=r.prediction_errors("prediction_error"),
         )
+
+
+_PREDICTION_ERROR_FIELDS = (
+    "count",
+    "mean_abs_error_s",
+    "median_abs_relative_error",
+    "median_ratio",
+)
 
 
 class _Reader:
@@ -178,6 +194,18 @@ class _Reader:
             return {}
         part = self.part(key)
         return {str(name): part.number(name) for name in part.record}
+
+    def prediction_errors(self, key: str) -> dict[str, dict[str, dict[str, float]]]:
+        if key not in self.record:
+            return {}
+        kinds = self.part(key)
+        return {
+            str(kind): {
+                str(source): kinds.part(kind).part(source).fields(*_PREDICTION_ERROR_FIELDS)
+                for source in kinds.part(kind).record
+            }
+            for kind in kinds.record
+        }
 
     def shares(self, key: str) -> dict[str, float | None]:
         part = self.part(key)

@@ -113,4 +113,5 @@ def summarise(run: RunResult) -> RunSummary:
         events_per_s=run.events / run.wall_seconds if run.wall_seconds > 0 else 0.0,
         wall_s=run.wall_seconds,
         end_time_s=run.end_time_s,
+        prediction_error=run.prediction_errors,
     )

@@ -164,3 +164,43 @@ def _namespace_jct(namespace: str) -> Getter:
         return record.jct_by_namespace_s.get(namespace, float("nan"))
 
     return get
+
+
+def prediction_table(records: Sequence[Record]) -> str:
+    """Run-time prediction errors per kind and source, for policies that predict ("" when
+    none does): predictions per run, mean absolute error, median relative error, median
+    ratio of predicted to actual."""
+    header = [
+        "workload",
+        "policy",
+        "predicted",
+        "source",
+        "count/run",
+        "MAE min",
+        "median |rel err|",
+        "median pred/actual",
+    ]
+    rows = []
+    for (level, policy), rs in group(records).items():
+        kinds = {(k, s) for r in rs for k, by in r.prediction_error.items() for s in by}
+        for kind, source in sorted(kinds):
+            rows.append(
+                [
+                    level,
+                    policy,
+                    kind,
+                    source,
+                    _cell(rs, _prediction(kind, source, "count"), 1.0, 0),
+                    _cell(rs, _prediction(kind, source, "mean_abs_error_s"), 1 / 60, 2),
+                    _cell(rs, _prediction(kind, source, "median_abs_relative_error"), 1.0, 2),
+                    _cell(rs, _prediction(kind, source, "median_ratio"), 1.0, 2),
+                ]
+            )
+    return _render(header, rows) if rows else ""
+
+
+def _prediction(kind: str, source: str, field: str) -> Getter:
+    def get(record: Record) -> float:
+        return record.prediction_error.get(kind, {}).get(source, {}).get(field, float("nan"))
+
+    return get

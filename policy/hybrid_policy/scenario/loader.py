@@ -18,10 +18,12 @@ from hybrid_policy.scenario.model import (
     MetricsSpec,
     NamespaceSpec,
     NodeGroup,
+    ProgressSpec,
     RuntimeDistribution,
     Scenario,
     TaskType,
     TraceSpec,
+    UserEstimateSpec,
 )
 
 #: The seed paper's Table 1, made precise (see docs/scenarios.md).
@@ -73,6 +75,8 @@ _TOP = {
     "workloads",
     "trace",
     "metrics",
+    "user_estimates",
+    "progress",
     "schedule_interval_s",
     "batch_size",
 }
@@ -124,6 +128,8 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
         workloads=workloads,
         trace=trace,
         metrics=_metrics(top) if top.has("metrics") else MetricsSpec(),
+        user_estimates=_user_estimates(top) if top.has("user_estimates") else None,
+        progress=_progress(top) if top.has("progress") else ProgressSpec(),
         schedule_interval_s=top.number("schedule_interval_s", 0.0, minimum=0.0),
         batch_size=top.integer("batch_size", 0, minimum=0),
         source=source,
@@ -283,6 +289,26 @@ def _metrics(top: FieldReader) -> MetricsSpec:
         scrape_interval_s=r.number("scrape_interval_s", 15.0, minimum=0, exclusive_minimum=True),
         delay_s=r.number("delay_s", 30.0, minimum=0.0),
         noise=r.number("noise", 0.02, minimum=0.0, maximum=1.0),
+    )
+
+
+def _user_estimates(top: FieldReader) -> UserEstimateSpec:
+    r = top.child("user_estimates")
+    r.check_keys({"sigma", "bias", "coverage"})
+    return UserEstimateSpec(
+        sigma=r.number("sigma", 0.5, minimum=0.0),
+        bias=r.number("bias", 1.0, minimum=0.0, exclusive_minimum=True),
+        coverage=r.number("coverage", 1.0, minimum=0.0, maximum=1.0),
+    )
+
+
+def _progress(top: FieldReader) -> ProgressSpec:
+    r = top.child("progress")
+    r.check_keys({"interval_s", "warmup_s", "noise"})
+    return ProgressSpec(
+        interval_s=r.number("interval_s", 60.0, minimum=0.0),
+        warmup_s=r.number("warmup_s", 60.0, minimum=0.0),
+        noise=r.number("noise", 0.05, minimum=0.0, maximum=1.0),
     )
 
 

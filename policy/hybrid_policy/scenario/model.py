@@ -102,6 +102,28 @@ class MetricsSpec:
 
 
 @dataclass(frozen=True)
+class UserEstimateSpec:
+    """Run-time estimates users put on their pods: the true run time times
+    ``bias * exp(sigma * Z)``, Z standard normal, on a ``coverage`` fraction of jobs."""
+
+    sigma: float = 0.5
+    bias: float = 1.0
+    coverage: float = 1.0
+
+
+@dataclass(frozen=True)
+class ProgressSpec:
+    """Progress reports of running pods (fraction of work done), as a training job's
+    step counter gives them: every ``interval_s`` once a pod has run ``warmup_s``, with
+    additive Gaussian noise of standard deviation ``noise`` (clipped to [0, 1])."""
+
+    #: 0: pods report no progress.
+    interval_s: float = 60.0
+    warmup_s: float = 60.0
+    noise: float = 0.05
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything needed to replay one experiment."""
 
@@ -114,6 +136,9 @@ class Scenario:
     workloads: Mapping[str, float]
     trace: TraceSpec | None = None
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    #: None: pods carry no run-time estimate.
+    user_estimates: UserEstimateSpec | None = None
+    progress: ProgressSpec = field(default_factory=ProgressSpec)
     #: 0 runs a scheduling pass on every event; otherwise every this many seconds.
     schedule_interval_s: float = 0.0
     #: Largest batch one pass takes from the queue (0: no limit).

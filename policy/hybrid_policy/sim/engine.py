@@ -28,6 +28,7 @@ from hybrid_policy.resources import GPU
 from hybrid_policy.scenario.jobs import Job
 from hybrid_policy.scenario.workload import Workload
 from hybrid_policy.sim.accounting import Accounting
+from hybrid_policy.sim.information import PredictionFeed, user_estimates
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
 from hybrid_policy.sim.waiting import WaitingPods
@@ -84,9 +85,18 @@ class Simulation:
         self.stop_s = workload.horizon_s * drain_factor if workload.horizon_s > 0 else float("inf")
         self.progress = progress
         n = len(self.jobs)
+        #: What each job's user estimated its run time to be (None: no estimate).
+        self.estimates = user_estimates(self.jobs, scenario.user_estimates, seed)
+        self.feed = (
+            PredictionFeed(policy.predictor, scenario, seed)
+            if policy.predictor is not None
+            else None
+        )
         self.start_s = np.full(n, np.nan)
         self.end_s = np.full(n, np.nan)
-        self.pods: list[PendingPod] = [self._pod(j) for j in self.jobs]
+        self.pods: list[PendingPod] = [
+            self._pod(j, e) for j, e in zip(self.jobs, self.estimates, strict=True)
+        ]
         self.by_uid = {p.uid: i for i, p in enumerate(self.pods)}
         self.usage: list[FloatArray] = [
             self._usage_vector(j, p) for j, p in zip(self.jobs, self.pods, strict=True)
@@ -104,7 +114,8 @@ class Simulation:
         self.decision_seconds = 0.0
         self.pods_decided = self.pods_placed = self.passes = self.event_count = self.preemptions = 0
 
-    def _pod(self, job: Job) -> PendingPod:
+    def _pod(self, job: Job, estimate: float | None) -> PendingPod:
+        """The job's pod; only a clairvoyant policy is told its true run time."""
         return PendingPod(
             namespace=job.namespace,
             name=f"{job.task_type}-{job.job_id}",
@@ -112,7 +123,7 @@ class Simulation:
             requests=job.requests,
             created_at_s=job.submit_s,
             task_type=job.task_type,
-            expected_runtime_s=job.runtime_s if self.policy.preemptive else None,
+            expected_runtime_s=job.runtime_s if self.policy.clairvoyant else estimate,
         )
 
     def _usage_vector(self, job: Job, pod: PendingPod) -> FloatArray:
@@ -170,6 +181,8 @@ class Simulation:
             self.pending_demand += self.snapshot.request_vector(self.pods[job])
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == COMPLETION:
+            if self.feed is not None:
+                self.feed.finished(self.pods[job].uid, at_s)
             self._stop(job, at_s)
             self.end_s[job] = at_s
             self.accounting.leave(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
@@ -186,8 +199,10 @@ class Simulation:
         if not self.waiting:
             return
         snap = self.snapshot
+        if self.feed is not None and self.feed.due(now_s):
+            self.feed.report(now_s, self._running_times())
         probe = BatchCycle(self.profile, snap, self.rng, explain=False)
-        batch = self.waiting.candidates(probe.fit_count)
+        batch = self.waiting.candidates(probe.fit_count, self.policy.queue_heads)
         if not batch:
             return
         if self.batch_limit is not None and len(batch) > self.batch_limit:
@@ -220,6 +235,9 @@ class Simulation:
             self.start_s[job] = now_s
         perf = self.snapshot.performance[node]
         self._push(now_s + remaining * 100.0 / perf, COMPLETION, job, version)
+        if self.feed is not None:
+            name = self.snapshot.nodes[node].name
+            self.feed.started(self.pods[job], name, float(perf), remaining * 100.0 / perf, now_s)
         request = self.snapshot.request_vector(self.pods[job])
         self.accounting.start(self.ns_index[spec.namespace], spec.gpus, request)
         self.signal.change(now_s, node, self.usage[job], request)
@@ -242,6 +260,8 @@ class Simulation:
         plan = self._planning_snapshot()
         batch = [
             replace(pod, expected_runtime_s=self._remaining(self.by_uid[pod.uid], now_s))
+            if self.policy.clairvoyant
+            else pod
             for pod in (*self.waiting.all(), *(self.pods[job] for job in self.running))
         ]
         plan.now_s = now_s
@@ -266,6 +286,17 @@ class Simulation:
             self.snapshot.assume(self.pods[job], node)
             self._start(job, node, now_s)
         self.pods_placed += len(starting)
+
+    def _running_times(self) -> dict[str, tuple[float, float]]:
+        """Each running pod's start and true run time on its node (progress reports only)."""
+        perf = self.snapshot.performance
+        return {
+            self.pods[job].uid: (
+                run.since_s,
+                float(self.remaining_work_s[job]) * 100.0 / float(perf[run.node]),
+            )
+            for job, run in self.running.items()
+        }
 
     def _remaining(self, job: int, now_s: float) -> float:
         run = self.running.get(job)
@@ -324,6 +355,7 @@ class Simulation:
             preemptions=self.preemptions,
             wall_seconds=wall_s,
             end_time_s=end_s,
+            prediction_errors=self.feed.error_table() if self.feed is not None else {},
         )
 
 

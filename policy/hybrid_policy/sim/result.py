@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -50,3 +50,7 @@ class RunResult:
     preemptions: int
     wall_seconds: float
     end_time_s: float
+    #: Per kind (``duration``, ``remaining``) and prediction source: count, mean absolute
+    #: error (s), median relative error, median ratio. Empty for policies that predict
+    #: nothing.
+    prediction_errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)

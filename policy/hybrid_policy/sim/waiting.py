@@ -43,15 +43,19 @@ class WaitingPods:
         keys.insert(at, key)
         self._count += 1
 
-    def candidates(self, fit_count: Callable[[PendingPod], int]) -> list[PendingPod]:
-        """The head of each group, as long as its signature could still fit."""
+    def candidates(
+        self, fit_count: Callable[[PendingPod], int], at_least: int = 0
+    ) -> list[PendingPod]:
+        """The head of each group, as long as its signature could still fit, and at least
+        the first ``at_least`` pods of every group (a reserving policy reserves nodes for
+        pods that fit nowhere yet)."""
         limits: dict[tuple[object, ...], int] = {}
         out: list[PendingPod] = []
         for (signature, _), pods in self._groups.items():
             limit = limits.get(signature)
             if limit is None:
                 limit = limits[signature] = fit_count(pods[0])
-            out.extend(pods[:limit])
+            out.extend(pods[: max(limit, at_least)])
         return out
 
     def remove(self, pods: Iterable[PendingPod]) -> None:

@@ -1,0 +1,258 @@
+"""Reservation and backfill: the sticky rule, what backfill may use, EASY against
+conservative, and the ageing rule; predictions here are exact (user estimates)."""
+
+import dataclasses
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from builders import make_node, make_pod
+from hybrid_policy.domain import Namespace, PendingPod
+from hybrid_policy.framework.cycle import Decision
+from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.plugins.scores import binpack_scorer
+from hybrid_policy.policies import Policy, reserving_policy
+from hybrid_policy.prediction import PredictionSource
+from hybrid_policy.reservation import BackfillMode, ReservationSettings
+
+NAMESPACES = [Namespace("team-a"), Namespace("team-b"), Namespace("team-c")]
+
+
+def _pod(name: str, gpus: int, run_s: float, ns: str = "team-a", at: float = 0.0) -> PendingPod:
+    pod = make_pod(name, gpus=gpus, cpu=gpus, memory_gib=gpus, namespace=ns, created_at_s=at)
+    return dataclasses.replace(pod, expected_runtime_s=run_s)
+
+
+class Cluster:
+    """Nodes of 8 GPUs, pods running on them, and a reserving policy fed like a driver."""
+
+    def __init__(self, nodes: int, mode: BackfillMode, **settings: float) -> None:
+        self.snapshot = ClusterSnapshot([make_node(f"n{i}") for i in range(nodes)], NAMESPACES)
+        scorers = [(binpack_scorer(), 1.0)]
+        # Backfill takes predicted durations at face value unless a test says otherwise.
+        settings = {"backfill_factor": 1.0, **settings}
+        config = ReservationSettings(mode=mode, **settings)  # type: ignore[arg-type]
+        self.policy: Policy = reserving_policy("test", scorers, config)
+        assert self.policy.predictor is not None
+        self.predictor = self.policy.predictor
+        self.rng = np.random.default_rng(0)
+
+    def run(self, pod: PendingPod, node: int, since_s: float = 0.0) -> None:
+        self.snapshot.assume(pod, node)
+        self.predictor.started(pod, f"n{node}", since_s, 100.0)
+
+    def schedule(self, batch: list[PendingPod], now_s: float) -> dict[str, Decision]:
+        self.snapshot.now_s = now_s
+        decisions = self.policy.profile.schedule_batch(batch, self.snapshot, self.rng)
+        for d in decisions:
+            if d.placed:
+                self.predictor.started(d.pod, str(d.node), now_s, 100.0)
+        return {d.pod.name: d for d in decisions}
+
+
+def test_the_pod_whose_turn_it_is_reserves_the_node_where_it_starts_earliest() -> None:
+    cluster = Cluster(2, BackfillMode.EASY)
+    cluster.run(_pod("a", 8, 2000.0), 0)
+    cluster.run(_pod("b", 8, 1000.0), 1)
+    wide = cluster.schedule([_pod("wide", 8, 600.0)], now_s=0.0)["wide"]
+    assert not wide.placed and wide.nomination is not None
+    assert (wide.nomination.node, wide.nomination.predicted_start_s) == ("n1", 1000.0)
+    assert wide.nomination.source is PredictionSource.USER_ESTIMATE
+    assert wide.nomination.queue_position == 0
+
+
+def test_a_reservation_sticks_unless_another_node_starts_it_clearly_earlier() -> None:
+    cluster = Cluster(2, BackfillMode.EASY, switch_margin_s=60.0)
+    cluster.run(_pod("a", 8, 1000.0), 0)
+    b = _pod("b", 8, 2000.0)
+    cluster.run(b, 1)
+    wide = _pod("wide", 8, 600.0)
+    assert cluster.schedule([wide], 0.0)["wide"].nomination.node == "n0"  # type: ignore[union-attr]
+    # b now reports progress that puts its end at 990 s: earlier, but within the margin.
+    cluster.predictor.progress(b.uid, 100.0 / 990.0, 100.0)
+    kept = cluster.schedule([wide], 100.0)["wide"].nomination
+    assert kept is not None and (kept.node, kept.predicted_start_s) == ("n0", 1000.0)
+    # ... then progress that puts it at 500 s: an earlier start has appeared.
+    cluster.predictor.progress(b.uid, 1.0, 200.0)
+    cluster.predictor.running[b.uid].progress_ee = 200.0**2
+    cluster.predictor.running[b.uid].progress_ef = 200.0 * 200.0 / 500.0
+    moved = cluster.schedule([wide], 200.0)["wide"].nomination
+    assert moved is not None and (moved.node, moved.predicted_start_s) == ("n1", 500.0)
+
+
+def _half_full(mode: BackfillMode) -> Cluster:
+    """n0: 4 GPUs free, the other 4 busy until 1000 s; n1: full until 5000 s."""
+    cluster = Cluster(2, mode)
+    cluster.run(_pod("a", 4, 1000.0), 0)
+    cluster.run(_pod("b", 8, 5000.0), 1)
+    return cluster
+
+
+def test_easy_backfill_uses_the_reserved_node_only_before_the_reserved_start() -> None:
+    cluster = _half_full(BackfillMode.EASY)
+    batch = [_pod("wide", 8, 600.0, at=0.0), _pod("long", 4, 2000.0, at=1.0)]
+    batch.append(_pod("short", 4, 900.0, at=2.0))
+    decisions = cluster.schedule(batch, 0.0)
+    assert decisions["wide"].nomination is not None
+    assert decisions["wide"].nomination.node == "n0"
+    assert not decisions["long"].placed  # would still run at 1000 s, when wide starts
+    assert decisions["short"].node == "n0"  # done by 900 s
+
+
+def test_an_optimistic_backfill_factor_lets_longer_pods_use_the_reserved_node() -> None:
+    cluster = _half_full(BackfillMode.EASY)
+    cluster.policy.profile.arbitrator.settings = ReservationSettings(backfill_factor=0.5)  # type: ignore[attr-defined]
+    batch = [_pod("wide", 8, 600.0, at=0.0), _pod("long", 4, 2000.0, at=1.0)]
+    decisions = cluster.schedule(batch, 0.0)
+    assert decisions["wide"].nomination is not None
+    assert decisions["long"].node == "n0"  # counted as 1000 s: ends at the reserved start
+
+
+def test_without_backfill_the_reserved_node_is_closed_to_every_other_pod() -> None:
+    cluster = _half_full(BackfillMode.RESERVE)
+    batch = [_pod("wide", 8, 600.0, at=0.0), _pod("short", 4, 900.0, at=2.0)]
+    decisions = cluster.schedule(batch, 0.0)
+    assert decisions["wide"].nomination is not None
+    assert not decisions["short"].placed
+
+
+def test_backfill_may_share_the_reserved_node_where_both_fit() -> None:
+    cluster = Cluster(1, BackfillMode.EASY)
+    cluster.run(_pod("a", 4, 1000.0), 0)
+    batch = [_pod("wide", 6, 600.0, at=0.0), _pod("small", 2, 5000.0, at=1.0)]
+    decisions = cluster.schedule(batch, 0.0)
+    assert decisions["wide"].nomination is not None
+    assert decisions["small"].placed  # 2 + 6 GPUs fit at 1000 s
+
+
+def _two_wide(mode: BackfillMode) -> dict[str, Decision]:
+    """Two wide pods wait; n0 frees at 1000 s, n1 has 4 GPUs free and the rest at 2000 s,
+    n2 is full until 3000 s; a long 4-GPU pod fits now only on n1."""
+    cluster = Cluster(3, mode)
+    cluster.run(_pod("a", 8, 1000.0, "team-c"), 0)
+    cluster.run(_pod("b", 4, 2000.0, "team-c"), 1)
+    cluster.run(_pod("c", 8, 3000.0, "team-c"), 2)
+    batch = [
+        _pod("wide-1", 8, 2000.0, "team-a", at=0.0),
+        _pod("wide-2", 8, 2000.0, "team-b", at=1.0),
+        _pod("long", 4, 5000.0, "team-c", at=2.0),
+    ]
+    return cluster.schedule(batch, 0.0)
+
+
+def test_easy_holds_one_reservation_and_conservative_one_per_waiting_pod() -> None:
+    easy = _two_wide(BackfillMode.EASY)
+    held = [d for d in easy.values() if d.nomination is not None]
+    assert [d.pod.name for d in held] == ["wide-1"]
+    assert easy["long"].node == "n1"  # delays no reservation EASY holds
+    conservative = _two_wide(BackfillMode.CONSERVATIVE)
+    nominations = {
+        name: (d.nomination.node, d.nomination.predicted_start_s, d.nomination.queue_position)
+        for name, d in conservative.items()
+        if d.nomination is not None
+    }
+    # The long pod would delay wide-2: it waits, with a reservation of its own.
+    assert nominations == {
+        "wide-1": ("n0", 1000.0, 0),
+        "wide-2": ("n1", 2000.0, 1),
+        "long": ("n0", 3000.0, 2),
+    }
+
+
+def test_conservative_reservations_are_bounded() -> None:
+    cluster = Cluster(1, BackfillMode.CONSERVATIVE, max_reservations=2)
+    cluster.run(_pod("a", 8, 1000.0), 0)
+    batch = [_pod(f"w{i}", 8, 600.0, at=float(i)) for i in range(4)]
+    decisions = cluster.schedule(batch, 0.0)
+    starts = [d.nomination.predicted_start_s for d in decisions.values() if d.nomination]
+    assert starts == [1000.0, 1600.0]
+
+
+def test_an_aged_pod_goes_before_the_fair_order() -> None:
+    def first_placed(now_s: float) -> str:
+        cluster = Cluster(1, BackfillMode.EASY, max_wait_s=3600.0)
+        cluster.run(_pod("big", 7, 9000.0, "team-a"), 0)  # team-a holds most of the cluster
+        batch = [_pod("old", 1, 60.0, "team-a", at=0.0), _pod("new", 1, 60.0, "team-b", at=50.0)]
+        placed = [d.pod.name for d in cluster.schedule(batch, now_s).values() if d.placed]
+        assert len(placed) == 1
+        return placed[0]
+
+    assert first_placed(now_s=3000.0) == "new"  # team-b holds nothing: its turn
+    assert first_placed(now_s=3600.0) == "old"  # waited an hour: it goes first
+
+
+def test_an_aged_pod_that_fits_nowhere_takes_the_reservation() -> None:
+    cluster = Cluster(1, BackfillMode.EASY, max_wait_s=3600.0)
+    cluster.run(_pod("big", 8, 1000.0, "team-a"), 0)
+    batch = [_pod("old", 8, 60.0, "team-a", at=0.0), _pod("new", 8, 60.0, "team-b", at=3000.0)]
+    decisions = cluster.schedule(batch, now_s=3600.0)
+    assert decisions["old"].nomination is not None
+    assert decisions["new"].nomination is None
+
+
+RUNNING = st.lists(
+    st.tuples(st.sampled_from([1, 2, 4]), st.floats(10.0, 5000.0)), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mode=st.sampled_from([BackfillMode.EASY, BackfillMode.CONSERVATIVE]),
+    running=st.lists(RUNNING, min_size=3, max_size=3),
+    wide_s=st.floats(10.0, 5000.0),
+    pending=st.lists(
+        st.tuples(st.sampled_from([1, 2, 4, 8]), st.floats(10.0, 8000.0)), max_size=12
+    ),
+)
+def test_backfill_never_delays_a_reserved_start_under_exact_predictions(
+    mode: BackfillMode,
+    running: list[list[tuple[int, float]]],
+    wide_s: float,
+    pending: list[tuple[int, float]],
+) -> None:
+    cluster = Cluster(3, mode)
+    ends: dict[str, float] = {}
+    for node, pods in enumerate(running):
+        busy = 0
+        for i, (gpus, run_s) in enumerate(pods):
+            if busy + gpus <= 8:
+                pod = _pod(f"r{node}-{i}", gpus, run_s, "team-c")
+                cluster.run(pod, node)
+                ends[pod.name] = run_s
+                busy += gpus
+    batch = [_pod("wide", 8, wide_s, "team-a", at=-1.0)]
+    batch += [_pod(f"p{i}", g, s, "team-b", at=float(i)) for i, (g, s) in enumerate(pending)]
+    decisions = cluster.schedule(batch, now_s=0.0)
+    ends.update(
+        {d.pod.name: float(d.pod.expected_runtime_s or 0.0) for d in decisions.values() if d.placed}
+    )
+    held = [d for d in decisions.values() if d.nomination is not None]
+    assert decisions["wide"].nomination is not None
+    snapshot = cluster.snapshot
+    for d in held:
+        nomination = d.nomination
+        assert nomination is not None
+        start = nomination.predicted_start_s
+        row = nomination.node_row
+        # What is on the node at the reserved start, by the exact run times...
+        used = np.zeros(len(snapshot.resources))
+        for name, p in _pods_on(cluster, row).items():
+            if ends[name] > start + 1e-6:  # ends equal to the start up to rounding leave room
+                used += snapshot.request_vector(p)
+        # ... and the reservations ahead of this one that are under way then.
+        for other in held:
+            o = other.nomination
+            assert o is not None
+            ahead = o.queue_position < nomination.queue_position and o.node_row == row
+            run_s = float(other.pod.expected_runtime_s or 0.0)
+            if ahead and o.predicted_start_s <= start < o.predicted_start_s + run_s:
+                used += snapshot.request_vector(other.pod)
+        room = snapshot.allocatable[row] - used - snapshot.request_vector(d.pod)
+        assert np.all(room >= -1e-9), (d.pod.name, start, room)
+
+
+def _pods_on(cluster: Cluster, row: int) -> dict[str, PendingPod]:
+    return {
+        run.pod.name: run.pod for run in cluster.predictor.running.values() if run.node == f"n{row}"
+    }

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from hybrid_operator.k8s.problems import Conversion
 from hybrid_policy.constraints import NO_CONSTRAINTS, PlacementConstraints
-from hybrid_policy.domain import NodeInfo, PendingPod, Taint, Toleration
+from hybrid_policy.domain import Gang, NodeInfo, PendingPod, Taint, Toleration
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 
 
@@ -50,6 +50,7 @@ def make_pod(
     extra: Mapping[str, int] | None = None,
     labels: Mapping[str, str] | None = None,
     constraints: PlacementConstraints = NO_CONSTRAINTS,
+    gang: Gang | None = None,
 ) -> PendingPod:
     requests = {CPU: cpu * 1000, MEMORY: memory_gib * GIB, GPU: gpus, **(extra or {})}
     return PendingPod(
@@ -63,6 +64,7 @@ def make_pod(
         node_selector=dict(node_selector or {}),
         labels=dict(labels or {}),
         constraints=constraints,
+        gang=gang,
     )
 
 

@@ -74,6 +74,16 @@ class NodeInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Gang:
+    """Pods that are useless alone (the workers of one distributed training job): at
+    least ``min_member`` of them run together or none does. ``name`` is unique within the
+    pods' namespace (a PodGroup's name, or the job's)."""
+
+    name: str
+    min_member: int
+
+
+@dataclass(frozen=True, slots=True)
 class PendingPod:
     """A pod waiting for a node.
 
@@ -82,6 +92,7 @@ class PendingPod:
     ``task_type`` and ``expected_runtime_s`` are hints; ``None`` when unknown.
     ``labels`` are the pod's own (what other pods' affinity terms and spread constraints
     select); ``constraints`` are its affinity, spread, host ports and refusals.
+    ``gang`` names the gang the pod belongs to, if any.
     """
 
     namespace: str
@@ -96,6 +107,7 @@ class PendingPod:
     expected_runtime_s: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     constraints: PlacementConstraints = NO_CONSTRAINTS
+    gang: Gang | None = None
     #: What decides feasibility: pods with equal signatures fit exactly the same nodes
     #: (once placed pods' anti-affinity may select them, their labels and namespace too:
     #: ``BatchCycle.feasibility_key``).
@@ -118,6 +130,11 @@ class PendingPod:
     def key(self) -> str:
         """``namespace/name``, as kubectl prints it."""
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def gang_key(self) -> tuple[str, str] | None:
+        """``(namespace, gang name)`` of the pod's gang, or None for a pod alone."""
+        return None if self.gang is None else (self.namespace, self.gang.name)
 
 
 @dataclass(frozen=True, slots=True)

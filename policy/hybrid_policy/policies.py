@@ -179,6 +179,7 @@ def _profile(
     queue_sort: QueueSortPlugin | None = None,
     arbitrator: Arbitrator | None = None,
     needs_utilisation: bool = False,
+    gang_aware: bool = False,
 ) -> SchedulingProfile:
     return SchedulingProfile(
         name=name,
@@ -187,6 +188,7 @@ def _profile(
         scorers=scorers,
         arbitrator=arbitrator or SequentialArbitrator(),
         needs_utilisation=needs_utilisation,
+        gang_aware=gang_aware,
     )
 
 
@@ -208,6 +210,14 @@ def binpack(rng: np.random.Generator) -> Policy:
     """Bin packing, GPUs weighted so that large jobs find whole free nodes."""
     scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
     return Policy("binpack", describe("binpack"), _profile("binpack", scorers))
+
+
+@register("binpack-gang", "binpack, and a gang's pods placed all at once or not at all")
+def binpack_gang(rng: np.random.Generator) -> Policy:
+    """Bin packing with the all-or-nothing rule for gangs (Coscheduling's promise)."""
+    scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
+    profile = _profile("binpack-gang", scorers, gang_aware=True)
+    return Policy("binpack-gang", describe("binpack-gang"), profile)
 
 
 @register("load-aware", "Trimaran TargetLoadPacking on live GPU (80%) and CPU (40%) utilisation")
@@ -243,7 +253,7 @@ def random_policy(rng: np.random.Generator) -> Policy:
 def srtf_oracle(rng: np.random.Generator) -> Policy:
     """Lower-bound proxy: re-plans every pod on each event, shortest remaining first."""
     scorers: list[tuple[ScorePlugin, float]] = [(NodePerformance(), 1.0)]
-    profile = _profile("srtf-oracle", scorers, queue_sort=ShortestRemainingFirst())
+    profile = _profile("srtf-oracle", scorers, queue_sort=ShortestRemainingFirst(), gang_aware=True)
     return Policy(
         "srtf-oracle", describe("srtf-oracle"), profile, preemptive=True, clairvoyant=True
     )
@@ -255,7 +265,7 @@ def game(rng: np.random.Generator) -> Policy:
     from hybrid_policy.game import GameArbitrator  # imports cvxpy: only when asked for
 
     scorers: list[tuple[ScorePlugin, float]] = [(binpack_scorer(), 1.0)]
-    profile = _profile("game", scorers, arbitrator=GameArbitrator())
+    profile = _profile("game", scorers, arbitrator=GameArbitrator(), gang_aware=True)
     return Policy("game", describe("game"), profile)
 
 
@@ -295,7 +305,9 @@ def hybrid_policy(model: ModelOptions) -> Policy:
         (scorer, 1.0),
         (binpack_scorer(), HYBRID_BINPACK_WEIGHT),
     ]
-    profile = _profile("hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True)
+    profile = _profile(
+        "hybrid", scorers, arbitrator=GameArbitrator(), needs_utilisation=True, gang_aware=True
+    )
     return Policy("hybrid", describe("hybrid"), profile, fallback=fallback)
 
 
@@ -326,7 +338,9 @@ def reserving_policy(
     """Fair order, reservation and backfill with run-time predictions (docs/reservation.md)."""
     predictor = RuntimePredictor()
     arbitrator = ReservingArbitrator(predictor, settings)
-    profile = _profile(name, scorers, arbitrator=arbitrator, needs_utilisation=needs_utilisation)
+    profile = _profile(
+        name, scorers, arbitrator=arbitrator, needs_utilisation=needs_utilisation, gang_aware=True
+    )
     description = describe(name) if name in _REGISTRY else name
     return Policy(name, description, profile, predictor=predictor, queue_heads=settings.bound)
 

@@ -38,9 +38,23 @@ def test_every_saved_results_file_loads() -> None:
         assert [r.seed for r in load_records([path])] == [int(r["seed"]) for r in runs], path
 
 
+#: Fields added after the newest saved results (their defaults stand in for them there).
+NEWER_THAN_SAVED = ("gang_jobs", "idle_gang_gpu_hours")
+
+
 def test_a_fresh_record_has_the_keys_of_the_saved_ones(fresh: RunSummary) -> None:
     newest = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"][0]
-    assert _shape(fresh.to_json()) == _shape(newest)
+    record = {k: v for k, v in fresh.to_json().items() if k not in NEWER_THAN_SAVED}
+    assert _shape(record) == _shape(newest)
+    assert list(fresh.to_json())[-len(NEWER_THAN_SAVED) :] == list(NEWER_THAN_SAVED)
+
+
+def test_records_older_than_gangs_load_with_no_gangs() -> None:
+    old = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"][0]
+    assert "gang_jobs" not in old
+    loaded = RunSummary.from_json(old)
+    assert (loaded.gang_jobs, loaded.idle_gang_gpu_hours) == (0, 0.0)
+    assert RunSummary.from_json(loaded.to_json()) == loaded
 
 
 def test_records_older_than_the_prediction_error_still_load() -> None:

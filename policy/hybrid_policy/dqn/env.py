@@ -103,7 +103,7 @@ class LearningActor:
         """Start an episode on ``sim``."""
         self.sim = sim
         self.runtime_s = {
-            pod.uid: job.runtime_s for pod, job in zip(sim.pods, sim.jobs, strict=True)
+            pod.uid: sim.jobs[job].runtime_s for pod, job in zip(sim.pods, sim.job_of, strict=True)
         }
         self.reward_scale_s = reward_scale_s(sim)
         self._pending = None

@@ -239,6 +239,19 @@ class BatchCycle:
         self.decisions.append(decision)
         return decision
 
+    def mark(self) -> int:
+        """A point this pass can go back to with :meth:`rollback`."""
+        return len(self.decisions)
+
+    def rollback(self, mark: int) -> None:
+        """Take back every decision made since ``mark`` (placements unreserved)."""
+        for decision in self.decisions[mark:]:
+            if decision.placed:
+                self.profile.reserve.unreserve(decision.pod, self.snapshot)
+        del self.decisions[mark:]
+        # Capacity came back: a pod that fitted nowhere may fit now.
+        self._no_fit.clear()
+
     def reject(
         self, pod: PendingPod, status: Status, nomination: Nomination | None = None
     ) -> Decision:

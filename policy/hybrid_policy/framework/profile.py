@@ -13,6 +13,7 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, Decision
+from hybrid_policy.framework.gangs import settle_gangs
 from hybrid_policy.framework.plugins import (
     Arbitrator,
     FilterPlugin,
@@ -49,6 +50,9 @@ class SchedulingProfile:
     reserve: ReservePlugin = field(default_factory=AssumeInSnapshot)
     #: Whether scorers read live utilisation (the driver then fills it in).
     needs_utilisation: bool = False
+    #: Whether a gang is placed all at once or not at all (:mod:`.gangs`); otherwise its
+    #: pods are placed one by one, as kube-scheduler does without a gang plugin.
+    gang_aware: bool = False
 
     def schedule_batch(
         self,
@@ -61,12 +65,15 @@ class SchedulingProfile:
 
         Returns one decision per pod; placed pods are reserved in ``snapshot``. With
         ``explain`` off, pods that fit nowhere get a short status instead of the per-node
-        reason counts (the simulator does not read them).
+        reason counts (the simulator does not read them). A gang-aware profile places no
+        pod of a gang that this pass leaves short of its ``min_member``.
         """
         ordered = sorted(pods, key=self.queue_sort.sort_key)
         cycle = BatchCycle(self, snapshot, rng, explain)
         cycle.expect(ordered)
         self.arbitrator.arbitrate(ordered, cycle)
+        if self.gang_aware:
+            return settle_gangs(cycle, cycle.decisions)
         return cycle.decisions
 
     def unreserve(self, decision: Decision, snapshot: ClusterSnapshot) -> None:

@@ -10,6 +10,7 @@ see earlier reservations.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,8 @@ class ClusterSnapshot:
         self.placements: dict[str, int] = {}
         #: The placed pods themselves, for constraints between pods.
         self.occupancy = Occupancy(self.nodes)
+        #: Placed pods of each gang, by ``(namespace, gang name)``.
+        self.gang_members: Counter[tuple[str, str]] = Counter()
         self._static_masks: dict[tuple[object, ...], BoolArray] = {}
         self._request_vectors: dict[tuple[object, ...], FloatArray] = {}
 
@@ -149,6 +152,8 @@ class ClusterSnapshot:
         self.pod_count[node] += 1
         self.placements[pod.uid] = node
         self.occupancy.add(pod, node)
+        if pod.gang_key is not None:
+            self.gang_members[pod.gang_key] += 1
         alloc = self.namespace_allocated.get(pod.namespace)
         if alloc is None:
             alloc = self.namespace_allocated[pod.namespace] = np.zeros(len(self.resources))
@@ -164,6 +169,8 @@ class ClusterSnapshot:
         self.pod_count[node] -= 1
         self.namespace_allocated[pod.namespace] -= vec
         self.occupancy.remove(pod.uid)
+        if pod.gang_key is not None:
+            self.gang_members[pod.gang_key] -= 1
         return node
 
     def clear_placements(self) -> None:
@@ -173,6 +180,7 @@ class ClusterSnapshot:
         self.placements.clear()
         self.namespace_allocated.clear()
         self.occupancy.clear()
+        self.gang_members.clear()
 
     def set_utilisation(self, node: int, fractions: Mapping[str, float], age_s: float) -> None:
         """Record live utilisation for node row ``node``."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.framework.gangs import place_gangs
 from hybrid_policy.framework.paths import FallbackReason, PassPath, SolverPath
 from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.game.problem import DEFAULT_TOP_K, ContentionProblem, PodClass, build_problem
@@ -73,7 +74,9 @@ class GameArbitrator:
         self.program.settings = dataclasses.replace(self.program.settings, time_budget_s=budget)
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
-        """Commit or reject every pod of ``batch`` (already in queue order)."""
+        """Commit or reject every pod of ``batch`` (already in queue order); gangs first,
+        each whole or not at all, then the game over the single pods."""
+        batch = place_gangs(batch, cycle)
         classes = self.pod_classes(batch, cycle)
         if not classes:
             return

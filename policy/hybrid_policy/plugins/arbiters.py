@@ -4,7 +4,9 @@
 each to its best-scoring node. ``DrfArbitrator`` interleaves namespaces by weighted
 dominant resource share (Ghodsi et al., NSDI'11), as Volcano's and KAI's DRF plugins do:
 the namespace furthest below its share goes next; a pod that fits nowhere is skipped, so
-the pass stays work-conserving.
+the pass stays work-conserving. Both serve a gang as one unit, all of it or nothing
+(:mod:`hybrid_policy.framework.gangs`); a profile that is not gang-aware never sees one,
+since its batch is served pod by pod (each pod its own unit).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.framework.gangs import Unit, place_unit, units
 from hybrid_policy.framework.shares import weighted_dominant_share
 
 
@@ -36,9 +39,9 @@ class SequentialArbitrator:
         """Nothing to do: no decision here depends on wall time."""
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
-        """Place every pod of ``batch`` in order."""
-        for pod in batch:
-            place_best(pod, cycle)
+        """Place every pod of ``batch`` in order (a gang all at once, where it stands)."""
+        for unit in _units(batch, cycle):
+            place_unit(unit, cycle)
 
 
 class DrfArbitrator:
@@ -50,15 +53,23 @@ class DrfArbitrator:
         """Nothing to do: no decision here depends on wall time."""
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
-        """Repeatedly serve the head pod of the namespace with the lowest dominant share."""
-        queues: dict[str, deque[PendingPod]] = {}
-        for pod in batch:
-            queues.setdefault(pod.namespace, deque()).append(pod)
+        """Repeatedly serve the head unit (a pod, or a gang) of the namespace with the
+        lowest dominant share."""
+        queues: dict[str, deque[Unit]] = {}
+        for unit in _units(batch, cycle):
+            queues.setdefault(unit[0].namespace, deque()).append(unit)
         shares = {ns: weighted_dominant_share(cycle.snapshot, ns) for ns in queues}
         while queues:
             namespace = min(queues, key=lambda ns: (shares[ns], ns))
-            pod = queues[namespace].popleft()
+            unit = queues[namespace].popleft()
             if not queues[namespace]:
                 del queues[namespace]
-            if place_best(pod, cycle) and namespace in queues:
+            if place_unit(unit, cycle) and namespace in queues:
                 shares[namespace] = weighted_dominant_share(cycle.snapshot, namespace)
+
+
+def _units(batch: Sequence[PendingPod], cycle: BatchCycle) -> list[Unit]:
+    """Gangs as units when the profile is gang-aware; otherwise every pod alone."""
+    if cycle.profile.gang_aware:
+        return units(batch, cycle)
+    return [(pod,) for pod in batch]

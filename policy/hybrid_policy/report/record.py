@@ -100,6 +100,10 @@ class RunSummary:
     prediction_error: dict[str, dict[str, dict[str, float]]] = dataclasses.field(
         default_factory=dict
     )
+    #: Jobs that run as a gang of several pods (0 in records older than gangs).
+    gang_jobs: int = 0
+    #: GPU-hours held idle by bound pods of gangs not running yet (pod-by-pod placement).
+    idle_gang_gpu_hours: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``simulate --json`` writes it (NaN stays NaN: the writer nulls it)."""
@@ -142,6 +146,10 @@ class RunSummary:
             wall_s=r.number("wall_s"),
             end_time_s=r.number("end_time_s"),
             prediction_error=r.prediction_errors("prediction_error"),
+            gang_jobs=r.whole("gang_jobs") if "gang_jobs" in record else 0,
+            idle_gang_gpu_hours=(
+                r.number("idle_gang_gpu_hours") if "idle_gang_gpu_hours" in record else 0.0
+            ),
         )
 
 

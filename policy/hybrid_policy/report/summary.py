@@ -114,4 +114,6 @@ def summarise(run: RunResult) -> RunSummary:
         wall_s=run.wall_seconds,
         end_time_s=run.end_time_s,
         prediction_error=run.prediction_errors,
+        gang_jobs=int((run.members > 1).sum()),
+        idle_gang_gpu_hours=run.idle_gang_gpu_s / 3600.0,
     )

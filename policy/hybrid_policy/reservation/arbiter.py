@@ -20,6 +20,7 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
+from hybrid_policy.framework.gangs import place_gangs
 from hybrid_policy.framework.nomination import Nomination
 from hybrid_policy.framework.snapshot import BoolArray, FloatArray
 from hybrid_policy.framework.status import Code, Status
@@ -58,6 +59,9 @@ class ReservingArbitrator:
         pods = {pod.uid: pod for pod in batch}
         for uid in [uid for uid in self.book if uid not in pods]:
             del self.book[uid]
+        # Gangs are placed first, whole or not at all, and never on a reserved node.
+        held = {cycle.snapshot.node_index.get(h.node) for h in self.book.values()}
+        batch = place_gangs(batch, cycle, avoid={row for row in held if row is not None})
         settled = _Pass(self, cycle)
         holders = [pods[uid] for uid in self.book]
         for pod in holders:

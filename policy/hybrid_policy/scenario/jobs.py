@@ -1,7 +1,8 @@
 """Jobs to replay, and the cluster they run on, generated from a scenario.
 
-A job is one training pod: when it is submitted, what it requests, how long it runs on a
-node of performance 100, and how much of its request it really uses. Arrivals are Poisson
+A job is one training pod, or a gang of identical pods: when it is submitted, what each
+pod requests, how long it runs on a node of performance 100, and how much of its request
+it really uses. Arrivals are Poisson
 at the rate that makes the offered GPU load equal the workload level.
 """
 
@@ -11,18 +12,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from hybrid_policy.domain import NodeInfo
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY, PODS
 from hybrid_policy.scenario.fields import ScenarioError
-from hybrid_policy.scenario.model import Scenario, TaskType
+from hybrid_policy.scenario.model import GangSpec, Scenario, TaskType
 
 PERFORMANCE_LABEL = "hybrid-scheduler.io/performance"
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One single-pod training job."""
+    """One training job: ``members`` pods of the same ``requests`` (more than one: a gang,
+    placed all at once, running at the pace of its slowest node)."""
 
     job_id: int
     submit_s: float
@@ -31,11 +34,17 @@ class Job:
     namespace: str
     task_type: str
     usage: Mapping[str, float]
+    members: int = 1
 
     @property
     def gpus(self) -> int:
-        """GPUs requested."""
-        return self.requests.get(GPU, 0)
+        """GPUs requested by all the job's pods together."""
+        return self.requests.get(GPU, 0) * self.members
+
+    @property
+    def is_gang(self) -> bool:
+        """Whether the job runs as several pods."""
+        return self.members > 1
 
 
 def build_nodes(scenario: Scenario) -> list[NodeInfo]:
@@ -89,12 +98,21 @@ def task_requests(task: TaskType, gpus: int) -> dict[str, int]:
     }
 
 
+def _mean_job_gpus(task: TaskType, gangs: GangSpec | None) -> float:
+    """Expected GPUs of a job of ``task``, all its pods together."""
+    if gangs is None:
+        return task.mean_gpus
+    wide = gangs.mean_members * gangs.gpus_per_pod
+    return (1.0 - gangs.share) * task.mean_gpus + gangs.share * wide
+
+
 def arrival_rate_per_s(scenario: Scenario, level: str, nodes: Sequence[NodeInfo]) -> float:
     """Poisson rate giving offered GPU load ``scenario.workloads[level]``."""
     load = scenario.workloads[level]
     perf = mean_performance(nodes)
+    gangs = scenario.gangs
     work_per_job = sum(
-        t.share * t.mean_gpus * t.runtime.mean_minutes * 60.0 * 100.0 / perf
+        t.share * _mean_job_gpus(t, gangs) * t.runtime.mean_minutes * 60.0 * 100.0 / perf
         for t in scenario.task_types
     )
     capacity = sum(n.allocatable.get(GPU, 0) for n in nodes)
@@ -126,6 +144,7 @@ def generate_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
     ns_idx = rng.choice(len(ns_names), size=count, p=[n.job_share for n in scenario.namespaces])
     normals = rng.standard_normal(count)
     gpu_draws = rng.random(count)
+    members = _gang_members(scenario.gangs, count, seed)
     jobs: list[Job] = []
     cumulative = [(np.array(list(t.gpus)), np.cumsum(list(t.gpus.values()))) for t in types]
     for i in range(count):
@@ -139,6 +158,10 @@ def generate_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
             ]
         )
         runtime = float(np.exp(task.runtime.mu + task.runtime.sigma * normals[i]))
+        size = int(members[i])
+        if size > 1:
+            assert scenario.gangs is not None
+            gpus = scenario.gangs.gpus_per_pod
         jobs.append(
             Job(
                 job_id=i,
@@ -148,6 +171,20 @@ def generate_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
                 namespace=ns_names[ns_idx[i]],
                 task_type=task.name,
                 usage=task.usage,
+                members=size,
             )
         )
     return jobs
+
+
+def _gang_members(gangs: GangSpec | None, count: int, seed: int) -> npt.NDArray[np.int64]:
+    """Pods of each of ``count`` jobs (1: a single pod), drawn from a stream of its own so
+    that a scenario without gangs draws exactly what it did before gangs existed."""
+    if gangs is None:
+        return np.ones(count, dtype=np.int64)
+    rng = np.random.default_rng([seed, 0x67616E67])
+    sizes = np.array(list(gangs.members), dtype=np.int64)
+    probabilities = np.array(list(gangs.members.values()))
+    drawn = rng.choice(sizes, size=count, p=probabilities / probabilities.sum())
+    is_gang = rng.random(count) < gangs.share
+    return np.where(is_gang, drawn, 1).astype(np.int64)

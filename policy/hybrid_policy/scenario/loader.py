@@ -15,6 +15,7 @@ from hybrid_policy.resources import CPU, GPU, MEMORY
 from hybrid_policy.scenario.fields import FieldReader, ScenarioError, check_number
 from hybrid_policy.scenario.model import (
     DEFAULT_USAGE,
+    GangSpec,
     MetricsSpec,
     NamespaceSpec,
     NodeGroup,
@@ -77,6 +78,7 @@ _TOP = {
     "metrics",
     "user_estimates",
     "progress",
+    "gangs",
     "schedule_interval_s",
     "batch_size",
 }
@@ -118,6 +120,8 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
     namespaces = _namespaces(top, shares_required=trace is None) if has_namespaces else ()
     task_types = _task_types(top, for_trace=trace is not None)
     workloads = _workloads(top) if trace is None else {"trace": 1.0}
+    if trace is not None and top.has("gangs"):
+        raise ScenarioError(source, "gangs", "applies to generated workloads, not to a trace")
     return Scenario(
         name=name,
         seed=seed,
@@ -130,6 +134,7 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
         metrics=_metrics(top) if top.has("metrics") else MetricsSpec(),
         user_estimates=_user_estimates(top) if top.has("user_estimates") else None,
         progress=_progress(top) if top.has("progress") else ProgressSpec(),
+        gangs=_gangs(top) if top.has("gangs") else None,
         schedule_interval_s=top.number("schedule_interval_s", 0.0, minimum=0.0),
         batch_size=top.integer("batch_size", 0, minimum=0),
         source=source,
@@ -309,6 +314,32 @@ def _progress(top: FieldReader) -> ProgressSpec:
         interval_s=r.number("interval_s", 60.0, minimum=0.0),
         warmup_s=r.number("warmup_s", 60.0, minimum=0.0),
         noise=r.number("noise", 0.05, minimum=0.0, maximum=1.0),
+    )
+
+
+def _gangs(top: FieldReader) -> GangSpec:
+    r = top.child("gangs")
+    r.check_keys({"share", "members", "gpus_per_pod"})
+    raw = r.raw("members")
+    if not isinstance(raw, dict) or not raw:
+        raise ScenarioError(
+            r.source, f"{r.path}.members", "must map pod counts to probabilities", raw
+        )
+    members: dict[int, float] = {}
+    for count, prob in raw.items():
+        field = f"{r.path}.members.{count}"
+        n = check_number(r.source, field, count, minimum=2)
+        if n != int(n):
+            raise ScenarioError(r.source, field, "pod count must be a whole number", count)
+        members[int(n)] = check_number(r.source, field, prob, minimum=0.0, maximum=1.0)
+    _check_shares(r.source, f"{r.path}.members", list(members.values()))
+    gpus = r.number("gpus_per_pod", 8, minimum=1)
+    if gpus != int(gpus):
+        raise ScenarioError(r.source, f"{r.path}.gpus_per_pod", "must be a whole number", gpus)
+    return GangSpec(
+        share=r.number("share", minimum=0.0, maximum=1.0),
+        members=members,
+        gpus_per_pod=int(gpus),
     )
 
 

@@ -112,6 +112,22 @@ class UserEstimateSpec:
 
 
 @dataclass(frozen=True)
+class GangSpec:
+    """Distributed jobs in a generated workload: a ``share`` of the jobs run as gangs of
+    whole-node pods (``gpus_per_pod`` GPUs each, CPU and memory per GPU from the job's
+    task type), of a size drawn from ``members`` (pod count to probability)."""
+
+    share: float
+    members: Mapping[int, float]
+    gpus_per_pod: int = 8
+
+    @property
+    def mean_members(self) -> float:
+        """Expected pods per gang."""
+        return sum(m * p for m, p in self.members.items())
+
+
+@dataclass(frozen=True)
 class ProgressSpec:
     """Progress reports of running pods (fraction of work done), as a training job's
     step counter gives them: every ``interval_s`` once a pod has run ``warmup_s``, with
@@ -139,6 +155,8 @@ class Scenario:
     #: None: pods carry no run-time estimate.
     user_estimates: UserEstimateSpec | None = None
     progress: ProgressSpec = field(default_factory=ProgressSpec)
+    #: None: every job is a single pod.
+    gangs: GangSpec | None = None
     #: 0 runs a scheduling pass on every event; otherwise every this many seconds.
     schedule_interval_s: float = 0.0
     #: Largest batch one pass takes from the queue (0: no limit).

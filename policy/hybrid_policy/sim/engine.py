@@ -1,12 +1,15 @@
 """The event loop: arrivals, scheduling passes, completions.
 
 The simulator owns only the edges: the clock, arrivals, the utilisation signal and the
-binder (a bind starts the job). Decisions come from the policy's
+binder (a bind starts the job; a gang job starts when the last of its pods is bound, and
+runs at the pace of its slowest node). Decisions come from the policy's
 :class:`~hybrid_policy.framework.profile.SchedulingProfile`, the same code the operator
 runs. A pod's run time on a node of performance ``p`` is ``runtime * 100 / p``.
 
 A pass runs after every event (all events at one instant first), or on a fixed interval.
-Like kube-scheduler, a pod that fits nowhere is parked until capacity is freed. Arrivals
+Like kube-scheduler, a pod that fits nowhere is parked until capacity is freed. A gang's
+pods bound before the last one hold their GPUs idle (a pod-by-pod policy can do that; a
+gang-aware one never does): the run reports those GPU-seconds. Arrivals
 stop at the horizon; the run then drains, up to ``drain_factor`` horizons, so that every
 job's completion time counts.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hybrid_policy.domain import Namespace, PendingPod
+from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.policies import Policy
@@ -41,10 +44,12 @@ Progress = Callable[[float], None]
 
 @dataclass(slots=True)
 class Running:
-    """A pod that is running: where, and since when."""
+    """A job that is running: the node of each of its pods, since when, and its pace."""
 
-    node: int
+    nodes: tuple[int, ...]
     since_s: float
+    #: The slowest of its nodes' performance: a gang runs at that pace.
+    performance: float
 
 
 class Simulation:
@@ -94,13 +99,27 @@ class Simulation:
         )
         self.start_s = np.full(n, np.nan)
         self.end_s = np.full(n, np.nan)
-        self.pods: list[PendingPod] = [
-            self._pod(j, e) for j, e in zip(self.jobs, self.estimates, strict=True)
-        ]
+        #: Every pod of every job; ``job_of`` and ``pods_of`` map pods and jobs.
+        self.pods: list[PendingPod] = []
+        self.job_of: list[int] = []
+        self.pods_of: list[list[int]] = []
+        for j, (job, estimate) in enumerate(zip(self.jobs, self.estimates, strict=True)):
+            self.pods_of.append([])
+            for pod in self._job_pods(job, estimate):
+                self.pods_of[j].append(len(self.pods))
+                self.pods.append(pod)
+                self.job_of.append(j)
         self.by_uid = {p.uid: i for i, p in enumerate(self.pods)}
         self.usage: list[FloatArray] = [
-            self._usage_vector(j, p) for j, p in zip(self.jobs, self.pods, strict=True)
+            self._usage_vector(self.jobs[j], p) for j, p in zip(self.job_of, self.pods, strict=True)
         ]
+        #: Node row of each bound pod of a job that is not running yet (gang members).
+        self.bound: dict[int, int] = {}
+        #: GPUs held right now, and GPU-seconds held so far, by bound pods of jobs that
+        #: are not running yet.
+        self.idle_gang_gpus = 0.0
+        self.idle_gang_gpu_s = 0.0
+        self._idle_since_s = 0.0
         #: Work left per job, in seconds at performance 100 (updated when a pod stops).
         self.remaining_work_s = np.array([j.runtime_s for j in self.jobs])
         #: Bumped whenever a job's pod starts or stops, so stale completions are ignored.
@@ -114,16 +133,29 @@ class Simulation:
         self.decision_seconds = 0.0
         self.pods_decided = self.pods_placed = self.passes = self.event_count = self.preemptions = 0
 
-    def _pod(self, job: Job, estimate: float | None) -> PendingPod:
-        """The job's pod; only a clairvoyant policy is told its true run time."""
+    def _job_pods(self, job: Job, estimate: float | None) -> list[PendingPod]:
+        """The job's pods (a gang's named ``-0``, ``-1``, ...); only a clairvoyant policy is
+        told the true run time."""
+        name, uid = f"{job.task_type}-{job.job_id}", f"job-{job.job_id}"
+        runtime = job.runtime_s if self.policy.clairvoyant else estimate
+        if not job.is_gang:
+            return [self._pod(job, name, uid, runtime, None)]
+        gang = Gang(name, job.members)
+        return [
+            self._pod(job, f"{name}-{k}", f"{uid}-{k}", runtime, gang) for k in range(job.members)
+        ]
+
+    @staticmethod
+    def _pod(job: Job, name: str, uid: str, runtime: float | None, gang: Gang | None) -> PendingPod:
         return PendingPod(
             namespace=job.namespace,
-            name=f"{job.task_type}-{job.job_id}",
-            uid=f"job-{job.job_id}",
+            name=name,
+            uid=uid,
             requests=job.requests,
             created_at_s=job.submit_s,
             task_type=job.task_type,
-            expected_runtime_s=job.runtime_s if self.policy.clairvoyant else estimate,
+            expected_runtime_s=runtime,
+            gang=gang,
         )
 
     def _usage_vector(self, job: Job, pod: PendingPod) -> FloatArray:
@@ -151,6 +183,7 @@ class Simulation:
             if now > self.stop_s:
                 break
             self.accounting.advance(now)
+            self._idle_until(now)
             changed = False
             while self.events and self.events[0][0] == now:
                 changed |= self._handle(*heapq.heappop(self.events))
@@ -166,7 +199,12 @@ class Simulation:
             ):
                 break
         self.accounting.advance(now)
+        self._idle_until(now)
         return self._result(now, time.perf_counter() - wall)
+
+    def _idle_until(self, now_s: float) -> None:
+        self.idle_gang_gpu_s += self.idle_gang_gpus * (now_s - self._idle_since_s)
+        self._idle_since_s = now_s
 
     def _arrivals_left(self) -> bool:
         return any(kind == ARRIVAL for _, kind, *_ in self.events)
@@ -177,12 +215,14 @@ class Simulation:
             return False
         self.event_count += 1
         if kind == ARRIVAL:
-            self.waiting.add(self.pods[job])
-            self.pending_demand += self.snapshot.request_vector(self.pods[job])
+            for p in self.pods_of[job]:
+                self.waiting.add(self.pods[p])
+                self.pending_demand += self.snapshot.request_vector(self.pods[p])
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == COMPLETION:
             if self.feed is not None:
-                self.feed.finished(self.pods[job].uid, at_s)
+                for p in self.pods_of[job]:
+                    self.feed.finished(self.pods[p].uid, at_s)
             self._stop(job, at_s)
             self.end_s[job] = at_s
             self.accounting.leave(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
@@ -222,35 +262,61 @@ class Simulation:
         for d in placed:
             self.pending_demand -= snap.request_vector(d.pod)
         for d in placed:
-            self._start(self.by_uid[d.pod.uid], d.node_row, now_s)
+            self._bind(self.by_uid[d.pod.uid], d.node_row, now_s)
         self.pods_placed += len(placed)
 
-    def _start(self, job: int, node: int, now_s: float) -> None:
+    def _bind(self, pod: int, node: int, now_s: float) -> None:
+        """A pod is bound: its job starts once every pod of the job is bound."""
+        job = self.job_of[pod]
+        members = self.pods_of[job]
+        if len(members) == 1:
+            self._start(job, (node,), now_s)
+            return
+        self.bound[pod] = node
+        gpus = float(self.snapshot.request_vector(self.pods[pod])[self.gpu_column])
+        if all(p in self.bound for p in members):
+            nodes = tuple(self.bound.pop(p) for p in members)
+            self.idle_gang_gpus -= gpus * (len(members) - 1)
+            self._start(job, nodes, now_s)
+        else:
+            self.idle_gang_gpus += gpus
+
+    @property
+    def gpu_column(self) -> int:
+        """The snapshot's column of GPUs."""
+        return self.snapshot.index[GPU]
+
+    def _start(self, job: int, nodes: tuple[int, ...], now_s: float) -> None:
+        """Start ``job`` with its pods on ``nodes`` (in the order of ``pods_of[job]``)."""
         spec = self.jobs[job]
         remaining = float(self.remaining_work_s[job])
         self.version[job] += 1
         version = int(self.version[job])
-        self.running[job] = Running(node, now_s)
+        perf = float(min(self.snapshot.performance[list(nodes)]))
+        self.running[job] = Running(nodes, now_s, perf)
         if np.isnan(self.start_s[job]):
             self.start_s[job] = now_s
-        perf = self.snapshot.performance[node]
         self._push(now_s + remaining * 100.0 / perf, COMPLETION, job, version)
-        if self.feed is not None:
-            name = self.snapshot.nodes[node].name
-            self.feed.started(self.pods[job], name, float(perf), remaining * 100.0 / perf, now_s)
-        request = self.snapshot.request_vector(self.pods[job])
-        self.accounting.start(self.ns_index[spec.namespace], spec.gpus, request)
-        self.signal.change(now_s, node, self.usage[job], request)
+        ns = self.ns_index[spec.namespace]
+        for p, node in zip(self.pods_of[job], nodes, strict=True):
+            pod = self.pods[p]
+            if self.feed is not None:
+                name = self.snapshot.nodes[node].name
+                self.feed.started(pod, name, perf, remaining * 100.0 / perf, now_s)
+            request = self.snapshot.request_vector(pod)
+            self.accounting.start(ns, float(request[self.gpu_column]), request)
+            self.signal.change(now_s, node, self.usage[p], request)
 
     def _stop(self, job: int, now_s: float) -> Running:
         run = self.running.pop(job)
-        pod = self.pods[job]
-        self.snapshot.forget(pod)
-        spec = self.jobs[job]
-        request = self.snapshot.request_vector(pod)
-        self.accounting.stop(self.ns_index[spec.namespace], spec.gpus, request)
-        self.signal.change(now_s, run.node, -self.usage[job], None)
-        done = (now_s - run.since_s) * self.snapshot.performance[run.node] / 100.0
+        ns = self.ns_index[self.jobs[job].namespace]
+        for p, node in zip(self.pods_of[job], run.nodes, strict=True):
+            pod = self.pods[p]
+            self.snapshot.forget(pod)
+            request = self.snapshot.request_vector(pod)
+            self.accounting.stop(ns, float(request[self.gpu_column]), request)
+            self.signal.change(now_s, node, -self.usage[p], None)
+        done = (now_s - run.since_s) * run.performance / 100.0
         self.remaining_work_s[job] = max(self.remaining_work_s[job] - done, 0.0)
         return run
 
@@ -258,11 +324,12 @@ class Simulation:
         """Preemptive policies: plan every job in the system anew on an empty cluster,
         then stop, move or start only the pods whose node changed."""
         plan = self._planning_snapshot()
+        running = [self.pods[p] for job in self.running for p in self.pods_of[job]]
         batch = [
-            replace(pod, expected_runtime_s=self._remaining(self.by_uid[pod.uid], now_s))
+            replace(pod, expected_runtime_s=self._remaining(self._job(pod), now_s))
             if self.policy.clairvoyant
             else pod
-            for pod in (*self.waiting.all(), *(self.pods[job] for job in self.running))
+            for pod in (*self.waiting.all(), *running)
         ]
         plan.now_s = now_s
         tick = time.perf_counter()
@@ -270,39 +337,51 @@ class Simulation:
         self.decision_seconds += time.perf_counter() - tick
         self.pods_decided += len(batch)
         self.passes += 1
-        target = {self.by_uid[d.pod.uid]: d.node_row for d in decisions if d.placed}
+        row_of = {self.by_uid[d.pod.uid]: d.node_row for d in decisions if d.placed}
+        target: dict[int, tuple[int, ...]] = {}
+        for pod in row_of:
+            job = self.job_of[pod]
+            if job not in target and all(p in row_of for p in self.pods_of[job]):
+                target[job] = tuple(row_of[p] for p in self.pods_of[job])
         moved = set()
-        for job in [j for j, run in self.running.items() if target.get(j) != run.node]:
+        for job in [j for j, run in self.running.items() if target.get(j) != run.nodes]:
             self._stop(job, now_s)
             self.version[job] += 1
             if job in target:
                 moved.add(job)
             else:
                 self.preemptions += 1
-                self.waiting.add(self.pods[job])
-        starting = [(job, node) for job, node in target.items() if job not in self.running]
-        self.waiting.remove(self.pods[job] for job, _ in starting if job not in moved)
-        for job, node in starting:
-            self.snapshot.assume(self.pods[job], node)
-            self._start(job, node, now_s)
-        self.pods_placed += len(starting)
+                for p in self.pods_of[job]:
+                    self.waiting.add(self.pods[p])
+        starting = [(job, nodes) for job, nodes in target.items() if job not in self.running]
+        self.waiting.remove(
+            self.pods[p] for job, _ in starting if job not in moved for p in self.pods_of[job]
+        )
+        for job, nodes in starting:
+            for p, node in zip(self.pods_of[job], nodes, strict=True):
+                self.snapshot.assume(self.pods[p], node)
+            self._start(job, nodes, now_s)
+        self.pods_placed += sum(len(self.pods_of[job]) for job, _ in starting)
+
+    def _job(self, pod: PendingPod) -> int:
+        return self.job_of[self.by_uid[pod.uid]]
 
     def _running_times(self) -> dict[str, tuple[float, float]]:
         """Each running pod's start and true run time on its node (progress reports only)."""
-        perf = self.snapshot.performance
         return {
-            self.pods[job].uid: (
+            self.pods[p].uid: (
                 run.since_s,
-                float(self.remaining_work_s[job]) * 100.0 / float(perf[run.node]),
+                float(self.remaining_work_s[job]) * 100.0 / run.performance,
             )
             for job, run in self.running.items()
+            for p in self.pods_of[job]
         }
 
     def _remaining(self, job: int, now_s: float) -> float:
         run = self.running.get(job)
         left = float(self.remaining_work_s[job])
         if run is not None:
-            left -= (now_s - run.since_s) * float(self.snapshot.performance[run.node]) / 100.0
+            left -= (now_s - run.since_s) * run.performance / 100.0
         return max(left, 0.0)
 
     def _planning_snapshot(self) -> ClusterSnapshot:
@@ -356,6 +435,8 @@ class Simulation:
             wall_seconds=wall_s,
             end_time_s=end_s,
             prediction_errors=self.feed.error_table() if self.feed is not None else {},
+            members=np.array([j.members for j in self.jobs], dtype=np.int64),
+            idle_gang_gpu_s=self.idle_gang_gpu_s,
         )
 
 
@@ -369,6 +450,10 @@ def offered_load(workload: Workload, snapshot: ClusterSnapshot) -> dict[str, flo
     out: dict[str, float] = {}
     for name, key in (("gpu", GPU), ("cpu", "cpu"), ("memory", "memory")):
         col = snapshot.index[key]
-        demand = sum(j.requests.get(key, 0) * j.runtime_s for j in workload.jobs) * 100.0 / perf
+        demand = (
+            sum(j.requests.get(key, 0) * j.members * j.runtime_s for j in workload.jobs)
+            * 100.0
+            / perf
+        )
         out[name] = demand / (capacity[col] * window) if capacity[col] > 0 and window > 0 else 0.0
     return out

@@ -54,3 +54,8 @@ class RunResult:
     #: error (s), median relative error, median ratio. Empty for policies that predict
     #: nothing.
     prediction_errors: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: Per job: how many pods it runs as (more than one: a gang).
+    members: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: GPU-seconds held idle by bound pods of gangs that were not running yet (pod-by-pod
+    #: placement of a gang; zero under a gang-aware policy).
+    idle_gang_gpu_s: float = 0.0

@@ -2,11 +2,11 @@
 
 Pods are grouped by (constraint signature, namespace), each group in queue order. If at
 most ``k`` pods of a signature fit in the cluster right now, a pass can place at most the
-first ``k`` of each group: within a group the arbitrators try pods in queue order, a pod
-that fails makes every later pod of its signature fail, and reservations only take
-capacity away. Leaving the rest out changes no decision, and keeps a pass proportional to
-what it can place instead of to the length of the queue (thousands of pods on the Philly
-trace).
+first ``k`` of each group (a gang counting as one unit with all its pods): within a
+group the arbitrators try pods in queue order, a pod that fails makes every later pod of
+its signature fail, and reservations only take capacity away. Leaving the rest out
+changes no decision, and keeps a pass proportional to what it can place instead of to the
+length of the queue (thousands of pods on the Philly trace).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class WaitingPods:
         self._groups: dict[GroupKey, list[PendingPod]] = {}
         self._keys: dict[GroupKey, list[tuple[object, ...]]] = {}
         self._count = 0
+        #: Whether any gang pod was ever queued (pods then come with their whole gang).
+        self._gangs = False
 
     def __len__(self) -> int:
         return self._count
@@ -38,6 +40,7 @@ class WaitingPods:
         pods = self._groups.setdefault(group, [])
         keys = self._keys.setdefault(group, [])
         key = self.sort_key(pod)
+        self._gangs |= pod.gang is not None
         at = len(keys) if not keys or keys[-1] <= key else bisect.bisect_right(keys, key)
         pods.insert(at, pod)
         keys.insert(at, key)
@@ -55,7 +58,11 @@ class WaitingPods:
             limit = limits.get(signature)
             if limit is None:
                 limit = limits[signature] = fit_count(pods[0])
-            out.extend(pods[: max(limit, at_least)])
+            take = max(limit, at_least)
+            if not self._gangs:
+                out.extend(pods[:take])
+            else:
+                out.extend(_with_whole_gangs(pods, take))
         return out
 
     def remove(self, pods: Iterable[PendingPod]) -> None:
@@ -80,3 +87,28 @@ class WaitingPods:
     def all(self) -> list[PendingPod]:
         """Every waiting pod."""
         return [p for pods in self._groups.values() for p in pods]
+
+
+def _with_whole_gangs(pods: list[PendingPod], take: int) -> list[PendingPod]:
+    """The head of a group as :meth:`WaitingPods.candidates` takes it, where a gang counts
+    as one unit with all its waiting pods (a gang may be placed only whole, and one that
+    is not takes nothing from the pods behind it): the first ``take`` single pods, and
+    the first ``take`` gangs met before the last of them."""
+    out: list[PendingPod] = []
+    singles = 0
+    gangs: set[tuple[str, str]] = set()
+    for pod in pods:
+        key = pod.gang_key
+        if key is None:
+            if singles >= take:
+                if not gangs:
+                    break
+                continue
+            singles += 1
+            out.append(pod)
+        elif key in gangs:
+            out.append(pod)
+        elif len(gangs) < take and singles < take:
+            gangs.add(key)
+            out.append(pod)
+    return out

@@ -136,3 +136,29 @@ def test_trace_windows_replay_each_window_on_its_own_sized_cluster(tmp_path: Pat
     assert 3.5 < large / small < 4.5
     with pytest.raises(ScenarioError, match="must be > 0"):
         trace_windows(load_scenario(str(spec)), 0, 0.0)
+
+
+def test_philly_wide_jobs_kept_as_gangs_of_whole_node_pods(tmp_path: Path) -> None:
+    rows, report = convert_philly(
+        _philly(tmp_path), start="2017-11-01", end="2017-11-30", keep_wide=True
+    )
+    assert [r.gpus for r in rows] == [2, 16, 8]
+    assert report.kept == 3 and report.wider_than_node == 1
+    assert "1 wider than one node as gangs" in report.summary()
+    trace = tmp_path / "philly.csv"
+    spec = tmp_path / "philly.yaml"
+    spec.write_text(
+        f"name: p\ntrace: {{path: {trace.name}, format: philly, start: '2017-11-01', "
+        "end: '2017-11-30', wide_jobs: gang}\n"
+        "nodes: [{count: 2, gpus: 8, cpu: 64, memory_gib: 512}]\n"
+        "task_types: [{name: philly, cpu_per_gpu: 4, memory_gib_per_gpu: 32}]\n"
+    )
+    workload = prepare_workload(load_scenario(str(spec)), "trace", 0)
+    shapes = [(j.members, j.requests["nvidia.com/gpu"], j.gpus) for j in workload.jobs]
+    assert shapes == [(1, 2, 2), (2, 8, 16), (1, 8, 8)]
+    dropped = spec.read_text().replace(", wide_jobs: gang", "")
+    spec.write_text(dropped)
+    assert [j.gpus for j in prepare_workload(load_scenario(str(spec)), "trace", 0).jobs] == [2, 8]
+    spec.write_text(dropped.replace("'2017-11-30'", "'2017-11-30', wide_jobs: split"))
+    with pytest.raises(ScenarioError, match=r"trace\.wide_jobs"):
+        load_scenario(str(spec))

@@ -25,6 +25,7 @@ from hybrid_policy.scenario.model import (
     TaskType,
     TraceSpec,
     UserEstimateSpec,
+    WideJobs,
 )
 
 #: The seed paper's Table 1, made precise (see docs/scenarios.md).
@@ -268,16 +269,20 @@ def _workloads(top: FieldReader) -> dict[str, float]:
 
 def _trace(top: FieldReader, base_dir: Path | None) -> TraceSpec:
     r = top.child("trace")
-    r.check_keys({"path", "format", "start", "end", "target_load", "max_jobs"})
+    r.check_keys({"path", "format", "start", "end", "target_load", "max_jobs", "wide_jobs"})
     fmt = r.string("format", "canonical")
     if fmt not in {"canonical", "philly"}:
         raise ScenarioError(r.source, "trace.format", "must be 'canonical' or 'philly'", fmt)
+    wide = r.string("wide_jobs", WideJobs.DROP.value)
+    if wide not in {w.value for w in WideJobs}:
+        raise ScenarioError(r.source, "trace.wide_jobs", "must be 'drop' or 'gang'", wide)
     path = Path(r.string("path"))
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
     return TraceSpec(
         path=str(path),
         format=fmt,
+        wide_jobs=WideJobs(wide),
         start=str(r.raw("start")) if r.has("start") else None,
         end=str(r.raw("end")) if r.has("end") else None,
         target_load=r.number("target_load", minimum=0, exclusive_minimum=True)

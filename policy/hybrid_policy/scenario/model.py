@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from hybrid_policy.resources import CPU, GPU, MEMORY
 
@@ -76,6 +77,15 @@ class TaskType:
         return sum(g * p for g, p in self.gpus.items())
 
 
+class WideJobs(StrEnum):
+    """What a trace replay does with jobs wider than any node."""
+
+    #: Leave them out (the converter reports how many, and their GPU-time).
+    DROP = "drop"
+    #: Keep each as a gang of whole-node pods.
+    GANG = "gang"
+
+
 @dataclass(frozen=True)
 class TraceSpec:
     """Replay jobs from a file instead of generating them."""
@@ -89,6 +99,8 @@ class TraceSpec:
     target_load: float | None = None
     #: Keep at most this many jobs (the earliest), for quick runs.
     max_jobs: int | None = None
+    #: Jobs wider than any node: left out, or kept as gangs of whole-node pods.
+    wide_jobs: WideJobs = WideJobs.DROP
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ The canonical CSV has one row per job:
 the last four may be empty and then come from the scenario (per-GPU CPU and memory of the
 task type, namespace ``default``). Durations are run times at node performance 100.
 
-Philly jobs wider than one node (16 to 128 GPUs) are left out: a single-pod job cannot
-span nodes, and gang placement of several pods is outside this simulator. The converter
-reports how many jobs (and how much GPU-time) that removes.
+Philly jobs wider than one node (16 to 128 GPUs) are left out by default, and the
+converter reports how many jobs (and how much GPU-time) that removes; with the trace's
+``wide_jobs: gang`` they are kept, and a job wider than the widest node becomes a gang of
+whole-node pods (``docs/gangs.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from hybrid_policy.resources import CPU, GPU, MEMORY
 from hybrid_policy.scenario.fields import ScenarioError, check_number
 from hybrid_policy.scenario.jobs import Job, task_requests
-from hybrid_policy.scenario.model import DEFAULT_USAGE, Scenario, TaskType
+from hybrid_policy.scenario.model import DEFAULT_USAGE, Scenario, TaskType, WideJobs
 
 CANONICAL_COLUMNS = (
     "submit_time_s",
@@ -131,13 +132,19 @@ def write_canonical(path: Path, rows: Iterable[CanonicalRow]) -> int:
 
 
 def jobs_from_rows(rows: Sequence[CanonicalRow], scenario: Scenario) -> list[Job]:
-    """Turn trace rows into jobs, filling CPU, memory and namespace from the scenario."""
+    """Turn trace rows into jobs, filling CPU, memory and namespace from the scenario; with
+    ``wide_jobs: gang``, a job wider than the widest node becomes a gang of pods of at
+    most a node's GPUs each."""
     ordered = sorted(rows, key=lambda r: r.submit_time_s)
     start = ordered[0].submit_time_s if ordered else 0.0
+    widest = max((g.gpus for g in scenario.nodes), default=0)
+    gangs = scenario.trace is not None and scenario.trace.wide_jobs is WideJobs.GANG
     jobs = []
     for i, r in enumerate(ordered):
         task = _task_for(scenario, r.task_type)
-        requests = task_requests(task, r.gpus) if task else {GPU: r.gpus}
+        members = math.ceil(r.gpus / widest) if gangs and widest and r.gpus > widest else 1
+        gpus = math.ceil(r.gpus / members)
+        requests = task_requests(task, gpus) if task else {GPU: gpus}
         if r.cpu_millicores is not None:
             requests[CPU] = r.cpu_millicores
         if r.memory_bytes is not None:
@@ -151,6 +158,7 @@ def jobs_from_rows(rows: Sequence[CanonicalRow], scenario: Scenario) -> list[Job
                 namespace=r.namespace or "default",
                 task_type=r.task_type or (task.name if task else "default"),
                 usage=task.usage if task else DEFAULT_USAGE,
+                members=members,
             )
         )
     return jobs
@@ -175,11 +183,20 @@ class PhillyConversion:
     wider_than_node: int = 0
     wide_gpu_seconds: float = 0.0
     kept_gpu_seconds: float = 0.0
+    #: Whether jobs wider than one node were kept (as gangs) rather than left out.
+    wide_kept: bool = False
 
     def summary(self) -> str:
         """One paragraph for the terminal."""
         total = self.wide_gpu_seconds + self.kept_gpu_seconds
         share = self.wide_gpu_seconds / total if total else 0.0
+        if self.wide_kept:
+            return (
+                f"read {self.read} jobs; kept {self.kept}, of which {self.wider_than_node} "
+                f"wider than one node as gangs ({share:.1%} of the window's GPU-time); left "
+                f"out {self.outside_window} outside the window, {self.zero_duration} with "
+                "zero duration"
+            )
         return (
             f"read {self.read} jobs; kept {self.kept}; left out {self.outside_window} outside the "
             f"window, {self.zero_duration} with zero duration, {self.wider_than_node} wider than "
@@ -199,8 +216,10 @@ def convert_philly(
     start: str | None = None,
     end: str | None = None,
     max_gpus_per_job: int = 8,
+    keep_wide: bool = False,
 ) -> tuple[list[CanonicalRow], PhillyConversion]:
-    """Read the Philly trace; keep jobs submitted in [start, end) that fit on one node.
+    """Read the Philly trace; keep jobs submitted in [start, end) that fit on one node
+    (all of them with ``keep_wide``: the wider ones become gangs when replayed).
 
     Submit times become seconds after ``start`` (or after the first kept job); the
     virtual cluster becomes namespace ``vc-<hash>``.
@@ -208,7 +227,7 @@ def convert_philly(
     lo = _parse_time("--start", "start", start) if start else None
     hi = _parse_time("--end", "end", end) if end else None
     reader, handle = _open_csv(path, PHILLY_COLUMNS)
-    report = PhillyConversion()
+    report = PhillyConversion(wide_kept=keep_wide)
     kept: list[tuple[datetime, float, int, str]] = []
     with handle:  # type: ignore[attr-defined]
         for line, raw in enumerate(reader, start=2):
@@ -227,8 +246,10 @@ def convert_philly(
             if gpus > max_gpus_per_job:
                 report.wider_than_node += 1
                 report.wide_gpu_seconds += gpus * duration
-                continue
-            report.kept_gpu_seconds += gpus * duration
+                if not keep_wide:
+                    continue
+            else:
+                report.kept_gpu_seconds += gpus * duration
             kept.append((when, duration, gpus, (raw["cluster"] or "").strip()))
     if not kept:
         raise ScenarioError(str(path), "", "no jobs left after filtering (check --start/--end)")

@@ -17,7 +17,7 @@ from hybrid_policy.domain import NodeInfo
 from hybrid_policy.resources import CPU, GPU, MEMORY, format_amount
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs, task_requests
-from hybrid_policy.scenario.model import Scenario, TraceSpec
+from hybrid_policy.scenario.model import Scenario, TraceSpec, WideJobs
 from hybrid_policy.scenario.traces import (
     CanonicalRow,
     convert_philly,
@@ -44,7 +44,8 @@ class Workload:
 def _trace_rows(spec: TraceSpec) -> tuple[tuple[CanonicalRow, ...], str]:
     path = Path(spec.path)
     if spec.format == "philly":
-        rows, report = convert_philly(path, spec.start, spec.end)
+        keep_wide = spec.wide_jobs is WideJobs.GANG
+        rows, report = convert_philly(path, spec.start, spec.end, keep_wide=keep_wide)
         note = f"philly: {report.summary()}"
     else:
         rows = read_canonical(path)

@@ -12,6 +12,7 @@ import pytest
 from hybrid_lab.matrix import run_one
 from hybrid_policy.policies import build_policy
 from hybrid_policy.report.summary import summarise
+from hybrid_policy.report.table import gang_table
 from hybrid_policy.resources import GPU
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs
@@ -135,3 +136,13 @@ def test_only_pod_by_pod_policies_hold_gang_gpus_idle(tiny_scenario_path: object
     assert aware.completed == aware.jobs
     plain = run_one(prepare_workload(_with_gangs(tiny_scenario_path), "heavy", 4), "binpack")
     assert plain.idle_gang_gpu_hours > 0.0
+    table = gang_table([aware, plain])
+    assert "idle gang GPU-h" in table
+    (aware_row,) = [line for line in table.splitlines() if "binpack-gang" in line]
+    assert aware_row.split()[-2:] == [str(aware.gang_jobs), "0.0"]
+    assert (
+        gang_table(
+            [run_one(prepare_workload(_scenario(tiny_scenario_path), "heavy", 4), "binpack")]
+        )
+        == ""
+    )

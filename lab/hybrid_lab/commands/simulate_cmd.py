@@ -21,6 +21,7 @@ from hybrid_operator.commands.arguments import UsageError, output_dir, output_fi
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.table import (
+    gang_table,
     namespace_table,
     prediction_table,
     queueing_table,
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 def print_tables(records: list[RunSummary]) -> None:
     """Table 2's shape, then queueing and fairness, then per-namespace figures, then the
     run-time prediction errors of policies that predict."""
-    for table in (table2, queueing_table, namespace_table, prediction_table):
+    for table in (table2, queueing_table, namespace_table, prediction_table, gang_table):
         text = table(records)
         if text:
             print()

@@ -204,3 +204,21 @@ def _prediction(kind: str, source: str, field: str) -> Getter:
         return record.prediction_error.get(kind, {}).get(source, {}).get(field, float("nan"))
 
     return get
+
+
+def gang_table(records: Sequence[Record]) -> str:
+    """Gang jobs and the GPU-hours their bound pods held idle waiting for the rest of their
+    gang ("" when no run has gangs)."""
+    if not any(r.gang_jobs for r in records):
+        return ""
+    header = ["workload", "policy", "gang jobs", "idle gang GPU-h"]
+    rows = [
+        [
+            level,
+            policy,
+            _cell(rs, lambda r: float(r.gang_jobs), 1.0, 0),
+            _cell(rs, lambda r: r.idle_gang_gpu_hours, 1.0, 1),
+        ]
+        for (level, policy), rs in group(records).items()
+    ]
+    return _render(header, rows)

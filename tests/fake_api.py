@@ -17,6 +17,8 @@ class FakeApi:
         self.outcomes: dict[str, BindOutcome] = {}
         self.patches = 0
         self.called_off: list[tuple[str, str]] = []
+        #: ``status.nominatedNodeName`` writes: (pod key, node or None when cleared).
+        self.nominations: list[tuple[str, str | None]] = []
 
     def bind(
         self,
@@ -47,3 +49,7 @@ class FakeApi:
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         self.patches += 1
         self.annotations.setdefault(pod.key, {})[key] = record
+
+    def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
+        self.patches += 1
+        self.nominations.append((pod.key, node))

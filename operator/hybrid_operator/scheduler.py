@@ -12,6 +12,12 @@ re-list.
 A pod is bound at most once: a pod that is bound or assumed is never queued or decided
 again, a binding carries the pod's UID, and a binding whose node or pod went, or whose
 leadership term ended, is called off before it is sent.
+
+With a reserving policy the loop also feeds the policy's run-time predictor from the
+watch (:mod:`hybrid_operator.predictions`), ends a pod's reservation when it is bound or
+goes, clears ``status.nominatedNodeName`` of a pod of ours once it is bound, and, from
+the first listing, gives the arbitrator back the reservations written on pending pods
+(a restarted operator keeps the nodes it held).
 """
 
 from __future__ import annotations
@@ -32,9 +38,17 @@ from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads, Listing
 from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.problems import Problem
-from hybrid_operator.k8s.views import ObjectKind, WatchEvent, WatchType, problems_of, watch_event
+from hybrid_operator.k8s.views import (
+    ObjectKind,
+    PodView,
+    WatchEvent,
+    WatchType,
+    problems_of,
+    watch_event,
+)
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
+from hybrid_operator.predictions import PredictionFeed
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
@@ -114,6 +128,20 @@ class Scheduler:
             self.counters, clock, self.leader_term, self.suspect,
         )  # fmt: skip
         self.shadow = self._shadow() if settings.shadow_of else None
+        self.arbitrator = self.scheduling.arbitrator
+        if self.arbitrator is not None:
+            # A holder settling from the previous pass is still waiting for its node.
+            self.arbitrator.still_waiting = lambda uid: uid in self.queue
+        predictor = self.policy.predictor
+        self.predictions = None if predictor is None else PredictionFeed(
+            predictor, self.cache, self.metrics, clock
+        )  # fmt: skip
+        #: Pods of ours bound with ``status.nominatedNodeName`` still set, to clear.
+        self.to_clear: dict[str, PendingPod] = {}
+        #: UIDs whose clearing was sent and that the watch has not yet shown cleared.
+        self.clearing: set[str] = set()
+        #: Whether a listing was applied yet (the first one restores reservations).
+        self.listed_once = False
         self.inbox: asyncio.Queue[WatchEvent] = asyncio.Queue()
         #: Conversion problems waiting to be posted as Events.
         self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
@@ -224,15 +252,42 @@ class Scheduler:
         self.cache.upsert_pod(view)
         if self.shadow is not None:
             self.shadow.observe(view)
+        ours = self._is_ours(view.scheduler_name, view.pod.namespace)
+        if ours and self.predictions is not None:
+            self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
+            if self.arbitrator is not None:
+                self.arbitrator.release(uid)
+            if ours:
+                self._bound_nominated(view)
             if had_node and uid not in self.cache.bound:
                 self.queue.move_all_to_active()  # capacity was freed
             return
-        ours = self._is_ours(view.scheduler_name, view.pod.namespace)
         if ours and not self.cache.is_placed(uid) and uid not in self.queue:
             self._report(event)
             self.queue.add(view.pod)
+
+    def _bound_nominated(self, view: PodView) -> None:
+        """A bound pod of ours whose ``status.nominatedNodeName`` is still set: clear it."""
+        if view.nominated_node is None or view.node_name is None:
+            self.clearing.discard(view.uid)
+            self.to_clear.pop(view.uid, None)
+        elif view.uid not in self.clearing:
+            self.to_clear[view.uid] = view.pod
+
+    def _restore(self, events: list[WatchEvent]) -> None:
+        """Reservations written on pending pods of ours, held again (oldest pod first)."""
+        if self.arbitrator is None:
+            return
+        views = [e.pod for e in events if e.pod is not None and e.pod.waiting]
+        now = self.clock()
+        for view in sorted(views, key=lambda v: (v.pod.created_at_s, v.uid)):
+            node = view.nominated_node
+            if node is not None and self._is_ours(view.scheduler_name, view.pod.namespace):
+                self.arbitrator.restore(view.uid, node, now)
+                self.reporter.restored(view.uid, node)
+                log.info("%s holds %s again (reserved before a restart)", view.pod.key, node)
 
     def _is_ours(self, scheduler_name: str, namespace: str) -> bool:
         return scheduler_name == self.settings.scheduler_name and (
@@ -252,6 +307,12 @@ class Scheduler:
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
+        if self.predictions is not None:
+            self.predictions.gone(uid)
+        if self.arbitrator is not None:
+            self.arbitrator.release(uid)
+        self.to_clear.pop(uid, None)
+        self.clearing.discard(uid)
         self.cache.delete_pod(uid)
         self.queue.remove(uid)
         self.reporter.forget_object(uid)
@@ -308,6 +369,11 @@ class Scheduler:
         refusals, self.refusals = self.refusals, []
         for pod, message in refusals:
             await self.reporter.unschedulable(pod, message)
+        clears, self.to_clear = self.to_clear, {}
+        for uid, pod in clears.items():
+            self.clearing.add(uid)
+            if not await self.reporter.clear_nomination(pod):
+                self.clearing.discard(uid)  # the next event of the pod tries again
 
     def _gauge(self) -> None:
         pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
@@ -346,6 +412,9 @@ class Scheduler:
             # An object whose watch event came after the listing began is newer than it.
             if not self.cache.seen_since(event, listed_at):
                 self.apply_safely(event)
+        if not self.listed_once:
+            self._restore(events)
+            self.listed_once = True
         pods = {e.uid for e in events if e.kind is ObjectKind.POD}
         nodes = {e.name for e in events if e.kind is ObjectKind.NODE}
         gone = self.cache.reconcile(pods, nodes, listed_at)
@@ -370,6 +439,7 @@ class Scheduler:
             decisions = self.scheduling.decide()
         finally:
             self._gauge()
+        self.binding.notices.update(self.scheduling.notices)
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions

@@ -14,7 +14,7 @@ the reserved start and the node would then lack room for both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -49,6 +49,19 @@ class ReservingArbitrator:
         self.book: dict[str, Held] = {}
         #: Reservations made, moved to another node, and pods placed on a held node.
         self.made = self.moved = self.backfilled = 0
+        #: Whether a holder missing from a batch still waits (the driver says; by default
+        #: a holder missing from a batch has started or gone, and its reservation ends).
+        self.still_waiting: Callable[[str], bool] = lambda _: False
+
+    def restore(self, uid: str, node: str, at_s: float) -> None:
+        """Hold ``node`` for pod ``uid`` again, as made at ``at_s`` (a driver that restarted
+        and found the reservation on the pod); it goes after the reservations held now."""
+        if uid not in self.book:
+            self.book[uid] = Held(uid, node, at_s, at_s)
+
+    def release(self, uid: str) -> None:
+        """Pod ``uid`` started elsewhere or went: its reservation, if any, ends."""
+        self.book.pop(uid, None)
 
     def use_wall_clock(self, enabled: bool) -> None:
         """Nothing to do: no decision here depends on wall time."""
@@ -56,10 +69,10 @@ class ReservingArbitrator:
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Commit or reject every pod of ``batch`` (in queue order)."""
         pods = {pod.uid: pod for pod in batch}
-        for uid in [uid for uid in self.book if uid not in pods]:
+        for uid in [u for u in self.book if u not in pods and not self.still_waiting(u)]:
             del self.book[uid]
         settled = _Pass(self, cycle)
-        holders = [pods[uid] for uid in self.book]
+        holders = [pods[uid] for uid in self.book if uid in pods]
         for pod in holders:
             settled.serve(pod, holder=True)
         rest = [pod for pod in batch if pod.uid not in settled.done]

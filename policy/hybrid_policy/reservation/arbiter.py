@@ -72,6 +72,8 @@ class ReservingArbitrator:
         for uid in [u for u in self.book if u not in pods and not self.still_waiting(u)]:
             del self.book[uid]
         settled = _Pass(self, cycle)
+        for held in [h for uid, h in self.book.items() if uid not in pods]:
+            settled.keep(held)
         holders = [pods[uid] for uid in self.book if uid in pods]
         for pod in holders:
             settled.serve(pod, holder=True)
@@ -101,6 +103,18 @@ class _Pass:
         if self._timeline is None:
             self._timeline = Timeline(self.snapshot, self.predictor, self.now_s, self.placed)
         return self._timeline
+
+    def keep(self, held: Held) -> None:
+        """Hold the node of a holder missing from the batch that still waits (its driver
+        is settling it), from its predicted start, so that no pod of the batch delays it."""
+        row = self.snapshot.node_index.get(held.node)
+        if held.pod is None or row is None:
+            return
+        start = max(held.predicted_start_s, self.now_s)
+        end = start + float(self._durations(held.pod)[row])
+        need = self.snapshot.request_vector(held.pod)
+        self.timeline.hold(Hold(held.uid, row, start, end, need))
+        self.holds += 1
 
     def serve(self, pod: PendingPod, holder: bool) -> None:
         """Start ``pod`` if it delays no reservation; else reserve for it or leave it."""
@@ -189,7 +203,7 @@ class _Pass:
         self.timeline.hold(Hold(pod.uid, row, start, start + float(durations[row]), need))
         node = self.snapshot.nodes[row].name
         made_at = held.made_at_s if held is not None else self.now_s
-        self.owner.book[pod.uid] = Held(pod.uid, node, start, made_at)
+        self.owner.book[pod.uid] = Held(pod.uid, node, start, made_at, pod)
         nomination = Nomination(node, row, start, self.holds, sources[row])
         self.holds += 1
         reason = f"{status.message}; {nomination.describe(self.now_s)}"

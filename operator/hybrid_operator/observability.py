@@ -5,7 +5,8 @@ pending-to-bound latency, passes and their sizes, tracks pending pods, fallbacks
 reason, Prometheus series left out by resource and reason, each namespace's weighted GPU
 share and Jain's index over them, the age of the utilisation metrics, and for reserving
 policies the reservations held, placements backfilled onto a node reserved for another
-pod and the relative error of run-time predictions by source. ``/healthz``
+pod, the relative error of run-time predictions by source and progress series ignored.
+``/healthz``
 answers while the event loop runs; ``/readyz`` once the cluster has been listed and the
 first pass has run.
 """
@@ -117,6 +118,12 @@ class OperatorMetrics:
             "|predicted - actual| / actual run time of finished pods, by prediction source.",
             ["source"],
             buckets=ERROR_BUCKETS,
+            registry=r,
+        )
+        self.progress_ignored = Counter(
+            "hybrid_scheduler_progress_ignored",
+            "Training progress series left out, by reason.",
+            ["reason"],
             registry=r,
         )
         self.ready = False

@@ -7,17 +7,20 @@ at ``status.startTime``, on a node of the performance the cache knows), finished
 (Succeeded or Failed, at its containers' latest ``finishedAt``, else when the watch showed
 it) or stopped (deleted while running). Completed pods still in the API at start-up (the
 first listing) rebuild the history the same way. Each completion of a pod seen starting
-is scored: ``|predicted - actual| / actual`` per prediction source.
+is scored: ``|predicted - actual| / actual`` per prediction source. Progress read from
+Prometheus (:mod:`hybrid_operator.progress`) is told once per sample.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.k8s.convert import DEFAULT_PERFORMANCE
 from hybrid_operator.k8s.views import PodPhase, PodView
 from hybrid_operator.observability import OperatorMetrics
+from hybrid_operator.progress import ProgressReport
 from hybrid_policy.prediction.model import Prediction
 from hybrid_policy.prediction.predictor import RuntimePredictor
 
@@ -40,6 +43,22 @@ class PredictionFeed:
         self.recorded: set[str] = set()
         #: The run time predicted for each running pod when it started, on its node.
         self.predicted: dict[str, Prediction] = {}
+        #: The time of the latest progress report told per running pod (each sample once).
+        self.reported_at: dict[str, float] = {}
+
+    def progress(self, reports: list[ProgressReport]) -> int:
+        """Tell the predictor the reports of running pods of ours not told yet; returns
+        how many it was told."""
+        running = {(r.pod.namespace, r.pod.name): uid for uid, r in self.predictor.running.items()}
+        told = 0
+        for report in reports:
+            uid = running.get((report.namespace, report.pod))
+            if uid is None or report.at_s <= self.reported_at.get(uid, -math.inf):
+                continue
+            self.reported_at[uid] = report.at_s
+            self.predictor.progress(uid, report.fraction, report.at_s)
+            told += 1
+        return told
 
     def _performance(self, node: str) -> float:
         info = self.cache.nodes.get(node)
@@ -72,6 +91,7 @@ class PredictionFeed:
         started = self.predictor.running[uid].started_at_s
         at = view.finished_at_s if view.finished_at_s is not None else self.clock()
         self.predictor.finished(uid, at)
+        self.reported_at.pop(uid, None)
         predicted = self.predicted.pop(uid, None)
         actual = at - started
         if seen_running and predicted is not None and actual > 0:
@@ -83,4 +103,5 @@ class PredictionFeed:
         if uid in self.predictor.running:
             self.predictor.stopped(uid)
         self.predicted.pop(uid, None)
+        self.reported_at.pop(uid, None)
         self.recorded.discard(uid)

@@ -15,7 +15,8 @@ leadership term ended, is called off before it is sent.
 
 With a reserving policy the loop also feeds the policy's run-time predictor from the
 watch (:mod:`hybrid_operator.predictions`), ends a pod's reservation when it is bound or
-goes, clears ``status.nominatedNodeName`` of a pod of ours once it is bound, and, from
+goes, reads training progress before each pass (:mod:`hybrid_operator.progress`),
+clears ``status.nominatedNodeName`` of a pod of ours once it is bound, and, from
 the first listing, gives the arbitrator back the reservations written on pending pods
 (a restarted operator keeps the nodes it held).
 """
@@ -49,11 +50,12 @@ from hybrid_operator.k8s.views import (
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.predictions import PredictionFeed
+from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
-from hybrid_operator.utilisation import UtilisationCollector
+from hybrid_operator.utilisation import PromClient, UtilisationCollector
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
@@ -142,6 +144,8 @@ class Scheduler:
         self.clearing: set[str] = set()
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
+        #: Training progress from Prometheus, read before each pass (None: not read).
+        self.progress: ProgressReader | None = None
         self.inbox: asyncio.Queue[WatchEvent] = asyncio.Queue()
         #: Conversion problems waiting to be posted as Events.
         self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
@@ -444,6 +448,23 @@ class Scheduler:
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions
 
+    def use_progress(self, client: PromClient) -> None:
+        """Read training progress from ``client`` before each pass (reserving policies;
+        ``progress_query``, ignored series counted by reason)."""
+        if self.predictions is None or not self.settings.progress_query:
+            return
+        self.progress = ProgressReader(
+            client, self.settings.progress_query, self.settings.metrics_staleness_s,
+            self.clock, lambda why: self.metrics.progress_ignored.labels(why.value).inc(),
+        )  # fmt: skip
+
+    async def read_progress(self) -> None:
+        """Read training progress (in a worker thread) and tell the predictor."""
+        if self.progress is None or self.predictions is None:
+            return
+        reports = await asyncio.to_thread(self.progress.read)
+        self.predictions.progress(reports)
+
     async def schedule_once(self) -> list[Decision]:
         """One pass: decide, then bind placements concurrently and report every outcome."""
         decisions = self.decide()
@@ -487,6 +508,7 @@ class Scheduler:
                 elif not self.relisted.is_set():
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    await self.read_progress()
                     decisions = self.decide()
                     # Shadow records and problem Events are written at the end of a pass.
                     if decisions or self.shadow is not None or self.reports or self.refusals:

@@ -4,6 +4,8 @@ node no later than the predicted start plus one pass."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,7 +31,7 @@ WHOLE_SECONDS = 1.0
 #: stay full for BUSY_S.
 DRAINING_S = (6, 8, 10, 12)
 BUSY_S = 40
-STREAM = 10
+STREAM = 16
 
 
 def _pod(name: str, gpus: int, runtime_s: float, estimate_s: float, **kw: str) -> dict[str, Any]:
@@ -66,6 +68,18 @@ def _fill(api: Any, namespace: str, performance: dict[str, float]) -> list[str]:
     return names
 
 
+def _explain(dev_cluster: DevCluster, key: str) -> subprocess.Popen[str]:
+    """``hybrid-scheduler explain`` started in the background."""
+    kubeconfig = str(dev_cluster.settings.kubeconfig)
+    command = [sys.executable, "-m", "hybrid_operator.cli", "explain", key]
+    return subprocess.Popen(
+        [*command, "--kubeconfig", kubeconfig],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _predicted_start(event: dict[str, Any]) -> float:
     """The predicted start a Reserved Event names (HH:MM:SS UTC, on the Event's day)."""
     notice = parse_notice(event["message"])
@@ -87,10 +101,10 @@ def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
         n["metadata"]["name"]: float(n["metadata"]["labels"][PERFORMANCE_LABEL]) for n in nodes
     }
     draining = sorted(performance)[-1]
-    args = instance_args(SCHEDULER, "--policy", "hybrid-reserve")
+    args = instance_args(SCHEDULER, "--policy", "hybrid-reserve", "--no-leader-election")
     with (
         _namespaces(dev_cluster, "fill", "wide", "stream") as (fill, wide_ns, stream),
-        running_operator(dev_cluster, tmp_path / "operator.log", *args),
+        running_operator(dev_cluster, tmp_path / "operator.log", *args) as log,
     ):
         filled = f"/api/v1/namespaces/{fill}/pods"
         names = _fill(api, fill, performance)
@@ -109,9 +123,11 @@ def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
             lambda: api.get(wide)["status"].get("nominatedNodeName"),
             10,
         )
+        explaining = _explain(dev_cluster, f"{wide_ns}/wide")
         for i in range(STREAM):  # small pods of another team keep coming while it drains
             api.create(f"/api/v1/namespaces/{stream}/pods", _pod(f"small-{i}", 2, 30, 30))
-            time.sleep(1)
+            time.sleep(0.5)
+        out, err = explaining.communicate(timeout=60)
         node = wait_for("the wide pod's binding", lambda: api.get(wide)["spec"].get("nodeName"), 30)
         record = decision(api, f"/api/v1/namespaces/{wide_ns}/pods", "wide")
         wait_for(
@@ -120,6 +136,10 @@ def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
             10,
         )
         reserved = [e for e in events(api, wide_ns, "wide") if e["reason"] == "Reserved"]
+    assert "Traceback" not in log.read_text()
+    assert explaining.returncode == 0, err
+    assert f"pending:         node {nominated} is reserved for it" in out
+    assert f"queue position:  1st in {wide_ns}'s queue" in out
     assert nominated == node == draining
     assert len(reserved) == 1 and reserved[0]["type"] == "Normal"
     assert reserved[0]["message"].startswith(f"waiting for {node}: predicted start in ")

@@ -151,3 +151,17 @@ def test_a_holder_still_settling_keeps_its_node_from_the_next_pass() -> None:
     assert [(d.pod.name, d.node) for d in second] == [("long", "n2")]
     assert scheduler.arbitrator is not None and list(scheduler.arbitrator.book) == ["uid-wide"]
     asyncio.run(scheduler.settle_all([*first, *second]))
+
+
+def test_a_reservation_that_moves_writes_the_new_node_and_tells_it_once() -> None:
+    clock = [NOW]
+    scheduler, api = _started(clock)
+    _pass(scheduler, clock)
+    # A node whose pod ends 40 minutes before n1's: the wide pod starts there sooner.
+    scheduler.on_node(None, k8s_node("n3"))
+    scheduler.on_pod(None, _running("b3", "n3", 4, "20m"))
+    for _ in range(2):
+        _pass(scheduler, clock)
+    assert api.nominations == [(WIDE, "n1"), (WIDE, "n3")]
+    reserved = [m for name, r, m, w in api.events if r == "Reserved"]
+    assert [m.split(":")[0] for m in reserved] == ["waiting for n1", "waiting for n3"]

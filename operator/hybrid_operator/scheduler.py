@@ -14,11 +14,10 @@ again, a binding carries the pod's UID, and a binding whose node or pod went, or
 leadership term ended, is called off before it is sent.
 
 With a reserving policy the loop also feeds the policy's run-time predictor from the
-watch (:mod:`hybrid_operator.predictions`), ends a pod's reservation when it is bound or
-goes, reads training progress before each pass (:mod:`hybrid_operator.progress`),
-clears ``status.nominatedNodeName`` of a pod of ours once it is bound, and, from
-the first listing, gives the arbitrator back the reservations written on pending pods
-(a restarted operator keeps the nodes it held).
+watch (:mod:`hybrid_operator.predictions`), reads training progress before each pass
+(:mod:`hybrid_operator.progress`), and keeps the arbitrator's reservations and the pods'
+``status.nominatedNodeName`` up to date between passes and across a restart
+(:mod:`hybrid_operator.reserving`).
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.k8s.views import (
     ObjectKind,
-    PodView,
     WatchEvent,
     WatchType,
     problems_of,
@@ -52,6 +50,7 @@ from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.predictions import PredictionFeed
 from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
+from hybrid_operator.reserving import ReservationKeeper
 from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
@@ -131,17 +130,14 @@ class Scheduler:
         )  # fmt: skip
         self.shadow = self._shadow() if settings.shadow_of else None
         self.arbitrator = self.scheduling.arbitrator
-        if self.arbitrator is not None:
-            # A holder settling from the previous pass is still waiting for its node.
-            self.arbitrator.still_waiting = lambda uid: uid in self.queue
+        self.keeper = None if self.arbitrator is None else ReservationKeeper(
+            self.arbitrator, self.reporter, self.queue,
+            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
+        )  # fmt: skip
         predictor = self.policy.predictor
         self.predictions = None if predictor is None else PredictionFeed(
             predictor, self.cache, self.metrics, clock
         )  # fmt: skip
-        #: Pods of ours bound with ``status.nominatedNodeName`` still set, to clear.
-        self.to_clear: dict[str, PendingPod] = {}
-        #: UIDs whose clearing was sent and that the watch has not yet shown cleared.
-        self.clearing: set[str] = set()
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
         #: Training progress from Prometheus, read before each pass (None: not read).
@@ -261,37 +257,14 @@ class Scheduler:
             self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
-            if self.arbitrator is not None:
-                self.arbitrator.release(uid)
-            if ours:
-                self._bound_nominated(view)
+            if self.keeper is not None:
+                self.keeper.no_longer_waiting(view)
             if had_node and uid not in self.cache.bound:
                 self.queue.move_all_to_active()  # capacity was freed
             return
         if ours and not self.cache.is_placed(uid) and uid not in self.queue:
             self._report(event)
             self.queue.add(view.pod)
-
-    def _bound_nominated(self, view: PodView) -> None:
-        """A bound pod of ours whose ``status.nominatedNodeName`` is still set: clear it."""
-        if view.nominated_node is None or view.node_name is None:
-            self.clearing.discard(view.uid)
-            self.to_clear.pop(view.uid, None)
-        elif view.uid not in self.clearing:
-            self.to_clear[view.uid] = view.pod
-
-    def _restore(self, events: list[WatchEvent]) -> None:
-        """Reservations written on pending pods of ours, held again (oldest pod first)."""
-        if self.arbitrator is None:
-            return
-        views = [e.pod for e in events if e.pod is not None and e.pod.waiting]
-        now = self.clock()
-        for view in sorted(views, key=lambda v: (v.pod.created_at_s, v.uid)):
-            node = view.nominated_node
-            if node is not None and self._is_ours(view.scheduler_name, view.pod.namespace):
-                self.arbitrator.restore(view.uid, node, now)
-                self.reporter.restored(view.uid, node)
-                log.info("%s holds %s again (reserved before a restart)", view.pod.key, node)
 
     def _is_ours(self, scheduler_name: str, namespace: str) -> bool:
         return scheduler_name == self.settings.scheduler_name and (
@@ -313,10 +286,8 @@ class Scheduler:
         self.binding.cancel(uid, CancelReason.POD_GONE)
         if self.predictions is not None:
             self.predictions.gone(uid)
-        if self.arbitrator is not None:
-            self.arbitrator.release(uid)
-        self.to_clear.pop(uid, None)
-        self.clearing.discard(uid)
+        if self.keeper is not None:
+            self.keeper.gone(uid)
         self.cache.delete_pod(uid)
         self.queue.remove(uid)
         self.reporter.forget_object(uid)
@@ -373,11 +344,8 @@ class Scheduler:
         refusals, self.refusals = self.refusals, []
         for pod, message in refusals:
             await self.reporter.unschedulable(pod, message)
-        clears, self.to_clear = self.to_clear, {}
-        for uid, pod in clears.items():
-            self.clearing.add(uid)
-            if not await self.reporter.clear_nomination(pod):
-                self.clearing.discard(uid)  # the next event of the pod tries again
+        if self.keeper is not None:
+            await self.keeper.flush()
 
     def _gauge(self) -> None:
         pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
@@ -416,9 +384,9 @@ class Scheduler:
             # An object whose watch event came after the listing began is newer than it.
             if not self.cache.seen_since(event, listed_at):
                 self.apply_safely(event)
-        if not self.listed_once:
-            self._restore(events)
-            self.listed_once = True
+        if not self.listed_once and self.keeper is not None:
+            self.keeper.restore((e.pod for e in events if e.pod is not None), self.clock())
+        self.listed_once = True
         pods = {e.uid for e in events if e.kind is ObjectKind.POD}
         nodes = {e.name for e in events if e.kind is ObjectKind.NODE}
         gone = self.cache.reconcile(pods, nodes, listed_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from hybrid_operator.k8s.problems import Conversion
@@ -91,19 +92,39 @@ def k8s_pod(
     phase: str = "Pending",
     scheduler: str = "hybrid-scheduler",
     ns: str = "team-a",
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    status: Mapping[str, Any] | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """A pod object requesting ``gpus`` GPUs and one CPU, optionally bound to ``node``."""
+    """A pod object requesting ``gpus`` GPUs and one CPU, optionally bound to ``node``,
+    with extra ``labels``, ``annotations``, ``status`` fields and a controller ``owner``."""
     spec: dict[str, Any] = {
         "schedulerName": scheduler,
         "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"}}}],
     }
     if node:
         spec["nodeName"] = node
-    return {
-        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}"},
-        "spec": spec,
-        "status": {"phase": phase},
-    }
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "uid": f"uid-{name}"}
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if owner:
+        meta["ownerReferences"] = [{"kind": "Job", "name": owner, "controller": True}]
+    return {"metadata": meta, "spec": spec, "status": {"phase": phase, **(status or {})}}
+
+
+def rfc3339(at_s: float) -> str:
+    """Seconds since the epoch as the API server writes times."""
+    return datetime.fromtimestamp(at_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def finished_status(started_s: float, finished_s: float) -> dict[str, Any]:
+    """``status`` fields of a pod that ran from ``started_s`` to ``finished_s``."""
+    terminated = {"state": {"terminated": {"exitCode": 0, "finishedAt": rfc3339(finished_s)}}}
+    return {"startTime": rfc3339(started_s), "containerStatuses": [terminated]}
 
 
 T = TypeVar("T")

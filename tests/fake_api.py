@@ -20,6 +20,8 @@ class FakeApi:
         #: Labels of the namespaces the API server knows (others cannot be read).
         self.namespace_labels: dict[str, dict[str, str]] = {}
         self.namespace_reads: list[str] = []
+        #: ``status.nominatedNodeName`` writes: (pod key, node or None when cleared).
+        self.nominations: list[tuple[str, str | None]] = []
 
     def bind(
         self,
@@ -56,3 +58,7 @@ class FakeApi:
         if name not in self.namespace_labels:
             raise LookupError(f"namespaces {name!r} not found")
         return self.namespace_labels[name]
+
+    def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
+        self.patches += 1
+        self.nominations.append((pod.key, node))

@@ -21,6 +21,7 @@ from hybrid_operator.k8s.api import BindOutcome, BindResult, ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.reporting import Reporter
+from hybrid_operator.reservations import ReservationNotice
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
 
@@ -78,6 +79,8 @@ class BindingCycle:
         #: Told when a binding could not reach the API server (the watches may be cut too).
         self.unreachable = unreachable
         self.tickets: dict[str, BindTicket] = {}
+        #: What to tell each pod left pending with a node held, by UID (from the pass).
+        self.notices: dict[str, ReservationNotice] = {}
 
     def issue(self, decisions: list[Decision], term: int) -> None:
         """Tickets for the placements of a pass, at once, before any is awaited."""
@@ -129,6 +132,11 @@ class BindingCycle:
         self.counters.unschedulable += 1
         self.metrics.attempts.labels(result="unschedulable").inc()
         self.queue.park(d.pod.uid, self.clock())
+        notice = self.notices.pop(d.pod.uid, None)
+        if d.nomination is not None and notice is not None:
+            await self.reporter.reserved(d.pod, notice)
+            return
+        await self.reporter.unreserved(d.pod)
         await self.reporter.unschedulable(d.pod, d.status.message)
 
     async def _bind(self, d: Decision) -> None:

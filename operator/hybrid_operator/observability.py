@@ -3,7 +3,10 @@
 ``/metrics`` (Prometheus text format) counts scheduling attempts by result, times
 pending-to-bound latency, passes and their sizes, tracks pending pods, fallbacks by
 reason, Prometheus series left out by resource and reason, each namespace's weighted GPU
-share and Jain's index over them, and the age of the utilisation metrics. ``/healthz``
+share and Jain's index over them, the age of the utilisation metrics, and for reserving
+policies the reservations held, placements backfilled onto a node reserved for another
+pod, the relative error of run-time predictions by source and progress series ignored.
+``/healthz``
 answers while the event loop runs; ``/readyz`` once the cluster has been listed and the
 first pass has run.
 """
@@ -23,6 +26,8 @@ from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.report.fairness import jain_index
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+#: Buckets of ``|predicted - actual| / actual``.
+ERROR_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 
 
 @dataclass
@@ -96,6 +101,29 @@ class OperatorMetrics:
             "hybrid_scheduler_shadow_decisions",
             "Shadow mode: our choice against the shadowed scheduler's, by agreement.",
             ["agree"],
+            registry=r,
+        )
+        self.reservations = Gauge(
+            "hybrid_scheduler_reservations_held",
+            "Nodes held for pending pods (reserving policies).",
+            registry=r,
+        )
+        self.backfilled = Counter(
+            "hybrid_scheduler_backfilled_placements",
+            "Placements on a node reserved for another pod.",
+            registry=r,
+        )
+        self.prediction_error = Histogram(
+            "hybrid_scheduler_prediction_error_ratio",
+            "|predicted - actual| / actual run time of finished pods, by prediction source.",
+            ["source"],
+            buckets=ERROR_BUCKETS,
+            registry=r,
+        )
+        self.progress_ignored = Counter(
+            "hybrid_scheduler_progress_ignored",
+            "Training progress series left out, by reason.",
+            ["reason"],
             registry=r,
         )
         self.ready = False

@@ -2,7 +2,9 @@
 
 Every report is best effort: a failed Event or condition is logged and never stops
 scheduling. A pod that keeps failing for the same reason gets one FailedScheduling Event,
-not one per retry.
+not one per retry. A pod that holds a reservation gets ``status.nominatedNodeName``, the
+PodScheduled condition and a ``Reserved`` Event once per change of node, not per pass;
+the field is cleared when the reservation ends.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from hybrid_operator.decision_record import DECISION_ANNOTATION
 from hybrid_operator.k8s.api import ClusterApi, pod_reference, record_json
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.reservations import ReservationNotice
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.policies import Policy
@@ -46,12 +49,46 @@ class Reporter:
         self.last_failure: dict[str, str] = {}
         #: Problems already reported, per object UID (a re-list does not repeat them).
         self.reported: dict[str, set[str]] = {}
+        #: The node written as ``status.nominatedNodeName`` per pending pod UID.
+        self.nominated: dict[str, str] = {}
 
-    async def _call(self, what: str, key: str, fn: Callable[..., object], *args: object) -> None:
+    async def _call(self, what: str, key: str, fn: Callable[..., object], *args: object) -> bool:
         try:
             await self.threads.call(fn, *args)
         except Exception as exc:  # reporting is best effort; never let it stop scheduling
             log.warning("could not %s on %s: %s", what, key, exc)
+            return False
+        return True
+
+    async def reserved(self, pod: PendingPod, notice: ReservationNotice) -> None:
+        """``status.nominatedNodeName``, PodScheduled=False and a ``Reserved`` Event, when
+        the node held for ``pod`` is new (a failed write is tried again next pass)."""
+        if self.nominated.get(pod.uid) == notice.node:
+            return
+        message = notice.message()
+        if not await self._call("set nominatedNodeName", pod.key, self.api.nominate, pod,
+                                notice.node, message):  # fmt: skip
+            return
+        self.nominated[pod.uid] = notice.node
+        self.last_failure.pop(pod.uid, None)  # a later failure is news again
+        ref = pod_reference(pod)
+        await self._call("post Reserved", pod.key, self.api.event, ref, "Reserved", message)
+
+    async def unreserved(self, pod: PendingPod) -> None:
+        """The reservation of the pending ``pod`` was dropped: clear the field."""
+        if pod.uid in self.nominated:
+            await self.clear_nomination(pod)
+
+    async def clear_nomination(self, pod: PendingPod) -> bool:
+        """Clear ``status.nominatedNodeName`` of ``pod`` (bound, or its reservation gone)."""
+        cleared = await self._call("clear nominatedNodeName", pod.key, self.api.nominate, pod, None)
+        if cleared:
+            self.nominated.pop(pod.uid, None)
+        return cleared
+
+    def restored(self, uid: str, node: str) -> None:
+        """``node`` is already written on the pod (found there at start-up)."""
+        self.nominated[uid] = node
 
     async def problems(self, reference: dict[str, str], problems: tuple[Problem, ...]) -> None:
         """A Warning Event ``InvalidField`` per problem found converting an object."""
@@ -97,6 +134,7 @@ class Reporter:
         """The object is gone: drop everything remembered about it."""
         self.last_failure.pop(uid, None)
         self.reported.pop(uid, None)
+        self.nominated.pop(uid, None)
 
     def record(self, d: Decision) -> dict[str, Any]:
         """The compact decision record written on a bound pod."""

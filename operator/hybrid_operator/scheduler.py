@@ -12,6 +12,12 @@ re-list.
 A pod is bound at most once: a pod that is bound or assumed is never queued or decided
 again, a binding carries the pod's UID, and a binding whose node or pod went, or whose
 leadership term ended, is called off before it is sent.
+
+With a reserving policy the loop also feeds the policy's run-time predictor from the
+watch (:mod:`hybrid_operator.predictions`), reads training progress before each pass
+(:mod:`hybrid_operator.progress`), and keeps the arbitrator's reservations and the pods'
+``status.nominatedNodeName`` up to date between passes and across a restart
+(:mod:`hybrid_operator.reserving`).
 """
 
 from __future__ import annotations
@@ -32,14 +38,23 @@ from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads, Listing
 from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.problems import Problem
-from hybrid_operator.k8s.views import ObjectKind, WatchEvent, WatchType, problems_of, watch_event
+from hybrid_operator.k8s.views import (
+    ObjectKind,
+    WatchEvent,
+    WatchType,
+    problems_of,
+    watch_event,
+)
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
+from hybrid_operator.predictions import PredictionFeed
+from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
+from hybrid_operator.reserving import ReservationKeeper
 from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
-from hybrid_operator.utilisation import UtilisationCollector
+from hybrid_operator.utilisation import PromClient, UtilisationCollector
 from hybrid_operator.webhook import NamespaceOptIn
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
@@ -115,6 +130,19 @@ class Scheduler:
             self.counters, clock, self.leader_term, self.suspect,
         )  # fmt: skip
         self.shadow = self._shadow() if settings.shadow_of else None
+        self.arbitrator = self.scheduling.arbitrator
+        self.keeper = None if self.arbitrator is None else ReservationKeeper(
+            self.arbitrator, self.reporter, self.queue,
+            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
+        )  # fmt: skip
+        predictor = self.policy.predictor
+        self.predictions = None if predictor is None else PredictionFeed(
+            predictor, self.cache, self.metrics, clock
+        )  # fmt: skip
+        #: Whether a listing was applied yet (the first one restores reservations).
+        self.listed_once = False
+        #: Training progress from Prometheus, read before each pass (None: not read).
+        self.progress: ProgressReader | None = None
         self.inbox: asyncio.Queue[WatchEvent] = asyncio.Queue()
         #: Conversion problems waiting to be posted as Events.
         self.reports: list[tuple[dict[str, str], tuple[Problem, ...]]] = []
@@ -225,12 +253,16 @@ class Scheduler:
         self.cache.upsert_pod(view)
         if self.shadow is not None:
             self.shadow.observe(view)
+        ours = self._is_ours(view.scheduler_name, view.pod.namespace)
+        if ours and self.predictions is not None:
+            self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
+            if self.keeper is not None:
+                self.keeper.no_longer_waiting(view)
             if had_node and uid not in self.cache.bound:
                 self.queue.move_all_to_active()  # capacity was freed
             return
-        ours = self._is_ours(view.scheduler_name, view.pod.namespace)
         if ours and not self.cache.is_placed(uid) and uid not in self.queue:
             self._report(event)
             self.queue.add(view.pod)
@@ -253,6 +285,10 @@ class Scheduler:
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
+        if self.predictions is not None:
+            self.predictions.gone(uid)
+        if self.keeper is not None:
+            self.keeper.gone(uid)
         self.cache.delete_pod(uid)
         self.queue.remove(uid)
         self.reporter.forget_object(uid)
@@ -306,6 +342,8 @@ class Scheduler:
         refusals, self.refusals = self.refusals, []
         for pod, message in refusals:
             await self.reporter.unschedulable(pod, message)
+        if self.keeper is not None:
+            await self.keeper.flush()
 
     def _gauge(self) -> None:
         pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
@@ -344,6 +382,9 @@ class Scheduler:
             # An object whose watch event came after the listing began is newer than it.
             if not self.cache.seen_since(event, listed_at):
                 self.apply_safely(event)
+        if not self.listed_once and self.keeper is not None:
+            self.keeper.restore((e.pod for e in events if e.pod is not None), self.clock())
+        self.listed_once = True
         pods = {e.uid for e in events if e.kind is ObjectKind.POD}
         nodes = {e.name for e in events if e.kind is ObjectKind.NODE}
         gone = self.cache.reconcile(pods, nodes, listed_at)
@@ -368,9 +409,27 @@ class Scheduler:
             decisions = self.scheduling.decide()
         finally:
             self._gauge()
+        self.binding.notices.update(self.scheduling.notices)
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions
+
+    def use_progress(self, client: PromClient) -> None:
+        """Read training progress from ``client`` before each pass (reserving policies;
+        ``progress_query``, ignored series counted by reason)."""
+        if self.predictions is None or not self.settings.progress_query:
+            return
+        self.progress = ProgressReader(
+            client, self.settings.progress_query, self.settings.metrics_staleness_s,
+            self.clock, lambda why: self.metrics.progress_ignored.labels(why.value).inc(),
+        )  # fmt: skip
+
+    async def read_progress(self) -> None:
+        """Read training progress (in a worker thread) and tell the predictor."""
+        if self.progress is None or self.predictions is None:
+            return
+        reports = await asyncio.to_thread(self.progress.read)
+        self.predictions.progress(reports)
 
     async def schedule_once(self) -> list[Decision]:
         """One pass: decide, then bind placements concurrently and report every outcome."""
@@ -415,6 +474,7 @@ class Scheduler:
                 elif not self.relisted.is_set():
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    await self.read_progress()
                     decisions = self.decide()
                     # Shadow records and problem Events are written at the end of a pass.
                     if decisions or self.shadow is not None or self.reports or self.refusals:

@@ -5,6 +5,11 @@ cache with live utilisation applied, and assumes every placement in the cache, s
 pass counts it before the watch shows the binding. Nothing is bound here. If anything
 raises, every pod of the batch goes back to the queue with a back-off and no assumption
 is left behind.
+
+With a reserving policy, every pod that holds a reservation joins every batch, backing
+off or parked as it may be (its node is held only while it is decided), and each pod
+left pending with a node held gets a
+:class:`~hybrid_operator.reservations.ReservationNotice` for the reporter.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import numpy as np
 
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.observability import OperatorMetrics
+from hybrid_operator.reservations import ReservationNotice, held_arbitrator, notices
 from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
+from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.policies import Policy
 
 log = logging.getLogger("hybrid_scheduler")
@@ -50,12 +57,20 @@ class SchedulingCycle:
         self.clock = clock
         self.batch_size = batch_size
         self.collector = collector
+        self.arbitrator = held_arbitrator(policy)
+        #: The notices of the last pass's pods left pending with a node held, by UID.
+        self.notices: dict[str, ReservationNotice] = {}
+        #: The arbitrator's count of backfilled placements already exported.
+        self.backfilled_seen = 0
 
     def decide(self) -> list[Decision]:
         """Take a batch, run the profile, assume every placement; nothing is bound yet."""
         now = self.clock()
         self.queue.flush_parked(now)
         batch = self.queue.pop_batch(now, self.policy.profile.queue_sort.sort_key, self.batch_size)
+        self.notices = {}
+        if self.arbitrator is not None:
+            batch.extend(self.queue.take(list(self.arbitrator.book)))
         fresh = []
         for pod in batch:
             if self.cache.is_placed(pod.uid):
@@ -90,4 +105,18 @@ class SchedulingCycle:
         for d in decisions:
             if d.node is not None:
                 self.cache.assume(d.pod, d.node)
+        if self.arbitrator is not None:
+            self._reservations(decisions, snapshot)
         return decisions
+
+    def _reservations(self, decisions: list[Decision], snapshot: ClusterSnapshot) -> None:
+        """Notices for the pods left pending with a node held; the reservation metrics."""
+        assert self.arbitrator is not None
+        waiting = [*self.queue.pending(), *(d.pod for d in decisions if not d.placed)]
+        sort_key = self.policy.profile.queue_sort.sort_key
+        self.notices = notices(decisions, snapshot, waiting, sort_key)
+        self.metrics.reservations.set(len(self.arbitrator.book))
+        backfilled = self.arbitrator.backfilled - self.backfilled_seen
+        if backfilled > 0:
+            self.metrics.backfilled.inc(backfilled)
+        self.backfilled_seen = self.arbitrator.backfilled

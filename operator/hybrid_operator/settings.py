@@ -52,6 +52,11 @@ class OperatorSettings:
     metrics_refresh_s: float = 15.0
     #: Samples older than this many seconds are ignored. Default 120.
     metrics_staleness_s: float = 120.0
+    #: PromQL giving each running pod's fraction of work done (0..1), labelled
+    #: ``namespace`` and ``pod``, read once per pass by reserving policies when
+    #: ``prometheus_url`` is set; samples older than ``metrics_staleness_s`` are ignored.
+    #: Empty turns it off. Default ``hybrid_scheduler_training_progress``.
+    progress_query: str = "hybrid_scheduler_training_progress"
     #: Seconds one Prometheus query may take. Default 5.
     metrics_timeout_s: float = 5.0
     #: Port of /metrics, /healthz and /readyz on ``http_host``; 0 turns them off. Default 8080.

@@ -89,7 +89,8 @@ class PendingPod:
 
     ``requests`` are in canonical units (see :mod:`hybrid_policy.resources`).
     ``created_at_s`` is the creation time in seconds on the driver's clock.
-    ``task_type`` and ``expected_runtime_s`` are hints; ``None`` when unknown.
+    ``task_type``, ``expected_runtime_s`` and ``job_class`` are hints; ``None`` when
+    unknown (``job_class`` names the pods whose run times predict each other's).
     ``labels`` are the pod's own (what other pods' affinity terms and spread constraints
     select); ``constraints`` are its affinity, spread, host ports and refusals.
     ``gang`` names the gang the pod belongs to, if any.
@@ -107,6 +108,7 @@ class PendingPod:
     expected_runtime_s: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     constraints: PlacementConstraints = NO_CONSTRAINTS
+    job_class: str | None = None
     gang: Gang | None = None
     #: What decides feasibility: pods with equal signatures fit exactly the same nodes
     #: (once placed pods' anti-affinity may select them, their labels and namespace too:

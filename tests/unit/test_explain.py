@@ -9,6 +9,8 @@ from hybrid_operator.cli import main
 from hybrid_operator.commands import explain_cmd, kubeconfig
 from hybrid_operator.decision_record import CLOCK_SLACK_S, DECISION_ANNOTATION
 from hybrid_operator.k8s.api import KubeApi
+from hybrid_operator.reservations import ReservationNotice
+from hybrid_policy.prediction.model import PredictionSource
 
 CREATED = "2025-03-01T10:00:00Z"
 BOUND = "2025-03-01T10:00:05Z"
@@ -207,3 +209,40 @@ def test_explain_with_no_api_server_to_reach_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith("hybrid-scheduler explain: cannot reach the API server at ")
     assert err.count("\n") == 1
+
+
+def _pending(nominated: str | None, message: str) -> dict[str, Any]:
+    condition = {"type": "PodScheduled", "status": "False", "message": message}
+    status: dict[str, Any] = {"phase": "Pending", "conditions": [condition]}
+    if nominated:
+        status["nominatedNodeName"] = nominated
+    return {"metadata": {"name": "p", "namespace": "team-a"}, "spec": {}, "status": status}
+
+
+def _notice(node: str = "n3") -> str:
+    return ReservationNotice(
+        node=node, now_s=BOUND_AT, predicted_start_s=BOUND_AT + 360,
+        source=PredictionSource.HISTORY, namespace="team-a", rank=2, holds=0.18, entitled=0.2,
+    ).message()  # fmt: skip
+
+
+def test_a_pending_pod_shows_its_reserved_node_queue_position_and_predicted_start() -> None:
+    result = explain_cmd.explain_pod("team-a/p", _pending("n3", _notice()))
+    assert result.code == 0 and result.err == ""
+    assert "pending:         node n3 is reserved for it" in result.out
+    assert "queue position:  2nd in team-a's queue" in result.out
+    assert "predicted start: 10:06:05 UTC (from history)" in result.out
+
+
+def test_a_nominated_node_the_notice_does_not_name_is_pointed_out() -> None:
+    result = explain_cmd.explain_pod("team-a/p", _pending("n1", _notice("n3")))
+    assert result.code == 0
+    assert "node n1 is reserved" in result.out and "last notice named n3" in result.out
+
+
+@pytest.mark.parametrize("nominated", [None, ""])
+def test_a_pending_pod_without_a_reservation_has_no_decision_to_show(
+    nominated: str | None,
+) -> None:
+    result = explain_cmd.explain_pod("team-a/p", _pending(nominated, _notice()))
+    assert result.code == 1 and "has no decision record" in result.err

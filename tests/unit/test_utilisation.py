@@ -319,6 +319,9 @@ class BindAll:
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
         pass
 
+    def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
+        pass
+
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         raise AssertionError("the decision record rides on the binding")
 

@@ -6,7 +6,10 @@ the record agrees with the pod's binding (node, scheduler name, creation and
 ``PodScheduled`` times, and who wrote the annotation). Anyone who may update the pod can
 write the annotation, so a record that disagrees is shown as unverified, with every
 disagreement, and the exit status is 1; so is a record that cannot be read, or a pod
-without one. A bad argument or kubeconfig is one line and exit status 2.
+without one. A pending pod that holds a reservation shows it instead: the reserved node
+(``status.nominatedNodeName``), its place in its namespace's queue, and its predicted
+start with the prediction's source, as the scheduler wrote them in the ``PodScheduled``
+condition. A bad argument or kubeconfig is one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hybrid_operator.decision_record import (
     binding_problems,
     parse_record,
 )
+from hybrid_operator.reservations import ordinal, parse_notice
 
 PROG = "hybrid-scheduler explain"
 
@@ -75,11 +79,36 @@ class Explanation:
     err: str = ""
 
 
+def reservation(key: str, pod: dict[str, Any]) -> str | None:
+    """What a pending pod holding a reservation shows; None for any other pod."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    nominated = status.get("nominatedNodeName")
+    if spec.get("nodeName") or not isinstance(nominated, str) or not nominated:
+        return None
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+    messages = [str(c.get("message", "")) for c in conditions if c.get("type") == "PodScheduled"]
+    notice = next((n for n in map(parse_notice, messages) if n is not None), None)
+    lines = [f"pod:             {key}", f"pending:         node {nominated} is reserved for it"]
+    if notice is None:
+        lines.append("                 (no reservation notice from hybrid-scheduler on the pod)")
+        return "\n".join(lines)
+    if notice.node != nominated:
+        lines.append(f"                 (the scheduler's last notice named {notice.node})")
+    lines += [
+        f"queue position:  {ordinal(notice.rank)} in {notice.namespace}'s queue",
+        f"predicted start: {notice.predicted_start} (from {notice.source})",
+    ]
+    return "\n".join(lines)
+
+
 def explain_pod(key: str, pod: dict[str, Any]) -> Explanation:
     """The explanation of ``pod`` (the API server's JSON); never raises."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get(DECISION_ANNOTATION)
     if raw is None:
+        reserved = reservation(key, pod)
+        if reserved is not None:
+            return Explanation(0, out=reserved)
         missing = f"{key} has no decision record (hybrid-scheduler has not bound it)"
         return Explanation(1, err=missing)
     try:

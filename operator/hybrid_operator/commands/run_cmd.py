@@ -36,6 +36,12 @@ FLAGS: list[tuple[str, str, type, str]] = [
     ("--prometheus-url", "prometheus_url", str, "Prometheus for live utilisation (none)"),
     ("--metrics-refresh", "metrics_refresh_s", float, "seconds between refreshes (15)"),
     ("--metrics-staleness", "metrics_staleness_s", float, "ignore older samples, seconds (120)"),
+    (
+        "--progress-query",
+        "progress_query",
+        str,
+        "PromQL of training progress per pod; empty: off (hybrid_scheduler_training_progress)",
+    ),
     ("--http-port", "http_port", int, "/metrics, /healthz, /readyz; 0 turns them off (8080)"),
     ("--http-host", "http_host", str, "address of the HTTP endpoints (0.0.0.0)"),
     ("--seed", "seed", int, "seed of random tie-breaking (0)"),
@@ -213,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=settings.api_timeout_s,
     )
     scheduler = Scheduler(settings, api, collector=collector, elector=elector, policy=policy)
+    if settings.prometheus_url:
+        scheduler.use_progress(connect(settings.prometheus_url, settings.metrics_timeout_s))
     try:
         asyncio.run(run_operator(scheduler, api_client, settings.kubeconfig))
     except KeyboardInterrupt:

@@ -104,6 +104,11 @@ class ClusterApi(Protocol):
         """A namespace's labels as the API server has them now (raises if it cannot)."""
         ...
 
+    def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
+        """Set ``status.nominatedNodeName`` to ``node`` (None clears it), with
+        PodScheduled=False saying ``message`` when given."""
+        ...
+
 
 def involved_object(body: Body, kind: str) -> dict[str, str]:
     """The reference an Event needs to a watched object."""
@@ -231,19 +236,24 @@ class KubeApi:
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
         """Set the PodScheduled condition to False/Unschedulable, as kube-scheduler does."""
-        condition = {
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": "Unschedulable",
-            "message": message,
-            "lastTransitionTime": _timestamp(),
-        }
         self.limit.acquire()
         self.core.patch_namespaced_pod_status(
             pod.name,
             pod.namespace,
-            {"status": {"conditions": [condition]}},
+            {"status": {"conditions": [_unschedulable(message)]}},
             _request_timeout=self.timeout_s,
+        )
+
+    def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
+        """Set (or, with None, clear) ``status.nominatedNodeName`` as kube-scheduler does
+        for a pod that waits for a node, and PodScheduled=False with ``message`` in the
+        same write."""
+        status: dict[str, Any] = {"nominatedNodeName": node}
+        if message is not None:
+            status["conditions"] = [_unschedulable(message)]
+        self.limit.acquire()
+        self.core.patch_namespaced_pod_status(
+            pod.name, pod.namespace, {"status": status}, _request_timeout=self.timeout_s
         )
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
@@ -274,6 +284,17 @@ class KubeApi:
         body: dict[str, Any] = json.loads(response.data)
         labels: dict[str, str] = (body.get("metadata") or {}).get("labels") or {}
         return labels
+
+
+def _unschedulable(message: str) -> dict[str, str]:
+    """The PodScheduled=False/Unschedulable condition saying ``message``."""
+    return {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastTransitionTime": _timestamp(),
+    }
 
 
 def record_json(record: Mapping[str, Any]) -> str:

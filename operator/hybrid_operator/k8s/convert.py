@@ -33,12 +33,16 @@ WEIGHT_ANNOTATION = f"{PREFIX}/weight"
 PERFORMANCE_LABEL = f"{PREFIX}/performance"
 TASK_TYPE_LABEL = f"{PREFIX}/task-type"
 RUNTIME_ANNOTATION = f"{PREFIX}/expected-runtime"
+#: Pods of one job class predict each other's run times (else the controller's name, else
+#: the ``app`` label).
+JOB_CLASS_LABEL = f"{PREFIX}/job-class"
+APP_LABEL = "app"
 #: Namespace weights outside (0, MAX_WEIGHT] are refused and the default is used.
 MAX_WEIGHT = 1000.0
 DEFAULT_PERFORMANCE = 100.0
 MAX_PERFORMANCE = 10_000.0
-#: Expected run times above a year are refused (the run time counts as unknown).
-MAX_RUNTIME_S = 366 * 24 * 3600.0
+#: Expected run times above 30 days are refused (the run time counts as unknown).
+MAX_RUNTIME_S = 30 * 24 * 3600.0
 #: Pod priorities are 32-bit integers in Kubernetes.
 PRIORITY_RANGE = range(-(2**31), 2**31)
 DEFAULT_MAX_PODS = 110
@@ -186,10 +190,24 @@ def _runtime_s(annotations: Body, reader: FieldReader) -> float | None:
         reader.report(
             f"metadata.annotations[{RUNTIME_ANNOTATION}]",
             raw,
-            "not a positive duration up to a year, such as 90s, 15m or 2h",
+            "not a positive duration up to 30 days (720h), such as 90s, 15m or 2h",
             Action("treating the run time as unknown"),
         )
     return runtime_s
+
+
+def job_class(meta: Body, labels: Mapping[str, str]) -> str | None:
+    """The pod's job class: its ``hybrid-scheduler.io/job-class`` label, else the name of
+    its controller (a Job, a ReplicaSet, ...), else its ``app`` label; None if none."""
+    if labels.get(JOB_CLASS_LABEL):
+        return labels[JOB_CLASS_LABEL]
+    owners = meta.get("ownerReferences")
+    for owner in owners if isinstance(owners, list) else ():
+        if isinstance(owner, Mapping) and owner.get("controller") is True:
+            name = owner.get("name")
+            if isinstance(name, str) and name:
+                return name
+    return labels.get(APP_LABEL) or None
 
 
 def pending_pod(pod: Body) -> Conversion[PendingPod]:
@@ -219,6 +237,7 @@ def pending_pod(pod: Body) -> Conversion[PendingPod]:
         expected_runtime_s=runtime_s,
         labels=placement.labels,
         constraints=placement.constraints,
+        job_class=job_class(meta, labels),
     )
     reported = {p.field for p in reader.problems}
     reader.problems.extend(p for p in constraint_problems if p.field not in reported)

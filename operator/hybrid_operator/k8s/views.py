@@ -9,6 +9,7 @@ the same view, so no other module looks into a raw pod.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from hybrid_operator.k8s.convert import Body, namespace, node_addresses, node_info, pending_pod
@@ -73,6 +74,12 @@ class PodView:
     node_name: str | None
     phase: PodPhase
     terminating: bool
+    #: ``status.startTime`` (seconds since the epoch), when the kubelet has set it.
+    started_at_s: float | None = None
+    #: The latest ``finishedAt`` of the containers that terminated, if any did.
+    finished_at_s: float | None = None
+    #: ``status.nominatedNodeName``: the node held for the pending pod, if any.
+    nominated_node: str | None = None
 
     @property
     def uid(self) -> str:
@@ -103,9 +110,31 @@ def _mapping(value: object) -> Body:
     return value if isinstance(value, dict) else {}
 
 
+def _time(value: object) -> float | None:
+    """An RFC 3339 time as seconds since the epoch; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _finished_at(status: Body) -> float | None:
+    """The latest ``state.terminated.finishedAt`` among the pod's containers."""
+    statuses = status.get("containerStatuses")
+    times = [
+        _time(_mapping(_mapping(_mapping(c).get("state")).get("terminated")).get("finishedAt"))
+        for c in (statuses if isinstance(statuses, list) else ())
+    ]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
 def pod_view(body: Body) -> Conversion[PodView]:
     """The typed view of a raw pod; no view when the pod cannot be used at all."""
     meta, spec = _mapping(body.get("metadata")), _mapping(body.get("spec"))
+    status = _mapping(body.get("status"))
     pod, problems = pending_pod(body)
     if pod is None:
         return Conversion(None, problems)
@@ -113,8 +142,11 @@ def pod_view(body: Body) -> Conversion[PodView]:
         pod=pod,
         scheduler_name=_text(spec.get("schedulerName")),
         node_name=_text(spec.get("nodeName")) or None,
-        phase=PodPhase.of(_mapping(body.get("status")).get("phase")),
+        phase=PodPhase.of(status.get("phase")),
         terminating=bool(meta.get("deletionTimestamp")),
+        started_at_s=_time(status.get("startTime")),
+        finished_at_s=_finished_at(status),
+        nominated_node=_text(status.get("nominatedNodeName")) or None,
     )
     return Conversion(view, problems)
 

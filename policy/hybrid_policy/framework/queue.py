@@ -13,7 +13,7 @@ again whatever happened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hybrid_policy.domain import PendingPod
@@ -101,6 +101,19 @@ class SchedulingQueue:
             entry.popped_at_move = self._moves
             self._in_flight[entry.pod.uid] = entry
         return [e.pod for e in ready]
+
+    def take(self, uids: Iterable[str]) -> list[PendingPod]:
+        """Take the queued pods ``uids`` now, backing off or parked as they may be (a pod
+        holding a reservation is decided on every pass); those not queued are skipped."""
+        taken = []
+        for uid in uids:
+            entry = self._active.pop(uid, None) or self._unschedulable.pop(uid, None)
+            if entry is None:
+                continue
+            entry.popped_at_move = self._moves
+            self._in_flight[uid] = entry
+            taken.append(entry.pod)
+        return taken
 
     def done(self, uid: str) -> None:
         """The popped pod was bound: forget it."""

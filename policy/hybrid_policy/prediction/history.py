@@ -1,9 +1,10 @@
 """Run times of finished pods, kept per namespace and job class, newest last.
 
-A job class is the pod's task type and GPU count; a coarser key (namespace and task type)
-answers when the class has too few pods yet. Work is stored in seconds at node
-performance 100, so pods that ran on nodes of different speeds are comparable. A query
-at time ``t`` reads only pods that finished at or before ``t``.
+A job class is the pod's task type, its ``job_class`` (the operator reads it from the pod's
+labels and owner; the simulator leaves it unset) and its GPU count; a coarser key
+(namespace and task type) answers when the class has too few pods yet. Work is stored in
+seconds at node performance 100, so pods that ran on nodes of different speeds are
+comparable. A query at time ``t`` reads only pods that finished at or before ``t``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from dataclasses import dataclass
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.resources import GPU
 
-HistoryKey = tuple[str, str, int]
+HistoryKey = tuple[str, str, str, int]
 #: GPU count of the coarser key (any GPU count of the task type).
 ANY_GPUS = -1
 
 
 def class_key(pod: PendingPod) -> HistoryKey:
-    """(namespace, task type, GPUs): the job class a pod's history is read from."""
-    return (pod.namespace, pod.task_type or "", int(pod.requests.get(GPU, 0)))
+    """(namespace, task type, job class, GPUs): the class a pod's history is read from."""
+    return (pod.namespace, pod.task_type or "", pod.job_class or "", int(pod.requests.get(GPU, 0)))
 
 
 def coarse_key(pod: PendingPod) -> HistoryKey:
-    """(namespace, task type, any GPU count)."""
-    return (pod.namespace, pod.task_type or "", ANY_GPUS)
+    """(namespace, task type, any job class and GPU count)."""
+    return (pod.namespace, pod.task_type or "", "", ANY_GPUS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ the reserved start and the node would then lack room for both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -50,6 +50,19 @@ class ReservingArbitrator:
         self.book: dict[str, Held] = {}
         #: Reservations made, moved to another node, and pods placed on a held node.
         self.made = self.moved = self.backfilled = 0
+        #: Whether a holder missing from a batch still waits (the driver says; by default
+        #: a holder missing from a batch has started or gone, and its reservation ends).
+        self.still_waiting: Callable[[str], bool] = lambda _: False
+
+    def restore(self, uid: str, node: str, at_s: float) -> None:
+        """Hold ``node`` for pod ``uid`` again, as made at ``at_s`` (a driver that restarted
+        and found the reservation on the pod); it goes after the reservations held now."""
+        if uid not in self.book:
+            self.book[uid] = Held(uid, node, at_s, at_s)
+
+    def release(self, uid: str) -> None:
+        """Pod ``uid`` started elsewhere or went: its reservation, if any, ends."""
+        self.book.pop(uid, None)
 
     def use_wall_clock(self, enabled: bool) -> None:
         """Nothing to do: no decision here depends on wall time."""
@@ -57,13 +70,15 @@ class ReservingArbitrator:
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
         """Commit or reject every pod of ``batch`` (in queue order)."""
         pods = {pod.uid: pod for pod in batch}
-        for uid in [uid for uid in self.book if uid not in pods]:
+        for uid in [u for u in self.book if u not in pods and not self.still_waiting(u)]:
             del self.book[uid]
         # Gangs are placed first, whole or not at all, and never on a reserved node.
-        held = {cycle.snapshot.node_index.get(h.node) for h in self.book.values()}
-        batch = place_gangs(batch, cycle, avoid={row for row in held if row is not None})
+        rows = {cycle.snapshot.node_index.get(h.node) for h in self.book.values()}
+        batch = place_gangs(batch, cycle, avoid={row for row in rows if row is not None})
         settled = _Pass(self, cycle)
-        holders = [pods[uid] for uid in self.book]
+        for held in [h for uid, h in self.book.items() if uid not in pods]:
+            settled.keep(held)
+        holders = [pods[uid] for uid in self.book if uid in pods]
         for pod in holders:
             settled.serve(pod, holder=True)
         rest = [pod for pod in batch if pod.uid not in settled.done]
@@ -92,6 +107,18 @@ class _Pass:
         if self._timeline is None:
             self._timeline = Timeline(self.snapshot, self.predictor, self.now_s, self.placed)
         return self._timeline
+
+    def keep(self, held: Held) -> None:
+        """Hold the node of a holder missing from the batch that still waits (its driver
+        is settling it), from its predicted start, so that no pod of the batch delays it."""
+        row = self.snapshot.node_index.get(held.node)
+        if held.pod is None or row is None:
+            return
+        start = max(held.predicted_start_s, self.now_s)
+        end = start + float(self._durations(held.pod)[row])
+        need = self.snapshot.request_vector(held.pod)
+        self.timeline.hold(Hold(held.uid, row, start, end, need))
+        self.holds += 1
 
     def serve(self, pod: PendingPod, holder: bool) -> None:
         """Start ``pod`` if it delays no reservation; else reserve for it or leave it."""
@@ -180,7 +207,7 @@ class _Pass:
         self.timeline.hold(Hold(pod.uid, row, start, start + float(durations[row]), need))
         node = self.snapshot.nodes[row].name
         made_at = held.made_at_s if held is not None else self.now_s
-        self.owner.book[pod.uid] = Held(pod.uid, node, start, made_at)
+        self.owner.book[pod.uid] = Held(pod.uid, node, start, made_at, pod)
         nomination = Nomination(node, row, start, self.holds, sources[row])
         self.holds += 1
         reason = f"{status.message}; {nomination.describe(self.now_s)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.snapshot import FloatArray
 
 
@@ -73,3 +74,5 @@ class Held:
     node: str
     predicted_start_s: float
     made_at_s: float
+    #: The pod, once a pass has served it (a reservation restored by a driver has none).
+    pod: PendingPod | None = None

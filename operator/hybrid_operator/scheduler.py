@@ -17,7 +17,7 @@ With a reserving policy the loop also feeds the policy's run-time predictor from
 watch (:mod:`hybrid_operator.predictions`), reads training progress before each pass
 (:mod:`hybrid_operator.progress`), and keeps the arbitrator's reservations and the pods'
 ``status.nominatedNodeName`` up to date between passes and across a restart
-(:mod:`hybrid_operator.reserving`).
+(:mod:`hybrid_operator.reservation_keeper`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.predictions import PredictionFeed
 from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
-from hybrid_operator.reserving import ReservationKeeper
+from hybrid_operator.reservation_keeper import ReservationKeeper
 from hybrid_operator.scheduling_cycle import SchedulingCycle
 from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder

@@ -56,6 +56,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("leaderElection.retryPeriodSeconds=0", "at '/leaderElection/retryPeriodSeconds'"),
         ("metrics.serviceMonitor.interval=often", "at '/metrics/serviceMonitor/interval'"),
         ("settings.promql.disk=x", "additional properties 'disk' not allowed"),
+        ("settings.progressQuery=", "at '/settings/progressQuery': minLength"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
     ],
 )
@@ -111,6 +112,7 @@ def test_the_settings_configmap_is_a_valid_settings_file(
     assert settings.default_weight == source["defaultWeight"]
     assert (settings.prometheus_url or "") == source["prometheusUrl"]
     assert settings.promql == source["promql"]
+    assert settings.progress_query == source["progressQuery"]
     assert settings.model_path == source["modelPath"]
     assert settings.model_fallback == source["modelFallback"]
     assert settings.shadow_of == source["shadowOf"]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import make_node, make_pod
-from hybrid_policy.domain import Namespace, PendingPod
+from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.plugins.scores import binpack_scorer
@@ -256,3 +256,61 @@ def _pods_on(cluster: Cluster, row: int) -> dict[str, PendingPod]:
     return {
         run.pod.name: run.pod for run in cluster.predictor.running.values() if run.node == f"n{row}"
     }
+
+
+def _gang(name: str, size: int, run_s: float, ns: str = "team-a") -> list[PendingPod]:
+    gang = Gang(name, size)
+    return [dataclasses.replace(_pod(f"{name}-{i}", 8, run_s, ns), gang=gang) for i in range(size)]
+
+
+def test_a_gang_that_fits_nowhere_whole_reserves_the_nodes_that_free_first() -> None:
+    cluster = Cluster(3, BackfillMode.EASY)
+    for row, end in enumerate((3000.0, 1000.0, 2000.0)):
+        cluster.run(_pod(f"r{row}", 8, end, "team-c"), row)
+    decisions = cluster.schedule(_gang("llm", 2, 600.0), now_s=0.0)
+    nominations = [decisions[f"llm-{i}"].nomination for i in range(2)]
+    assert not any(decisions[f"llm-{i}"].placed for i in range(2))
+    assert all(n is not None for n in nominations)
+    # The two nodes that free first, held from the later of their ends.
+    assert sorted(n.node for n in nominations if n) == ["n1", "n2"]
+    assert {n.predicted_start_s for n in nominations if n} == {2000.0}
+    assert "n1, n2 reserved, predicted start in 2000 s" in decisions["llm-0"].status.message
+
+
+def test_pods_backfill_around_a_gang_reservation_only_where_they_end_before_it() -> None:
+    cluster = Cluster(3, BackfillMode.EASY)
+    cluster.run(_pod("r0", 8, 3000.0, "team-c"), 0)
+    cluster.run(_pod("r1", 4, 1000.0, "team-c"), 1)
+    cluster.run(_pod("r2", 8, 2000.0, "team-c"), 2)
+    batch = [*_gang("llm", 2, 600.0), _pod("long", 4, 5000.0, "team-b", at=1.0)]
+    batch.append(_pod("short", 4, 900.0, "team-b", at=2.0))
+    decisions = cluster.schedule(batch, now_s=0.0)
+    assert decisions["llm-0"].nomination is not None
+    assert not decisions["long"].placed  # n1 is held from 2000 s
+    assert decisions["short"].node == "n1"  # done by 900 s
+
+
+def test_a_gang_reservation_sticks_and_the_gang_starts_whole_on_its_nodes() -> None:
+    cluster = Cluster(3, BackfillMode.EASY)
+    running = [
+        _pod(f"r{row}", 8, end, "team-c") for row, end in enumerate((3000.0, 1000.0, 2000.0))
+    ]
+    for row, pod in enumerate(running):
+        cluster.run(pod, row)
+    gang = _gang("llm", 2, 600.0)
+    first = cluster.schedule(gang, now_s=0.0)
+    assert sorted(first[p.name].nomination.node for p in gang) == ["n1", "n2"]  # type: ignore[union-attr]
+    # n1's pod ends: one node free, not two; the reservation stays where it was.
+    cluster.snapshot.forget(running[1])
+    cluster.predictor.finished(running[1].uid, 1000.0)
+    again = cluster.schedule(gang, now_s=1000.0)
+    assert not any(d.placed for d in again.values())
+    assert sorted(again[p.name].nomination.node for p in gang) == ["n1", "n2"]  # type: ignore[union-attr]
+    # A single pod that would run past 2000 s may not take n1 meanwhile.
+    late = cluster.schedule([*gang, _pod("late", 8, 5000.0, "team-b", at=5.0)], now_s=1000.0)
+    assert not late["late"].placed
+    cluster.snapshot.forget(running[2])
+    cluster.predictor.finished(running[2].uid, 2000.0)
+    start = cluster.schedule(gang, now_s=2000.0)
+    assert sorted(str(start[p.name].node) for p in gang) == ["n1", "n2"]
+    assert cluster.policy.profile.arbitrator.gang_book == {}  # type: ignore[attr-defined]

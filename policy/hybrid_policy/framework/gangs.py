@@ -70,9 +70,12 @@ def best_node(pod: PendingPod, table: ScoreTable, cycle: BatchCycle) -> int:
     return table.best(cycle.rng)
 
 
-def place_unit(unit: Unit, cycle: BatchCycle, choose: Chooser | None = None) -> bool:
+def place_unit(
+    unit: Unit, cycle: BatchCycle, choose: Chooser | None = None, reject: bool = True
+) -> bool:
     """Place every pod of ``unit`` or none (each on the node ``choose`` picks, by default
-    its best-scored one); rejected pods get their reason. True when placed."""
+    its best-scored one); rejected pods get their reason, unless ``reject`` is off (the
+    caller then decides them). True when placed."""
     pick = choose or (lambda pod, table: best_node(pod, table, cycle))
     if len(unit) == 1 and (unit[0].gang is None or not cycle.profile.gang_aware):
         return _place_one(unit[0], cycle, pick) is None
@@ -80,18 +83,39 @@ def place_unit(unit: Unit, cycle: BatchCycle, choose: Chooser | None = None) -> 
     assert head.gang is not None and head.gang_key is not None
     running = cycle.snapshot.gang_members[head.gang_key]
     if running + len(unit) < head.gang.min_member:
-        for pod in unit:
-            cycle.reject(pod, gang_status(pod, 0, batch_members=running + len(unit)))
+        if reject:
+            for pod in unit:
+                cycle.reject(pod, gang_status(pod, 0, batch_members=running + len(unit)))
         return False
+    fitted = try_unit(unit, cycle, pick)
+    if fitted is None:
+        return True
+    if reject:
+        for member in unit:
+            cycle.reject(member, gang_status(member, running + fitted))
+    return False
+
+
+def try_unit(unit: Unit, cycle: BatchCycle, choose: Chooser) -> int | None:
+    """Place the pods of ``unit`` one after the other (each on the node ``choose`` picks);
+    None when all are placed, else everything is taken back and the number that fitted
+    before one did not is returned. Nothing is rejected."""
     mark = cycle.mark()
     for placed, pod in enumerate(unit):
-        failure = _place_one(pod, cycle, pick, record=False)
-        if failure is not None:
+        if _place_one(pod, cycle, choose, record=False) is not None:
             cycle.rollback(mark)
-            for member in unit:
-                cycle.reject(member, gang_status(member, running + placed))
-            return False
-    return True
+            return placed
+    return None
+
+
+def missing_members(unit: Unit, cycle: BatchCycle) -> int:
+    """How many more pods the gang of ``unit`` needs than it runs and has waiting (0 when
+    all it needs are here)."""
+    head = unit[0]
+    if head.gang is None or head.gang_key is None:
+        return 0
+    running = cycle.snapshot.gang_members[head.gang_key]
+    return max(head.gang.min_member - running - len(unit), 0)
 
 
 def _place_one(
@@ -119,7 +143,7 @@ def place_gangs(
     gang that waits for the single pods of the pass rarely finds all its nodes free."""
     if not cycle.profile.gang_aware:
         return list(batch)
-    choose = _avoiding(frozenset(avoid), cycle) if avoid else None
+    choose = avoiding(set(avoid), cycle.rng) if avoid else None
     singles: list[PendingPod] = []
     for unit in units(batch, cycle):
         if len(unit) == 1 and unit[0].gang is None:
@@ -129,13 +153,15 @@ def place_gangs(
     return singles
 
 
-def _avoiding(rows: frozenset[int], cycle: BatchCycle) -> Chooser:
+def avoiding(rows: Collection[int], rng: np.random.Generator) -> Chooser:
+    """A chooser of the best-scored node outside ``rows`` (ties broken by ``rng``)."""
+
     def choose(pod: PendingPod, table: ScoreTable) -> int | None:
         keep = np.array([int(r) not in rows for r in table.candidates], dtype=bool)
         if not keep.any():
             return None
         allowed = ScoreTable(pod, table.candidates[keep], table.scores[keep])
-        return allowed.best(cycle.rng)
+        return allowed.best(rng)
 
     return choose
 
@@ -157,17 +183,15 @@ def settle_gangs(cycle: BatchCycle, decisions: Sequence[Decision]) -> list[Decis
     out: list[Decision] = []
     for d in decisions:
         key = d.pod.gang_key
-        if key is None or key not in short:
-            out.append(d)
+        if key is None or key not in short or not d.placed:
+            out.append(d)  # a rejected pod keeps the arbitrator's reason
             continue
-        if d.placed:
-            cycle.profile.reserve.unreserve(d.pod, snapshot)
-        status = d.status if not d.placed and d.status.plugin == GANG else None
+        cycle.profile.reserve.unreserve(d.pod, snapshot)
         out.append(
             Decision(
                 pod=d.pod,
                 node=None,
-                status=status or gang_status(d.pod, short[key]),
+                status=gang_status(d.pod, short[key]),
                 pass_path=d.pass_path,
                 nomination=d.nomination,
             )

@@ -20,11 +20,21 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
-from hybrid_policy.framework.gangs import place_gangs
+from hybrid_policy.framework.gangs import (
+    Unit,
+    gang_status,
+    missing_members,
+    try_unit,
+    units,
+)
+from hybrid_policy.framework.gangs import (
+    avoiding as _avoiding,
+)
 from hybrid_policy.framework.nomination import Nomination
 from hybrid_policy.framework.snapshot import BoolArray, FloatArray
 from hybrid_policy.framework.status import Code, Status
 from hybrid_policy.prediction.predictor import RuntimePredictor
+from hybrid_policy.reservation.gangs import GangHeld, GangKey, plan_gang
 from hybrid_policy.reservation.model import BackfillMode, Held, Hold, ReservationSettings
 from hybrid_policy.reservation.order import fair_order
 from hybrid_policy.reservation.timeline import Timeline
@@ -48,6 +58,8 @@ class ReservingArbitrator:
         self.name = f"fair-{self.settings.mode.value}"
         #: Reservations held across passes, by pod UID, oldest first.
         self.book: dict[str, Held] = {}
+        #: Gangs' reservations held across passes, by (namespace, gang name).
+        self.gang_book: dict[GangKey, GangHeld] = {}
         #: Reservations made, moved to another node, and pods placed on a held node.
         self.made = self.moved = self.backfilled = 0
         #: Whether a holder missing from a batch still waits (the driver says; by default
@@ -72,12 +84,11 @@ class ReservingArbitrator:
         pods = {pod.uid: pod for pod in batch}
         for uid in [u for u in self.book if u not in pods and not self.still_waiting(u)]:
             del self.book[uid]
-        # Gangs are placed first, whole or not at all, and never on a reserved node.
-        rows = {cycle.snapshot.node_index.get(h.node) for h in self.book.values()}
-        batch = place_gangs(batch, cycle, avoid={row for row in rows if row is not None})
         settled = _Pass(self, cycle)
         for held in [h for uid, h in self.book.items() if uid not in pods]:
             settled.keep(held)
+        # Gangs first: placed whole, or given a reservation of several nodes, or left.
+        batch = settled.serve_gangs(batch)
         holders = [pods[uid] for uid in self.book if uid in pods]
         for pod in holders:
             settled.serve(pod, holder=True)
@@ -163,12 +174,104 @@ class _Pass:
             allowed[i] = timeline.fits_from(row, need, self.now_s, end)
         return allowed
 
+    def serve_gangs(self, batch: Sequence[PendingPod]) -> list[PendingPod]:
+        """Serve the gangs of ``batch`` in queue order, each as one unit: placed whole on
+        nodes no reservation holds, else given a reservation of several nodes while the
+        mode allows one more, else left waiting. Returns the single pods."""
+        cycle = self.cycle
+        if not cycle.profile.gang_aware:
+            return list(batch)
+        singles: list[PendingPod] = []
+        served: set[GangKey] = set()
+        for unit in units(batch, cycle):
+            key = unit[0].gang_key
+            if key is None or (len(unit) == 1 and unit[0].gang is None):
+                singles.append(unit[0])
+                continue
+            served.add(key)
+            self.done.update(p.uid for p in unit)
+            self._serve_gang(unit, key)
+        for key in [k for k in self.owner.gang_book if k not in served]:
+            del self.owner.gang_book[key]
+        return singles
+
+    def _held_rows(self, but: GangKey | None = None) -> set[int]:
+        """Rows reserved for single pods, and for gangs other than ``but``."""
+        names = [h.node for h in self.owner.book.values()]
+        names += [n for k, g in self.owner.gang_book.items() if k != but for n in g.nodes]
+        return {row for n in names if (row := self.snapshot.node_index.get(n)) is not None}
+
+    def _serve_gang(self, unit: Unit, key: GangKey) -> None:
+        avoid = self._held_rows(but=key)
+        fitted = try_unit(unit, self.cycle, _avoiding(avoid, self.cycle.rng))
+        if fitted is None:
+            self.owner.gang_book.pop(key, None)
+            for decision in self.cycle.decisions[-len(unit) :]:
+                self._record(decision.pod, decision.node_row)
+            return
+        held = self.owner.gang_book.get(key)
+        may_reserve = held is not None or self.holds < self.settings.bound
+        whole = missing_members(unit, self.cycle) == 0
+        if may_reserve and whole and self._reserve_gang(unit, key, held, avoid):
+            return
+        self.owner.gang_book.pop(key, None)
+        running = self.snapshot.gang_members[key]
+        for pod in unit:
+            self.cycle.reject(pod, gang_status(pod, running + fitted))
+
+    def _reserve_gang(
+        self, unit: Unit, key: GangKey, held: GangHeld | None, avoid: set[int]
+    ) -> bool:
+        """Hold the nodes where the gang is predicted to start earliest (sticky)."""
+        head = unit[0]
+        rows = self._possible_rows(head)
+        rows[list(avoid)] = False
+        if int(rows.sum()) < len(unit):
+            return False
+        durations = self._durations(head)
+        starts, sources = self.timeline.earliest_start(head, rows, durations)
+        index = self.snapshot.node_index
+        kept = None
+        if held is not None and all(n in index for n in held.nodes):
+            kept = tuple(index[n] for n in held.nodes)
+        plan = plan_gang(starts, sources, len(unit), kept, self.settings.switch_margin_s)
+        if plan is None:
+            return False
+        if held is None:
+            self.owner.made += 1
+        elif plan.rows != kept:
+            self.owner.moved += 1
+        end = plan.start_s + float(durations[list(plan.rows)].max())
+        for pod, row in zip(unit, plan.rows, strict=True):
+            need = self.snapshot.request_vector(pod)
+            self.timeline.hold(Hold(pod.uid, row, plan.start_s, end, need))
+        nodes = tuple(self.snapshot.nodes[row].name for row in plan.rows)
+        made_at = held.made_at_s if held is not None else self.now_s
+        self.owner.gang_book[key] = GangHeld(key, nodes, plan.start_s, made_at)
+        position = self.holds
+        self.holds += 1
+        for pod, row, node in zip(unit, plan.rows, nodes, strict=True):
+            nomination = Nomination(node, row, plan.start_s, position, plan.source)
+            wait = max(plan.start_s - self.now_s, 0.0)
+            reason = (
+                f"gang {key[0]}/{key[1]}: its {len(unit)} pods do not fit whole now; "
+                f"{', '.join(nodes)} reserved, predicted start in {wait:.0f} s"
+            )
+            status = Status(Code.UNSCHEDULABLE, (reason,), RESERVATION)
+            self.cycle.reject(pod, status, nomination)
+        return True
+
     def _commit(self, pod: PendingPod, table: ScoreTable, allowed: BoolArray) -> None:
         if not allowed.all():
             table = ScoreTable(pod, table.candidates[allowed], table.scores[allowed])
         row = table.best(self.cycle.rng)
         self.cycle.commit(pod, row, table)
         self.owner.book.pop(pod.uid, None)
+        self._record(pod, row)
+
+    def _record(self, pod: PendingPod, row: int) -> None:
+        """Count a pod placed in this pass on ``row`` in the timeline, until its predicted
+        end (times the backfill factor)."""
         work = self.predictor.duration(pod, self.now_s).seconds
         run_s = work * 100.0 / max(float(self.snapshot.performance[row]), 1e-9)
         end = self.now_s + self.settings.backfill_factor * run_s

@@ -53,12 +53,13 @@ def scheduled_by(api: ApiServer, namespace: str, pod: str) -> str | None:
 
 
 def failed_scheduling(api: ApiServer, namespace: str, pod: str) -> str | None:
-    """The note of the pod's first ``FailedScheduling`` event, once there is one."""
+    """The note of the pod's first ``FailedScheduling`` event from scheduler-plugins."""
     events = api.items(
         f"/apis/events.k8s.io/v1/namespaces/{namespace}/events",
         fieldSelector=f"regarding.name={pod},reason=FailedScheduling",
     )
-    return str(events[0].get("note", "")) if events else None
+    notes = [str(e.get("note", "")) for e in events if e["reportingController"] == SCHEDULER_NAME]
+    return notes[0] if notes else None
 
 
 def node_of(api: ApiServer, namespace: str, pod: str) -> str | None:
@@ -104,7 +105,8 @@ def test_a_full_pod_group_is_bound_and_a_short_one_is_not(
         note = wait_for(
             f"{name} to be refused", partial(failed_scheduling, api, namespace, name), 30
         )
-        assert "3" in note, note
+        assert "cannot find enough sibling pods" in note, note
+        assert "minMember of group: 3" in note, note
     time.sleep(2)
     assert [node_of(api, namespace, name) for name in short] == [None, None]
 

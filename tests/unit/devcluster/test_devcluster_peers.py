@@ -4,16 +4,17 @@ checked without their binaries."""
 from __future__ import annotations
 
 import base64
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hybrid_lab.devcluster import build, cluster, gomod, peer_components, peers
+from hybrid_lab.devcluster import build, cluster, gomod, peer_components, peers, state
 from hybrid_lab.devcluster.command import settings_from
 from hybrid_lab.devcluster.settings import PORT_OFFSET_ENV, ClusterSettings, Ports, Versions
-from hybrid_operator.cli import build_parser
+from hybrid_operator.cli import build_parser, main
 
 UPSTREAM = """module sigs.k8s.io/scheduler-plugins
 
@@ -235,3 +236,31 @@ def test_peers_flag_of_build_and_up(tmp_path: Path) -> None:
         assert settings_from(args).peers
         args = parser.parse_args(["dev-cluster", action, "--state-dir", str(tmp_path)])
         assert not settings_from(args).peers
+
+
+def test_up_with_the_kueue_webhook_port_busy_names_it_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        argv = ["dev-cluster", "up", "--quiet", "--peers", "--state-dir", str(tmp_path)]
+        argv += ["--cache-dir", str(tmp_path / "cache"), "--port", f"kueue_webhook={port}"]
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"port 127.0.0.1:{port} (needed for kueue webhooks) is already in use" in err
+    assert state.load(tmp_path) is None
+    assert not (tmp_path / "cache").exists()
+
+
+def test_up_with_peers_without_unshare_names_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None if name == "unshare" else name)
+    argv = ["dev-cluster", "up", "--quiet", "--peers", "--state-dir", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "unshare is not installed" in err and "util-linux" in err
+    assert state.load(tmp_path) is None

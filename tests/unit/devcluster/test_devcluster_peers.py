@@ -242,6 +242,7 @@ def test_up_with_the_kueue_webhook_port_busy_names_it_and_starts_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(build, "build_missing", _no_build)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -259,8 +260,13 @@ def test_up_with_peers_without_unshare_names_its_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("shutil.which", lambda name: None if name == "unshare" else name)
+    monkeypatch.setattr(build, "build_missing", _no_build)
     argv = ["dev-cluster", "up", "--quiet", "--peers", "--state-dir", str(tmp_path)]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "unshare is not installed" in err and "util-linux" in err
     assert state.load(tmp_path) is None
+
+
+def _no_build(*_args: object, **_kwargs: object) -> list[build.BuildStep]:
+    raise AssertionError("up went on to build")

@@ -54,7 +54,7 @@ PEER_MANIFESTS = {
     ),
     "kueue-manifests": (
         KUEUE_MODULE,
-        ("config/components/crd/bases", "config/components/webhook/manifests.yaml"),
+        ("config/components/crd", "config/components/webhook/manifests.yaml"),
     ),
 }
 GO_ENV = "HYBRID_SCHEDULER_GO"

@@ -220,5 +220,5 @@ def apply_crds(api: ApiServer, crds: list[dict[str, Any]], settings: ClusterSett
 
 
 def _established(crd: dict[str, Any]) -> bool:
-    conditions = crd.get("status", {}).get("conditions", [])
+    conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)

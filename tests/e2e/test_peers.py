@@ -182,3 +182,21 @@ def test_kueue_admits_a_queued_job_whose_pod_the_default_scheduler_binds(
     assert reporter == "default-scheduler"
     workloads = api.items(f"{KUEUE}/namespaces/{namespace}/workloads")
     assert [w["status"]["admission"]["clusterQueue"] for w in workloads] == [f"cq-{namespace}"]
+
+
+def test_kueue_webhook_suspends_a_queued_job_created_running(
+    peers: DevCluster, namespace: str
+) -> None:
+    api = peers.admin
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "eager", "labels": {QUEUE_LABEL: "absent"}},
+        "spec": {
+            "suspend": False,
+            "template": {"spec": training_pod("t", gpus=0, cpu="1", memory="1Gi")["spec"]},
+        },
+    }
+    # Kueue's mutating webhook, called by URL on the loopback, suspends it at creation.
+    created = api.create(f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
+    assert created["spec"]["suspend"] is True

@@ -4,7 +4,8 @@
 # kube-controller-manager, kube-scheduler, kwok, helm, kind-config-check), the
 # ServiceMonitor CRD and the peers (scheduler-plugins' kube-scheduler, Kueue, their
 # manifests) in ~/.cache/hybrid-scheduler. Binaries already in the cache are reused, so a
-# second run on the same machine takes seconds; a cold machine builds for about 6-10 min.
+# second run on the same machine takes seconds; a cold machine builds for about 6-10 min,
+# and 20-40 min more for the peers.
 # Usage: .ci/install-cluster.sh [PYTHON]   (PYTHON: interpreter with the project installed)
 set -euo pipefail
 

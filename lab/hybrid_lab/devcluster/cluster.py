@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import yaml
 from tqdm import tqdm
 
 from hybrid_lab.devcluster import build, components, nodes, peer_components, pki, processes, state
@@ -24,6 +25,7 @@ from hybrid_lab.devcluster.errors import (
     AlreadyRunningError,
     DevClusterError,
     NotRunningError,
+    StartupError,
 )
 from hybrid_lab.devcluster.ports import require_free
 from hybrid_lab.devcluster.scenario import NodeSpec
@@ -155,8 +157,7 @@ def start_one(
     replaces: state.ProcessRecord | None = None,
 ) -> None:
     """Start one process, recorded in the PID file at once (in place of ``replaces``)."""
-    if component.before_start is not None:
-        component.before_start()
+    _prepare(component.name, component.before_start)
     record = processes.start(component.name, component.argv, settings.state_dir / "logs")
     if replaces is None:
         current.processes.append(record)
@@ -164,8 +165,17 @@ def start_one(
         current.processes[current.processes.index(replaces)] = record
     state.save(settings.state_dir, current)
     processes.wait_ready(record, component.probe, settings.ready_timeout_seconds)
-    if component.after_ready is not None:
-        component.after_ready()
+    _prepare(component.name, component.after_ready)
+
+
+def _prepare(name: str, step: Callable[[], None] | None) -> None:
+    """Run a component's set-up step; a bad or missing manifest becomes one line."""
+    if step is None:
+        return
+    try:
+        step()
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as err:
+        raise StartupError(f"cannot set up {name}: {type(err).__name__}: {err}") from err
 
 
 def _create_cluster_objects(

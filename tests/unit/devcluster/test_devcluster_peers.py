@@ -13,7 +13,10 @@ import yaml
 
 from hybrid_lab.devcluster import build, cluster, gomod, peer_components, peers, state
 from hybrid_lab.devcluster.command import settings_from
+from hybrid_lab.devcluster.components import Component
+from hybrid_lab.devcluster.errors import StartupError
 from hybrid_lab.devcluster.settings import PORT_OFFSET_ENV, ClusterSettings, Ports, Versions
+from hybrid_lab.devcluster.state import ClusterState
 from hybrid_operator.cli import build_parser, main
 
 UPSTREAM = """module sigs.k8s.io/scheduler-plugins
@@ -270,3 +273,14 @@ def test_up_with_peers_without_unshare_names_its_package(
 
 def _no_build(*_args: object, **_kwargs: object) -> list[build.BuildStep]:
     raise AssertionError("up went on to build")
+
+
+def test_a_missing_manifest_is_one_line_naming_the_peer(tmp_path: Path) -> None:
+    settings = ClusterSettings(state_dir=tmp_path, cache_dir=tmp_path / "cache", peers=True)
+
+    def install() -> None:
+        peer_components.load_documents([tmp_path / "absent.yaml"])
+
+    component = Component("kueue", ["true"], lambda: True, before_start=install)
+    with pytest.raises(StartupError, match=r"cannot set up kueue: FileNotFoundError: .*absent"):
+        cluster.start_one(settings, component, ClusterState())

@@ -7,8 +7,11 @@ module with its published version; the list is derived from the upstream go.mod.
 gets the same treatment; kwok and helm install directly. Two more things for the chart's
 tests come from the module proxy too: ``kind-config-check``, a few lines of ours that
 decode a kind configuration with kind's own v1alpha4 types, and the ServiceMonitor CRD
-from the prometheus-operator module. Every build logs to a file that is named when it
-fails.
+from the prometheus-operator module. The peers (``--peers``) come the same ways:
+scheduler-plugins' kube-scheduler from a wrapper module (its go.mod replaces Kubernetes'
+modules too), Kueue's manager by ``go install``, and the manifests each needs (CRDs,
+webhook configurations) copied from its module. Every build logs to a file that is named
+when it fails.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ import requests
 from tqdm import tqdm
 
 from hybrid_lab.devcluster.errors import BuildError, MissingToolError
+from hybrid_lab.devcluster.gomod import (
+    module_replaces,
+    replaces_pinned_to,
+    staging_modules,
+    wrapper_go_mod,
+)
 from hybrid_lab.devcluster.settings import ClusterSettings
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -33,6 +42,21 @@ KIND_CHECKER = "kind-config-check"
 SERVICEMONITOR_CRD = "monitoring.coreos.com_servicemonitors.yaml"
 #: Where the CRD lies inside the prometheus-operator module.
 CRD_DIRECTORY = "example/prometheus-operator-crd"
+SCHEDULER_PLUGINS = "scheduler-plugins"
+KUEUE = "kueue"
+SCHEDULER_PLUGINS_MODULE = "sigs.k8s.io/scheduler-plugins"
+KUEUE_MODULE = "sigs.k8s.io/kueue"
+#: Directories of manifests copied from a peer's module: name -> (module, paths in it).
+PEER_MANIFESTS = {
+    "scheduler-plugins-manifests": (
+        SCHEDULER_PLUGINS_MODULE,
+        ("manifests/coscheduling/crd.yaml", "manifests/capacityscheduling/crd.yaml"),
+    ),
+    "kueue-manifests": (
+        KUEUE_MODULE,
+        ("config/components/crd", "config/components/webhook/manifests.yaml"),
+    ),
+}
 GO_ENV = "HYBRID_SCHEDULER_GO"
 DEFAULT_GO = "/usr/local/go/bin/go"
 
@@ -60,6 +84,13 @@ def build_steps(settings: ClusterSettings) -> list[BuildStep]:
         BuildStep("kind", versions.kind, KIND_CHECKER),
         BuildStep("prometheus-operator", versions.prometheus_operator, SERVICEMONITOR_CRD),
     ]
+    if settings.peers:
+        steps += [
+            BuildStep(SCHEDULER_PLUGINS, versions.scheduler_plugins, SCHEDULER_PLUGINS),
+            BuildStep(SCHEDULER_PLUGINS, versions.scheduler_plugins, "scheduler-plugins-manifests"),
+            BuildStep(KUEUE, versions.kueue, KUEUE),
+            BuildStep(KUEUE, versions.kueue, "kueue-manifests"),
+        ]
     return steps
 
 
@@ -129,11 +160,14 @@ class GoBuilder:
             "helm": self._install_module,
             "kind": self._build_kind_checker,
             "prometheus-operator": self._fetch_crd,
+            SCHEDULER_PLUGINS: self._build_scheduler_plugins,
+            KUEUE: self._install_module,
         }
+        builder = self._copy_manifests if step.binary in PEER_MANIFESTS else None
         with log_path.open("w", encoding="utf-8") as log:
             log.write(f"# building {step.binary} {step.version}\n")
         try:
-            builders[step.component](step, target, log_path)
+            (builder or builders[step.component])(step, target, log_path)
         except BuildError:
             raise
         except OSError as err:
@@ -161,9 +195,12 @@ class GoBuilder:
         if result.returncode != 0:
             raise BuildError(binary, log_path)
 
-    def _source_dir(self, step: BuildStep, asset: str) -> Path:
+    def _source_dir(self, step: BuildStep, asset: str | None) -> Path:
         # Sources are refreshed in place, so a go.sum from an earlier build is kept.
         source = self.settings.cache_dir / "src" / f"{step.component}-{step.version}"
+        if asset is None:
+            source.mkdir(parents=True, exist_ok=True)
+            return source
         files = resources.files("hybrid_lab.devcluster") / "assets" / "go" / asset
         with resources.as_file(files) as packaged:
             shutil.copytree(packaged, source, dirs_exist_ok=True)
@@ -184,14 +221,44 @@ class GoBuilder:
                 ),
                 encoding="utf-8",
             )
-        version = step.version
-        major, minor = version.removeprefix("v").split(".")[:2]
-        stamp = "k8s.io/component-base/version"
-        ldflags = (
-            f"-s -w -X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} "
-            f"-X {stamp}.gitMinor={minor} -X {stamp}.gitTreeState=clean"
-        )
+        ldflags = kubernetes_ldflags(step.version)
         self._go_build(source, f"./cmd/{step.binary}", ldflags, target, log_path, step.binary)
+
+    def _build_scheduler_plugins(self, step: BuildStep, target: Path, log_path: Path) -> None:
+        # No Go file of ours: the wrapper only carries the replace directives, and builds
+        # the upstream main package from the module cache.
+        source = self._source_dir(step, None)
+        if not (source / "go.mod").exists():
+            upstream = self._download_go_mod(
+                SCHEDULER_PLUGINS_MODULE, step.version, log_path, step.binary
+            )
+            replaces = module_replaces(upstream.read_text(encoding="utf-8"))
+            (source / "go.mod").write_text(
+                wrapper_go_mod(
+                    SCHEDULER_PLUGINS,
+                    {SCHEDULER_PLUGINS_MODULE: step.version},
+                    replaces_pinned_to(replaces, self.settings.versions),
+                ),
+                encoding="utf-8",
+            )
+        ldflags = kubernetes_ldflags(self.settings.versions.kubernetes)
+        package = f"{SCHEDULER_PLUGINS_MODULE}/cmd/scheduler"
+        self._go_build(source, package, ldflags, target, log_path, step.binary)
+
+    def _copy_manifests(self, step: BuildStep, target: Path, log_path: Path) -> None:
+        module, paths = PEER_MANIFESTS[step.binary]
+        directory = self._download_module(module, step.version, log_path, step.binary, "Dir")
+        partial = target.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        for path in paths:
+            source = directory / path
+            files = sorted(source.rglob("*.yaml")) if source.is_dir() else [source]
+            for file in files:
+                copied = partial / file.relative_to(directory)
+                copied.parent.mkdir(parents=True, exist_ok=True)
+                # A plain copy: files in the module cache are read-only.
+                copied.write_bytes(file.read_bytes())
+        partial.replace(target)
 
     def _build_etcd(self, step: BuildStep, target: Path, log_path: Path) -> None:
         source = self._source_dir(step, "etcd")
@@ -229,7 +296,11 @@ class GoBuilder:
         partial.replace(target)
 
     def _install_module(self, step: BuildStep, target: Path, log_path: Path) -> None:
-        module = {"kwok": "sigs.k8s.io/kwok/cmd/kwok", "helm": "helm.sh/helm/v3/cmd/helm"}
+        module = {
+            "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+            "helm": "helm.sh/helm/v3/cmd/helm",
+            KUEUE: f"{KUEUE_MODULE}/cmd/kueue",
+        }
         staging = target.parent / ".install"
         env = {**self.env, "GOBIN": str(staging)}
         # ``go install pkg@version`` builds outside any module, where -mod is not allowed.
@@ -268,21 +339,14 @@ class GoBuilder:
         return Path(match.group(1))
 
 
-def staging_modules(upstream_go_mod: str) -> list[str]:
-    """The k8s.io modules that k8s.io/kubernetes replaces with its ./staging directories."""
-    found = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", upstream_go_mod, re.M)
-    return sorted(set(found))
-
-
-def wrapper_go_mod(name: str, requires: dict[str, str], replaces: dict[str, str]) -> str:
-    """go.mod text of a wrapper module requiring ``requires`` and pinning ``replaces``."""
-    lines = [f"module hybrid-scheduler.local/{name}", "", "go 1.24.0", ""]
-    lines += [f"require {module} {version}" for module, version in requires.items()]
-    if replaces:
-        lines += ["", "replace ("]
-        lines += [f"\t{module} => {module} {version}" for module, version in replaces.items()]
-        lines.append(")")
-    return "\n".join(lines) + "\n"
+def kubernetes_ldflags(version: str) -> str:
+    """Linker flags stamping a Kubernetes ``version`` into component-base, as upstream does."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    stamp = "k8s.io/component-base/version"
+    return (
+        f"-s -w -X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} "
+        f"-X {stamp}.gitMinor={minor} -X {stamp}.gitTreeState=clean"
+    )
 
 
 def _find_go() -> str:

@@ -13,17 +13,19 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import yaml
 from tqdm import tqdm
 
-from hybrid_lab.devcluster import build, components, nodes, pki, processes, state
+from hybrid_lab.devcluster import build, components, nodes, peer_components, pki, processes, state
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.errors import (
     AlreadyRunningError,
     DevClusterError,
     NotRunningError,
+    StartupError,
 )
 from hybrid_lab.devcluster.ports import require_free
 from hybrid_lab.devcluster.scenario import NodeSpec
@@ -58,6 +60,8 @@ def required_ports(settings: ClusterSettings) -> dict[str, int]:
     if settings.prometheus:
         wanted["utilisation exporter"] = ports.exporter
         wanted["prometheus"] = ports.prometheus
+    if settings.peers:
+        wanted.update(peer_components.required_ports(settings))
     return wanted
 
 
@@ -83,6 +87,8 @@ def up(
     state.remove(settings.state_dir)
     if settings.prometheus:
         components.prometheus_binary()
+    if settings.peers:
+        peer_components.unshare_binary()
     require_free(required_ports(settings))
     built = build.build_missing(settings, show_progress)
     _reset_runtime_dirs(settings)
@@ -104,6 +110,7 @@ def up(
             "nodes": len(node_specs),
             "kube_scheduler": settings.kube_scheduler,
             "prometheus_enabled": settings.prometheus,
+            "peers": settings.peers,
             "up_seconds": round(seconds, 1),
         }
     )
@@ -113,7 +120,7 @@ def up(
 
 def _reset_runtime_dirs(settings: ClusterSettings) -> None:
     # Each ``up`` starts from an empty etcd and Prometheus; logs of the last run are replaced.
-    for name in ("etcd", "prometheus", "logs"):
+    for name in ("etcd", "prometheus", "logs", "kueue"):
         shutil.rmtree(settings.state_dir / name, ignore_errors=True)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -125,18 +132,50 @@ def _start_all(
     current: ClusterState,
     show_progress: bool,
 ) -> None:
-    plan = components.plan(settings, cluster_pki)
-    log_dir = settings.state_dir / "logs"
+    plan = full_plan(settings, cluster_pki)
     with tqdm(total=len(plan), desc="starting", unit="process", disable=not show_progress) as bar:
         for component in plan:
             bar.set_postfix_str(component.name)
-            record = processes.start(component.name, component.argv, log_dir)
-            current.processes.append(record)
-            state.save(settings.state_dir, current)
-            processes.wait_ready(record, component.probe, settings.ready_timeout_seconds)
+            start_one(settings, component, current)
             bar.update(1)
             if component.name == "kwok":
                 _create_cluster_objects(settings, node_specs, show_progress)
+
+
+def full_plan(settings: ClusterSettings, cluster_pki: pki.Pki) -> list[components.Component]:
+    """Every process of this configuration, in start order (the peers last)."""
+    plan = components.plan(settings, cluster_pki)
+    if settings.peers:
+        plan += peer_components.plan(settings)
+    return plan
+
+
+def start_one(
+    settings: ClusterSettings,
+    component: components.Component,
+    current: ClusterState,
+    replaces: state.ProcessRecord | None = None,
+) -> None:
+    """Start one process, recorded in the PID file at once (in place of ``replaces``)."""
+    _prepare(component.name, component.before_start)
+    record = processes.start(component.name, component.argv, settings.state_dir / "logs")
+    if replaces is None:
+        current.processes.append(record)
+    else:
+        current.processes[current.processes.index(replaces)] = record
+    state.save(settings.state_dir, current)
+    processes.wait_ready(record, component.probe, settings.ready_timeout_seconds)
+    _prepare(component.name, component.after_ready)
+
+
+def _prepare(name: str, step: Callable[[], None] | None) -> None:
+    """Run a component's set-up step; a bad or missing manifest becomes one line."""
+    if step is None:
+        return
+    try:
+        step()
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as err:
+        raise StartupError(f"cannot set up {name}: {type(err).__name__}: {err}") from err
 
 
 def _create_cluster_objects(
@@ -198,16 +237,14 @@ def start_component(settings: ClusterSettings, name: str) -> float:
         settings,
         kube_scheduler=bool(current.info.get("kube_scheduler")),
         prometheus=bool(current.info.get("prometheus_enabled")),
+        peers=bool(current.info.get("peers")),
     )
-    plan = components.plan(as_started, pki.Pki(settings.state_dir / "pki"))
+    plan = full_plan(as_started, pki.Pki(settings.state_dir / "pki"))
     component = next((c for c in plan if c.name == name), None)
     if component is None:
         raise DevClusterError(f"{name} is not a process 'up' starts; it cannot be restarted")
     started_at = time.monotonic()
-    fresh = processes.start(component.name, component.argv, settings.state_dir / "logs")
-    current.processes[current.processes.index(record)] = fresh
-    state.save(settings.state_dir, current)
-    processes.wait_ready(fresh, component.probe, settings.ready_timeout_seconds)
+    start_one(settings, component, current, replaces=record)
     return time.monotonic() - started_at
 
 

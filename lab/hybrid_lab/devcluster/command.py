@@ -25,6 +25,7 @@ from hybrid_lab.devcluster.settings import (
 from hybrid_operator.commands.arguments import output_dir, positive_int
 
 PORT_NAMES = [f.name for f in dataclasses.fields(Ports)]
+PEERS_HELP = "also the peers: scheduler-plugins' kube-scheduler (Coscheduling) and Kueue"
 
 
 def register(subparsers: Any) -> None:
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
 
     build = actions.add_parser("build", help="build missing binaries into the cache, start nothing")
     _common(build, writes=True)
+    build.add_argument("--peers", action="store_true", help=PEERS_HELP)
     build.set_defaults(handler=run_build)
 
     up = actions.add_parser("up", help="build what is missing and start the cluster")
@@ -53,6 +55,7 @@ def register(subparsers: Any) -> None:
     up.add_argument(
         "--prometheus", action="store_true", help="also run Prometheus and the utilisation exporter"
     )
+    up.add_argument("--peers", action="store_true", help=PEERS_HELP)
     up.add_argument(
         "--port",
         action="append",
@@ -102,6 +105,8 @@ def settings_from(args: argparse.Namespace) -> ClusterSettings:
         overrides["kube_scheduler"] = True
     if getattr(args, "prometheus", False):
         overrides["prometheus"] = True
+    if getattr(args, "peers", False):
+        overrides["peers"] = True
     return ClusterSettings(**overrides)
 
 
@@ -150,6 +155,8 @@ def run_up(args: argparse.Namespace) -> int:
     lines = [f"dev cluster ready in {result.seconds:.1f} s with {len(node_specs)} kwok nodes"]
     if settings.prometheus:
         lines.append(f"prometheus: {settings.prometheus_url}")
+    if settings.peers:
+        lines.append("peers: schedulerName 'scheduler-plugins'; Kueue admits queued Jobs")
     lines.append(f"export KUBECONFIG={result.kubeconfig}")
     print("\n".join(lines))
     return 0

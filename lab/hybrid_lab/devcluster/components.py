@@ -38,6 +38,10 @@ class Component:
     """Command line."""
     probe: Callable[[], bool]
     """Returns True once the process serves requests."""
+    before_start: Callable[[], None] | None = None
+    """Creates what the process needs in the cluster before it starts (CRDs), if anything."""
+    after_ready: Callable[[], None] | None = None
+    """Creates what needs the process serving (webhook configurations), if anything."""
 
 
 def http_ok(url: str, verify: bool | str = True, expect: str | None = None) -> Callable[[], bool]:

@@ -39,7 +39,22 @@ VIEWER = Identity("viewer", ("hybrid-scheduler:viewers",), "viewer.kubeconfig")
 """Bound to the ``view`` ClusterRole: reads namespaced objects, writes nothing."""
 DEVELOPER = Identity("developer", ("hybrid-scheduler:developers",), "developer.kubeconfig")
 """Bound to the ``edit`` ClusterRole: manages pods, but not nodes or RBAC."""
-IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, VIEWER, DEVELOPER)
+SCHEDULER_PLUGINS = Identity(
+    "scheduler-plugins", ("system:masters",), "scheduler-plugins.kubeconfig"
+)
+"""scheduler-plugins' kube-scheduler (a peer); it reads PodGroups and ElasticQuotas too."""
+KUEUE = Identity("kueue", ("system:masters",), "kueue.kubeconfig")
+"""Kueue's manager (a peer)."""
+IDENTITIES = (
+    ADMIN,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    KWOK,
+    VIEWER,
+    DEVELOPER,
+    SCHEDULER_PLUGINS,
+    KUEUE,
+)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,10 @@ class Versions:
     """sigs.k8s.io/kind, whose v1alpha4 types check kind-config.yaml (kind-config-check)."""
     prometheus_operator: str = "v0.85.0"
     """prometheus-operator module, whose ServiceMonitor CRD validates the chart's."""
+    scheduler_plugins: str = "v0.34.7"
+    """sigs.k8s.io/scheduler-plugins: its kube-scheduler with Coscheduling (a peer)."""
+    kueue: str = "v0.17.0"
+    """sigs.k8s.io/kueue: its manager, which admits queued Jobs (a peer)."""
 
     @property
     def staging(self) -> str:
@@ -78,6 +82,14 @@ class Ports:
     """Prometheus web and query API (default 19090)."""
     exporter: int = 19400
     """Our utilisation exporter, DCGM port number plus 10000 (default 19400)."""
+    scheduler_plugins: int = 16261
+    """scheduler-plugins' kube-scheduler secure health port (default 16261)."""
+    kueue_webhook: int = 19443
+    """Kueue's admission and conversion webhooks, HTTPS (default 19443)."""
+    kueue_metrics: int = 19444
+    """Kueue's metrics, HTTPS (default 19444)."""
+    kueue_health: int = 19445
+    """Kueue's health and readiness probes, HTTP (default 19445)."""
 
 
 def default_ports() -> Ports:
@@ -110,6 +122,8 @@ class ClusterSettings:
     """Start the real default scheduler beside our own (default off)."""
     prometheus: bool = False
     """Start Prometheus and the utilisation exporter (default off)."""
+    peers: bool = False
+    """Build and start the peers: scheduler-plugins' scheduler and Kueue (default off)."""
     ready_timeout_seconds: float = 120.0
     """How long each component may take to become ready (seconds, default 120)."""
     stop_timeout_seconds: float = 10.0

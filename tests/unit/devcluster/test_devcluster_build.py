@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_lab.devcluster import build
+from hybrid_lab.devcluster import build, gomod
 from hybrid_lab.devcluster.errors import BuildError, MissingToolError
 from hybrid_lab.devcluster.settings import ClusterSettings
 
@@ -26,11 +26,11 @@ replace (
 
 
 def test_staging_modules_come_from_the_replace_block() -> None:
-    assert build.staging_modules(UPSTREAM) == ["k8s.io/api", "k8s.io/client-go"]
+    assert gomod.staging_modules(UPSTREAM) == ["k8s.io/api", "k8s.io/client-go"]
 
 
 def test_wrapper_go_mod_pins_every_staging_module() -> None:
-    text = build.wrapper_go_mod(
+    text = gomod.wrapper_go_mod(
         "kubernetes", {"k8s.io/kubernetes": "v1.34.4"}, {"k8s.io/api": "v0.34.4"}
     )
     assert "require k8s.io/kubernetes v1.34.4" in text

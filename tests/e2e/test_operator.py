@@ -390,25 +390,34 @@ def test_shadow_mode_records_what_it_would_have_done(
     pods = f"/api/v1/namespaces/{namespace}/pods"
     name = "hybrid-scheduler-shadow"
     args = instance_args(name, "--shadow-of", "default-scheduler")
-    with running_operator(dev_cluster, tmp_path / "operator.log", *args):
-        api.create(pods, training_pod("by-default", gpus=2, cpu="2", memory="4Gi", runtime="2s"))
-        actual = bound_node(api, pods, "by-default")
-        raw = wait_for(
-            "the shadow record",
-            lambda: (api.get(f"{pods}/by-default")["metadata"].get("annotations") or {}).get(
+    created: list[str] = []
+
+    def recorded() -> tuple[str, str] | None:
+        # Only pods seen pending are judged: one created before the operator's watch has
+        # started is already bound when the watch first lists it. Try with fresh pods.
+        for pod in created:
+            raw = (api.get(f"{pods}/{pod}")["metadata"].get("annotations") or {}).get(
                 "hybrid-scheduler.io/shadow"
-            ),
-            30,
-        )
+            )
+            if raw:
+                return pod, raw
+        pod = f"by-default-{len(created)}"
+        api.create(pods, training_pod(pod, gpus=2, cpu="2", memory="4Gi", runtime="2s"))
+        created.append(pod)
+        return None
+
+    with running_operator(dev_cluster, tmp_path / "operator.log", *args):
+        pod, raw = wait_for("a shadow record", recorded, 45, interval_seconds=3.0)
+        actual = bound_node(api, pods, pod)
     record = json.loads(raw)
     assert record["actual"] == actual
     assert record["wouldBe"] in {
         n["metadata"]["name"] for n in api.items("/api/v1/nodes", labelSelector="type=kwok")
     }
     assert record["agree"] == (record["wouldBe"] == actual)
-    assert "hybrid-scheduler.io/decision" not in (
-        api.get(f"{pods}/by-default")["metadata"].get("annotations") or {}
-    )
+    for pod in created:
+        annotations = api.get(f"{pods}/{pod}")["metadata"].get("annotations") or {}
+        assert "hybrid-scheduler.io/decision" not in annotations
 
 
 @pytest.mark.parametrize("policy", ["dqn", "game", "hybrid"])

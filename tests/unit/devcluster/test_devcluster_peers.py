@@ -246,6 +246,8 @@ def test_up_with_the_kueue_webhook_port_busy_names_it_and_starts_nothing(
 ) -> None:
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(build, "build_missing", _no_build)
+    # Clear of a dev cluster the test run itself may have up on the default ports.
+    monkeypatch.setenv(PORT_OFFSET_ENV, "2345")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()

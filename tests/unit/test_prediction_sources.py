@@ -134,3 +134,16 @@ def test_simulate_names_a_bad_predictor_source(capsys: pytest.CaptureFixture[str
         "hybrid-scheduler simulate: --predictor-sources: unknown prediction source 'guess' "
         "(known: all, progress, user-estimate, history, prior)"
     )
+
+
+def test_the_estimates_scenario_is_the_seed_paper_with_over_estimates() -> None:
+    root = Path(__file__).resolve().parents[2]
+    with_estimates = load_scenario(str(root / "scenarios" / "seed-paper-estimates.yaml"))
+    spec = with_estimates.user_estimates
+    assert spec is not None
+    assert spec.bias > 1.0 and spec.sigma > 0.0 and spec.coverage == 1.0
+    plain = load_scenario("seed-paper")
+    same = dataclasses.replace(
+        with_estimates, name=plain.name, source=plain.source, user_estimates=None
+    )
+    assert same == plain

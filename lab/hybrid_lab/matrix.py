@@ -1,17 +1,21 @@
 """Running a benchmark matrix: every (workload level, policy, seed), one record each.
 
 The same jobs are replayed for every policy of a (level, seed), so differences between
-policies are not differences between workloads.
+policies are not differences between workloads. A run may restrict the run-time
+predictor of the policies that have one to some of its sources (the ablation by source);
+their records are then named ``policy[sources]``, e.g. ``hybrid-reserve[history]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_policy.policies import ModelOptions, build_policy
+from hybrid_policy.policies import ModelOptions, Policy, build_policy
+from hybrid_policy.prediction.model import PredictionSource, describe_sources
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.scenario.model import Scenario
@@ -24,12 +28,27 @@ def run_one(
     policy: str,
     progress: Callable[[float], None] | None = None,
     model: ModelOptions | None = None,
+    sources: frozenset[PredictionSource] | None = None,
 ) -> RunSummary:
-    """Simulate ``policy`` on ``workload`` and summarise it (``model``: see build_policy)."""
+    """Simulate ``policy`` on ``workload`` and summarise it (``model``: see build_policy;
+    ``sources``: what its run-time predictor may use, None for all)."""
     rng = np.random.default_rng([workload.seed, 0x706F6C])
     built = build_policy(policy, rng, model)
+    restricted = sources is not None and restrict_sources(built, sources)
     sim = Simulation(workload, built, workload.seed, progress=progress)
-    return summarise(sim.run())
+    summary = summarise(sim.run())
+    if restricted and sources is not None:
+        return dataclasses.replace(summary, policy=f"{policy}[{describe_sources(sources)}]")
+    return summary
+
+
+def restrict_sources(policy: Policy, sources: frozenset[PredictionSource]) -> bool:
+    """Let ``policy``'s run-time predictor use only ``sources``; False when it has none."""
+    if policy.predictor is None:
+        return False
+    settings = policy.predictor.settings
+    policy.predictor.settings = dataclasses.replace(settings, sources=sources)
+    return True
 
 
 def run_matrix(
@@ -40,10 +59,12 @@ def run_matrix(
     show_progress: bool = True,
     notes: list[str] | None = None,
     model: ModelOptions | None = None,
+    sources: frozenset[PredictionSource] | None = None,
 ) -> list[RunSummary]:
     """All runs of the matrix, with a progress bar over runs (and over simulated time).
 
-    ``model``: where ``dqn`` and ``hybrid`` load their scorer (default: the shipped one).
+    ``model``: where ``dqn`` and ``hybrid`` load their scorer (default: the shipped one);
+    ``sources``: the run-time prediction sources the predicting policies may use (all).
     """
     records: list[RunSummary] = []
     total = len(levels) * len(policies) * len(seeds)
@@ -58,16 +79,20 @@ def run_matrix(
                 for policy in policies:
                     bar.set_postfix_str(f"{level} seed {seed} {policy}")
                     clock = show_progress and len(workload.jobs) > 50_000
-                    records.append(_run_with_clock(workload, policy, clock, model))
+                    records.append(_run_with_clock(workload, policy, clock, model, sources))
                     bar.update()
     return records
 
 
 def _run_with_clock(
-    workload: Workload, policy: str, clock: bool, model: ModelOptions | None
+    workload: Workload,
+    policy: str,
+    clock: bool,
+    model: ModelOptions | None,
+    sources: frozenset[PredictionSource] | None,
 ) -> RunSummary:
     if not clock:
-        return run_one(workload, policy, model=model)
+        return run_one(workload, policy, model=model, sources=sources)
     hours = round(workload.horizon_s / 3600.0)
     with tqdm(total=hours, desc=f"  {policy}", unit="sim-h", leave=False) as bar:
 
@@ -76,4 +101,4 @@ def _run_with_clock(
             if done > bar.n:
                 bar.update(done - bar.n)
 
-        return run_one(workload, policy, advance, model)
+        return run_one(workload, policy, advance, model, sources)

@@ -19,6 +19,7 @@ from hybrid_lab.matrix import run_matrix
 from hybrid_lab.plots import completion_figure, fairness_figure, utilisation_figure
 from hybrid_operator.commands.arguments import UsageError, output_dir, output_file, write_output
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
+from hybrid_policy.prediction.model import PredictionSource, describe_sources, parse_sources
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.table import (
     gang_table,
@@ -49,10 +50,27 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--model", type=Path, help="DQN checkpoint for dqn and hybrid (default: the shipped one)"
     )
+    p.add_argument(
+        "--predictor-sources",
+        default="all",
+        help="run-time prediction sources the predicting policies (fair-*, hybrid-reserve) "
+        "may use: 'all' or comma-separated among progress, user-estimate, history, prior; "
+        "their records are then named e.g. hybrid-reserve[history] (default all)",
+    )
     p.add_argument("--json", type=output_file, help="write every run's record to this JSON file")
     p.add_argument("--plots", type=output_dir, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def predictor_sources(text: str) -> frozenset[PredictionSource] | None:
+    """The sources ``--predictor-sources`` names; None for ``all`` (the records keep their
+    policy names)."""
+    try:
+        sources = parse_sources(text)
+    except ValueError as exc:
+        raise ScenarioError("--predictor-sources", "", str(exc)) from None
+    return None if describe_sources(sources) == "all" else sources
 
 
 def add_workload_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         policies = parse_policy_list(args.policies)
         scenario, levels, seeds = read_workload_arguments(args)
         model = _model(args.model)
+        sources = predictor_sources(args.predictor_sources)
         notes: list[str] = []
         started = time.perf_counter()
         records = run_matrix(
@@ -133,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
             show_progress=not args.quiet and sys.stderr.isatty(),
             notes=notes,
             model=model,
+            sources=sources,
         )
     except (ScenarioError, UnknownPolicyError) as exc:
         print(f"hybrid-scheduler simulate: {exc}", file=sys.stderr)

@@ -19,6 +19,41 @@ class PredictionSource(Enum):
     HISTORY = "history"
     #: The task type's prior (or the predictor's default when the task type is unknown).
     PRIOR = "prior"
+    #: The predictor's fixed default, when none of the sources it may use answers (only
+    #: when ``prior`` is left out of its sources: the prior answers every pod).
+    DEFAULT = "default"
+
+
+#: The sources a predictor may be restricted to (``DEFAULT`` is the last resort, not a choice).
+SELECTABLE_SOURCES = (
+    PredictionSource.PROGRESS,
+    PredictionSource.USER_ESTIMATE,
+    PredictionSource.HISTORY,
+    PredictionSource.PRIOR,
+)
+
+
+def parse_sources(text: str) -> frozenset[PredictionSource]:
+    """The sources named by ``text``: ``all`` or comma-separated names among
+    ``progress``, ``user-estimate``, ``history``, ``prior``; a ValueError names any other."""
+    if text.strip() == "all":
+        return frozenset(SELECTABLE_SOURCES)
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    by_name = {source.value: source for source in SELECTABLE_SOURCES}
+    known = ", ".join(["all", *by_name])
+    if not names:
+        raise ValueError(f"no prediction source named in {text!r} (known: {known})")
+    for name in names:
+        if name not in by_name:
+            raise ValueError(f"unknown prediction source {name!r} (known: {known})")
+    return frozenset(by_name[name] for name in names)
+
+
+def describe_sources(sources: frozenset[PredictionSource]) -> str:
+    """``all``, or the sources' names in the order of :data:`SELECTABLE_SOURCES`."""
+    if sources >= frozenset(SELECTABLE_SOURCES):
+        return "all"
+    return "+".join(s.value for s in SELECTABLE_SOURCES if s in sources)
 
 
 @dataclass(frozen=True, slots=True)

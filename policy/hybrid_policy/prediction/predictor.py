@@ -9,6 +9,9 @@ of its work a running pod reports done, and when a pod finishes; it answers
   reports (a least-squares fit of fraction against elapsed time), else its predicted
   duration minus the time it has run.
 
+``PredictorSettings.sources`` may restrict it to some of these sources (the ablation by
+source, docs/benchmarks.md); a question none of them answers gets the fixed default.
+
 It reads nothing else: no run time it was not told, no completion later than the query.
 """
 
@@ -19,7 +22,12 @@ from dataclasses import dataclass
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.prediction.history import RuntimeHistory
-from hybrid_policy.prediction.model import Prediction, PredictionSource, RunningPod
+from hybrid_policy.prediction.model import (
+    SELECTABLE_SOURCES,
+    Prediction,
+    PredictionSource,
+    RunningPod,
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,15 @@ class PredictorSettings:
     overdue_ratio: float = 0.5
     #: The least time left a running pod is ever predicted to have (seconds).
     floor_s: float = 1.0
+    #: The sources it may use (all by default); a question none of them answers gets
+    #: ``default_prior_s`` (source ``DEFAULT``).
+    sources: frozenset[PredictionSource] = frozenset(SELECTABLE_SOURCES)
 
     def __post_init__(self) -> None:
         if self.default_prior_s <= 0 or self.floor_s <= 0 or self.overdue_ratio < 0:
             raise ValueError(f"predictor settings: times must be positive ({self})")
+        if not self.sources or PredictionSource.DEFAULT in self.sources:
+            raise ValueError(f"predictor settings: sources must name some of {SELECTABLE_SOURCES}")
 
 
 class RuntimePredictor:
@@ -100,13 +113,18 @@ class RuntimePredictor:
 
     def duration(self, pod: PendingPod, now_s: float) -> Prediction:
         """``pod``'s run time at performance 100, as known at ``now_s``."""
-        if pod.expected_runtime_s is not None and pod.expected_runtime_s > 0:
-            return Prediction(pod.expected_runtime_s, PredictionSource.USER_ESTIMATE)
-        mean = self.history.mean_work(pod, now_s)
-        if mean is not None:
-            return Prediction(mean, PredictionSource.HISTORY)
-        prior = self.priors.get(pod.task_type or "", self.settings.default_prior_s)
-        return Prediction(prior, PredictionSource.PRIOR)
+        sources = self.settings.sources
+        estimate = pod.expected_runtime_s
+        if PredictionSource.USER_ESTIMATE in sources and estimate is not None and estimate > 0:
+            return Prediction(estimate, PredictionSource.USER_ESTIMATE)
+        if PredictionSource.HISTORY in sources:
+            mean = self.history.mean_work(pod, now_s)
+            if mean is not None:
+                return Prediction(mean, PredictionSource.HISTORY)
+        default = self.settings.default_prior_s
+        if PredictionSource.PRIOR in sources:
+            return Prediction(self.priors.get(pod.task_type or "", default), PredictionSource.PRIOR)
+        return Prediction(default, PredictionSource.DEFAULT)
 
     def duration_on(self, pod: PendingPod, performance: float, now_s: float) -> Prediction:
         """``pod``'s run time on a node of ``performance``."""
@@ -117,7 +135,7 @@ class RuntimePredictor:
         run = self.running[uid]
         elapsed = max(now_s - run.started_at_s, 0.0)
         floor = self.settings.floor_s
-        if run.progress_ef > 0:
+        if run.progress_ef > 0 and PredictionSource.PROGRESS in self.settings.sources:
             total = run.progress_ee / run.progress_ef
             return Prediction(max(total - elapsed, floor), PredictionSource.PROGRESS)
         total_pred = self.duration_on(run.pod, run.performance, now_s)

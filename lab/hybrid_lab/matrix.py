@@ -2,8 +2,11 @@
 
 The same jobs are replayed for every policy of a (level, seed), so differences between
 policies are not differences between workloads. A run may restrict the run-time
-predictor of the policies that have one to some of its sources (the ablation by source);
-their records are then named ``policy[sources]``, e.g. ``hybrid-reserve[history]``.
+predictor of the policies that have one to some of its sources (the ablation by source),
+or change the reservation settings of the reserving policies (the tuning of
+docs/benchmarks.md); their records are then named ``policy[sources]`` or
+``policy[key=value,...]``, e.g. ``hybrid-reserve[history]``,
+``fair-easy[max_wait_s=none]``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from hybrid_policy.policies import ModelOptions, Policy, build_policy
 from hybrid_policy.prediction.model import PredictionSource, describe_sources
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
+from hybrid_policy.reservation import ReservingArbitrator
 from hybrid_policy.scenario.model import Scenario
 from hybrid_policy.scenario.workload import Workload, prepare_workload
 from hybrid_policy.sim.engine import Simulation
@@ -29,17 +33,35 @@ def run_one(
     progress: Callable[[float], None] | None = None,
     model: ModelOptions | None = None,
     sources: frozenset[PredictionSource] | None = None,
+    reservation: str | None = None,
 ) -> RunSummary:
     """Simulate ``policy`` on ``workload`` and summarise it (``model``: see build_policy;
-    ``sources``: what its run-time predictor may use, None for all)."""
+    ``sources``: what its run-time predictor may use, None for all; ``reservation``:
+    ``key=value`` changes to its reservation settings, if it reserves)."""
     rng = np.random.default_rng([workload.seed, 0x706F6C])
     built = build_policy(policy, rng, model)
-    restricted = sources is not None and restrict_sources(built, sources)
+    name = policy
+    if sources is not None and restrict_sources(built, sources):
+        name += f"[{describe_sources(sources)}]"
+    if reservation:
+        changed = override_reservation(built, reservation)
+        if changed is not None:
+            built = changed
+            name += f"[{','.join(p.strip() for p in reservation.split(',') if p.strip())}]"
     sim = Simulation(workload, built, workload.seed, progress=progress)
     summary = summarise(sim.run())
-    if restricted and sources is not None:
-        return dataclasses.replace(summary, policy=f"{policy}[{describe_sources(sources)}]")
-    return summary
+    return summary if name == policy else dataclasses.replace(summary, policy=name)
+
+
+def override_reservation(policy: Policy, text: str) -> Policy | None:
+    """``policy`` with its reservation settings changed by ``text`` (see
+    :meth:`ReservationSettings.overridden`); None when it does not reserve."""
+    arbitrator = policy.profile.arbitrator
+    if not isinstance(arbitrator, ReservingArbitrator):
+        return None
+    arbitrator.settings = arbitrator.settings.overridden(text)
+    arbitrator.name = f"fair-{arbitrator.settings.mode.value}"
+    return dataclasses.replace(policy, queue_heads=arbitrator.settings.bound)
 
 
 def restrict_sources(policy: Policy, sources: frozenset[PredictionSource]) -> bool:
@@ -60,11 +82,13 @@ def run_matrix(
     notes: list[str] | None = None,
     model: ModelOptions | None = None,
     sources: frozenset[PredictionSource] | None = None,
+    reservation: str | None = None,
 ) -> list[RunSummary]:
     """All runs of the matrix, with a progress bar over runs (and over simulated time).
 
     ``model``: where ``dqn`` and ``hybrid`` load their scorer (default: the shipped one);
-    ``sources``: the run-time prediction sources the predicting policies may use (all).
+    ``sources``: the run-time prediction sources the predicting policies may use (all);
+    ``reservation``: changes to the reserving policies' settings (none).
     """
     records: list[RunSummary] = []
     total = len(levels) * len(policies) * len(seeds)
@@ -79,7 +103,9 @@ def run_matrix(
                 for policy in policies:
                     bar.set_postfix_str(f"{level} seed {seed} {policy}")
                     clock = show_progress and len(workload.jobs) > 50_000
-                    records.append(_run_with_clock(workload, policy, clock, model, sources))
+                    records.append(
+                        _run_with_clock(workload, policy, clock, model, sources, reservation)
+                    )
                     bar.update()
     return records
 
@@ -90,9 +116,10 @@ def _run_with_clock(
     clock: bool,
     model: ModelOptions | None,
     sources: frozenset[PredictionSource] | None,
+    reservation: str | None = None,
 ) -> RunSummary:
     if not clock:
-        return run_one(workload, policy, model=model, sources=sources)
+        return run_one(workload, policy, model=model, sources=sources, reservation=reservation)
     hours = round(workload.horizon_s / 3600.0)
     with tqdm(total=hours, desc=f"  {policy}", unit="sim-h", leave=False) as bar:
 
@@ -101,4 +128,4 @@ def _run_with_clock(
             if done > bar.n:
                 bar.update(done - bar.n)
 
-        return run_one(workload, policy, advance, model, sources)
+        return run_one(workload, policy, advance, model, sources, reservation)

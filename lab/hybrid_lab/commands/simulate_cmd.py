@@ -28,6 +28,7 @@ from hybrid_policy.report.table import (
     queueing_table,
     table2,
 )
+from hybrid_policy.reservation import ReservationSettings
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.model import Scenario
@@ -57,10 +58,28 @@ def register(subparsers: Any) -> None:
         "may use: 'all' or comma-separated among progress, user-estimate, history, prior; "
         "their records are then named e.g. hybrid-reserve[history] (default all)",
     )
+    p.add_argument(
+        "--reservation",
+        type=reservation_overrides,
+        help="changes to the reserving policies' settings (fair-*, hybrid-reserve), "
+        "comma-separated KEY=VALUE among mode (none, reserve, easy, conservative), "
+        "max_reservations, max_wait_s (none: no ageing), switch_margin_s, backfill_factor; "
+        "their records are then named e.g. fair-easy[max_wait_s=none]",
+    )
     p.add_argument("--json", type=output_file, help="write every run's record to this JSON file")
     p.add_argument("--plots", type=output_dir, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def reservation_overrides(text: str) -> str:
+    """``--reservation``, checked against the default settings (argparse names the flag
+    and the problem, exit status 2)."""
+    try:
+        ReservationSettings().overridden(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def predictor_sources(text: str) -> frozenset[PredictionSource] | None:
@@ -153,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             notes=notes,
             model=model,
             sources=sources,
+            reservation=args.reservation,
         )
     except (ScenarioError, UnknownPolicyError) as exc:
         print(f"hybrid-scheduler simulate: {exc}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -47,12 +49,48 @@ class ReservationSettings:
         if self.max_wait_s <= 0 or self.switch_margin_s < 0 or self.backfill_factor <= 0:
             raise ValueError(f"reservation settings out of range: {self}")
 
+    def overridden(self, text: str) -> ReservationSettings:
+        """These settings with ``text`` (``key=value`` pairs, comma-separated) applied, as
+        ``simulate --reservation`` takes them; ValueError names a bad key or value."""
+        changes: dict[str, object] = {}
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            key, sep, raw = part.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not sep or key not in _OVERRIDABLE:
+                known = ", ".join(_OVERRIDABLE)
+                raise ValueError(f"{part!r}: expected KEY=VALUE with KEY one of {known}")
+            changes[key] = _override_value(key, raw)
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
     @property
     def bound(self) -> int:
         """How many reservations may be held at once."""
         if self.mode is BackfillMode.NONE:
             return 0
         return self.max_reservations if self.mode is BackfillMode.CONSERVATIVE else 1
+
+
+#: Settings ``simulate --reservation`` may change, and how each value is read.
+_OVERRIDABLE = ("mode", "max_reservations", "max_wait_s", "switch_margin_s", "backfill_factor")
+
+
+def _override_value(key: str, raw: str) -> object:
+    """One override's value: a mode name, a whole number, or a number (``max_wait_s``
+    also ``none``: no ageing)."""
+    if key == "mode":
+        modes = {m.value: m for m in BackfillMode}
+        if raw not in modes:
+            raise ValueError(f"mode={raw!r}: expected one of {', '.join(modes)}")
+        return modes[raw]
+    if key == "max_wait_s" and raw == "none":
+        return math.inf
+    try:
+        value = int(raw) if key == "max_reservations" else float(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r}: not a number") from None
+    if not math.isfinite(value) and key != "max_wait_s":
+        raise ValueError(f"{key}={raw!r}: must be finite")
+    return value
 
 
 @dataclass(slots=True)

@@ -153,10 +153,16 @@ def test_unschedulable_pods_get_failed_scheduling_and_the_condition(
     assert event["type"] == "Warning"
     assert "Insufficient nvidia.com/gpu" in event["message"]
     assert event["message"].startswith("0/")
-    conditions = api.get(f"{pods}/too-big")["status"].get("conditions") or []
-    scheduled = [c for c in conditions if c["type"] == "PodScheduled"]
-    assert scheduled[0]["status"] == "False"
-    assert scheduled[0]["reason"] == "Unschedulable"
+
+    def condition() -> dict[str, Any] | None:
+        # Set right after the Event: read until it is there.
+        conditions = api.get(f"{pods}/too-big")["status"].get("conditions") or []
+        scheduled = [c for c in conditions if c["type"] == "PodScheduled"]
+        return scheduled[0] if scheduled else None
+
+    scheduled = wait_for("the PodScheduled condition", condition, 30)
+    assert scheduled["status"] == "False"
+    assert scheduled["reason"] == "Unschedulable"
 
 
 def test_bad_namespace_weight_is_an_event_not_a_crash(

@@ -56,7 +56,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("leaderElection.retryPeriodSeconds=0", "at '/leaderElection/retryPeriodSeconds'"),
         ("metrics.serviceMonitor.interval=often", "at '/metrics/serviceMonitor/interval'"),
         ("settings.promql.disk=x", "additional properties 'disk' not allowed"),
-        ("settings.progressQuery=", "at '/settings/progressQuery': minLength"),
+        ("settings.progressQuery[0]=x", "at '/settings/progressQuery'"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
     ],
 )

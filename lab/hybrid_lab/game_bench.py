@@ -56,17 +56,26 @@ class SizeResult:
     slots: list[int]
 
 
-def draw_cycle(
-    namespaces: int, pods: int, nodes: int, seed: int
-) -> tuple[BatchCycle, list[PendingPod]]:
-    """A partly loaded cluster and a batch; returns the cycle and the batch."""
-    rng = np.random.default_rng([seed, namespaces, pods, nodes])
+def bench_cluster(
+    rng: np.random.Generator, namespaces: int, nodes: int
+) -> tuple[list[NodeInfo], list[Namespace]]:
+    """The benchmarks' cluster: ``nodes`` 8-GPU nodes of performance 50-100, and
+    ``namespaces`` teams of weights 1-3, drawn from ``rng`` (in that order)."""
     cluster = [
         NodeInfo(f"n{i}", {CPU: 64_000, MEMORY: 512 * GIB, GPU: 8}, performance=50 + 50 * r)
         for i, r in enumerate(rng.random(nodes))
     ]
     names = [f"team-{i:02d}" for i in range(namespaces)]
-    weights = [Namespace(n, float(rng.integers(1, 4))) for n in names]
+    return cluster, [Namespace(n, float(rng.integers(1, 4))) for n in names]
+
+
+def draw_cycle(
+    namespaces: int, pods: int, nodes: int, seed: int
+) -> tuple[BatchCycle, list[PendingPod]]:
+    """A partly loaded cluster and a batch; returns the cycle and the batch."""
+    rng = np.random.default_rng([seed, namespaces, pods, nodes])
+    cluster, weights = bench_cluster(rng, namespaces, nodes)
+    names = [ns.name for ns in weights]
     policy = build_policy("game", rng)
     snapshot = ClusterSnapshot(cluster, weights)
     popularity = rng.dirichlet(np.ones(namespaces))

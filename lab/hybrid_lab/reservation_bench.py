@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybrid_lab.game_bench import POD_SHAPE_PROBABILITY, POD_SHAPES
-from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
+from hybrid_lab.game_bench import POD_SHAPE_PROBABILITY, POD_SHAPES, bench_cluster
+from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.plugins.scores import binpack_scorer
 from hybrid_policy.policies import Policy, build_policy, reserving_policy
@@ -61,12 +61,8 @@ def draw(size: tuple[int, int, int], mode: BackfillMode, seed: int) -> Drawn:
     """One drawn cluster and batch for ``size``, with a reserving policy of ``mode``."""
     namespaces, pods, nodes = size
     rng = np.random.default_rng([seed, namespaces, pods, nodes])
-    cluster = [
-        NodeInfo(f"n{i}", {CPU: 64_000, MEMORY: 512 * GIB, GPU: 8}, performance=50 + 50 * r)
-        for i, r in enumerate(rng.random(nodes))
-    ]
-    names = [f"team-{i:02d}" for i in range(namespaces)]
-    weights = [Namespace(n, float(rng.integers(1, 4))) for n in names]
+    cluster, weights = bench_cluster(rng, namespaces, nodes)
+    names = [ns.name for ns in weights]
     settings = ReservationSettings(mode=mode)
     policy = reserving_policy(f"bench-{mode.value}", [(binpack_scorer(), 1.0)], settings)
     predictor = policy.predictor

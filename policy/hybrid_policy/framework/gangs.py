@@ -78,7 +78,7 @@ def place_unit(
     caller then decides them). True when placed."""
     pick = choose or (lambda pod, table: best_node(pod, table, cycle))
     if len(unit) == 1 and (unit[0].gang is None or not cycle.profile.gang_aware):
-        return _place_one(unit[0], cycle, pick) is None
+        return place_one(unit[0], cycle, pick) is None
     head = unit[0]
     assert head.gang is not None and head.gang_key is not None
     running = cycle.snapshot.gang_members[head.gang_key]
@@ -102,7 +102,7 @@ def try_unit(unit: Unit, cycle: BatchCycle, choose: Chooser) -> int | None:
     before one did not is returned. Nothing is rejected."""
     mark = cycle.mark()
     for placed, pod in enumerate(unit):
-        if _place_one(pod, cycle, choose, record=False) is not None:
+        if place_one(pod, cycle, choose, record=False) is not None:
             cycle.rollback(mark)
             return placed
     return None
@@ -118,10 +118,11 @@ def missing_members(unit: Unit, cycle: BatchCycle) -> int:
     return max(head.gang.min_member - running - len(unit), 0)
 
 
-def _place_one(
+def place_one(
     pod: PendingPod, cycle: BatchCycle, pick: Chooser, record: bool = True
 ) -> Status | None:
-    """Commit ``pod`` to its chosen node; the reason (rejected when ``record``) if none."""
+    """Commit ``pod`` to the node ``pick`` chooses from its score table; the reason (the
+    pod rejected with it when ``record``) if none."""
     table = cycle.evaluate(pod)
     if isinstance(table, ScoreTable):
         row = pick(pod, table)

@@ -15,19 +15,14 @@ from collections import deque
 from collections.abc import Sequence
 
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
-from hybrid_policy.framework.gangs import Unit, place_unit, units
+from hybrid_policy.framework.cycle import BatchCycle
+from hybrid_policy.framework.gangs import Unit, best_node, place_one, place_unit, units
 from hybrid_policy.framework.shares import weighted_dominant_share
 
 
 def place_best(pod: PendingPod, cycle: BatchCycle) -> bool:
     """Evaluate ``pod`` and commit it to its best node; False (and rejected) if none fits."""
-    table = cycle.evaluate(pod)
-    if isinstance(table, ScoreTable):
-        cycle.commit(pod, table.best(cycle.rng), table)
-        return True
-    cycle.reject(pod, table)
-    return False
+    return place_one(pod, cycle, lambda _, table: best_node(pod, table, cycle)) is None
 
 
 class SequentialArbitrator:

@@ -1,0 +1,110 @@
+"""The processes of each compared scheduler during its round.
+
+kube-scheduler, and the kube-scheduler that places the pods Kueue admits, are second
+instances of the cluster's binary started for the round (default profile, the round's
+scheduler name), as the operator is (``hybrid-scheduler run``). scheduler-plugins and
+Kueue's manager are the dev cluster's peers (``up --peers``): found in its state, never
+started or stopped here. A peer that is missing or dead, or a process that fails to
+start, is :class:`SchedulerUnavailableError` naming its log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hybrid_lab.clusterbench.compare.configs import SchedulerKind, round_scheduler_name
+from hybrid_lab.clusterbench.schedulers import ClientLimits, Contender, start, stop
+from hybrid_lab.devcluster import cluster, peer_components
+from hybrid_lab.devcluster.errors import DevClusterError
+from hybrid_lab.devcluster.settings import ClusterSettings
+from hybrid_lab.devcluster.state import ProcessRecord, is_alive
+
+PEER_PROCESSES = {
+    SchedulerKind.SCHEDULER_PLUGINS: peer_components.SCHEDULER_PLUGINS,
+    SchedulerKind.KUEUE: peer_components.KUEUE,
+}
+
+
+class SchedulerUnavailableError(DevClusterError):
+    """A scheduler of the comparison could not run: not started, or dead."""
+
+
+@dataclass
+class RoundProcesses:
+    """The processes measured in a round; ``started`` are stopped after it."""
+
+    measured: list[ProcessRecord] = field(default_factory=list)
+    started: list[ProcessRecord] = field(default_factory=list)
+
+    @property
+    def logs(self) -> list[str]:
+        """Their log files."""
+        return [r.log_path for r in self.measured]
+
+    def dead(self) -> ProcessRecord | None:
+        """The first measured process that is no longer running, if any."""
+        return next((r for r in self.measured if not is_alive(r)), None)
+
+    def stop(self) -> None:
+        """Stop what this round started (peers keep running)."""
+        for record in self.started:
+            stop(record)
+        self.started.clear()
+
+
+def peer_record(settings: ClusterSettings, kind: SchedulerKind) -> ProcessRecord:
+    """The running peer process of ``kind``, or an error saying how to get it."""
+    name = PEER_PROCESSES[kind]
+    current = cluster.running_state(settings)
+    records = [r for r in (current.processes if current else []) if r.name == name]
+    if not records:
+        raise SchedulerUnavailableError(
+            f"{name} is not running in the dev cluster; start it with "
+            "'hybrid-scheduler dev-cluster up --peers'"
+        )
+    if not is_alive(records[-1]):
+        raise SchedulerUnavailableError(f"{name} has exited; see its log {records[-1].log_path}")
+    return records[-1]
+
+
+def _start(
+    processes: RoundProcesses,
+    contender: Contender,
+    settings: ClusterSettings,
+    limits: ClientLimits,
+    workdir: Path,
+) -> None:
+    try:
+        record = start(contender, settings, limits, workdir)
+    except DevClusterError as exc:
+        log = workdir / f"{contender.scheduler_name}.log"
+        raise SchedulerUnavailableError(
+            f"{contender.label} did not start: {exc} (log: {log})"
+        ) from exc
+    processes.started.append(record)
+    processes.measured.append(record)
+
+
+def start_round(
+    kind: SchedulerKind,
+    settings: ClusterSettings,
+    limits: ClientLimits,
+    workdir: Path,
+    policy: str,
+) -> RoundProcesses:
+    """The processes of ``kind``'s round, those of ours started."""
+    processes = RoundProcesses()
+    name = round_scheduler_name(kind)
+    try:
+        if kind in PEER_PROCESSES:
+            processes.measured.append(peer_record(settings, kind))
+        if kind in (SchedulerKind.KUBE_SCHEDULER, SchedulerKind.KUEUE):
+            _start(processes, Contender("kube-scheduler", name), settings, limits, workdir)
+        if kind is SchedulerKind.HYBRID:
+            contender = Contender(f"hybrid-scheduler ({policy})", name, policy)
+            _start(processes, contender, settings, limits, workdir)
+    except BaseException:
+        processes.stop()
+        raise
+    return processes

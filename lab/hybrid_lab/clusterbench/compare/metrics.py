@@ -9,8 +9,8 @@ Times are seconds from the round's origin (the moment its first Job was due).
   Jain's index over the teams asking, averaged over windows; the simulator's definition
   (:func:`hybrid_policy.report.fairness.window_fairness`).
 * **worst-team slowdown**: the highest of the teams' mean JCT over run time.
-* **partial-gang GPU-seconds**: GPUs held by bound pods of a gang while fewer than all its
-  pods were bound (gangs on a gang-blind scheduler; also a gang left short at the end).
+* **partial-gang GPU-seconds**: GPUs held by bound pods of a gang before all its pods were
+  bound together (gangs on a gang-blind scheduler; a gang left short holds them to the end).
 * **jobs left**: Jobs not finished when the round stopped (a deadlock, or the timeout).
 """
 
@@ -76,7 +76,8 @@ def _p95(values: Sequence[float]) -> float:
 
 
 def partial_gang_gpu_s(outcome: JobOutcome, end_s: float) -> float:
-    """GPU-seconds its bound pods held while some of its pods were not bound."""
+    """GPU-seconds its bound pods held before all its pods were bound at once (to
+    ``end_s`` if that never happened)."""
     if not outcome.job.is_gang:
         return 0.0
     steps: list[tuple[float, int]] = []
@@ -90,6 +91,8 @@ def partial_gang_gpu_s(outcome: JobOutcome, end_s: float) -> float:
         if 0 < bound < outcome.job.pods:
             held += bound * (at - last)
         bound, last = bound + change, at
+        if bound >= outcome.job.pods:
+            break  # whole at last: its pods finishing one by one is no partial placement
     return held * outcome.job.requests.get("nvidia.com/gpu", 0)
 
 

@@ -4,8 +4,10 @@ kube-scheduler, and the kube-scheduler that places the pods Kueue admits, are se
 instances of the cluster's binary started for the round (default profile, the round's
 scheduler name), as the operator is (``hybrid-scheduler run``). scheduler-plugins and
 Kueue's manager are the dev cluster's peers (``up --peers``): found in its state, never
-started or stopped here. A peer that is missing or dead, or a process that fails to
-start, is :class:`SchedulerUnavailableError` naming its log.
+started or stopped here. Those started here are ready (``/readyz``) before the stream
+starts, so no round's Jobs wait for its scheduler to start. A peer that is missing or
+dead, or a process that fails to start, is :class:`SchedulerUnavailableError` naming
+its log.
 """
 
 from __future__ import annotations
@@ -14,11 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid_lab.clusterbench.compare.configs import SchedulerKind, round_scheduler_name
-from hybrid_lab.clusterbench.schedulers import ClientLimits, Contender, start, stop
+from hybrid_lab.clusterbench.schedulers import (
+    READY_TIMEOUT_S,
+    ClientLimits,
+    Contender,
+    start,
+    stop,
+)
 from hybrid_lab.devcluster import cluster, peer_components
+from hybrid_lab.devcluster.components import http_ok
 from hybrid_lab.devcluster.errors import DevClusterError
-from hybrid_lab.devcluster.settings import ClusterSettings
+from hybrid_lab.devcluster.ports import free_port
+from hybrid_lab.devcluster.processes import start as start_process
+from hybrid_lab.devcluster.processes import wait_ready
+from hybrid_lab.devcluster.settings import LOOPBACK, ClusterSettings
 from hybrid_lab.devcluster.state import ProcessRecord, is_alive
+from hybrid_lab.launch import operator_argv
 
 PEER_PROCESSES = {
     SchedulerKind.SCHEDULER_PLUGINS: peer_components.SCHEDULER_PLUGINS,
@@ -86,6 +99,37 @@ def _start(
     processes.measured.append(record)
 
 
+def _start_operator(
+    processes: RoundProcesses,
+    name: str,
+    policy: str,
+    settings: ClusterSettings,
+    limits: ClientLimits,
+    workdir: Path,
+) -> None:
+    """Our operator, ready (``/readyz``: the cluster listed) before the stream starts, as
+    kube-scheduler is."""
+    port = free_port()
+    argv = operator_argv(
+        settings.kubeconfig,
+        *("--scheduler-name", name, "--policy", policy, "--no-leader-election"),
+        *("--http-host", LOOPBACK, "--http-port", str(port)),
+        *("--batch-interval", f"{limits.batch_interval_s:g}"),
+        *("--batch-size", str(limits.batch_size)),
+        *("--api-qps", f"{limits.qps:g}", "--api-burst", str(limits.burst)),
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    record = start_process(name, argv, workdir)
+    processes.started.append(record)
+    processes.measured.append(record)
+    try:
+        wait_ready(record, http_ok(f"http://{LOOPBACK}:{port}/readyz"), READY_TIMEOUT_S)
+    except DevClusterError as exc:
+        raise SchedulerUnavailableError(
+            f"hybrid-scheduler ({policy}) did not become ready: {exc} (log: {record.log_path})"
+        ) from exc
+
+
 def start_round(
     kind: SchedulerKind,
     settings: ClusterSettings,
@@ -102,8 +146,7 @@ def start_round(
         if kind in (SchedulerKind.KUBE_SCHEDULER, SchedulerKind.KUEUE):
             _start(processes, Contender("kube-scheduler", name), settings, limits, workdir)
         if kind is SchedulerKind.HYBRID:
-            contender = Contender(f"hybrid-scheduler ({policy})", name, policy)
-            _start(processes, contender, settings, limits, workdir)
+            _start_operator(processes, name, policy, settings, limits, workdir)
     except BaseException:
         processes.stop()
         raise

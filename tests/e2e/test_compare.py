@@ -120,7 +120,7 @@ def test_the_command_prints_the_table_and_writes_json_and_figure(
     )
     assert out.returncode == 0, out.stderr
     header = next(line for line in out.stdout.splitlines() if line.startswith("scheduler "))
-    for column in ("JCT mean", "wait p95", "Jain", "gang GPU-s", "calls/pod", "RSS MiB"):
+    for column in ("JCT mean", "wait p95", "Jain", "gang GPU-s", "writes/pod", "RSS MiB"):
         assert column in header
     assert any(line.startswith("  sim: kube-default") for line in out.stdout.splitlines())
     data = json.loads(out_json.read_text())

@@ -4,9 +4,10 @@ The scenario's jobs (``--scenario``, ``--workload``, ``--seed``; the first
 ``--max-jobs``) run as Jobs, at times divided by ``--time-scale``, under each named
 scheduler in turn on the dev cluster's kwok nodes; a table, ``--json`` and ``--figure``
 compare them with the simulator's prediction. The running dev cluster is used (started
-with ``up --peers`` for scheduler-plugins and Kueue), or one is started with the
-scenario's nodes and the peers, and stopped after. An unknown scheduler, scenario or
-level is one line and exit status 2 before anything starts.
+with ``up --peers`` for scheduler-plugins and Kueue), or one is started with the scenario's nodes
+and then the peers, each on its own (a peer that cannot be built or started is one line,
+and its round is skipped), and stopped after. An unknown scheduler, scenario or level is
+one line and exit status 2 before anything starts.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def compare(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, kinds: list[Any], scenario: Any, jobs: list[Any]) -> int:
     from hybrid_lab.clusterbench.compare import prediction, report
     from hybrid_lab.clusterbench.compare.rounds import RoundSetup, run_rounds
+    from hybrid_lab.clusterbench.compare.schedulers import start_peers
     from hybrid_lab.clusterbench.compare.stream import scaled_stream, teams
     from hybrid_lab.clusterbench.schedulers import ClientLimits
     from hybrid_lab.devcluster import cluster
@@ -95,8 +97,11 @@ def _run(args: argparse.Namespace, kinds: list[Any], scenario: Any, jobs: list[A
         if cluster.running_state(settings) is None:
             say(f"starting a dev cluster with the nodes of {args.scenario} and the peers ...")
             nodes = node_scenario.resolve(args.scenario, None)
-            cluster.up(settings, nodes, show_progress=not args.quiet and sys.stderr.isatty())
+            progress = not args.quiet and sys.stderr.isatty()
+            cluster.up(dataclasses.replace(settings, peers=False), nodes, progress)
             started_cluster = True
+            for problem in start_peers(settings, progress):
+                say(f"peer not started: {problem}")
         api = ApiServer.from_kubeconfig(settings.kubeconfig)
         nodes_seen = prediction.node_infos(api.items("/api/v1/nodes", labelSelector="type=kwok"))
         setup = RoundSetup(

@@ -1,11 +1,12 @@
 """One round per scheduler: the same Jobs at the same scaled times, on the same nodes.
 
-A round creates its team namespaces (weights annotated) and the scheduler's objects
-(ElasticQuotas, Kueue's queues), starts the scheduler's processes, replays the stream
-(each Job created when due, its PodGroup first), and waits until every Job finished or
-``timeout_s`` after the last arrival (a deadlock then shows as Jobs left). It ends by
-deleting everything of the round and waiting until no pod of it is left on the nodes.
-Every wait has a timeout; a scheduler that cannot run is skipped with its reason.
+A round deletes what an interrupted run may have left, starts (or finds) the scheduler's
+processes, creates its team namespaces (weights annotated) and the scheduler's objects
+(ElasticQuotas, Kueue's queues), replays the stream (each Job created when due, its
+PodGroup first), and waits until every Job finished or ``timeout_s`` after the last
+arrival (a deadlock then shows as Jobs left). It ends by deleting everything of the
+round and waiting until no pod, namespace or Kueue queue of it is left. Every wait has a
+timeout; a scheduler that cannot run is skipped with its reason.
 """
 
 from __future__ import annotations
@@ -111,9 +112,10 @@ def _round(
     round_name = kind.value
     processes: RoundProcesses | None = None
     try:
-        _create_objects(api, kind, setup)
+        cleanup(api, kind, setup.teams, setup.timeout_s)  # what an interrupted run left
         processes = start_round(kind, settings, setup.limits, setup.workdir, setup.policy)
         result.logs = processes.logs
+        _create_objects(api, kind, setup)
         _measure(api, kind, setup, processes, result, say)
     finally:
         if processes is not None:
@@ -283,17 +285,26 @@ def cleanup(api: ApiServer, kind: SchedulerKind, teams: Sequence[Team], timeout_
             "DELETE", f"/api/v1/namespaces/{namespace_name(round_name, team.name)}", allow=(404,)
         )
     selector = f"{ROUND_LABEL}={round_name}"
-    for plural in ("clusterqueues", "resourceflavors"):
-        path = f"{configs.KUEUE_API}/{plural}"
-        try:
-            for item in api.items(path, labelSelector=selector):
-                api.call("DELETE", f"{path}/{item['metadata']['name']}", allow=(404,))
-        except ClusterApiError:
-            pass  # Kueue's CRDs are absent: nothing of it to delete
+    for path, name in _kueue_leftovers(api, selector):
+        api.call("DELETE", f"{path}/{name}", allow=(404,))
 
     def empty() -> bool | None:
         pods = api.items("/api/v1/pods", labelSelector=selector)
         spaces = api.items("/api/v1/namespaces", labelSelector=selector)
-        return True if not pods and not spaces else None
+        return True if not (pods or spaces or _kueue_leftovers(api, selector)) else None
 
     wait_for(f"round {round_name}'s pods and namespaces to be gone", empty, timeout_s, 1.0)
+
+
+def _kueue_leftovers(api: ApiServer, selector: str) -> list[tuple[str, str]]:
+    """(collection, name) of the round's ClusterQueues and ResourceFlavors (none when
+    Kueue's CRDs are absent)."""
+    found: list[tuple[str, str]] = []
+    for plural in ("clusterqueues", "resourceflavors"):
+        path = f"{configs.KUEUE_API}/{plural}"
+        try:
+            items = api.items(path, labelSelector=selector)
+        except ClusterApiError:
+            continue  # Kueue's CRDs are not installed: nothing of it to delete
+        found.extend((path, str(item["metadata"]["name"])) for item in items)
+    return found

@@ -3,11 +3,11 @@
 kube-scheduler, and the kube-scheduler that places the pods Kueue admits, are second
 instances of the cluster's binary started for the round (default profile, the round's
 scheduler name), as the operator is (``hybrid-scheduler run``). scheduler-plugins and
-Kueue's manager are the dev cluster's peers (``up --peers``): found in its state, never
-started or stopped here. Those started here are ready (``/readyz``) before the stream
-starts, so no round's Jobs wait for its scheduler to start. A peer that is missing or
-dead, or a process that fails to start, is :class:`SchedulerUnavailableError` naming
-its log.
+Kueue's manager are the dev cluster's peers (``up --peers``): found in its state, and
+started (:func:`start_peers`) only in a cluster the command started itself. Those
+started here are ready (``/readyz``) before the stream starts, so no round's Jobs wait
+for its scheduler to start. A peer that is missing or dead, or a process that fails to
+start, is :class:`SchedulerUnavailableError` naming its log.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from hybrid_lab.clusterbench.schedulers import (
     start,
     stop,
 )
-from hybrid_lab.devcluster import cluster, peer_components
+from hybrid_lab.devcluster import build, cluster, peer_components
 from hybrid_lab.devcluster.components import http_ok
 from hybrid_lab.devcluster.errors import DevClusterError
-from hybrid_lab.devcluster.ports import free_port
+from hybrid_lab.devcluster.ports import free_port, require_free
 from hybrid_lab.devcluster.processes import start as start_process
 from hybrid_lab.devcluster.processes import wait_ready
 from hybrid_lab.devcluster.settings import LOOPBACK, ClusterSettings
-from hybrid_lab.devcluster.state import ProcessRecord, is_alive
+from hybrid_lab.devcluster.state import ProcessRecord, is_alive, save
 from hybrid_lab.launch import operator_argv
 
 PEER_PROCESSES = {
@@ -64,6 +64,30 @@ class RoundProcesses:
         for record in self.started:
             stop(record)
         self.started.clear()
+
+
+def start_peers(settings: ClusterSettings, show_progress: bool) -> list[str]:
+    """Start the peers in the running cluster (built first if missing), each on its own:
+    a line per peer that could not be built or started (its round is then skipped,
+    naming its log), instead of no cluster at all."""
+    current = cluster.running_state(settings)
+    if current is None:
+        return ["no dev cluster is running"]
+    try:
+        peer_components.unshare_binary()
+        require_free(peer_components.required_ports(settings))
+        build.build_missing(settings, show_progress)
+    except DevClusterError as exc:
+        return [f"the peers were not started: {exc}"]
+    problems = []
+    for make in (peer_components.scheduler_plugins, peer_components.kueue):
+        try:
+            cluster.start_one(settings, make(settings), current)
+        except DevClusterError as exc:
+            problems.append(str(exc))
+    current.info["peers"] = True
+    save(settings.state_dir, current)
+    return problems
 
 
 def peer_record(settings: ClusterSettings, kind: SchedulerKind) -> ProcessRecord:

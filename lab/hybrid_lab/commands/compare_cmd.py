@@ -4,10 +4,10 @@ The scenario's jobs (``--scenario``, ``--workload``, ``--seed``; the first
 ``--max-jobs``) run as Jobs, at times divided by ``--time-scale``, under each named
 scheduler in turn on the dev cluster's kwok nodes; a table, ``--json`` and ``--figure``
 compare them with the simulator's prediction. The running dev cluster is used (started
-with ``up --peers`` for scheduler-plugins and Kueue), or one is started with the scenario's nodes
-and then the peers, each on its own (a peer that cannot be built or started is one line,
-and its round is skipped), and stopped after. An unknown scheduler, scenario or level is
-one line and exit status 2 before anything starts.
+with ``up --peers`` for scheduler-plugins and Kueue), or one is started with the
+scenario's nodes and then the peers, each on its own (a peer that cannot be built or
+started is one line, and its round is skipped), and stopped after. An unknown scheduler,
+scenario or level is one line and exit status 2 before anything starts.
 """
 
 from __future__ import annotations

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
+from typing import cast
 
 import pytest
 
 from hybrid_lab.clusterbench.apimetrics import CallKey
-from hybrid_lab.clusterbench.compare import configs, stream
+from hybrid_lab.clusterbench.compare import configs, rounds, schedulers, stream
 from hybrid_lab.clusterbench.compare.configs import SchedulerKind
 from hybrid_lab.clusterbench.compare.jobwatch import PodSeen
 from hybrid_lab.clusterbench.compare.metrics import JobOutcome, partial_gang_gpu_s, round_metrics
 from hybrid_lab.clusterbench.compare.rounds import calls_per_pod, job_outcomes
 from hybrid_lab.clusterbench.compare.stream import StreamJob, Team
+from hybrid_lab.clusterbench.schedulers import ClientLimits
+from hybrid_lab.devcluster import cluster as devcluster_cluster
+from hybrid_lab.devcluster.apiserver import ApiServer
+from hybrid_lab.devcluster.settings import ClusterSettings
+from hybrid_lab.devcluster.state import ClusterState, ProcessRecord
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 from hybrid_policy.scenario.jobs import Job
 from hybrid_policy.scenario.loader import load_scenario
@@ -22,6 +29,7 @@ from hybrid_policy.scenario.loader import load_scenario
 REQUESTS = {GPU: 8, CPU: 32_000, MEMORY: 512 * GIB}
 TEAMS = [Team("team-a", 1), Team("team-b", 1), Team("team-c", 2), Team("team-d", 1)]
 SEED_PAPER_CAPACITY = {GPU: 80, CPU: 640_000, MEMORY: 5120 * GIB}
+LIMITS = ClientLimits(qps=50, burst=100, batch_interval_s=1.0, batch_size=500)
 
 
 def job(job_id: int, submit_s: float, members: int = 1, team: str = "team-a") -> Job:
@@ -250,3 +258,47 @@ def test_api_calls_are_counted_per_bound_pod() -> None:
     assert calls["bindings"] == 1.0
     assert calls["events"] == 0.5
     assert calls["all_writes"] == 1.5
+
+
+# -- schedulers that cannot run -----------------------------------------------------------
+
+
+def test_a_missing_peer_says_how_to_start_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devcluster_cluster, "running_state", lambda _settings: ClusterState())
+    with pytest.raises(schedulers.SchedulerUnavailableError, match="up --peers"):
+        schedulers.peer_record(ClusterSettings(), SchedulerKind.KUEUE)
+
+
+def test_a_dead_peer_is_named_with_its_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = ProcessRecord("kueue", 2**22 + 1, 1, "/state/logs/kueue.log")
+    running = ClusterState(processes=[dead])
+    monkeypatch.setattr(devcluster_cluster, "running_state", lambda _settings: running)
+    with pytest.raises(
+        schedulers.SchedulerUnavailableError,
+        match=r"has exited; see its log /state/logs/kueue\.log",
+    ):
+        schedulers.peer_record(ClusterSettings(), SchedulerKind.KUEUE)
+
+
+def test_a_scheduler_that_cannot_run_is_skipped_and_the_next_round_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[SchedulerKind] = []
+
+    def start_round(kind: SchedulerKind, *_args: object) -> object:
+        started.append(kind)
+        raise schedulers.SchedulerUnavailableError(f"{kind.value} did not start (log: x.log)")
+
+    monkeypatch.setattr(rounds, "start_round", start_round)
+    monkeypatch.setattr(rounds, "cleanup", lambda *_args: None)
+    setup = rounds.RoundSetup([], TEAMS, SEED_PAPER_CAPACITY, 60.0, 1.0, LIMITS, "hybrid", tmp_path)
+    said: list[str] = []
+    kinds = [SchedulerKind.KUEUE, SchedulerKind.HYBRID]
+    results = rounds.run_rounds(cast(ApiServer, None), ClusterSettings(), kinds, setup, said.append)
+    assert started == kinds
+    assert [r.skipped for r in results] == [
+        "kueue did not start (log: x.log)",
+        "hybrid did not start (log: x.log)",
+    ]
+    assert "   skipped: kueue did not start (log: x.log)" in said
+    assert all(r.metrics is None for r in results)

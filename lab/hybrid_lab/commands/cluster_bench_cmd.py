@@ -68,7 +68,12 @@ def register(subparsers: Any) -> None:
             f"POLICY one of {', '.join(policy_names())} (kube-default)"
         ),
     )
-    p.add_argument("--seed", type=non_negative_int, default=0, help="our tie-breaking seed (0)")
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="our tie-breaking seed; with --compare, the job stream's (0)",
+    )
     p.add_argument(
         "--timeout", type=positive_float, default=900.0, help="longest wait, seconds (900)"
     )

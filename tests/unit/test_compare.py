@@ -11,10 +11,11 @@ from typing import cast
 import pytest
 
 from hybrid_lab.clusterbench.apimetrics import CallKey
-from hybrid_lab.clusterbench.compare import configs, rounds, schedulers, stream
+from hybrid_lab.clusterbench.compare import configs, report, rounds, schedulers, stream
 from hybrid_lab.clusterbench.compare.configs import SchedulerKind
 from hybrid_lab.clusterbench.compare.jobwatch import PodSeen
 from hybrid_lab.clusterbench.compare.metrics import JobOutcome, partial_gang_gpu_s, round_metrics
+from hybrid_lab.clusterbench.compare.prediction import Prediction
 from hybrid_lab.clusterbench.compare.rounds import calls_per_pod, job_outcomes
 from hybrid_lab.clusterbench.compare.stream import StreamJob, Team
 from hybrid_lab.clusterbench.schedulers import ClientLimits
@@ -302,3 +303,27 @@ def test_a_scheduler_that_cannot_run_is_skipped_and_the_next_round_runs(
     ]
     assert "   skipped: kueue did not start (log: x.log)" in said
     assert all(r.metrics is None for r in results)
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def test_the_table_puts_the_prediction_under_its_row_and_a_skipped_scheduler_on_one_line() -> None:
+    finished = outcome(stream_job("a", runtime_s=10), 0.0, (2.0, 12.0, True))
+    measured = rounds.RoundResult(
+        SchedulerKind.KUBE_SCHEDULER,
+        metrics=round_metrics([finished], TEAMS[:1], 8, 20.0, 5.0),
+        calls_per_pod={"bindings": 1.0, "all_writes": 15.25},
+    )
+    skipped = rounds.RoundResult(SchedulerKind.KUEUE, skipped="kueue has exited; see its log k")
+    predicted = Prediction("kube-default", 10.5, 11.0, 0.0, 0.0, 1.0, 1.05, 0.0, 0)
+    lines = report.table([measured, skipped], {"kube-scheduler": predicted}).splitlines()
+    assert lines[1].split()[:4] == ["kube-scheduler", "1/1", "12.0", "12.0"]
+    assert "15.25" in lines[1].split()
+    assert lines[2].split()[:5] == ["sim:", "kube-default", "1/1", "10.5", "11.0"]
+    assert lines[3] == f"{'kueue':<20}  skipped: kueue has exited; see its log k"
+    document = report.as_json({"jobs": 1}, [measured, skipped], {"kube-scheduler": predicted})
+    assert document["rounds"][0]["prediction"]["jct_mean_s"] == 10.5
+    assert document["rounds"][1]["metrics"] is None
+    # NaN (no pods bound per second from one binding) is written as null.
+    assert document["rounds"][0]["metrics"]["pods_per_s"] is None

@@ -24,7 +24,7 @@ from hybrid_lab.clusterbench.compare.rounds import RoundResult
 
 MIB = 1024 * 1024
 COLUMNS = (
-    ("scheduler", 18),
+    ("scheduler", 20),
     ("done", 7),
     ("JCT mean", 9),
     ("JCT p95", 8),
@@ -94,14 +94,14 @@ def table(results: Sequence[RoundResult], predictions: Mapping[str, Prediction])
     lines = [_line([name for name, _ in COLUMNS])]
     for result in results:
         if result.metrics is None:
-            lines.append(f"{result.scheduler.value:<18}  skipped: {result.skipped}")
+            lines.append(f"{result.scheduler.value:<20}  skipped: {result.skipped}")
             continue
         lines.append(_line(_measured(result)))
         predicted = predictions.get(result.scheduler.value)
         if predicted is not None:
             lines.append(_line(_predicted(predicted, result.metrics.jobs)))
         if result.stopped:
-            lines.append(f"{'':<18}  stopped: {result.stopped}")
+            lines.append(f"{'':<20}  stopped: {result.stopped}")
     lines.append(
         "times in seconds; Jain over weighted GPU shares per window; worst sd: the worst "
         "team's mean slowdown; gang GPU-s: GPU-seconds of partly placed gangs; writes/pod: "

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_pod
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import make_pod
 from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed
 from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules, RunningPod
 from hybrid_policy.preemption.planner import (

@@ -59,3 +59,9 @@ class RunResult:
     #: GPU-seconds held idle by bound pods of gangs that were not running yet (pod-by-pod
     #: placement of a gang; zero under a gang-aware policy).
     idle_gang_gpu_s: float = 0.0
+    #: Times each job was stopped by the scheduler (preempted, or moved elsewhere).
+    stops_per_job: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    #: Work thrown away by those stops, GPU-seconds of wall time.
+    lost_gpu_s: float = 0.0

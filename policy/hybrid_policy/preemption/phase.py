@@ -27,6 +27,7 @@ from hybrid_policy.preemption.model import (
     RunningPod,
 )
 from hybrid_policy.preemption.planner import NodeRoom, Preemptor, plan_priority, plan_reclaim
+from hybrid_policy.preemption.victims import may_be_victim
 from hybrid_policy.resources import GPU
 
 
@@ -104,6 +105,9 @@ def plan_preemptions(
     for member in running:
         if member.gang is not None:
             gangs[member.gang].append(member)
+    eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
+    if not any(eligible.values()):
+        return []
     candidates = sorted(
         (p for p in left_waiting if p.gang is None and p.uid in feasible_without_room),
         key=lambda p: (namespace_share(snapshot, p.namespace), p.created_at_s, p.uid),
@@ -123,7 +127,7 @@ def plan_preemptions(
             )
             for r in rows
         ]
-        plan = _first_plan(preemptor, rooms, picture, settings, now_s, gangs)
+        plan = _first_plan(preemptor, rooms, picture, settings, now_s, gangs, eligible)
         if plan is None:
             continue
         row = snapshot.node_index[plan.node]
@@ -139,12 +143,13 @@ def _first_plan(
     settings: PreemptionSettings,
     now_s: float,
     gangs: Mapping[tuple[str, str], Sequence[RunningPod]],
+    eligible: Mapping[str, bool],
 ) -> PreemptionPlan | None:
     rules = settings.rules
     if PreemptionReason.RECLAIM in settings.reasons:
-        plan = plan_reclaim(preemptor, rooms, picture.shares, rules, now_s, gangs)
+        plan = plan_reclaim(preemptor, rooms, picture.shares, rules, now_s, gangs, eligible)
         if plan is not None:
             return plan
     if PreemptionReason.PRIORITY in settings.reasons:
-        return plan_priority(preemptor, rooms, rules, now_s, gangs)
+        return plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
     return None

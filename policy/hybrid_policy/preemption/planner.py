@@ -61,13 +61,14 @@ def _plan(
     rules: PreemptionRules,
     now_s: float,
     gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    eligible: Mapping[str, bool] | None = None,
 ) -> PreemptionPlan | None:
     if preemptor.never or preemptor.waiting_s < rules.trigger_delay_s:
         return None
     if any(not shortfall(preemptor.pod.requests, room.free) for room in rooms):
         return None  # it fits somewhere without anyone's loss
-    everyone = [p for g in gang_pods.values() for p in g] + [p for r in rooms for p in r.running]
-    eligible = {p.uid: may_be_victim(p, now_s, rules) for p in everyone}
+    if eligible is None:
+        eligible = victims_allowed(rooms, gang_pods, rules, now_s)
     best: tuple[tuple[float, int, str], PreemptionPlan] | None = None
     for room in rooms:
         short = shortfall(preemptor.pod.requests, room.free)
@@ -84,6 +85,18 @@ def _plan(
     return None if best is None else best[1]
 
 
+def victims_allowed(
+    rooms: Sequence[NodeRoom],
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    rules: PreemptionRules,
+    now_s: float,
+) -> dict[str, bool]:
+    """Whether each running pod in ``rooms`` or in a gang may be a victim, by uid (computed
+    once per pass by a caller that plans for several pods)."""
+    everyone = [p for g in gang_pods.values() for p in g] + [p for r in rooms for p in r.running]
+    return {p.uid: may_be_victim(p, now_s, rules) for p in everyone}
+
+
 def plan_reclaim(
     preemptor: Preemptor,
     rooms: Sequence[NodeRoom],
@@ -91,21 +104,40 @@ def plan_reclaim(
     rules: PreemptionRules,
     now_s: float,
     gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+    eligible: Mapping[str, bool] | None = None,
 ) -> PreemptionPlan | None:
     """A team below its entitlement takes back from teams above theirs, never ending
     above any of them (``fairness.reclaim_allowed``)."""
     team = preemptor.pod.namespace
     gpus = float(preemptor.pod.requests.get(GPU, 0))
+    if gpus <= 0 or not shares.below_entitlement(team):
+        return None
+    above = {
+        ns
+        for room in rooms
+        for ns in {p.namespace for p in room.running}
+        if ns != team and shares.above_entitlement(ns)
+    }
+    if not above:
+        return None
 
     def unit_ok(unit: VictimUnit) -> bool:
-        return unit.namespace != team and shares.above_entitlement(unit.namespace)
+        return unit.namespace in above
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:
         taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
         return reclaim_allowed(shares, team, gpus, taken)
 
     return _plan(
-        preemptor, rooms, PreemptionReason.RECLAIM, unit_ok, set_ok, rules, now_s, gang_pods or {}
+        preemptor,
+        rooms,
+        PreemptionReason.RECLAIM,
+        unit_ok,
+        set_ok,
+        rules,
+        now_s,
+        gang_pods or {},
+        eligible,
     )
 
 
@@ -115,10 +147,13 @@ def plan_priority(
     rules: PreemptionRules,
     now_s: float,
     gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+    eligible: Mapping[str, bool] | None = None,
 ) -> PreemptionPlan | None:
     """A pod of higher priority takes the place of lower-priority pods, as kube-scheduler
     preempts (only opted-in victims here)."""
     mine = preemptor.pod.priority
+    if not any(p.priority < mine for room in rooms for p in room.running):
+        return None
 
     def unit_ok(unit: VictimUnit) -> bool:
         return unit.priority < mine
@@ -132,6 +167,7 @@ def plan_priority(
         rules,
         now_s,
         gang_pods or {},
+        eligible,
     )
 
 

@@ -13,9 +13,12 @@ from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules, Ru
 from hybrid_policy.preemption.planner import (
     NodeRoom,
     Preemptor,
+    ShortenCosts,
+    free_after,
     plan_defragment,
     plan_priority,
     plan_reclaim,
+    plan_shorten,
 )
 from hybrid_policy.preemption.victims import (
     VictimUnit,
@@ -175,3 +178,38 @@ def test_defragmentation_waits_for_the_overdue_threshold() -> None:
     assert plan_defragment(Preemptor(pod, 3_000), room, 500, RULES, NOW) is None
     plan = plan_defragment(Preemptor(pod, 3_000), room, 700, RULES, NOW)
     assert plan is not None and {v.name for v in plan.victims} == {"x", "y"}
+
+
+def _costs(duration_s: float, margin: float = 1.0, left_s: float = 3_600.0) -> ShortenCosts:
+    return ShortenCosts(duration_s, lambda pod: left_s, restart_s=60.0, margin=margin)
+
+
+def test_shorten_stops_a_long_pod_when_the_wait_saved_exceeds_the_delay_caused() -> None:
+    shares = _shares({"team-a": 0, "team-b": 16})
+    pod = make_pod("short", gpus=8, cpu=0, memory_gib=0, namespace="team-a")
+    room = _room("n1", 0, running("long", 8, ran_s=1_000, checkpoint_s=300, namespace="team-b"))
+    # Waits 3,600 s; the victim is delayed 600 run + 100 lost + 60 restart = 760 s.
+    plan = plan_shorten(Preemptor(pod, 120), [room], shares, RULES, NOW, _costs(600))
+    assert plan is not None and plan.reason is PreemptionReason.SHORTEN
+    assert [v.name for v in plan.victims] == ["long"]
+    assert plan_shorten(Preemptor(pod, 120), [room], shares, RULES, NOW, _costs(600, 5)) is None
+    assert plan_shorten(Preemptor(pod, 120), [room], shares, RULES, NOW, _costs(4_000)) is None
+
+
+def test_shorten_never_takes_from_a_team_left_poorer_than_the_preemptors() -> None:
+    pod = make_pod("short", gpus=8, cpu=0, memory_gib=0, namespace="team-a")
+    room = _room("n1", 0, running("long", 8, ran_s=1_000, checkpoint_s=300, namespace="team-b"))
+    rich_a = _shares({"team-a": 8, "team-b": 8}, {"team-a": 1, "team-b": 1})
+    # team-a would hold 16 GPUs to team-b's 0: refused.
+    assert plan_shorten(Preemptor(pod, 120), [room], rich_a, RULES, NOW, _costs(600)) is None
+    own = _room("n1", 0, running("mine", 8, ran_s=1_000, checkpoint_s=300, namespace="team-a"))
+    assert plan_shorten(Preemptor(pod, 120), [own], rich_a, RULES, NOW, _costs(600)) is not None
+
+
+def test_the_wait_is_when_enough_running_pods_are_predicted_to_end() -> None:
+    room = _room("n1", 2, running("a", 2), running("b", 4), running("c", 2))
+    left = {"a": 100.0, "b": 500.0, "c": 300.0}
+    assert free_after(room, {GPU: 4}, lambda p: left[p.name]) == 100.0
+    assert free_after(room, {GPU: 6}, lambda p: left[p.name]) == 300.0
+    assert free_after(room, {GPU: 12}, lambda p: left[p.name]) == float("inf")
+    assert free_after(room, {GPU: 2}, lambda p: left[p.name]) == 0.0

@@ -17,6 +17,8 @@ class PreemptionReason(StrEnum):
     """It has held its reservation past its predicted start by more than the threshold."""
     PRIORITY = "priority"
     """Its PriorityClass is higher than the victim's (as kube-scheduler preempts)."""
+    SHORTEN = "shorten"
+    """It is predicted to wait longer than stopping the victims would delay them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ from hybrid_policy.scenario.model import PreemptionCostSpec
 SETTING_KEYS = (
     "reasons",
     "max_plans",
+    "restart_s",
+    "shorten_margin",
     "min_runtime_s",
     "max_preemptions",
     "trigger_delay_s",
@@ -54,7 +56,10 @@ def parse_settings(text: str) -> PreemptionSettings:
     settings = PreemptionSettings()
     if "reasons" in values:
         names = [n.strip() for n in values.pop("reasons").split("+") if n.strip()]
-        known = {r.value: r for r in (PreemptionReason.RECLAIM, PreemptionReason.PRIORITY)}
+        known = {
+            r.value: r
+            for r in (PreemptionReason.RECLAIM, PreemptionReason.PRIORITY, PreemptionReason.SHORTEN)
+        }
         bad = [n for n in names if n not in known]
         if bad or not names:
             raise ValueError(
@@ -64,6 +69,12 @@ def parse_settings(text: str) -> PreemptionSettings:
     if "max_plans" in values:
         plans = int(_number("max_plans", values.pop("max_plans"), whole=True))
         settings = dataclasses.replace(settings, max_plans=plans)
+    if "restart_s" in values:
+        restart = _number("restart_s", values.pop("restart_s"))
+        settings = dataclasses.replace(settings, restart_s=restart)
+    if "shorten_margin" in values:
+        margin = _number("shorten_margin", values.pop("shorten_margin"))
+        settings = dataclasses.replace(settings, shorten_margin=margin)
     rules: dict[str, float | int] = {}
     for key, raw in values.items():
         whole = key == "max_preemptions"

@@ -3,8 +3,8 @@ a running pod's place, and whose.
 
 Candidates are the single pods the pass could not place, taken team by team from the
 lowest weighted GPU share up (the fair order), in queue order within a team. For each, on
-the nodes that pass its filters but lack room, reclaim is tried first, then priority
-(``planner``); each plan's victims leave the phase's picture of the cluster and its
+the nodes that pass its filters but lack room, reclaim is tried first, then priority,
+then shorten (``planner``); each plan's victims leave the phase's picture of the cluster and its
 preemptor takes their room, so two plans never count the same room. At most
 ``max_plans`` plans per pass. Gangs neither preempt as one yet nor are placed by this
 phase: a gang waits for its reservation.
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.shares import namespace_share
@@ -26,7 +27,14 @@ from hybrid_policy.preemption.model import (
     PreemptionRules,
     RunningPod,
 )
-from hybrid_policy.preemption.planner import NodeRoom, Preemptor, plan_priority, plan_reclaim
+from hybrid_policy.preemption.planner import (
+    NodeRoom,
+    Preemptor,
+    ShortenCosts,
+    plan_priority,
+    plan_reclaim,
+    plan_shorten,
+)
 from hybrid_policy.preemption.victims import may_be_victim
 from hybrid_policy.resources import GPU
 
@@ -41,6 +49,22 @@ class PreemptionSettings:
         {PreemptionReason.RECLAIM, PreemptionReason.PRIORITY}
     )
     max_plans: int = 2
+    #: ``shorten``: the restart a victim is assumed to pay, and by how much the saved wait
+    #: must exceed the victims' delay.
+    restart_s: float = 60.0
+    shorten_margin: float = 1.0
+
+
+class Predictions(Protocol):
+    """Run times as the policy predicts them (what ``shorten`` weighs)."""
+
+    def duration_s(self, pod: PendingPod) -> float:
+        """A waiting pod's predicted run time."""
+        ...
+
+    def remaining_s(self, pod: RunningPod) -> float:
+        """A running pod's predicted time left."""
+        ...
 
 
 @dataclass
@@ -94,12 +118,14 @@ def plan_preemptions(
     pending_since_s: Mapping[str, float],
     now_s: float,
     settings: PreemptionSettings,
+    predictions: Predictions | None = None,
 ) -> list[tuple[PendingPod, int, PreemptionPlan]]:
     """Plans for the pods a pass left waiting: ``(preemptor, node row, plan)``.
 
     ``feasible_without_room`` is, per pod uid, the nodes that pass its filters other than
     room (a pod missing from it is skipped); ``pending_since_s`` when each became pending
-    this time (a preempted pod waits the trigger delay again)."""
+    this time (a preempted pod waits the trigger delay again); ``predictions`` what
+    ``shorten`` weighs (without them it is not tried)."""
     picture = _picture(snapshot, running, left_waiting)
     gangs: dict[tuple[str, str], list[RunningPod]] = defaultdict(list)
     for member in running:
@@ -127,7 +153,7 @@ def plan_preemptions(
             )
             for r in rows
         ]
-        plan = _first_plan(preemptor, rooms, picture, settings, now_s, gangs, eligible)
+        plan = _first_plan(preemptor, rooms, picture, settings, now_s, gangs, eligible, predictions)
         if plan is None:
             continue
         row = snapshot.node_index[plan.node]
@@ -144,12 +170,20 @@ def _first_plan(
     now_s: float,
     gangs: Mapping[tuple[str, str], Sequence[RunningPod]],
     eligible: Mapping[str, bool],
+    predictions: Predictions | None,
 ) -> PreemptionPlan | None:
     rules = settings.rules
+    plan = None
     if PreemptionReason.RECLAIM in settings.reasons:
         plan = plan_reclaim(preemptor, rooms, picture.shares, rules, now_s, gangs, eligible)
-        if plan is not None:
-            return plan
-    if PreemptionReason.PRIORITY in settings.reasons:
-        return plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
-    return None
+    if plan is None and PreemptionReason.PRIORITY in settings.reasons:
+        plan = plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
+    if plan is None and PreemptionReason.SHORTEN in settings.reasons and predictions:
+        costs = ShortenCosts(
+            predictions.duration_s(preemptor.pod),
+            predictions.remaining_s,
+            settings.restart_s,
+            settings.shorten_margin,
+        )
+        plan = plan_shorten(preemptor, rooms, picture.shares, rules, now_s, costs, gangs, eligible)
+    return plan

@@ -48,6 +48,21 @@ class Preemptor:
     never: bool = False
 
 
+Remaining = Callable[[RunningPod], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ShortenCosts:
+    """What ``plan_shorten`` weighs: the preemptor's predicted run time, each running
+    pod's predicted time left, the restart a victim pays, and the margin by which the
+    saved wait must exceed the victims' delay."""
+
+    duration_s: float
+    remaining: Remaining
+    restart_s: float = 60.0
+    margin: float = 1.0
+
+
 UnitTest = Callable[[VictimUnit], bool]
 SetTest = Callable[[tuple[VictimUnit, ...]], bool]
 
@@ -192,4 +207,62 @@ def plan_defragment(
         rules,
         now_s,
         gang_pods or {},
+    )
+
+
+def free_after(room: NodeRoom, requests: Mapping[str, int], remaining: Remaining) -> float:
+    """Seconds until enough of ``room``'s running pods are predicted to end for
+    ``requests`` to fit there (infinite if they never do)."""
+    short = shortfall(requests, room.free)
+    freed: dict[str, int] = {}
+    for pod in sorted(room.running, key=remaining):
+        if all(freed.get(r, 0) >= q for r, q in short.items()):
+            break
+        for r, q in pod.requests.items():
+            freed[r] = freed.get(r, 0) + q
+        if all(freed.get(r, 0) >= q for r, q in short.items()):
+            return remaining(pod)
+    return 0.0 if not short else float("inf")
+
+
+def plan_shorten(
+    preemptor: Preemptor,
+    rooms: Sequence[NodeRoom],
+    shares: TeamShares,
+    rules: PreemptionRules,
+    now_s: float,
+    costs: ShortenCosts,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+    eligible: Mapping[str, bool] | None = None,
+) -> PreemptionPlan | None:
+    """Stop pods whose delay costs less than the preemptor's predicted wait: the
+    preemptor waits ``min over nodes of free_after``; each victim unit is delayed about the
+    preemptor's run time plus the work it loses plus the restart. Only pods of its own
+    team or of teams that still hold at least its share afterwards may be taken."""
+    if not rooms:
+        return None
+    wait = min(free_after(room, preemptor.pod.requests, costs.remaining) for room in rooms)
+    if wait <= costs.duration_s:
+        return None  # not even one victim's delay would pay for it
+    team = preemptor.pod.namespace
+    gpus = float(preemptor.pod.requests.get(GPU, 0))
+
+    def set_ok(units: tuple[VictimUnit, ...]) -> bool:
+        delay = sum(costs.duration_s + u.lost_s(now_s) + costs.restart_s for u in units)
+        if wait <= costs.margin * delay:
+            return False
+        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units if u.namespace != team)
+        final = shares.after({team: gpus, **{t: -g for t, g in taken.items()}})
+        return all(final.share(team) <= final.share(t) + 1e-12 for t in taken)
+
+    return _plan(
+        preemptor,
+        rooms,
+        PreemptionReason.SHORTEN,
+        lambda _: True,
+        set_ok,
+        rules,
+        now_s,
+        gang_pods or {},
+        eligible,
     )

@@ -61,6 +61,10 @@ class VictimUnit:
         counts as one, so that CPU pods are not free to preempt)."""
         return sum(p.work_lost_s(now_s) * max(p.requests.get(GPU, 0), 1) for p in self.pods)
 
+    def lost_s(self, now_s: float) -> float:
+        """Wall seconds of work the unit's longest-losing member would lose now."""
+        return max(p.work_lost_s(now_s) for p in self.pods)
+
     def cost_key(self, now_s: float) -> tuple[float, int, float, str]:
         """Cheapest first: least work lost, lowest priority, newest, then by uid."""
         newest = max(p.started_at_s for p in self.pods)

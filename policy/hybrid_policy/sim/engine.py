@@ -27,6 +27,7 @@ from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.policies import Policy
+from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.preemption.model import RunningPod
 from hybrid_policy.preemption.phase import plan_preemptions
 from hybrid_policy.resources import GPU
@@ -303,8 +304,9 @@ class Simulation:
         cycle = BatchCycle(self.profile, self.snapshot, self.rng, explain=False)
         masks = {p.uid: cycle.nodes_but_for_room(p) for p in left if p.gang is None}
         running = self._running_pods()
+        predictions = None if self.feed is None else _Predictions(self.feed.predictor, now_s)
         plans = plan_preemptions(
-            self.snapshot, left, masks, running, self.pending_since, now_s, settings
+            self.snapshot, left, masks, running, self.pending_since, now_s, settings, predictions
         )
         if self.interval_s == 0 and len(plans) < len(left):
             self._wake_when_allowed(left, running, now_s)
@@ -563,3 +565,20 @@ def offered_load(workload: Workload, snapshot: ClusterSnapshot) -> dict[str, flo
         )
         out[name] = demand / (capacity[col] * window) if capacity[col] > 0 and window > 0 else 0.0
     return out
+
+
+class _Predictions:
+    """What the policy's own predictor says, as the preemption phase asks it."""
+
+    def __init__(self, predictor: RuntimePredictor, now_s: float) -> None:
+        self.predictor = predictor
+        self.now_s = now_s
+
+    def duration_s(self, pod: PendingPod) -> float:
+        return self.predictor.duration(pod, self.now_s).seconds
+
+    def remaining_s(self, pod: RunningPod) -> float:
+        try:
+            return self.predictor.remaining(pod.uid, self.now_s).seconds
+        except KeyError:
+            return float("inf")

@@ -34,6 +34,8 @@ import numpy as np
 from hybrid_operator.binding_cycle import BindingCycle, CancelReason
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.decision_record import DECISION_ANNOTATION
+from hybrid_operator.gang_reports import GangReports
+from hybrid_operator.gangs import GangBook, Member, Resolution, gang_outcomes
 from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads, Listing
 from hybrid_operator.k8s.convert import Body
@@ -139,6 +141,13 @@ class Scheduler:
         self.predictions = None if predictor is None else PredictionFeed(
             predictor, self.cache, self.metrics, clock
         )  # fmt: skip
+        #: PodGroups, gang Jobs and the pods that claim a gang.
+        self.gangs = GangBook()
+        self.gang_reports = GangReports(self.gangs, api, self.threads, self.metrics, clock)
+        #: Pending pods of ours held out of the queue (their PodGroup does not exist yet).
+        self.held: dict[str, str] = {}
+        #: Whether the missing PodGroup CRD was logged.
+        self.told_no_crd = False
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
         #: Training progress from Prometheus, read before each pass (None: not read).
@@ -235,6 +244,10 @@ class Scheduler:
             self._pod(event)
         elif event.kind is ObjectKind.NODE:
             self._node(event)
+        elif event.kind is ObjectKind.POD_GROUP:
+            self._pod_group(event)
+        elif event.kind is ObjectKind.JOB:
+            self._job(event)
         else:
             self._namespace(event)
         self._gauge()
@@ -250,6 +263,7 @@ class Scheduler:
             if view is None and event.type is not WatchType.DELETED:
                 self._refused(event)
             return
+        view, resolution, changed = self.gangs.observe(view)
         self.cache.upsert_pod(view)
         if self.shadow is not None:
             self.shadow.observe(view)
@@ -258,14 +272,67 @@ class Scheduler:
             self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
+            self.held.pop(uid, None)
             if self.keeper is not None:
                 self.keeper.no_longer_waiting(view)
             if had_node and uid not in self.cache.bound:
                 self.queue.move_all_to_active()  # capacity was freed
             return
-        if ours and not self.cache.is_placed(uid) and uid not in self.queue:
+        if ours and not self.cache.is_placed(uid):
             self._report(event)
-            self.queue.add(view.pod)
+            self._enqueue(view.pod, resolution, changed)
+
+    def _enqueue(self, pod: PendingPod, resolution: Resolution, changed: bool) -> None:
+        """Queue a pending pod of ours with its gang, or hold it out of the queue."""
+        uid = pod.uid
+        in_flight = self.queue.is_in_flight(uid)
+        if resolution.hold is not None:
+            if not in_flight:
+                self.queue.remove(uid)
+            if self.held.get(uid) != resolution.hold:
+                self.held[uid] = resolution.hold
+                self.refusals.append((pod, resolution.hold))
+            return
+        self.held.pop(uid, None)
+        if changed and not in_flight:
+            self.queue.remove(uid)  # queued with another gang: queue it again
+        if uid not in self.queue:
+            self.queue.add(pod)
+
+    def _regang(self, members: list[Member]) -> None:
+        """A PodGroup, Job or namespace changed: resolve its pods' gangs again."""
+        for member in members:
+            view, resolution, changed = self.gangs.observe(member.view)
+            if not changed:
+                continue
+            uid = view.uid
+            if uid in self.cache.bound:
+                self.cache.upsert_pod(view)  # counted in its gang's members
+            elif (
+                view.waiting
+                and self._is_ours(view.scheduler_name, view.pod.namespace)
+                and not self.cache.is_placed(uid)
+            ):
+                self._enqueue(view.pod, resolution, changed)
+        self.queue.move_all_to_active()
+
+    def _pod_group(self, event: WatchEvent) -> None:
+        self._report(event)
+        group = event.pod_group
+        if event.type is WatchType.DELETED or group is None:
+            namespace = event.reference.get("namespace", "")
+            self.gang_reports.forget((namespace, event.name))
+            self._regang(self.gangs.delete_group(namespace, event.name))
+            return
+        self._regang(self.gangs.upsert_group(group))
+
+    def _job(self, event: WatchEvent) -> None:
+        job = event.job
+        namespace = event.reference.get("namespace", "")
+        if event.type is WatchType.DELETED or job is None:
+            self.gangs.delete_job(namespace, event.name)
+            return
+        self._regang(self.gangs.upsert_job(job))
 
     def _is_ours(self, scheduler_name: str, namespace: str) -> bool:
         return scheduler_name == self.settings.scheduler_name and (
@@ -280,11 +347,14 @@ class Scheduler:
             return
         reasons = "; ".join(p.message for p in event.problems) or "the pod cannot be read"
         self.refused.add(event.uid)
+        self.held.pop(event.uid, None)
         stand_in = PendingPod(namespace, event.name, event.uid, {}, 0.0)
         self.refusals.append((stand_in, f"hybrid-scheduler cannot schedule this pod: {reasons}"))
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
+        self.gangs.gone(uid)
+        self.held.pop(uid, None)
         if self.predictions is not None:
             self.predictions.gone(uid)
         if self.keeper is not None:
@@ -326,6 +396,7 @@ class Scheduler:
             self.cache.delete_namespace(event.name)
             return
         self.enabled_namespaces.seen(event.name, view.opted_in)
+        self._regang(self.gangs.namespace_rule(event.name, view.gang_jobs))
         self._report(event)
         self.cache.upsert_namespace(view.namespace)
 
@@ -344,9 +415,10 @@ class Scheduler:
             await self.reporter.unschedulable(pod, message)
         if self.keeper is not None:
             await self.keeper.flush()
+        await self.gang_reports.flush()
 
     def _gauge(self) -> None:
-        pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
+        pending = len(self.queue) + self.queue.in_flight_count + len(self.refused) + len(self.held)
         self.metrics.pending.set(pending)
 
     # -- convenience for listings and tests ---------------------------------------------
@@ -372,9 +444,17 @@ class Scheduler:
     def reconcile(self, listing: Listing, listed_at: float) -> None:
         """Apply a full listing begun at ``listed_at`` (the cache's ticks), dropping what
         it no longer shows: objects deleted while a watch was down."""
+        if listing.pod_groups is None and not self.told_no_crd:
+            self.told_no_crd = True
+            log.warning(
+                "the PodGroup CRD (podgroups.scheduling.x-k8s.io) is not installed: PodGroups "
+                "are not read (pods that name one wait for it); gangs of Jobs still work"
+            )
         converted = [
             *(self.convert(ObjectKind.NAMESPACE, None, b) for b in listing.namespaces),
             *(self.convert(ObjectKind.NODE, None, b) for b in listing.nodes),
+            *(self.convert(ObjectKind.POD_GROUP, None, b) for b in listing.pod_groups or ()),
+            *(self.convert(ObjectKind.JOB, None, b) for b in listing.jobs),
             *(self.convert(ObjectKind.POD, None, b) for b in listing.pods),
         ]
         events = [e for e in converted if e is not None]
@@ -410,6 +490,7 @@ class Scheduler:
         finally:
             self._gauge()
         self.binding.notices.update(self.scheduling.notices)
+        self.gangs.note(*gang_outcomes(decisions))
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions
@@ -476,8 +557,12 @@ class Scheduler:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     await self.read_progress()
                     decisions = self.decide()
-                    # Shadow records and problem Events are written at the end of a pass.
-                    if decisions or self.shadow is not None or self.reports or self.refusals:
+                    # Shadow records, problem Events and PodGroup status are written at the
+                    # end of a pass.
+                    if (
+                        decisions or self.shadow is not None or self.reports or self.refusals
+                        or self.gang_reports.due()
+                    ):  # fmt: skip
                         task = asyncio.create_task(self._settle_pass(decisions))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)

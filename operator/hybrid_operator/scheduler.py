@@ -148,6 +148,8 @@ class Scheduler:
         self.held: dict[str, str] = {}
         #: Whether the missing PodGroup CRD was logged.
         self.told_no_crd = False
+        #: Whether a gang was seen under a policy that places pods one by one (logged).
+        self.told_gang_blind = False
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
         #: Training progress from Prometheus, read before each pass (None: not read).
@@ -294,10 +296,22 @@ class Scheduler:
                 self.refusals.append((pod, resolution.hold))
             return
         self.held.pop(uid, None)
+        if resolution.gang is not None and not self.policy.profile.gang_aware:
+            self._gang_blind(pod)
         if changed and not in_flight:
             self.queue.remove(uid)  # queued with another gang: queue it again
         if uid not in self.queue:
             self.queue.add(pod)
+
+    def _gang_blind(self, pod: PendingPod) -> None:
+        if not self.told_gang_blind:
+            self.told_gang_blind = True
+            log.warning(
+                "policy %s places pods one by one: %s's gang is not placed all or nothing "
+                "(gang-aware policies: docs/gangs.md)",
+                self.policy.name,
+                pod.key,
+            )
 
     def _regang(self, members: list[Member]) -> None:
         """A PodGroup, Job or namespace changed: resolve its pods' gangs again."""

@@ -27,7 +27,8 @@ def _scheduler(
 ) -> tuple[Scheduler, FakeApi]:
     api = FakeApi()
     t = clock if clock is not None else [1000.0]
-    options = OperatorSettings(policy="binpack-gang", initial_backoff_s=5.0, **settings)
+    policy = settings.pop("policy_name", "binpack-gang")
+    options = OperatorSettings(policy=policy, initial_backoff_s=5.0, **settings)
     scheduler = Scheduler(options, api, clock=lambda: t[0])
     for i in range(nodes):
         scheduler.on_node(None, k8s_node(f"n{i}"))
@@ -84,6 +85,7 @@ def test_a_podgroup_that_does_not_fit_binds_nothing_and_says_why() -> None:
     failed = events(api, "FailedScheduling")
     assert {e[0] for e in failed} == {"w0", "w1", "w2"}
     assert failed[0][2] == "gang team-a/llm: 2 of 3 pods would fit; none is placed until all fit"
+    assert sorted(api.unschedulable) == ["team-a/w0", "team-a/w1", "team-a/w2"]  # PodScheduled
     (where, status), *rest = api.group_status
     assert rest == []  # patched once, not once per pass
     assert where == "team-a/llm"
@@ -348,3 +350,18 @@ def test_metrics_count_gangs_waiting_and_placed() -> None:
     status = dict(api.group_status)["team-a/llm"]
     assert (status["phase"], status["scheduled"]) == ("Scheduled", 2)
     assert status["conditions"][0]["status"] == "True"
+
+
+def test_a_policy_that_places_pods_one_by_one_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler, _ = _scheduler(nodes=2, policy_name="kube-default")
+    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("llm", 3))
+    with caplog.at_level(logging.WARNING, "hybrid_scheduler"):
+        for i in range(3):
+            scheduler.on_pod(None, member(f"w{i}"))
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "policy kube-default places pods one by one: team-a/w0's gang is not placed all or "
+        "nothing (gang-aware policies: docs/gangs.md)"
+    ]

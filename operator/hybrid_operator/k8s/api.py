@@ -289,6 +289,16 @@ class KubeApi:
         pod: dict[str, Any] = json.loads(response.data)
         return pod
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods of ``namespace`` that the label ``selector`` selects (JSON)."""
+        self.limit.acquire()
+        response: Any = self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False,
+            _request_timeout=self.timeout_s,
+        )  # fmt: skip
+        items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+        return items
+
     def read_namespace_labels(self, name: str) -> dict[str, str]:
         """The labels of namespace ``name`` as the API server has them now."""
         self.limit.acquire()

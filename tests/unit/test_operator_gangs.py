@@ -80,6 +80,10 @@ def test_a_podgroup_that_does_not_fit_binds_nothing_and_says_why() -> None:
     for i in range(3):
         scheduler.on_pod(None, member(f"w{i}"))
     run(scheduler)
+    clock[0] += 20  # retried, and a member changes: nothing new to say
+    scheduler.queue.move_all_to_active()
+    scheduler.on_pod("MODIFIED", member("w0"))
+    assert scheduler.gang_reports.due()
     run(scheduler)
     assert api.binds == []
     failed = events(api, "FailedScheduling")
@@ -95,7 +99,7 @@ def test_a_podgroup_that_does_not_fit_binds_nothing_and_says_why() -> None:
     assert (condition["reason"], condition["message"]) == ("Unschedulable", failed[0][2])
     assert len(events(api, "Unschedulable")) == 1  # one Event on the PodGroup per change
     scheduler.on_node(None, k8s_node("n2"))
-    clock[0] += 20  # past the back-off
+    clock[0] += 40  # past the back-off
     run(scheduler)
     assert bound(api) == ["w0", "w1", "w2"]
 

@@ -13,7 +13,9 @@ the leader writes (:mod:`hybrid_operator.gang_reports`).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -95,6 +97,9 @@ class GangBook:
     notices: dict[GangKey, str] = field(default_factory=dict)
     #: PodGroups whose status may have changed since it was last looked at.
     dirty: set[GangKey] = field(default_factory=set)
+    #: A monotonic clock, and when each PodGroup was last seen on it (against listings).
+    ticks: Callable[[], float] = time.monotonic
+    groups_seen: dict[GangKey, float] = field(default_factory=dict)
 
     # -- pods ----------------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class GangBook:
         """A PodGroup was added or changed; returns the pods to resolve again."""
         key = (group.namespace, group.name)
         self.groups[key] = group
+        self.groups_seen[key] = self.ticks()
         self.dirty.add(key)
         return self.claiming(key)
 
@@ -172,9 +178,15 @@ class GangBook:
         """A PodGroup was deleted; returns the pods to resolve again (they wait for it)."""
         key = (namespace, name)
         self.groups.pop(key, None)
+        self.groups_seen.pop(key, None)
         self.notices.pop(key, None)
         self.dirty.discard(key)
         return self.claiming(key)
+
+    def unlisted_groups(self, listed: Collection[GangKey], listed_at: float) -> list[GangKey]:
+        """PodGroups a listing begun at ``listed_at`` (``ticks``) no longer shows and not
+        seen since: deleted while the watch was down."""
+        return [k for k, seen in self.groups_seen.items() if k not in listed and seen < listed_at]
 
     def upsert_job(self, job: JobView) -> list[Member]:
         """A Job was added or changed; returns the pods to resolve again."""

@@ -142,7 +142,7 @@ class Scheduler:
             predictor, self.cache, self.metrics, clock
         )  # fmt: skip
         #: PodGroups, gang Jobs and the pods that claim a gang.
-        self.gangs = GangBook()
+        self.gangs = GangBook(ticks=self.cache.ticks)
         self.gang_reports = GangReports(self.gangs, api, self.threads, self.metrics, clock)
         #: Pending pods of ours held out of the queue (their PodGroup does not exist yet).
         self.held: dict[str, str] = {}
@@ -486,6 +486,15 @@ class Scheduler:
             self._pod_gone(uid, had_node=True)
         for name in gone.nodes:
             self._node_gone(name)
+        if listing.pod_groups is not None:
+            listed = {
+                (e.reference.get("namespace", ""), e.name)
+                for e in events
+                if e.kind is ObjectKind.POD_GROUP
+            }
+            for key in self.gangs.unlisted_groups(listed, listed_at):
+                self.gang_reports.forget(key)
+                self._regang(self.gangs.delete_group(*key))
         if gone.pods or gone.nodes:
             log.warning(
                 "reconciled with a listing: %d pods and %d nodes were gone",

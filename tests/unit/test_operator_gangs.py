@@ -369,3 +369,14 @@ def test_a_policy_that_places_pods_one_by_one_says_so_once(
         "policy kube-default places pods one by one: team-a/w0's gang is not placed all or "
         "nothing (gang-aware policies: docs/gangs.md)"
     ]
+
+
+def test_a_podgroup_deleted_while_the_watch_was_down_goes_with_the_next_listing() -> None:
+    scheduler, _ = _scheduler(nodes=1)
+    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("llm", 2))
+    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("kept", 2))
+    pods: list[Body] = [member("w0")]
+    kept: list[Body] = [pod_group("kept", 2)]
+    scheduler.reconcile(Listing([], [k8s_node("n0")], pods, kept), scheduler.cache.ticks())
+    assert set(scheduler.gangs.groups) == {("team-a", "kept")}
+    assert set(scheduler.held) == {"uid-w0"}  # its PodGroup is gone: it waits for it

@@ -34,8 +34,9 @@ import numpy as np
 from hybrid_operator.binding_cycle import BindingCycle, CancelReason
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.decision_record import DECISION_ANNOTATION
+from hybrid_operator.gang_feed import GangFeed
 from hybrid_operator.gang_reports import GangReports
-from hybrid_operator.gangs import GangBook, Member, Resolution, gang_outcomes
+from hybrid_operator.gangs import GangBook, gang_outcomes
 from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads, Listing
 from hybrid_operator.k8s.convert import Body
@@ -144,12 +145,13 @@ class Scheduler:
         #: PodGroups, gang Jobs and the pods that claim a gang.
         self.gangs = GangBook(ticks=self.cache.ticks)
         self.gang_reports = GangReports(self.gangs, api, self.threads, self.metrics, clock)
-        #: Pending pods of ours held out of the queue (their PodGroup does not exist yet).
-        self.held: dict[str, str] = {}
+        self.gang_feed = GangFeed(
+            self.gangs, self.gang_reports, self.cache, self.queue, self.policy,
+            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
+            lambda pod, why: self.refusals.append((pod, why)),
+        )  # fmt: skip
         #: Whether the missing PodGroup CRD was logged.
         self.told_no_crd = False
-        #: Whether a gang was seen under a policy that places pods one by one (logged).
-        self.told_gang_blind = False
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
         #: Training progress from Prometheus, read before each pass (None: not read).
@@ -247,9 +249,10 @@ class Scheduler:
         elif event.kind is ObjectKind.NODE:
             self._node(event)
         elif event.kind is ObjectKind.POD_GROUP:
-            self._pod_group(event)
+            self._report(event)
+            self.gang_feed.pod_group(event)
         elif event.kind is ObjectKind.JOB:
-            self._job(event)
+            self.gang_feed.job(event)
         else:
             self._namespace(event)
         self._gauge()
@@ -265,7 +268,7 @@ class Scheduler:
             if view is None and event.type is not WatchType.DELETED:
                 self._refused(event)
             return
-        view, resolution, changed = self.gangs.observe(view)
+        view, resolution, changed = self.gang_feed.observe(view)
         self.cache.upsert_pod(view)
         if self.shadow is not None:
             self.shadow.observe(view)
@@ -274,7 +277,7 @@ class Scheduler:
             self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
-            self.held.pop(uid, None)
+            self.gang_feed.held.pop(uid, None)
             if self.keeper is not None:
                 self.keeper.no_longer_waiting(view)
             if had_node and uid not in self.cache.bound:
@@ -282,71 +285,7 @@ class Scheduler:
             return
         if ours and not self.cache.is_placed(uid):
             self._report(event)
-            self._enqueue(view.pod, resolution, changed)
-
-    def _enqueue(self, pod: PendingPod, resolution: Resolution, changed: bool) -> None:
-        """Queue a pending pod of ours with its gang, or hold it out of the queue."""
-        uid = pod.uid
-        in_flight = self.queue.is_in_flight(uid)
-        if resolution.hold is not None:
-            if not in_flight:
-                self.queue.remove(uid)
-            if self.held.get(uid) != resolution.hold:
-                self.held[uid] = resolution.hold
-                self.refusals.append((pod, resolution.hold))
-            return
-        self.held.pop(uid, None)
-        if resolution.gang is not None and not self.policy.profile.gang_aware:
-            self._gang_blind(pod)
-        if changed and not in_flight:
-            self.queue.remove(uid)  # queued with another gang: queue it again
-        if uid not in self.queue:
-            self.queue.add(pod)
-
-    def _gang_blind(self, pod: PendingPod) -> None:
-        if not self.told_gang_blind:
-            self.told_gang_blind = True
-            log.warning(
-                "policy %s places pods one by one: %s's gang is not placed all or nothing "
-                "(gang-aware policies: docs/gangs.md)",
-                self.policy.name,
-                pod.key,
-            )
-
-    def _regang(self, members: list[Member]) -> None:
-        """A PodGroup, Job or namespace changed: resolve its pods' gangs again."""
-        for member in members:
-            view, resolution, changed = self.gangs.observe(member.view)
-            if not changed:
-                continue
-            uid = view.uid
-            if uid in self.cache.bound:
-                self.cache.upsert_pod(view)  # counted in its gang's members
-            elif (
-                view.waiting
-                and self._is_ours(view.scheduler_name, view.pod.namespace)
-                and not self.cache.is_placed(uid)
-            ):
-                self._enqueue(view.pod, resolution, changed)
-        self.queue.move_all_to_active()
-
-    def _pod_group(self, event: WatchEvent) -> None:
-        self._report(event)
-        group = event.pod_group
-        if event.type is WatchType.DELETED or group is None:
-            namespace = event.reference.get("namespace", "")
-            self.gang_reports.forget((namespace, event.name))
-            self._regang(self.gangs.delete_group(namespace, event.name))
-            return
-        self._regang(self.gangs.upsert_group(group))
-
-    def _job(self, event: WatchEvent) -> None:
-        job = event.job
-        namespace = event.reference.get("namespace", "")
-        if event.type is WatchType.DELETED or job is None:
-            self.gangs.delete_job(namespace, event.name)
-            return
-        self._regang(self.gangs.upsert_job(job))
+            self.gang_feed.enqueue(view.pod, resolution, changed)
 
     def _is_ours(self, scheduler_name: str, namespace: str) -> bool:
         return scheduler_name == self.settings.scheduler_name and (
@@ -361,14 +300,13 @@ class Scheduler:
             return
         reasons = "; ".join(p.message for p in event.problems) or "the pod cannot be read"
         self.refused.add(event.uid)
-        self.held.pop(event.uid, None)
+        self.gang_feed.held.pop(event.uid, None)
         stand_in = PendingPod(namespace, event.name, event.uid, {}, 0.0)
         self.refusals.append((stand_in, f"hybrid-scheduler cannot schedule this pod: {reasons}"))
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
-        self.gangs.gone(uid)
-        self.held.pop(uid, None)
+        self.gang_feed.gone(uid)
         if self.predictions is not None:
             self.predictions.gone(uid)
         if self.keeper is not None:
@@ -410,7 +348,7 @@ class Scheduler:
             self.cache.delete_namespace(event.name)
             return
         self.enabled_namespaces.seen(event.name, view.opted_in)
-        self._regang(self.gangs.namespace_rule(event.name, view.gang_jobs))
+        self.gang_feed.namespace(event.name, view.gang_jobs)
         self._report(event)
         self.cache.upsert_namespace(view.namespace)
 
@@ -432,7 +370,12 @@ class Scheduler:
         await self.gang_reports.flush()
 
     def _gauge(self) -> None:
-        pending = len(self.queue) + self.queue.in_flight_count + len(self.refused) + len(self.held)
+        pending = (
+            len(self.queue)
+            + self.queue.in_flight_count
+            + len(self.refused)
+            + len(self.gang_feed.held)
+        )
         self.metrics.pending.set(pending)
 
     # -- convenience for listings and tests ---------------------------------------------
@@ -493,8 +436,7 @@ class Scheduler:
                 if e.kind is ObjectKind.POD_GROUP
             }
             for key in self.gangs.unlisted_groups(listed, listed_at):
-                self.gang_reports.forget(key)
-                self._regang(self.gangs.delete_group(*key))
+                self.gang_feed.group_gone(*key)
         if gone.pods or gone.nodes:
             log.warning(
                 "reconciled with a listing: %d pods and %d nodes were gone",

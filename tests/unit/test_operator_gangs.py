@@ -165,11 +165,11 @@ def test_a_deleted_podgroup_holds_its_waiting_pods_again() -> None:
         scheduler.on_pod(None, member(f"w{i}"))
     run(scheduler)
     scheduler.on_event(ObjectKind.POD_GROUP, "DELETED", pod_group("llm", 2))
-    assert set(scheduler.held) == {"uid-w0", "uid-w1"}
+    assert set(scheduler.gang_feed.held) == {"uid-w0", "uid-w1"}
     assert len(scheduler.queue) == 0
     scheduler.on_pod("DELETED", member("w0"))
     run(scheduler)
-    assert set(scheduler.held) == {"uid-w1"}
+    assert set(scheduler.gang_feed.held) == {"uid-w1"}
     assert ("team-a", "llm") not in scheduler.gang_reports.written
     assert "does not exist" in api.events[-1][2]
 
@@ -379,4 +379,4 @@ def test_a_podgroup_deleted_while_the_watch_was_down_goes_with_the_next_listing(
     kept: list[Body] = [pod_group("kept", 2)]
     scheduler.reconcile(Listing([], [k8s_node("n0")], pods, kept), scheduler.cache.ticks())
     assert set(scheduler.gangs.groups) == {("team-a", "kept")}
-    assert set(scheduler.held) == {"uid-w0"}  # its PodGroup is gone: it waits for it
+    assert set(scheduler.gang_feed.held) == {"uid-w0"}  # its PodGroup is gone: it waits for it

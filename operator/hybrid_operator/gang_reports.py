@@ -67,6 +67,12 @@ def status_body(status: GroupStatus, start: str | None, changed_at: str) -> dict
     return body
 
 
+def observed(status: GroupStatus) -> tuple[object, ...]:
+    """``status`` as :attr:`PodGroupView.observed` reads it back from the object."""
+    counts = (status.scheduled, status.running, status.succeeded, status.failed)
+    return (status.phase.value, *counts, status.reason.value, status.message)
+
+
 class GangReports:
     """Writes PodGroup status and Events for the gangs the book marks as changed."""
 
@@ -155,6 +161,14 @@ class GangReports:
         self, key: GangKey, status: GroupStatus, start: str | None, now: float
     ) -> None:
         if self.written.get(key) == (status, start):
+            return
+        group = self.book.groups.get(key)
+        if (
+            key not in self.written  # the first look: the object may say it already
+            and group is not None
+            and (group.schedule_start, group.observed) == (start, observed(status))
+        ):
+            self.written[key] = (status, start)
             return
         body = status_body(status, start, rfc3339(now))
         try:

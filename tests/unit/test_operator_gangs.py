@@ -380,3 +380,20 @@ def test_a_podgroup_deleted_while_the_watch_was_down_goes_with_the_next_listing(
     scheduler.reconcile(Listing([], [k8s_node("n0")], pods, kept), scheduler.cache.ticks())
     assert set(scheduler.gangs.groups) == {("team-a", "kept")}
     assert set(scheduler.gang_feed.held) == {"uid-w0"}  # its PodGroup is gone: it waits for it
+
+
+def test_a_status_already_written_is_not_written_again_after_a_restart() -> None:
+    scheduler, api = _scheduler(nodes=2)
+    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("llm", 2))
+    for i in range(2):
+        scheduler.on_pod(None, member(f"w{i}", node=f"n{i}", phase="Running"))
+    run(scheduler)
+    ((_, written),) = api.group_status
+    assert written["phase"] == "Running" and written["running"] == 2
+    # A new leader finds the status written on the object.
+    successor, fresh = _scheduler(nodes=2)
+    successor.on_event(ObjectKind.POD_GROUP, None, {**pod_group("llm", 2), "status": written})
+    for i in range(2):
+        successor.on_pod(None, member(f"w{i}", node=f"n{i}", phase="Running"))
+    run(successor)
+    assert fresh.group_status == []

@@ -53,6 +53,9 @@ class PodGroupView:
     schedule_timeout_s: float | None = None
     #: ``status.scheduleStartTime`` as found on the object (kept when status is written).
     schedule_start: str | None = None
+    #: What its status says now: phase, the four counts, the ``Scheduled`` condition's
+    #: reason and message (None where absent), to leave a status that says it unwritten.
+    observed: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,23 @@ def pod_group(body: Body) -> Conversion[PodGroupView]:
         min_member=min_member,
         schedule_timeout_s=None if timeout is None else float(timeout),
         schedule_start=start if isinstance(start, str) and start else None,
+        observed=_observed(status),
     )
     return Conversion(None if reader.refused else view, reader.problems)
+
+
+def _observed(status: Mapping[str, object]) -> tuple[object, ...]:
+    conditions = status.get("conditions")
+    scheduled: Mapping[str, object] = next(
+        (
+            c
+            for c in (conditions if isinstance(conditions, list) else ())
+            if isinstance(c, Mapping) and c.get("type") == "Scheduled"
+        ),
+        {},
+    )
+    counts = (status.get(k) for k in ("scheduled", "running", "succeeded", "failed"))
+    return (status.get("phase"), *counts, scheduled.get("reason"), scheduled.get("message"))
 
 
 def job(body: Body) -> Conversion[JobView]:

@@ -6,8 +6,9 @@ what it says changed (``phase``, the counts, ``scheduleStartTime`` and the ``Sch
 condition); the condition's reason and message also go out as an Event on the PodGroup,
 once per change, because scheduler-plugins' CRD prunes ``conditions``.
 
-``scheduleTimeoutSeconds``: a waiting gang holds nothing (no pod of it is bound before
-all fit), so there is nothing to release; once a PodGroup has waited that long since
+``scheduleTimeoutSeconds``: no pod of a waiting gang is bound before all fit, so no
+capacity is held by its pods (a reserving policy's reservation of nodes for it is the
+arbitrator's and follows its own rules); once a PodGroup has waited that long since
 ``scheduleStartTime``, a Warning Event ``GangTimeout`` says how many of its pods exist and
 are bound, once per wait, and the gang keeps waiting.
 """
@@ -152,8 +153,9 @@ class GangReports:
             wait.timed_out = True
             message = (
                 f"gang {key[0]}/{key[1]}: {status.scheduled} of {group.min_member} pods "
-                f"bound, {members} exist, after scheduleTimeoutSeconds={timeout:g}; "
-                "it holds nothing and keeps waiting"
+                f"bound, {members} {'exists' if members == 1 else 'exist'}, "
+                f"after scheduleTimeoutSeconds={timeout:g}; "
+                "none is bound until all fit; it keeps waiting"
             )
             await self._event(key, TIMEOUT_REASON, message, True)
 

@@ -309,8 +309,8 @@ def test_schedule_timeout_posts_one_gang_timeout_and_the_gang_keeps_waiting() ->
     (timeout,) = events(api, "GangTimeout")
     assert timeout[3] is True
     assert timeout[2] == (
-        "gang team-a/llm: 0 of 2 pods bound, 1 exist, after scheduleTimeoutSeconds=60; "
-        "it holds nothing and keeps waiting"
+        "gang team-a/llm: 0 of 2 pods bound, 1 exists, after scheduleTimeoutSeconds=60; "
+        "none is bound until all fit; it keeps waiting"
     )
     scheduler.on_pod(None, member("w1"))
     run(scheduler)

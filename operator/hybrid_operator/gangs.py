@@ -93,6 +93,8 @@ class GangBook:
     jobs: dict[GangKey, JobView] = field(default_factory=dict)
     gang_job_namespaces: set[str] = field(default_factory=set)
     members: dict[str, Member] = field(default_factory=dict)
+    #: The UIDs of the members whose claim names each PodGroup or Job.
+    by_key: dict[GangKey, set[str]] = field(default_factory=dict)
     #: The last gang notice of the policy for each gang still waiting.
     notices: dict[GangKey, str] = field(default_factory=dict)
     #: PodGroups whose status may have changed since it was last looked at.
@@ -138,27 +140,33 @@ class GangBook:
         whether that changed since the pod was last seen."""
         claim = view.claim
         resolution, key = self.resolve(view.pod.namespace, claim)
-        old = self.members.get(view.uid)
-        if old is not None and old.key is not None:
-            self.dirty.add(old.key)
-        if claim.empty:
-            self.members.pop(view.uid, None)
-        else:
+        old = self._drop(view.uid)
+        if not claim.empty:
             self.members[view.uid] = Member(view, claim, key, resolution)
-        if key is not None:
-            self.dirty.add(key)
+            if key is not None:
+                self.by_key.setdefault(key, set()).add(view.uid)
+                self.dirty.add(key)
         changed = (old.resolution if old is not None else ALONE) != resolution
         return replace(view, pod=replace(view.pod, gang=resolution.gang)), resolution, changed
 
     def gone(self, uid: str) -> None:
         """A pod was deleted."""
+        self._drop(uid)
+
+    def _drop(self, uid: str) -> Member | None:
         member = self.members.pop(uid, None)
         if member is not None and member.key is not None:
             self.dirty.add(member.key)
+            uids = self.by_key.get(member.key)
+            if uids is not None:
+                uids.discard(uid)
+                if not uids:
+                    del self.by_key[member.key]
+        return member
 
     def claiming(self, key: GangKey) -> list[Member]:
         """The pods whose claim names ``key`` (a PodGroup, or a Job)."""
-        return [m for m in self.members.values() if m.key == key]
+        return [self.members[uid] for uid in sorted(self.by_key.get(key, ()))]
 
     def in_namespace(self, namespace: str) -> list[Member]:
         """The pods that claim a gang in ``namespace``."""

@@ -5,6 +5,7 @@ status follows the pods to Running and Finished."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -110,7 +111,7 @@ class GangWatch:
                 if self.stop.is_set():
                     return
                 if line:
-                    self.observe(yaml.safe_load(line)["object"])
+                    self.observe(json.loads(line)["object"])
 
     def observe(self, pod: dict[str, Any]) -> None:
         gang = (pod["metadata"].get("labels") or {}).get(self.label)

@@ -118,15 +118,20 @@ def gang_selector(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def gang(key: str, pod: dict[str, Any], members: Sequence[dict[str, Any]]) -> str | None:
-    """What a pending pod of a waiting gang shows (``members``: the pods its gang's
-    label selects); None for any other pod."""
+def gang_notice(pod: dict[str, Any]) -> re.Match[str] | None:
+    """The gang notice in a pending pod's PodScheduled condition, if any."""
     status = pod.get("status") or {}
     if (pod.get("spec") or {}).get("nodeName"):
         return None
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     messages = [str(c.get("message", "")) for c in conditions if c.get("type") == "PodScheduled"]
-    notice = next((m for m in map(GANG_NOTICE.fullmatch, messages) if m is not None), None)
+    return next((m for m in map(GANG_NOTICE.fullmatch, messages) if m is not None), None)
+
+
+def gang(key: str, pod: dict[str, Any], members: Sequence[dict[str, Any]]) -> str | None:
+    """What a pending pod of a waiting gang shows (``members``: the pods its gang's
+    label selects); None for any other pod."""
+    notice = gang_notice(pod)
     if notice is None:
         return None
     bound = sum(1 for m in members if (m.get("spec") or {}).get("nodeName"))
@@ -180,7 +185,7 @@ def explain(args: argparse.Namespace) -> int:
     api = KubeApi(api_client(args.kubeconfig), "explain")
     try:
         pod = api.read_pod(namespace, name)
-        selector = gang_selector(pod)
+        selector = gang_selector(pod) if gang_notice(pod) else None
         members = api.list_pods(namespace, selector) if selector else []
     except ApiException as exc:
         print(f"{PROG}: {args.pod}: {exc.status} {exc.reason}", file=sys.stderr)

@@ -20,6 +20,7 @@ import yaml
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
+from hybrid_operator.cli import main
 from operator_helpers import SCHEDULER, bound_node, events, running_operator
 
 pytestmark = pytest.mark.e2e
@@ -266,7 +267,11 @@ def indexed_job(name: str, parallelism: int, gpus: int) -> dict[str, Any]:
 
 
 def test_an_indexed_job_gang_is_bound_whole_once_it_fits(
-    dev_cluster: DevCluster, namespace: str, operator_log: Path, watched: list[GangWatch]
+    dev_cluster: DevCluster,
+    namespace: str,
+    operator_log: Path,
+    watched: list[GangWatch],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     api = dev_cluster.admin
     pods = f"/api/v1/namespaces/{namespace}/pods"
@@ -274,24 +279,31 @@ def test_an_indexed_job_gang_is_bound_whole_once_it_fits(
     watch = start(GangWatch(api, namespace, JOB_LABEL, {job: 3}), watched)
     # Two nodes busy for a while: three 8-GPU pods do not fit until they finish.
     for i in range(2):
-        api.create(pods, member(f"blocker-{i}", "blockers", runtime="8s"))
+        api.create(pods, member(f"blocker-{i}", "blockers", runtime="15s"))
     create_group(api, namespace, "blockers", 2)
     for i in range(2):
         bound_node(api, pods, f"blocker-{i}")
     api.create(f"/apis/batch/v1/namespaces/{namespace}/jobs", indexed_job(job, 3, 8))
 
-    def waiting_notice() -> str | None:
+    def waiting_notice() -> tuple[str, str] | None:
         for pod in api.items(pods, labelSelector=f"{JOB_LABEL}={job}"):
             for c in pod["status"].get("conditions") or []:
-                if c["type"] == "PodScheduled" and c.get("message", "").startswith("gang "):
-                    return str(c["message"])
+                message = str(c.get("message", ""))
+                # The Job controller creates its pods one by one: wait until all exist.
+                if c["type"] == "PodScheduled" and message.endswith("until all fit"):
+                    return pod["metadata"]["name"], message
         return None
 
-    notice = wait_for("the gang's notice on a waiting pod", waiting_notice, 30)
+    waiting, notice = wait_for("the gang's notice on a waiting pod", waiting_notice, 30)
     # How many would fit depends on what other tests left running; none is bound.
     assert notice.startswith(f"gang {namespace}/{job}: ")
     assert notice.endswith(" of 3 pods would fit; none is placed until all fit")
     assert watch.first_bound == {}
+    kubeconfig = str(dev_cluster.settings.kubeconfig)
+    assert main(["explain", f"{namespace}/{waiting}", "--kubeconfig", kubeconfig]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[1] == f"gang:            {namespace}/{job}: 0 bound, 3 exist, 3 needed"
+    assert shown[2].startswith("waiting:         ")
 
     def complete() -> bool | None:
         status = api.get(f"/apis/batch/v1/namespaces/{namespace}/jobs/{job}").get("status", {})

@@ -68,7 +68,8 @@ class GangFeed:
                 self.queue.remove(uid)
             if self.held.get(uid) != resolution.hold:
                 self.held[uid] = resolution.hold
-                self.tell(pod, resolution.hold)
+                if resolution.tell:
+                    self.tell(pod, resolution.hold)
             return
         self.held.pop(uid, None)
         if resolution.gang is not None and not self.policy.profile.gang_aware:

@@ -33,6 +33,8 @@ class Resolution:
 
     gang: Gang | None = None
     hold: str | None = None
+    #: Whether the pod is told why it is held (not while its Job's event is on its way).
+    tell: bool = True
 
 
 ALONE = Resolution()
@@ -123,7 +125,9 @@ class GangBook:
         key = (namespace, claim.job)
         job = self.jobs.get(key)
         if job is None:
-            return Resolution(hold=f"gang {namespace}/{claim.job}: its Job is not seen yet"), key
+            # The Job's and its pods' watches are separate streams: wait for it quietly.
+            hold = f"gang {namespace}/{claim.job}: its Job is not seen yet"
+            return Resolution(hold=hold, tell=False), key
         size = job.gang_size
         return (ALONE if size is None else Resolution(Gang(job.name, size))), key
 

@@ -397,3 +397,15 @@ def test_a_status_already_written_is_not_written_again_after_a_restart() -> None
         successor.on_pod(None, member(f"w{i}", node=f"n{i}", phase="Running"))
     run(successor)
     assert fresh.group_status == []
+
+
+def test_a_pod_seen_before_its_job_waits_quietly_for_it() -> None:
+    scheduler, api = _scheduler(nodes=2)
+    for i in range(2):
+        scheduler.on_pod(None, job_pod(f"train-{i}"))
+    run(scheduler)
+    assert (api.binds, api.events) == ([], [])
+    assert set(scheduler.gang_feed.held) == {"uid-train-0", "uid-train-1"}
+    scheduler.on_event(ObjectKind.JOB, "ADDED", job("train", parallelism=2))
+    run(scheduler)
+    assert bound(api) == ["train-0", "train-1"]

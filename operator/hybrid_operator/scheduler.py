@@ -18,6 +18,10 @@ watch (:mod:`hybrid_operator.predictions`), reads training progress before each 
 (:mod:`hybrid_operator.progress`), and keeps the arbitrator's reservations and the pods'
 ``status.nominatedNodeName`` up to date between passes and across a restart
 (:mod:`hybrid_operator.reservation_keeper`).
+
+Every pod carries its gang (a PodGroup's, or an indexed Job's) as the watches state it
+(:mod:`hybrid_operator.gang_feed`), and after each pass the leader writes the status of
+the PodGroups whose members changed (:mod:`hybrid_operator.gang_reports`).
 """
 
 from __future__ import annotations

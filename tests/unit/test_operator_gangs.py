@@ -15,6 +15,7 @@ from hybrid_operator.k8s.api import BindOutcome
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.views import ObjectKind, pod_view
+from hybrid_operator.leader import LeaderElector
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 
@@ -409,3 +410,38 @@ def test_a_pod_seen_before_its_job_waits_quietly_for_it() -> None:
     scheduler.on_event(ObjectKind.JOB, "ADDED", job("train", parallelism=2))
     run(scheduler)
     assert bound(api) == ["train-0", "train-1"]
+
+
+class Standby(LeaderElector):
+    """An elector that leads only when told to."""
+
+    def __init__(self) -> None:
+        self.leading = False
+        self._epochs = 1
+
+    def may_act(self, epoch: int | None = None) -> bool:
+        return self.leading
+
+
+def _loop_for(scheduler: Scheduler, seconds: float) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        await scheduler.run_forever(stop)
+
+    asyncio.run(main())
+
+
+def test_only_the_leader_writes_podgroup_status() -> None:
+    api, elector = FakeApi(), Standby()
+    options = OperatorSettings(policy="binpack-gang", batch_interval_s=0.05)
+    scheduler = Scheduler(options, api, clock=lambda: 1000.0, elector=elector)
+    scheduler.on_node(None, k8s_node("n0"))
+    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("llm", 2))
+    for i in range(2):
+        scheduler.on_pod(None, member(f"w{i}"))
+    _loop_for(scheduler, 0.3)
+    assert (api.group_status, api.events) == ([], [])
+    elector.leading = True
+    _loop_for(scheduler, 0.3)
+    assert [where for where, _ in api.group_status] == ["team-a/llm"]

@@ -142,7 +142,8 @@ class GangReports:
         await self._write(key, status, start, now)
         if (status.reason, status.message) != self.told.get(key):
             self.told[key] = (status.reason, status.message)
-            await self._event(key, status.reason.value, status.message, status.waiting)
+            warning = status.waiting and status.reason is not WaitReason.NOT_TRIED
+            await self._event(key, status.reason.value, status.message, warning)
         timeout = group.schedule_timeout_s
         if (
             wait is not None

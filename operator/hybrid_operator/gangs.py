@@ -57,6 +57,8 @@ class WaitReason(StrEnum):
     WAITING_FOR_MEMBERS = "WaitingForMembers"
     UNSCHEDULABLE = "Unschedulable"
     TOO_FEW_MEMBERS = "TooFewMembers"
+    #: Its pods exist but no pass has decided them yet.
+    NOT_TRIED = "Pending"
 
 
 @dataclass(frozen=True)
@@ -291,9 +293,12 @@ def group_status(
         )
     elif notice is not None and "would fit" in notice:
         reason, message = WaitReason.UNSCHEDULABLE, notice
-    else:
+    elif notice is not None or len(views) < min_member:
         reason = WaitReason.WAITING_FOR_MEMBERS
         message = notice or f"{name}: {len(views)} of {min_member} pods exist; waiting for the rest"
+    else:
+        reason = WaitReason.NOT_TRIED
+        message = f"{name}: {len(views)} pods exist, {scheduled} bound; not tried yet"
     return GroupStatus(phase, scheduled, running, succeeded, failed, reason, message)
 
 

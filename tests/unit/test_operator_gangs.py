@@ -445,3 +445,16 @@ def test_only_the_leader_writes_podgroup_status() -> None:
     elector.leading = True
     _loop_for(scheduler, 0.3)
     assert [where for where, _ in api.group_status] == ["team-a/llm"]
+
+
+def test_a_gang_whose_pods_all_exist_but_were_not_tried_says_so() -> None:
+    status = group_status(("team-a", "llm"), 2, _views(("Pending", None), ("Pending", None)), None)
+    assert (status.reason, status.message) == (
+        WaitReason.NOT_TRIED,
+        "gang team-a/llm: 2 pods exist, 0 bound; not tried yet",
+    )
+    fewer = group_status(("team-a", "llm"), 3, _views(("Pending", None)), None)
+    assert (fewer.reason, fewer.message) == (
+        WaitReason.WAITING_FOR_MEMBERS,
+        "gang team-a/llm: 1 of 3 pods exist; waiting for the rest",
+    )

@@ -8,9 +8,10 @@ once per change, because scheduler-plugins' CRD prunes ``conditions``.
 
 ``scheduleTimeoutSeconds``: no pod of a waiting gang is bound before all fit, so no
 capacity is held by its pods (a reserving policy's reservation of nodes for it is the
-arbitrator's and follows its own rules); once a PodGroup has waited that long since
-``scheduleStartTime``, a Warning Event ``GangTimeout`` says how many of its pods exist and
-are bound, once per wait, and the gang keeps waiting.
+arbitrator's and follows its own rules); once a PodGroup has waited that long (from
+``scheduleStartTime``, or from when it last fell short again), a Warning Event
+``GangTimeout`` says how many of its pods exist and are bound, once per wait, and the
+gang keeps waiting.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class GangReports:
         #: The last (reason, message) told as an Event per PodGroup.
         self.told: dict[GangKey, tuple[WaitReason, str]] = {}
         self.waiting: dict[GangKey, Waiting] = {}
+        #: When each PodGroup was first looked at with pods (its ``scheduleStartTime``).
+        self.started: dict[GangKey, float] = {}
         #: Gangs whose minMember pods were bound (each counted once while it stays so).
         self.placed: set[GangKey] = set()
 
@@ -126,6 +129,8 @@ class GangReports:
             self.placed.discard(key)
             return
         members = len(self.book.claiming(key))
+        if members:
+            self.started.setdefault(key, now)
         if status.waiting and members:
             self.waiting.setdefault(key, Waiting(now))
             self.placed.discard(key)
@@ -138,7 +143,8 @@ class GangReports:
         if group is None:
             return  # a Job's gang: no object to write on
         wait = self.waiting.get(key)
-        start = group.schedule_start or (rfc3339(wait.since_s) if wait else None)
+        since = self.started.get(key)
+        start = group.schedule_start or (None if since is None else rfc3339(since))
         await self._write(key, status, start, now)
         if (status.reason, status.message) != self.told.get(key):
             self.told[key] = (status.reason, status.message)
@@ -201,4 +207,5 @@ class GangReports:
         self.written.pop(key, None)
         self.told.pop(key, None)
         self.waiting.pop(key, None)
+        self.started.pop(key, None)
         self.placed.discard(key)

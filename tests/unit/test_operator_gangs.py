@@ -391,6 +391,7 @@ def test_a_status_already_written_is_not_written_again_after_a_restart() -> None
     run(scheduler)
     ((_, written),) = api.group_status
     assert written["phase"] == "Running" and written["running"] == 2
+    assert written["scheduleStartTime"] == "1970-01-01T00:16:40Z"  # placed without waiting
     # A new leader finds the status written on the object.
     successor, fresh = _scheduler(nodes=2)
     successor.on_event(ObjectKind.POD_GROUP, None, {**pod_group("llm", 2), "status": written})

@@ -96,8 +96,10 @@ class GangReports:
         #: The last (reason, message) told as an Event per PodGroup.
         self.told: dict[GangKey, tuple[WaitReason, str]] = {}
         self.waiting: dict[GangKey, Waiting] = {}
-        #: When each PodGroup was first looked at with pods (its ``scheduleStartTime``).
+        #: When each PodGroup was first looked at with pods, and the ``scheduleStartTime``
+        #: written (or found) for it.
         self.started: dict[GangKey, float] = {}
+        self.start_told: dict[GangKey, str] = {}
         #: Gangs whose minMember pods were bound (each counted once while it stays so).
         self.placed: set[GangKey] = set()
 
@@ -143,9 +145,7 @@ class GangReports:
         if group is None:
             return  # a Job's gang: no object to write on
         wait = self.waiting.get(key)
-        since = self.started.get(key)
-        start = group.schedule_start or (None if since is None else rfc3339(since))
-        await self._write(key, status, start, now)
+        await self._write(key, status, self._start(key, group.schedule_start), now)
         if (status.reason, status.message) != self.told.get(key):
             self.told[key] = (status.reason, status.message)
             warning = status.waiting and status.reason is not WaitReason.NOT_TRIED
@@ -165,6 +165,18 @@ class GangReports:
                 "none is bound until all fit; it keeps waiting"
             )
             await self._event(key, TIMEOUT_REASON, message, True)
+
+    def _start(self, key: GangKey, found: str | None) -> str | None:
+        """``scheduleStartTime``: the one found on the object when first looked at, else
+        when this replica first looked at the gang with pods; kept from then on, so that
+        another controller's writes to it never make this one write again."""
+        if key in self.start_told:
+            return self.start_told[key]
+        since = self.started.get(key)
+        start = found or (None if since is None else rfc3339(since))
+        if start is not None:
+            self.start_told[key] = start
+        return start
 
     async def _write(
         self, key: GangKey, status: GroupStatus, start: str | None, now: float
@@ -208,4 +220,5 @@ class GangReports:
         self.told.pop(key, None)
         self.waiting.pop(key, None)
         self.started.pop(key, None)
+        self.start_told.pop(key, None)
         self.placed.discard(key)

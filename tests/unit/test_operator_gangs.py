@@ -459,3 +459,16 @@ def test_a_gang_whose_pods_all_exist_but_were_not_tried_says_so() -> None:
         WaitReason.WAITING_FOR_MEMBERS,
         "gang team-a/llm: 1 of 3 pods exist; waiting for the rest",
     )
+
+
+def test_another_controllers_status_write_does_not_make_the_operator_write_again() -> None:
+    scheduler, api = _scheduler(nodes=1)
+    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("llm", 2))
+    scheduler.on_pod(None, member("w0"))
+    run(scheduler)
+    assert len(api.group_status) == 1
+    # scheduler-plugins' PodGroup controller writes its own view of the status.
+    theirs = {"phase": "Pending", "scheduleStartTime": "2026-01-01T00:00:00Z"}
+    scheduler.on_event(ObjectKind.POD_GROUP, "MODIFIED", {**pod_group("llm", 2), "status": theirs})
+    run(scheduler)
+    assert len(api.group_status) == 1

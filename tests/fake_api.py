@@ -22,6 +22,8 @@ class FakeApi:
         self.namespace_reads: list[str] = []
         #: ``status.nominatedNodeName`` writes: (pod key, node or None when cleared).
         self.nominations: list[tuple[str, str | None]] = []
+        #: PodGroup status patches: (namespace/name, status).
+        self.group_status: list[tuple[str, dict[str, Any]]] = []
 
     def bind(
         self,
@@ -62,3 +64,6 @@ class FakeApi:
     def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
         self.patches += 1
         self.nominations.append((pod.key, node))
+
+    def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.group_status.append((f"{namespace}/{name}", status))

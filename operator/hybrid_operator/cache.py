@@ -124,6 +124,17 @@ class ClusterCache:
         placement = self.assumed.get(uid)
         return placement.node if placement is not None else None
 
+    def partial_gangs(self) -> set[tuple[str, str]]:
+        """Gangs with some, but fewer than ``min_member``, pods bound or assumed."""
+        placed: dict[tuple[str, str], int] = {}
+        need: dict[tuple[str, str], int] = {}
+        for placement in (*self.bound.values(), *self.assumed.values()):
+            pod = placement.pod
+            if pod.gang_key is not None and pod.gang is not None:
+                placed[pod.gang_key] = placed.get(pod.gang_key, 0) + 1
+                need[pod.gang_key] = pod.gang.min_member
+        return {key for key, count in placed.items() if count < need[key]}
+
     def placed_since(self, since_s: float) -> list[Placement]:
         """Pods bound or assumed after ``since_s`` (metrics may not show them yet)."""
         return [p for p in (*self.bound.values(), *self.assumed.values()) if p.since_s > since_s]

@@ -1,4 +1,4 @@
-"""kopf wiring: watch pods, nodes and namespaces, feed the loop, and reconcile with listings.
+"""kopf wiring: watch pods, nodes, namespaces, PodGroups and Jobs, feed the loop, reconcile.
 
 Only ``@kopf.on.event`` handlers are used: unlike kopf's create/update handlers they write
 no annotations and no finalizers onto the objects they see, which a scheduler must not do
@@ -23,6 +23,7 @@ import kopf
 from kubernetes import client
 
 from hybrid_operator.k8s.calls import list_cluster
+from hybrid_operator.k8s.gangs import POD_GROUP_GROUP, POD_GROUP_PLURAL, POD_GROUP_VERSION
 from hybrid_operator.k8s.views import ObjectKind
 from hybrid_operator.scheduler import RELIST_RETRY_S, Scheduler
 from hybrid_operator.webhook import managed_configuration, register_webhook, webhook_server
@@ -44,8 +45,10 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = scheduler.settings.api_timeout_s
-        # Every watched resource is built in: no need to watch CustomResourceDefinitions
-        # for new ones, which would also need a permission the operator has no use for.
+        # The resources are found once, at start-up: no need to watch
+        # CustomResourceDefinitions for new ones, which would also need a permission the
+        # operator has no use for. Without the PodGroup CRD, kopf says once that podgroups
+        # cannot be served and watches the rest (a CRD installed later is seen on restart).
         settings.scanning.disabled = True
         if scheduler.settings.webhook:
             settings.admission.server = webhook_server(scheduler.settings)
@@ -66,6 +69,14 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
     async def namespace_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         scheduler.feed(ObjectKind.NAMESPACE, event.get("type"), body)
 
+    @kopf.on.event(POD_GROUP_GROUP, POD_GROUP_VERSION, POD_GROUP_PLURAL, registry=registry)
+    async def pod_group_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        scheduler.feed(ObjectKind.POD_GROUP, event.get("type"), body)
+
+    @kopf.on.event("batch", "v1", "jobs", registry=registry)
+    async def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        scheduler.feed(ObjectKind.JOB, event.get("type"), body)
+
     return registry
 
 
@@ -76,10 +87,12 @@ async def resync(scheduler: Scheduler, api_client: client.ApiClient) -> None:
     scheduler.drain()
     scheduler.reconcile(listing, listed_at)
     log.info(
-        "listed %d namespaces, %d nodes, %d pods",
+        "listed %d namespaces, %d nodes, %d pods, %d PodGroups, %d Jobs",
         len(listing.namespaces),
         len(listing.nodes),
         len(listing.pods),
+        len(listing.pod_groups or ()),
+        len(listing.jobs),
     )
 
 

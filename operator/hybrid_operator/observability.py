@@ -5,7 +5,8 @@ pending-to-bound latency, passes and their sizes, tracks pending pods, fallbacks
 reason, Prometheus series left out by resource and reason, each namespace's weighted GPU
 share and Jain's index over them, the age of the utilisation metrics, and for reserving
 policies the reservations held, placements backfilled onto a node reserved for another
-pod, the relative error of run-time predictions by source and progress series ignored.
+pod, the relative error of run-time predictions by source and progress series ignored,
+and the gangs waiting for their pods and placed whole.
 ``/healthz``
 answers while the event loop runs; ``/readyz`` once the cluster has been listed and the
 first pass has run.
@@ -124,6 +125,16 @@ class OperatorMetrics:
             "hybrid_scheduler_progress_ignored",
             "Training progress series left out, by reason.",
             ["reason"],
+            registry=r,
+        )
+        self.gangs_waiting = Gauge(
+            "hybrid_scheduler_gangs_waiting",
+            "Gangs with pods but fewer than minMember of them bound.",
+            registry=r,
+        )
+        self.gangs_placed = Counter(
+            "hybrid_scheduler_gangs_placed",
+            "Gangs whose minMember pods were bound (once per time they got there).",
             registry=r,
         )
         self.ready = False

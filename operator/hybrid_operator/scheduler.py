@@ -18,6 +18,10 @@ watch (:mod:`hybrid_operator.predictions`), reads training progress before each 
 (:mod:`hybrid_operator.progress`), and keeps the arbitrator's reservations and the pods'
 ``status.nominatedNodeName`` up to date between passes and across a restart
 (:mod:`hybrid_operator.reservation_keeper`).
+
+Every pod carries its gang (a PodGroup's, or an indexed Job's) as the watches state it
+(:mod:`hybrid_operator.gang_feed`), and after each pass the leader writes the status of
+the PodGroups whose members changed (:mod:`hybrid_operator.gang_reports`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ import numpy as np
 from hybrid_operator.binding_cycle import BindingCycle, CancelReason
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.decision_record import DECISION_ANNOTATION
+from hybrid_operator.gang_feed import GangFeed
+from hybrid_operator.gang_reports import GangReports
+from hybrid_operator.gangs import GangBook, gang_outcomes
 from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads, Listing
 from hybrid_operator.k8s.convert import Body
@@ -139,6 +146,16 @@ class Scheduler:
         self.predictions = None if predictor is None else PredictionFeed(
             predictor, self.cache, self.metrics, clock
         )  # fmt: skip
+        #: PodGroups, gang Jobs and the pods that claim a gang.
+        self.gangs = GangBook(ticks=self.cache.ticks)
+        self.gang_reports = GangReports(self.gangs, api, self.threads, self.metrics, clock)
+        self.gang_feed = GangFeed(
+            self.gangs, self.gang_reports, self.cache, self.queue, self.policy,
+            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
+            lambda pod, why: self.refusals.append((pod, why)),
+        )  # fmt: skip
+        #: Whether the missing PodGroup CRD was logged.
+        self.told_no_crd = False
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
         #: Training progress from Prometheus, read before each pass (None: not read).
@@ -235,6 +252,11 @@ class Scheduler:
             self._pod(event)
         elif event.kind is ObjectKind.NODE:
             self._node(event)
+        elif event.kind is ObjectKind.POD_GROUP:
+            self._report(event)
+            self.gang_feed.pod_group(event)
+        elif event.kind is ObjectKind.JOB:
+            self.gang_feed.job(event)
         else:
             self._namespace(event)
         self._gauge()
@@ -250,6 +272,7 @@ class Scheduler:
             if view is None and event.type is not WatchType.DELETED:
                 self._refused(event)
             return
+        view, resolution, changed = self.gang_feed.observe(view)
         self.cache.upsert_pod(view)
         if self.shadow is not None:
             self.shadow.observe(view)
@@ -258,14 +281,15 @@ class Scheduler:
             self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
+            self.gang_feed.held.pop(uid, None)
             if self.keeper is not None:
                 self.keeper.no_longer_waiting(view)
             if had_node and uid not in self.cache.bound:
                 self.queue.move_all_to_active()  # capacity was freed
             return
-        if ours and not self.cache.is_placed(uid) and uid not in self.queue:
+        if ours and not self.cache.is_placed(uid):
             self._report(event)
-            self.queue.add(view.pod)
+            self.gang_feed.enqueue(view.pod, resolution, changed)
 
     def _is_ours(self, scheduler_name: str, namespace: str) -> bool:
         return scheduler_name == self.settings.scheduler_name and (
@@ -280,11 +304,13 @@ class Scheduler:
             return
         reasons = "; ".join(p.message for p in event.problems) or "the pod cannot be read"
         self.refused.add(event.uid)
+        self.gang_feed.held.pop(event.uid, None)
         stand_in = PendingPod(namespace, event.name, event.uid, {}, 0.0)
         self.refusals.append((stand_in, f"hybrid-scheduler cannot schedule this pod: {reasons}"))
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
+        self.gang_feed.gone(uid)
         if self.predictions is not None:
             self.predictions.gone(uid)
         if self.keeper is not None:
@@ -326,6 +352,7 @@ class Scheduler:
             self.cache.delete_namespace(event.name)
             return
         self.enabled_namespaces.seen(event.name, view.opted_in)
+        self.gang_feed.namespace(event.name, view.gang_jobs)
         self._report(event)
         self.cache.upsert_namespace(view.namespace)
 
@@ -344,9 +371,15 @@ class Scheduler:
             await self.reporter.unschedulable(pod, message)
         if self.keeper is not None:
             await self.keeper.flush()
+        await self.gang_reports.flush()
 
     def _gauge(self) -> None:
-        pending = len(self.queue) + self.queue.in_flight_count + len(self.refused)
+        pending = (
+            len(self.queue)
+            + self.queue.in_flight_count
+            + len(self.refused)
+            + len(self.gang_feed.held)
+        )
         self.metrics.pending.set(pending)
 
     # -- convenience for listings and tests ---------------------------------------------
@@ -372,9 +405,17 @@ class Scheduler:
     def reconcile(self, listing: Listing, listed_at: float) -> None:
         """Apply a full listing begun at ``listed_at`` (the cache's ticks), dropping what
         it no longer shows: objects deleted while a watch was down."""
+        if listing.pod_groups is None and not self.told_no_crd:
+            self.told_no_crd = True
+            log.warning(
+                "the PodGroup CRD (podgroups.scheduling.x-k8s.io) is not installed: PodGroups "
+                "are not read (pods that name one wait for it); gangs of Jobs still work"
+            )
         converted = [
             *(self.convert(ObjectKind.NAMESPACE, None, b) for b in listing.namespaces),
             *(self.convert(ObjectKind.NODE, None, b) for b in listing.nodes),
+            *(self.convert(ObjectKind.POD_GROUP, None, b) for b in listing.pod_groups or ()),
+            *(self.convert(ObjectKind.JOB, None, b) for b in listing.jobs),
             *(self.convert(ObjectKind.POD, None, b) for b in listing.pods),
         ]
         events = [e for e in converted if e is not None]
@@ -392,6 +433,14 @@ class Scheduler:
             self._pod_gone(uid, had_node=True)
         for name in gone.nodes:
             self._node_gone(name)
+        if listing.pod_groups is not None:
+            listed = {
+                (e.reference.get("namespace", ""), e.name)
+                for e in events
+                if e.kind is ObjectKind.POD_GROUP
+            }
+            for key in self.gangs.unlisted_groups(listed, listed_at):
+                self.gang_feed.group_gone(*key)
         if gone.pods or gone.nodes:
             log.warning(
                 "reconciled with a listing: %d pods and %d nodes were gone",
@@ -410,6 +459,7 @@ class Scheduler:
         finally:
             self._gauge()
         self.binding.notices.update(self.scheduling.notices)
+        self.gangs.note(*gang_outcomes(decisions))
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions
@@ -476,8 +526,12 @@ class Scheduler:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     await self.read_progress()
                     decisions = self.decide()
-                    # Shadow records and problem Events are written at the end of a pass.
-                    if decisions or self.shadow is not None or self.reports or self.refusals:
+                    # Shadow records, problem Events and PodGroup status are written at the
+                    # end of a pass.
+                    if (
+                        decisions or self.shadow is not None or self.reports or self.refusals
+                        or self.gang_reports.due()
+                    ):  # fmt: skip
                         task = asyncio.create_task(self._settle_pass(decisions))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)

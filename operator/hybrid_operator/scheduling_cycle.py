@@ -10,6 +10,10 @@ With a reserving policy, every pod that holds a reservation joins every batch, b
 off or parked as it may be (its node is held only while it is decided), and each pod
 left pending with a node held gets a
 :class:`~hybrid_operator.reservations.ReservationNotice` for the reporter.
+
+A gang is never split by the batch limit: a batch with one pod of a gang takes every
+queued pod of it, and a gang left short of its ``min_member`` by a binding that failed
+midway joins every pass until it is whole (the snapshot counts its bound members).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class SchedulingCycle:
         self.notices = {}
         if self.arbitrator is not None:
             batch.extend(self.queue.take(list(self.arbitrator.book)))
+        batch.extend(self.queue.take(self._gang_members(batch)))
         fresh = []
         for pod in batch:
             if self.cache.is_placed(pod.uid):
@@ -86,6 +91,16 @@ class SchedulingCycle:
                 self.cache.forget(pod.uid)
                 self.queue.back_off(pod.uid, now)
             raise
+
+    def _gang_members(self, batch: list[PendingPod]) -> list[str]:
+        """The queued pods to decide with ``batch`` so that no gang is split across passes:
+        every queued member of a gang the batch has a pod of, and of every gang some of
+        whose pods are bound or assumed but fewer than it needs (a binding failed midway),
+        backing off or parked as they may be."""
+        gangs = {p.gang_key for p in batch if p.gang_key is not None}
+        gangs |= self.cache.partial_gangs()
+        taken = {p.uid for p in batch}
+        return [p.uid for p in self.queue.pending() if p.gang_key in gangs and p.uid not in taken]
 
     def _decide(self, fresh: list[PendingPod], now: float) -> list[Decision]:
         started = time.perf_counter()

@@ -18,6 +18,9 @@ CLUSTER_WIDE = {
     ("", "nodes"): {"list", "watch"},
     ("", "namespaces"): {"list", "watch", "get"},
     ("", "events"): {"create"},
+    ("scheduling.x-k8s.io", "podgroups"): {"list", "watch"},
+    ("scheduling.x-k8s.io", "podgroups/status"): {"patch"},
+    ("batch", "jobs"): {"list", "watch"},
 }
 #: Without the webhook, no namespace is read on its own.
 WITHOUT_WEBHOOK = {**CLUSTER_WIDE, ("", "namespaces"): {"list", "watch"}}

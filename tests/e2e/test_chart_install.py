@@ -275,6 +275,33 @@ def chart_release(dev_cluster: DevCluster, namespace: str) -> Iterator[tuple[str
         yield names
 
 
+def _gang_status_written(admin: ApiServer, namespace: str, scheduler: str) -> None:
+    """A PodGroup's pods bound and its status written (podgroups list and watch, the
+    status subresource's patch; the Job watch runs beside them). Helm installed the CRD."""
+    groups = f"/apis/scheduling.x-k8s.io/v1alpha1/namespaces/{namespace}/podgroups"
+    group = {
+        "apiVersion": "scheduling.x-k8s.io/v1alpha1",
+        "kind": "PodGroup",
+        "metadata": {"name": "pair"},
+        "spec": {"minMember": 2},
+    }
+    admin.create(groups, group)
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    for i in range(2):
+        pod = training_pod(f"pair-{i}", gpus=1, cpu="1", memory="1Gi", scheduler_name=scheduler)
+        pod["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] = "pair"
+        admin.create(pods, pod)
+    for i in range(2):
+        bound_node(admin, pods, f"pair-{i}")
+
+    def written() -> dict[str, Any] | None:
+        status = admin.get(f"{groups}/pair").get("status") or {}
+        return status if status.get("scheduled") == 2 else None
+
+    status = wait_for("the PodGroup's status", written, 30)
+    assert status["phase"] in ("Scheduled", "Running", "Finished")
+
+
 def _account_kubeconfig(
     dev_cluster: DevCluster, namespace: str, account: str, path: Path
 ) -> tuple[str, str]:
@@ -408,6 +435,7 @@ def test_the_service_account_can_schedule_and_nothing_more(
             assert admin.get(f"{pods}/opted-in")["spec"]["schedulerName"] == name
             bound_node(admin, pods, "opted-in")
             _labelled_namespace_opt_in(admin, namespace, name)
+            _gang_status_written(admin, namespace, name)
             text = log.read_text()
             assert "Traceback" not in text
             assert "Forbidden" not in text, text  # nothing the operator calls is refused

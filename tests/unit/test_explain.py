@@ -246,3 +246,30 @@ def test_a_pending_pod_without_a_reservation_has_no_decision_to_show(
 ) -> None:
     result = explain_cmd.explain_pod("team-a/p", _pending(nominated, _notice()))
     assert result.code == 1 and "has no decision record" in result.err
+
+
+def test_a_pending_pod_of_a_waiting_gang_shows_the_gang_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notice = "gang team-a/llm: 2 of 4 pods would fit; none is placed until all fit"
+    waiting = _pending(None, notice)
+    waiting["metadata"]["labels"] = {"scheduling.x-k8s.io/pod-group": "llm"}
+    late = {"metadata": {"name": "late"}, "spec": {"nodeName": "n1"}}
+    selectors: list[str] = []
+
+    def list_pods(self: KubeApi, namespace: str, selector: str) -> list[dict[str, Any]]:
+        selectors.append(selector)
+        return [waiting, waiting, late]
+
+    monkeypatch.setattr(kubeconfig, "api_client", lambda _path: None)
+    monkeypatch.setattr(KubeApi, "__init__", lambda self, *_a, **_k: None)
+    monkeypatch.setattr(KubeApi, "read_pod", lambda self, namespace, name: waiting)
+    monkeypatch.setattr(KubeApi, "list_pods", list_pods)
+    assert main(["explain", "team-a/p"]) == 0
+    assert selectors == ["scheduling.x-k8s.io/pod-group=llm"]
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "pod:             team-a/p",
+        "gang:            team-a/llm: 1 bound, 3 exist, 4 needed",
+        "waiting:         2 of 4 pods would fit; none is placed until all fit",
+    ]

@@ -230,7 +230,7 @@ def test_a_listing_older_than_an_event_does_not_undo_the_event() -> None:
 def test_watch_handlers_run_on_the_event_loop_and_only_feed_it() -> None:
     scheduler = _scheduler(FakeApi(), [1000.0])
     handlers = build_registry(scheduler)._watching.get_all_handlers()
-    assert len(handlers) == 3
+    assert len(handlers) == 5  # pods, nodes, namespaces, PodGroups, Jobs
     assert all(inspect.iscoroutinefunction(h.fn) for h in handlers)
     scheduler.feed(ObjectKind.POD, "ADDED", k8s_pod("fed"))
     assert scheduler.queue.pending() == []  # nothing changes until the loop drains

@@ -328,6 +328,9 @@ class BindAll:
     def read_namespace_labels(self, name: str) -> dict[str, str]:
         return {}
 
+    def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        pass
+
 
 def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() -> None:
     prom = FakeProm()

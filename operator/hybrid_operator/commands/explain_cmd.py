@@ -9,13 +9,17 @@ disagreement, and the exit status is 1; so is a record that cannot be read, or a
 without one. A pending pod that holds a reservation shows it instead: the reserved node
 (``status.nominatedNodeName``), its place in its namespace's queue, and its predicted
 start with the prediction's source, as the scheduler wrote them in the ``PodScheduled``
-condition. A bad argument or kubeconfig is one line and exit status 2.
+condition. A pending pod of a gang that waits shows the gang: its name, how many of its
+pods are bound, exist and are needed, and why it waits, as the scheduler wrote it. A bad
+argument or kubeconfig is one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +32,13 @@ from hybrid_operator.decision_record import (
     binding_problems,
     parse_record,
 )
+from hybrid_operator.k8s.gangs import JOB_NAME_LABEL, POD_GROUP_LABEL
 from hybrid_operator.reservations import ordinal, parse_notice
 
 PROG = "hybrid-scheduler explain"
+#: The gang notice the scheduler writes in a waiting member's PodScheduled condition.
+GANG_NOTICE = re.compile(r"gang (?P<gang>[^:]+): (?P<why>.*)")
+NEEDED = re.compile(r"\b\d+ of (?P<need>\d+) pods\b")
 
 
 def register(subparsers: Any) -> None:
@@ -101,14 +109,58 @@ def reservation(key: str, pod: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
-def explain_pod(key: str, pod: dict[str, Any]) -> Explanation:
-    """The explanation of ``pod`` (the API server's JSON); never raises."""
+def gang_selector(pod: dict[str, Any]) -> str | None:
+    """The label selector of the pod's gang mates (its PodGroup's, else its Job's)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    for label in (POD_GROUP_LABEL, JOB_NAME_LABEL):
+        if isinstance(labels.get(label), str) and labels[label]:
+            return f"{label}={labels[label]}"
+    return None
+
+
+def gang_notice(pod: dict[str, Any]) -> re.Match[str] | None:
+    """The gang notice in a pending pod's PodScheduled condition, if any."""
+    status = pod.get("status") or {}
+    if (pod.get("spec") or {}).get("nodeName"):
+        return None
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+    messages = [str(c.get("message", "")) for c in conditions if c.get("type") == "PodScheduled"]
+    return next((m for m in map(GANG_NOTICE.fullmatch, messages) if m is not None), None)
+
+
+def gang(key: str, pod: dict[str, Any], members: Sequence[dict[str, Any]]) -> str | None:
+    """What a pending pod of a waiting gang shows (``members``: the pods its gang's
+    label selects); None for any other pod."""
+    notice = gang_notice(pod)
+    if notice is None:
+        return None
+    bound = sum(1 for m in members if (m.get("spec") or {}).get("nodeName"))
+    needed = NEEDED.search(notice["why"])
+    need = needed["need"] if needed else "?"
+    return "\n".join(
+        [
+            f"pod:             {key}",
+            f"gang:            {notice['gang']}: {bound} bound, {len(members)} exist, "
+            f"{need} needed",
+            f"waiting:         {notice['why']}",
+        ]
+    )
+
+
+def explain_pod(
+    key: str, pod: dict[str, Any], members: Sequence[dict[str, Any]] = ()
+) -> Explanation:
+    """The explanation of ``pod`` (the API server's JSON; ``members``: its gang's pods);
+    never raises."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get(DECISION_ANNOTATION)
     if raw is None:
         reserved = reservation(key, pod)
         if reserved is not None:
             return Explanation(0, out=reserved)
+        waiting = gang(key, pod, members)
+        if waiting is not None:
+            return Explanation(0, out=waiting)
         missing = f"{key} has no decision record (hybrid-scheduler has not bound it)"
         return Explanation(1, err=missing)
     try:
@@ -133,6 +185,8 @@ def explain(args: argparse.Namespace) -> int:
     api = KubeApi(api_client(args.kubeconfig), "explain")
     try:
         pod = api.read_pod(namespace, name)
+        selector = gang_selector(pod) if gang_notice(pod) else None
+        members = api.list_pods(namespace, selector) if selector else []
     except ApiException as exc:
         print(f"{PROG}: {args.pod}: {exc.status} {exc.reason}", file=sys.stderr)
         return 1
@@ -140,7 +194,7 @@ def explain(args: argparse.Namespace) -> int:
         host = api.core.api_client.configuration.host
         print(f"{PROG}: cannot reach the API server at {host}: {exc}", file=sys.stderr)
         return 1
-    result = explain_pod(args.pod, pod)
+    result = explain_pod(args.pod, pod, members)
     if result.out:
         print(result.out)
     if result.err:

@@ -35,6 +35,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from hybrid_operator.k8s.convert import Body
+from hybrid_operator.k8s.gangs import POD_GROUP_GROUP, POD_GROUP_PLURAL, POD_GROUP_VERSION
 from hybrid_operator.k8s.ratelimit import TokenBucket
 from hybrid_policy.domain import PendingPod
 
@@ -109,6 +110,10 @@ class ClusterApi(Protocol):
         PodScheduled=False saying ``message`` when given."""
         ...
 
+    def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into PodGroup ``namespace/name``'s status subresource."""
+        ...
+
 
 def involved_object(body: Body, kind: str) -> dict[str, str]:
     """The reference an Event needs to a watched object."""
@@ -158,6 +163,7 @@ class KubeApi:
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
         self.instance = instance
         self.timeout_s = timeout_s
         self.limit = TokenBucket(qps, burst)
@@ -256,6 +262,14 @@ class KubeApi:
             pod.name, pod.namespace, {"status": status}, _request_timeout=self.timeout_s
         )
 
+    def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """A merge patch of PodGroup ``namespace/name``'s status subresource."""
+        self.limit.acquire()
+        self.custom.patch_namespaced_custom_object_status(
+            POD_GROUP_GROUP, POD_GROUP_VERSION, namespace, POD_GROUP_PLURAL, name,
+            {"status": status}, _request_timeout=self.timeout_s,
+        )  # fmt: skip
+
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         """Write ``record`` as compact JSON under annotation ``key``."""
         self.limit.acquire()
@@ -274,6 +288,16 @@ class KubeApi:
         )
         pod: dict[str, Any] = json.loads(response.data)
         return pod
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods of ``namespace`` that the label ``selector`` selects (JSON)."""
+        self.limit.acquire()
+        response: Any = self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False,
+            _request_timeout=self.timeout_s,
+        )  # fmt: skip
+        items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+        return items
 
     def read_namespace_labels(self, name: str) -> dict[str, str]:
         """The labels of namespace ``name`` as the API server has them now."""

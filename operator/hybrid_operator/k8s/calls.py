@@ -12,12 +12,14 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from hybrid_operator.k8s.convert import Body
+from hybrid_operator.k8s.gangs import POD_GROUP_GROUP, POD_GROUP_PLURAL, POD_GROUP_VERSION
 
 T = TypeVar("T")
 #: Placements bound at once, and threads for API calls.
@@ -43,11 +45,31 @@ class Listing:
     namespaces: list[Body]
     nodes: list[Body]
     pods: list[Body]
+    #: PodGroups; None when their CRD is not installed.
+    pod_groups: list[Body] | None = None
+    jobs: list[Body] = field(default_factory=list)
+
+
+def list_pod_groups(api_client: client.ApiClient, timeout_s: float) -> list[Body] | None:
+    """Every PodGroup, or None when the API server does not serve them (no CRD)."""
+    custom = client.CustomObjectsApi(api_client)
+    try:
+        listed: Any = custom.list_cluster_custom_object(
+            POD_GROUP_GROUP, POD_GROUP_VERSION, POD_GROUP_PLURAL, _request_timeout=timeout_s
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    items: list[Body] = listed.get("items") or []
+    return items
 
 
 def list_cluster(api_client: client.ApiClient, timeout_s: float) -> Listing:
-    """List namespaces, nodes and pods (blocking; each call with a timeout)."""
+    """List namespaces, nodes, pods, PodGroups and Jobs (blocking; each call with a
+    timeout)."""
     core = client.CoreV1Api(api_client)
+    batch = client.BatchV1Api(api_client)
 
     def plain(items: list[Any]) -> list[Body]:
         # The client's serialiser has no type annotations; it returns plain dicts.
@@ -57,4 +79,6 @@ def list_cluster(api_client: client.ApiClient, timeout_s: float) -> Listing:
         namespaces=plain(core.list_namespace(_request_timeout=timeout_s).items),
         nodes=plain(core.list_node(_request_timeout=timeout_s).items),
         pods=plain(core.list_pod_for_all_namespaces(_request_timeout=timeout_s).items),
+        pod_groups=list_pod_groups(api_client, timeout_s),
+        jobs=plain(batch.list_job_for_all_namespaces(_request_timeout=timeout_s).items),
     )

@@ -13,6 +13,17 @@ from datetime import datetime
 from enum import StrEnum
 
 from hybrid_operator.k8s.convert import Body, namespace, node_addresses, node_info, pending_pod
+from hybrid_operator.k8s.gangs import (
+    POD_GROUP_GROUP,
+    POD_GROUP_VERSION,
+    GangClaim,
+    JobView,
+    PodGroupView,
+    gang_claim,
+    job,
+    labelled_for_gang_jobs,
+    pod_group,
+)
 from hybrid_operator.k8s.problems import Conversion, Problem
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 
@@ -26,6 +37,8 @@ class ObjectKind(StrEnum):
     POD = "Pod"
     NODE = "Node"
     NAMESPACE = "Namespace"
+    POD_GROUP = "PodGroup"
+    JOB = "Job"
 
 
 class WatchType(StrEnum):
@@ -80,6 +93,8 @@ class PodView:
     finished_at_s: float | None = None
     #: ``status.nominatedNodeName``: the node held for the pending pod, if any.
     nominated_node: str | None = None
+    #: The PodGroup or Job gang its labels and annotations name.
+    claim: GangClaim = field(default_factory=GangClaim)
 
     @property
     def uid(self) -> str:
@@ -138,6 +153,8 @@ def pod_view(body: Body) -> Conversion[PodView]:
     pod, problems = pending_pod(body)
     if pod is None:
         return Conversion(None, problems)
+    claim, claim_problems = gang_claim(pod.labels, _strings(meta.get("annotations")))
+    problems = [*problems, *claim_problems]
     view = PodView(
         pod=pod,
         scheduler_name=_text(spec.get("schedulerName")),
@@ -147,8 +164,13 @@ def pod_view(body: Body) -> Conversion[PodView]:
         started_at_s=_time(status.get("startTime")),
         finished_at_s=_finished_at(status),
         nominated_node=_text(status.get("nominatedNodeName")) or None,
+        claim=claim or GangClaim(),
     )
     return Conversion(view, problems)
+
+
+def _strings(value: object) -> dict[str, str]:
+    return {k: v for k, v in _mapping(value).items() if isinstance(v, str)}
 
 
 @dataclass(frozen=True)
@@ -157,6 +179,8 @@ class NamespaceView:
 
     namespace: Namespace
     opted_in: bool
+    #: Labelled ``hybrid-scheduler.io/gang-jobs``: its indexed Jobs are gangs.
+    gang_jobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +206,8 @@ class WatchEvent:
     pod: PodView | None = None
     node: NodeView | None = None
     namespace: NamespaceView | None = None
+    pod_group: PodGroupView | None = None
+    job: JobView | None = None
     #: A reference for Events about the object itself (kind, name, namespace, uid).
     reference: dict[str, str] = field(default_factory=dict)
     #: What conversion found wrong with the object.
@@ -192,8 +218,17 @@ class WatchEvent:
     has_node: bool = False
 
 
+#: The ``apiVersion`` an Event's reference names, for the kinds outside core/v1.
+API_VERSIONS = {
+    ObjectKind.POD_GROUP: f"{POD_GROUP_GROUP}/{POD_GROUP_VERSION}",
+    ObjectKind.JOB: "batch/v1",
+}
+
+
 def _reference(kind: ObjectKind, meta: Body) -> dict[str, str]:
     out = {"kind": kind.value, "name": _text(meta.get("name"))}
+    if kind in API_VERSIONS:
+        out["apiVersion"] = API_VERSIONS[kind]
     if _text(meta.get("namespace")):
         out["namespace"] = _text(meta.get("namespace"))
     if _text(meta.get("uid")):
@@ -222,8 +257,23 @@ def watch_event(
         return WatchEvent(
             kind, kind_type, name, uid, node=node_view, reference=ref, problems=tuple(problems)
         )
+    if kind is ObjectKind.POD_GROUP:
+        group, problems = pod_group(body)
+        return WatchEvent(
+            kind, kind_type, name, uid, pod_group=group, reference=ref, problems=tuple(problems)
+        )
+    if kind is ObjectKind.JOB:
+        job_view, problems = job(body)
+        return WatchEvent(
+            kind, kind_type, name, uid, job=job_view, reference=ref, problems=tuple(problems)
+        )
     ns, problems = namespace(body, default_weight)
-    ns_view = None if ns is None else NamespaceView(ns, label_opts_in(meta.get("labels")))
+    labels = meta.get("labels")
+    ns_view = (
+        None
+        if ns is None
+        else NamespaceView(ns, label_opts_in(labels), labelled_for_gang_jobs(labels))
+    )
     return WatchEvent(
         kind, kind_type, name, uid, namespace=ns_view, reference=ref, problems=tuple(problems)
     )

@@ -166,7 +166,9 @@ class GangMonitor:
     stretch of time a group had some but fewer than ``minMember`` pods bound
     (:attr:`partial`), and when each group first had ``minMember`` bound (:attr:`whole_at`).
 
-    A pod counts as bound once it has a node, whatever its phase after. A scheduler that
+    A pod counts as bound once it has a node, whatever its phase after, and a group is
+    followed after its PodGroup is gone (training-operator deletes it when the job ends,
+    perhaps before the last pods are bound). A scheduler that
     binds a gang whole still binds its pods one API call after the other, so a correct one
     shows short stretches too: :meth:`partial_longer_than` keeps those longer than a bind.
     """
@@ -181,6 +183,7 @@ class GangMonitor:
         self.whole_at: dict[str, float] = {}
         self.errors: list[str] = []
         self._open: dict[str, PartialGroup] = {}
+        self._min_member: dict[str, int] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gang-monitor", daemon=True)
 
@@ -220,9 +223,12 @@ class GangMonitor:
                 if pod["spec"].get("nodeName")
             )
             for group in groups:
-                name = group["metadata"]["name"]
-                min_member = int(group["spec"].get("minMember", 1))
-                self._record(f"{namespace}/{name}", bound[name], min_member, now)
+                key = f"{namespace}/{group['metadata']['name']}"
+                self._min_member[key] = int(group["spec"].get("minMember", 1))
+            for key, min_member in self._min_member.items():
+                group_namespace, _, name = key.partition("/")
+                if group_namespace == namespace:
+                    self._record(key, bound[name], min_member, now)
 
     def _run(self) -> None:
         while not self._stopping.is_set():

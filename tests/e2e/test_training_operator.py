@@ -56,11 +56,11 @@ def controllers(dev_cluster: DevCluster) -> Iterator[DevCluster]:
 def gang_operator(
     controllers: DevCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
-    """Our operator with a gang-aware policy, its log; one for the module (it is slow to
-    start on a busy machine)."""
+    """Our operator with a gang-aware policy, its log; one for the module, given time to
+    start on a busy machine."""
     log = tmp_path_factory.mktemp("gang-operator") / "operator.log"
     args = instance_args(SCHEDULER, "--policy", "hybrid-reserve", "--no-leader-election")
-    with running_operator(controllers, log, *args) as running:
+    with running_operator(controllers, log, *args, start_s=120) as running:
         yield running
 
 

@@ -40,7 +40,7 @@ JOBS_PER_TEAM = 6
 WORKERS, GPUS = 3, 2
 #: The holder keeps two nodes busy this long while a job as wide as the cluster waits;
 #: pod by pod, half of the wide job runs meanwhile, for WIDE_S.
-HOLD_S, WIDE_S = 15, 10
+HOLD_S, WIDE_S = 20, 10
 
 
 @pytest.fixture(scope="module")

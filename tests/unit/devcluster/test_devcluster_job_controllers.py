@@ -47,7 +47,8 @@ def test_job_controllers_are_built_only_when_asked_for(tmp_path: Path) -> None:
 def test_training_operator_is_go_installed_at_its_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fake_go(tmp_path, 'mkdir -p "$GOBIN"\necho binary > "$GOBIN/training-operator.v1"\n', monkeypatch)
+    install = 'mkdir -p "$GOBIN"\necho binary > "$GOBIN/training-operator.v1"\n'
+    _fake_go(tmp_path, install, monkeypatch)
     settings = ClusterSettings(cache_dir=tmp_path / "cache", job_controllers=True)
     step = _step(settings, "training-operator.v1")
     build.GoBuilder(settings).build(step)

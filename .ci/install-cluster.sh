@@ -2,10 +2,11 @@
 # Install what the dev cluster needs, idempotently: Debian packages (prometheus, openssl,
 # util-linux for unshare) and the Go-built binaries (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok, helm, kind-config-check), the
-# ServiceMonitor CRD and the peers (scheduler-plugins' kube-scheduler, Kueue, their
-# manifests) in ~/.cache/hybrid-scheduler. Binaries already in the cache are reused, so a
-# second run on the same machine takes seconds; a cold machine builds for about 6-10 min,
-# and 20-40 min more for the peers.
+# ServiceMonitor CRD, the peers (scheduler-plugins' kube-scheduler, Kueue, their
+# manifests) and the job controllers (training-operator, its PyTorchJob CRD) in
+# ~/.cache/hybrid-scheduler. Binaries already in the cache are reused, so a second run on
+# the same machine takes seconds; a cold machine builds for about 6-10 min, 20-40 min more
+# for the peers, and about 3 min more for training-operator.
 # Usage: .ci/install-cluster.sh [PYTHON]   (PYTHON: interpreter with the project installed)
 set -euo pipefail
 
@@ -27,4 +28,4 @@ if ! command -v go >/dev/null 2>&1 && [[ ! -x /usr/local/go/bin/go ]]; then
     echo "install-cluster: the Go toolchain (1.24 or newer) is needed to build the binaries" >&2
     exit 1
 fi
-"$python" -m hybrid_operator.cli dev-cluster build --peers
+"$python" -m hybrid_operator.cli dev-cluster build --peers --job-controllers

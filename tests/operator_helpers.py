@@ -23,17 +23,20 @@ SCHEDULER = "hybrid-scheduler"
 
 
 @contextmanager
-def running_operator(dev_cluster: DevCluster, log: Path, *extra: str) -> Iterator[Path]:
+def running_operator(
+    dev_cluster: DevCluster, log: Path, *extra: str, start_s: float = 30
+) -> Iterator[Path]:
     """The operator as its own process against the dev cluster, stopped afterwards."""
-    with operator_process(dev_cluster, log, *extra):
+    with operator_process(dev_cluster, log, *extra, start_s=start_s):
         yield log
 
 
 @contextmanager
 def operator_process(
-    dev_cluster: DevCluster, log: Path, *extra: str
+    dev_cluster: DevCluster, log: Path, *extra: str, start_s: float = 30
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """The operator process itself (to be killed by the test if it likes)."""
+    """The operator process itself (to be killed by the test if it likes), once it has
+    listed the cluster (within ``start_s`` seconds)."""
     command = operator_argv(dev_cluster.settings.kubeconfig, "--batch-interval", "0.5", *extra)
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -44,7 +47,7 @@ def operator_process(
         )
     try:
         wait_for(
-            "the operator to list the cluster", lambda: "listed" in log.read_text() or None, 30
+            "the operator to list the cluster", lambda: "listed" in log.read_text() or None, start_s
         )
         yield process
     finally:

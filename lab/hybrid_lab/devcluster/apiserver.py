@@ -8,6 +8,7 @@ plain ``requests`` keeps them typed and fast, and every failure surfaces as a
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,28 @@ class ApiServer:
     def delete(self, path: str) -> dict[str, Any]:
         """DELETE ``path``; a missing object is fine."""
         return self.call("DELETE", path, allow=(404,))
+
+    def apply_server_side(
+        self, collection: str, body: dict[str, Any], field_manager: str
+    ) -> dict[str, Any]:
+        """Server-side apply ``body`` into ``collection`` as ``field_manager``, taking over
+        fields others own (for objects too large for client-side apply's annotation)."""
+        path = f"{collection}/{body['metadata']['name']}"
+        try:
+            response = self._session().patch(
+                self.server_url + path,
+                data=json.dumps(body),
+                params={"fieldManager": field_manager, "force": "true"},
+                headers={"Content-Type": "application/apply-patch+yaml"},
+                timeout=TIMEOUT_SECONDS,
+                verify=self._verify,
+            )
+        except requests.RequestException as err:
+            raise ClusterApiError(f"PATCH {path}: cannot reach the API server: {err}") from err
+        if not response.ok:
+            raise ClusterApiError(f"PATCH {path}: {response.status_code} {_message(response)}")
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def items(self, path: str, **params: str) -> list[dict[str, Any]]:
         """The ``items`` of a list call."""

@@ -10,8 +10,9 @@ decode a kind configuration with kind's own v1alpha4 types, and the ServiceMonit
 from the prometheus-operator module. The peers (``--peers``) come the same ways:
 scheduler-plugins' kube-scheduler from a wrapper module (its go.mod replaces Kubernetes'
 modules too), Kueue's manager by ``go install``, and the manifests each needs (CRDs,
-webhook configurations) copied from its module. Every build logs to a file that is named
-when it fails.
+webhook configurations) copied from its module. So do the job controllers
+(``--job-controllers``): training-operator by ``go install`` and its PyTorchJob CRD from its
+module. Every build logs to a file that is named when it fails.
 """
 
 from __future__ import annotations
@@ -46,8 +47,13 @@ SCHEDULER_PLUGINS = "scheduler-plugins"
 KUEUE = "kueue"
 SCHEDULER_PLUGINS_MODULE = "sigs.k8s.io/scheduler-plugins"
 KUEUE_MODULE = "sigs.k8s.io/kueue"
-#: Directories of manifests copied from a peer's module: name -> (module, paths in it).
-PEER_MANIFESTS = {
+TRAINING_OPERATOR = "training-operator"
+TRAINING_OPERATOR_MODULE = "github.com/kubeflow/training-operator"
+#: The executable ``go install`` names after its main package.
+TRAINING_OPERATOR_BINARY = "training-operator.v1"
+TRAINING_OPERATOR_MANIFESTS = "training-operator-manifests"
+#: Manifests copied from a peer's or job controller's module: name -> (module, paths in it).
+MODULE_MANIFESTS = {
     "scheduler-plugins-manifests": (
         SCHEDULER_PLUGINS_MODULE,
         ("manifests/coscheduling/crd.yaml", "manifests/capacityscheduling/crd.yaml"),
@@ -55,6 +61,10 @@ PEER_MANIFESTS = {
     "kueue-manifests": (
         KUEUE_MODULE,
         ("config/components/crd", "config/components/webhook/manifests.yaml"),
+    ),
+    TRAINING_OPERATOR_MANIFESTS: (
+        TRAINING_OPERATOR_MODULE,
+        ("manifests/base/crds/kubeflow.org_pytorchjobs.yaml",),
     ),
 }
 GO_ENV = "HYBRID_SCHEDULER_GO"
@@ -90,6 +100,12 @@ def build_steps(settings: ClusterSettings) -> list[BuildStep]:
             BuildStep(SCHEDULER_PLUGINS, versions.scheduler_plugins, "scheduler-plugins-manifests"),
             BuildStep(KUEUE, versions.kueue, KUEUE),
             BuildStep(KUEUE, versions.kueue, "kueue-manifests"),
+        ]
+    if settings.job_controllers:
+        version = versions.training_operator
+        steps += [
+            BuildStep(TRAINING_OPERATOR, version, TRAINING_OPERATOR_BINARY),
+            BuildStep(TRAINING_OPERATOR, version, TRAINING_OPERATOR_MANIFESTS),
         ]
     return steps
 
@@ -162,8 +178,9 @@ class GoBuilder:
             "prometheus-operator": self._fetch_crd,
             SCHEDULER_PLUGINS: self._build_scheduler_plugins,
             KUEUE: self._install_module,
+            TRAINING_OPERATOR: self._install_module,
         }
-        builder = self._copy_manifests if step.binary in PEER_MANIFESTS else None
+        builder = self._copy_manifests if step.binary in MODULE_MANIFESTS else None
         with log_path.open("w", encoding="utf-8") as log:
             log.write(f"# building {step.binary} {step.version}\n")
         try:
@@ -246,7 +263,7 @@ class GoBuilder:
         self._go_build(source, package, ldflags, target, log_path, step.binary)
 
     def _copy_manifests(self, step: BuildStep, target: Path, log_path: Path) -> None:
-        module, paths = PEER_MANIFESTS[step.binary]
+        module, paths = MODULE_MANIFESTS[step.binary]
         directory = self._download_module(module, step.version, log_path, step.binary, "Dir")
         partial = target.with_suffix(".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -300,6 +317,7 @@ class GoBuilder:
             "kwok": "sigs.k8s.io/kwok/cmd/kwok",
             "helm": "helm.sh/helm/v3/cmd/helm",
             KUEUE: f"{KUEUE_MODULE}/cmd/kueue",
+            TRAINING_OPERATOR: f"{TRAINING_OPERATOR_MODULE}/cmd/{TRAINING_OPERATOR_BINARY}",
         }
         staging = target.parent / ".install"
         env = {**self.env, "GOBIN": str(staging)}

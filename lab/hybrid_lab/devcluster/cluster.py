@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import yaml
 from tqdm import tqdm
 
-from hybrid_lab.devcluster import build, components, nodes, peer_components, pki, processes, state
+from hybrid_lab.devcluster import (
+    build,
+    components,
+    job_controllers,
+    nodes,
+    peer_components,
+    pki,
+    processes,
+    state,
+)
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.errors import (
     AlreadyRunningError,
@@ -62,6 +71,8 @@ def required_ports(settings: ClusterSettings) -> dict[str, int]:
         wanted["prometheus"] = ports.prometheus
     if settings.peers:
         wanted.update(peer_components.required_ports(settings))
+    if settings.job_controllers:
+        wanted.update(job_controllers.required_ports(settings))
     return wanted
 
 
@@ -87,7 +98,7 @@ def up(
     state.remove(settings.state_dir)
     if settings.prometheus:
         components.prometheus_binary()
-    if settings.peers:
+    if settings.peers or settings.job_controllers:
         peer_components.unshare_binary()
     require_free(required_ports(settings))
     built = build.build_missing(settings, show_progress)
@@ -111,6 +122,7 @@ def up(
             "kube_scheduler": settings.kube_scheduler,
             "prometheus_enabled": settings.prometheus,
             "peers": settings.peers,
+            "job_controllers": settings.job_controllers,
             "up_seconds": round(seconds, 1),
         }
     )
@@ -120,7 +132,7 @@ def up(
 
 def _reset_runtime_dirs(settings: ClusterSettings) -> None:
     # Each ``up`` starts from an empty etcd and Prometheus; logs of the last run are replaced.
-    for name in ("etcd", "prometheus", "logs", "kueue"):
+    for name in ("etcd", "prometheus", "logs", "kueue", build.TRAINING_OPERATOR):
         shutil.rmtree(settings.state_dir / name, ignore_errors=True)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -143,10 +155,12 @@ def _start_all(
 
 
 def full_plan(settings: ClusterSettings, cluster_pki: pki.Pki) -> list[components.Component]:
-    """Every process of this configuration, in start order (the peers last)."""
+    """Every process of this configuration, in start order (peers, then job controllers)."""
     plan = components.plan(settings, cluster_pki)
     if settings.peers:
         plan += peer_components.plan(settings)
+    if settings.job_controllers:
+        plan += job_controllers.plan(settings)
     return plan
 
 
@@ -238,6 +252,7 @@ def start_component(settings: ClusterSettings, name: str) -> float:
         kube_scheduler=bool(current.info.get("kube_scheduler")),
         prometheus=bool(current.info.get("prometheus_enabled")),
         peers=bool(current.info.get("peers")),
+        job_controllers=bool(current.info.get("job_controllers")),
     )
     plan = full_plan(as_started, pki.Pki(settings.state_dir / "pki"))
     component = next((c for c in plan if c.name == name), None)

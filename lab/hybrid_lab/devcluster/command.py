@@ -26,6 +26,7 @@ from hybrid_operator.commands.arguments import output_dir, positive_int
 
 PORT_NAMES = [f.name for f in dataclasses.fields(Ports)]
 PEERS_HELP = "also the peers: scheduler-plugins' kube-scheduler (Coscheduling) and Kueue"
+JOB_CONTROLLERS_HELP = "also the job controllers: Kubeflow's training-operator (PyTorchJobs)"
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +41,7 @@ def register(subparsers: Any) -> None:
     build = actions.add_parser("build", help="build missing binaries into the cache, start nothing")
     _common(build, writes=True)
     build.add_argument("--peers", action="store_true", help=PEERS_HELP)
+    build.add_argument("--job-controllers", action="store_true", help=JOB_CONTROLLERS_HELP)
     build.set_defaults(handler=run_build)
 
     up = actions.add_parser("up", help="build what is missing and start the cluster")
@@ -56,6 +58,7 @@ def register(subparsers: Any) -> None:
         "--prometheus", action="store_true", help="also run Prometheus and the utilisation exporter"
     )
     up.add_argument("--peers", action="store_true", help=PEERS_HELP)
+    up.add_argument("--job-controllers", action="store_true", help=JOB_CONTROLLERS_HELP)
     up.add_argument(
         "--port",
         action="append",
@@ -107,6 +110,8 @@ def settings_from(args: argparse.Namespace) -> ClusterSettings:
         overrides["prometheus"] = True
     if getattr(args, "peers", False):
         overrides["peers"] = True
+    if getattr(args, "job_controllers", False):
+        overrides["job_controllers"] = True
     return ClusterSettings(**overrides)
 
 
@@ -157,6 +162,8 @@ def run_up(args: argparse.Namespace) -> int:
         lines.append(f"prometheus: {settings.prometheus_url}")
     if settings.peers:
         lines.append("peers: schedulerName 'scheduler-plugins'; Kueue admits queued Jobs")
+    if settings.job_controllers:
+        lines.append("job controllers: training-operator runs PyTorchJobs")
     lines.append(f"export KUBECONFIG={result.kubeconfig}")
     print("\n".join(lines))
     return 0

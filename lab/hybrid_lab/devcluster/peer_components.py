@@ -210,9 +210,13 @@ def apply_crds(api: ApiServer, crds: list[dict[str, Any]], settings: ClusterSett
     """Apply ``crds`` and wait until the API server serves each of them."""
     for crd in crds:
         apply(api, CRDS, crd)
+    wait_established(api, [crd["metadata"]["name"] for crd in crds], settings)
+
+
+def wait_established(api: ApiServer, names: Iterable[str], settings: ClusterSettings) -> None:
+    """Wait until the API server serves each CRD of ``names``."""
     deadline = time.monotonic() + settings.ready_timeout_seconds
-    for crd in crds:
-        name = crd["metadata"]["name"]
+    for name in names:
         while not _established(api.get(f"{CRDS}/{name}")):
             if time.monotonic() > deadline:
                 raise StartupError(f"the CRD {name} was not established in time")

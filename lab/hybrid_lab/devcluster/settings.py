@@ -55,6 +55,8 @@ class Versions:
     """sigs.k8s.io/scheduler-plugins: its kube-scheduler with Coscheduling (a peer)."""
     kueue: str = "v0.17.0"
     """sigs.k8s.io/kueue: its manager, which admits queued Jobs (a peer)."""
+    training_operator: str = "v1.8.1"
+    """github.com/kubeflow/training-operator: its PyTorchJob controller (a job controller)."""
 
     @property
     def staging(self) -> str:
@@ -90,6 +92,12 @@ class Ports:
     """Kueue's metrics, HTTPS (default 19444)."""
     kueue_health: int = 19445
     """Kueue's health and readiness probes, HTTP (default 19445)."""
+    training_operator_metrics: int = 19446
+    """training-operator's metrics, HTTP (default 19446)."""
+    training_operator_health: int = 19447
+    """training-operator's health and readiness probes, HTTP (default 19447)."""
+    training_operator_webhook: int = 19448
+    """training-operator's webhook server, HTTPS; it binds every address (default 19448)."""
 
 
 def default_ports() -> Ports:
@@ -124,6 +132,8 @@ class ClusterSettings:
     """Start Prometheus and the utilisation exporter (default off)."""
     peers: bool = False
     """Build and start the peers: scheduler-plugins' scheduler and Kueue (default off)."""
+    job_controllers: bool = False
+    """Build and start the job controllers: training-operator's PyTorchJobs (default off)."""
     ready_timeout_seconds: float = 120.0
     """How long each component may take to become ready (seconds, default 120)."""
     stop_timeout_seconds: float = 10.0

@@ -1,4 +1,5 @@
-"""Workloads on the dev cluster: namespaces, the simulated training pods kwok runs, waiting.
+"""Workloads on the dev cluster: namespaces, the simulated training pods kwok runs,
+PyTorchJobs for training-operator, waiting.
 
 Shared by the demo, the cluster benchmark and the e2e tests. :func:`wait_for` raises
 :class:`WaitTimeoutError`, a :class:`~hybrid_lab.devcluster.errors.DevClusterError`, so a
@@ -111,6 +112,50 @@ def training_pod(
         "metadata": {"name": name, "annotations": annotations, "labels": labels},
         "spec": spec,
     }
+
+
+PYTORCHJOBS = "/apis/kubeflow.org/v1/namespaces/{namespace}/pytorchjobs"
+"""The PyTorchJob collection of a namespace (training-operator's CRD)."""
+
+
+def pytorch_job(
+    name: str,
+    *,
+    workers: int,
+    gpus: int,
+    runtime: str,
+    scheduler_name: str,
+    cpu: str = "1",
+    memory: str = "1Gi",
+) -> dict[str, Any]:
+    """A PyTorchJob of one master and ``workers`` workers, each a simulated training pod
+    of ``gpus`` GPUs that kwok runs for ``runtime``, placed by ``scheduler_name``."""
+    pod = training_pod(
+        name, gpus=gpus, cpu=cpu, memory=memory, runtime=runtime, scheduler_name=scheduler_name
+    )
+    spec = pod["spec"]
+    # The replica spec owns the restart policy; the operator expects a container "pytorch".
+    del spec["restartPolicy"]
+    spec["containers"][0]["name"] = "pytorch"
+    template = {"metadata": {"annotations": pod["metadata"]["annotations"]}, "spec": spec}
+    replicas = {"Master": 1, "Worker": workers}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": name},
+        "spec": {
+            "pytorchReplicaSpecs": {
+                role: {"replicas": count, "restartPolicy": "Never", "template": template}
+                for role, count in replicas.items()
+            }
+        },
+    }
+
+
+def job_succeeded(job: dict[str, Any]) -> bool:
+    """Whether a PyTorchJob's status has the condition ``Succeeded``."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Succeeded" and c.get("status") == "True" for c in conditions)
 
 
 def wait_for(

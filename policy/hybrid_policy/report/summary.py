@@ -116,4 +116,6 @@ def summarise(run: RunResult) -> RunSummary:
         prediction_error=run.prediction_errors,
         gang_jobs=int((run.members > 1).sum()),
         idle_gang_gpu_hours=run.idle_gang_gpu_s / 3600.0,
+        partial_gangs=run.partial_gangs,
+        deadlocked_gangs=run.deadlocked_gangs,
     )

@@ -25,6 +25,15 @@ GANG_AWARE = [
 ]
 
 
+def _arbitrator(policy: str) -> str:
+    return type(build_policy(policy, np.random.default_rng(0)).profile.arbitrator).__name__
+
+
+#: Gang-aware policies that serve namespaces in a fair order (reservations, the game).
+RESERVING = [name for name in GANG_AWARE if _arbitrator(name) == "ReservingArbitrator"]
+FAIR = [*RESERVING, *(name for name in GANG_AWARE if _arbitrator(name) == "GameArbitrator")]
+
+
 def _cluster(nodes: int) -> ClusterSnapshot:
     return ClusterSnapshot([make_node(f"n{i}") for i in range(nodes)], [Namespace("team-a")])
 
@@ -68,6 +77,54 @@ def test_a_gang_that_does_not_fit_leaves_its_nodes_to_the_pods_behind_it(policy:
     assert len(decisions) == 4
     assert len({d.pod.uid for d in decisions}) == 4
     assert [d.pod.name for d in decisions if d.placed] == ["alone"]
+
+
+def test_the_fair_policies_are_the_reserving_ones_and_the_game() -> None:
+    assert {"hybrid-reserve", "fair-easy"} <= set(RESERVING)
+    assert {"game", "hybrid", "hybrid-reserve", "fair-easy"} <= set(FAIR)
+    assert not {"binpack-gang", "srtf-oracle"} & set(FAIR)
+
+
+@pytest.mark.parametrize("policy", FAIR)
+def test_a_served_teams_gang_does_not_jump_ahead_of_an_unserved_teams_pod(policy: str) -> None:
+    # team-a already runs a whole node; its gang is first in the queue and would take the
+    # three free nodes. In the fair order team-b (holding nothing) goes first, and the
+    # gang, left two nodes, is placed whole or not at all: not at all.
+    snapshot = ClusterSnapshot(
+        [make_node(f"n{i}") for i in range(4)], [Namespace("team-a"), Namespace("team-b")]
+    )
+    snapshot.assume(make_pod("running", gpus=8, namespace="team-a"), 0)
+    pod = make_pod("b", gpus=8, namespace="team-b", created_at_s=5.0)
+    decisions = _schedule(policy, [*_gang("llm", 3), pod], snapshot)
+    assert [d.pod.name for d in decisions if d.placed] == ["b"]
+    assert snapshot.gang_members[("team-a", "llm")] == 0
+    for d in decisions:
+        if d.pod.gang is not None:
+            assert "gang team-a/llm" in d.status.message, d.status.message
+
+
+@pytest.mark.parametrize("policy", FAIR)
+def test_a_gang_keeps_its_place_in_its_teams_queue(policy: str) -> None:
+    # team-a's single pod was queued before its gang: it goes first, and the gang, left
+    # one node of the two it needs, waits whole.
+    snapshot = _cluster(2)
+    single = make_pod("single", gpus=8, namespace="team-a", created_at_s=0.0)
+    gang = [dataclasses.replace(p, created_at_s=1.0 + i) for i, p in enumerate(_gang("llm", 2))]
+    decisions = _schedule(policy, [*gang, single], snapshot)
+    assert [d.pod.name for d in decisions if d.placed] == ["single"]
+
+
+@pytest.mark.parametrize("policy", RESERVING)
+def test_an_aged_gang_goes_before_the_fair_order(policy: str) -> None:
+    # As above, but the gang has waited past the ageing threshold: it goes first, whole.
+    snapshot = ClusterSnapshot(
+        [make_node(f"n{i}") for i in range(4)], [Namespace("team-a"), Namespace("team-b")]
+    )
+    snapshot.assume(make_pod("running", gpus=8, namespace="team-a"), 0)
+    snapshot.now_s = 10 * 3600.0
+    pod = make_pod("b", gpus=8, namespace="team-b", created_at_s=snapshot.now_s)
+    decisions = _schedule(policy, [*_gang("llm", 3), pod], snapshot)
+    assert sorted(d.pod.name for d in decisions if d.placed) == ["llm-0", "llm-1", "llm-2"]
 
 
 def test_pod_by_pod_placement_leaves_a_partial_gang() -> None:

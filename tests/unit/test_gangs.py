@@ -12,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import make_node, make_pod
+from game_builders import game_cycle
 from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, Decision
 from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.game import build_problem
+from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.plugins.arbiters import place_best
 from hybrid_policy.policies import build_policy, policy_names
 
@@ -125,6 +128,22 @@ def test_an_aged_gang_goes_before_the_fair_order(policy: str) -> None:
     pod = make_pod("b", gpus=8, namespace="team-b", created_at_s=snapshot.now_s)
     decisions = _schedule(policy, [*_gang("llm", 3), pod], snapshot)
     assert sorted(d.pod.name for d in decisions if d.placed) == ["llm-0", "llm-1", "llm-2"]
+
+
+@pytest.mark.parametrize("a_runs", [False, True])
+def test_the_games_fallback_gives_a_team_its_whole_gang_or_none(a_runs: bool) -> None:
+    # Three free nodes, a gang of three and one single pod: pod by pod, weighted DRF gives
+    # team-a two of its gang's pods and team-b its pod. Unit by unit the gang is allocated
+    # whole (team-a goes first) or not at all (team-b goes first, team-a already running).
+    nodes = [make_node(f"n{i}") for i in range(4 if a_runs else 3)]
+    cycle, arbitrator = game_cycle(nodes, {"team-a": 1.0, "team-b": 1.0})
+    if a_runs:
+        cycle.snapshot.assume(make_pod("running", gpus=8, namespace="team-a"), 3)
+    pods = [*_gang("llm", 3), make_pod("b", gpus=8, namespace="team-b", created_at_s=5.0)]
+    problem = build_problem(arbitrator.pod_classes(pods, cycle), cycle.snapshot, 100.0)
+    assert problem.class_units == ((3,), (1,))
+    amounts = problem.class_amounts(greedy_allocation(problem))
+    assert list(amounts) == ([0.0, 1.0] if a_runs else [3.0, 0.0])
 
 
 def test_pod_by_pod_placement_leaves_a_partial_gang() -> None:

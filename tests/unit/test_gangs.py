@@ -20,6 +20,7 @@ from hybrid_policy.game import build_problem
 from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.plugins.arbiters import place_best
 from hybrid_policy.policies import build_policy, policy_names
+from hybrid_policy.resources import GPU
 
 GANG_AWARE = [
     name
@@ -144,6 +145,29 @@ def test_the_games_fallback_gives_a_team_its_whole_gang_or_none(a_runs: bool) ->
     assert problem.class_units == ((3,), (1,))
     amounts = problem.class_amounts(greedy_allocation(problem))
     assert list(amounts) == ([0.0, 1.0] if a_runs else [3.0, 0.0])
+
+
+@pytest.mark.parametrize("policy", ["hybrid", "hybrid-reserve"])
+def test_the_dqn_scores_each_gang_pod_with_the_gangs_earlier_pods_placed(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gang of three 4-GPU pods on two 8-GPU nodes: each later pod is scored on a snapshot
+    # that counts the pods of its gang placed before it.
+    from hybrid_policy.dqn.scorer import DqnScore
+
+    seen: list[tuple[str, float]] = []
+    score = DqnScore.score
+
+    def spy(self: DqnScore, pod: PendingPod, snap: ClusterSnapshot, rows: np.ndarray) -> object:
+        seen.append((pod.name, float(snap.requested[:, snap.index[GPU]].sum())))
+        return score(self, pod, snap, rows)
+
+    monkeypatch.setattr(DqnScore, "score", spy)
+    gang = Gang("llm", 3)
+    pods = [make_pod(f"llm-{i}", gpus=4, gang=gang, created_at_s=float(i)) for i in range(3)]
+    decisions = _schedule(policy, pods, _cluster(2))
+    assert all(d.placed for d in decisions)
+    assert seen[-3:] == [("llm-0", 0.0), ("llm-1", 4.0), ("llm-2", 8.0)]
 
 
 def test_pod_by_pod_placement_leaves_a_partial_gang() -> None:

@@ -99,7 +99,15 @@ def place_unit(
 def try_unit(unit: Unit, cycle: BatchCycle, choose: Chooser) -> int | None:
     """Place the pods of ``unit`` one after the other (each on the node ``choose`` picks);
     None when all are placed, else everything is taken back and the number that fitted
-    before one did not is returned. Nothing is rejected."""
+    before one did not is returned. Nothing is rejected.
+
+    A gang of pods that fit the same nodes, with fewer copies fitting side by side now than
+    it has pods (:meth:`BatchCycle.fit_count`, an upper bound), is answered without
+    evaluating any of them: that many would fit at most."""
+    if len(unit) > 1 and len({cycle.feasibility_key(p) for p in unit}) == 1:
+        fit = cycle.fit_count(unit[0])
+        if fit < len(unit):
+            return fit
     mark = cycle.mark()
     for placed, pod in enumerate(unit):
         if place_one(pod, cycle, choose, record=False) is not None:

@@ -39,7 +39,7 @@ def test_every_saved_results_file_loads() -> None:
 
 
 #: Fields added after the newest saved results (their defaults stand in for them there).
-NEWER_THAN_SAVED = ("gang_jobs", "idle_gang_gpu_hours")
+NEWER_THAN_SAVED = ("gang_jobs", "idle_gang_gpu_hours", "partial_gangs", "deadlocked_gangs")
 
 
 def test_a_fresh_record_has_the_keys_of_the_saved_ones(fresh: RunSummary) -> None:
@@ -54,6 +54,7 @@ def test_records_older_than_gangs_load_with_no_gangs() -> None:
     assert "gang_jobs" not in old
     loaded = RunSummary.from_json(old)
     assert (loaded.gang_jobs, loaded.idle_gang_gpu_hours) == (0, 0.0)
+    assert (loaded.partial_gangs, loaded.deadlocked_gangs) == (0, 0)
     assert RunSummary.from_json(loaded.to_json()) == loaded
 
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from hybrid_policy.policies import ModelOptions, Policy, build_policy
 from hybrid_policy.prediction.model import PredictionSource, describe_sources
+from hybrid_policy.preemption.options import parse_settings
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.reservation import ReservingArbitrator
@@ -34,6 +35,7 @@ def run_one(
     model: ModelOptions | None = None,
     sources: frozenset[PredictionSource] | None = None,
     reservation: str | None = None,
+    preemption: str | None = None,
 ) -> RunSummary:
     """Simulate ``policy`` on ``workload`` and summarise it (``model``: see build_policy;
     ``sources``: what its run-time predictor may use, None for all; ``reservation``:
@@ -48,6 +50,9 @@ def run_one(
         if changed is not None:
             built = changed
             name += f"[{','.join(p.strip() for p in reservation.split(',') if p.strip())}]"
+    if preemption:
+        built = dataclasses.replace(built, preemption=parse_settings(preemption))
+        name += "[preempt]" if preemption.strip() == "on" else f"[preempt:{preemption.strip()}]"
     sim = Simulation(workload, built, workload.seed, progress=progress)
     summary = summarise(sim.run())
     return summary if name == policy else dataclasses.replace(summary, policy=name)
@@ -83,12 +88,14 @@ def run_matrix(
     model: ModelOptions | None = None,
     sources: frozenset[PredictionSource] | None = None,
     reservation: str | None = None,
+    preemption: str | None = None,
 ) -> list[RunSummary]:
     """All runs of the matrix, with a progress bar over runs (and over simulated time).
 
     ``model``: where ``dqn`` and ``hybrid`` load their scorer (default: the shipped one);
     ``sources``: the run-time prediction sources the predicting policies may use (all);
-    ``reservation``: changes to the reserving policies' settings (none).
+    ``reservation``: changes to the reserving policies' settings (none);
+    ``preemption``: the preemption every policy adds after its passes (none).
     """
     records: list[RunSummary] = []
     total = len(levels) * len(policies) * len(seeds)
@@ -104,7 +111,9 @@ def run_matrix(
                     bar.set_postfix_str(f"{level} seed {seed} {policy}")
                     clock = show_progress and len(workload.jobs) > 50_000
                     records.append(
-                        _run_with_clock(workload, policy, clock, model, sources, reservation)
+                        _run_with_clock(
+                            workload, policy, clock, model, sources, reservation, preemption
+                        )
                     )
                     bar.update()
     return records
@@ -117,9 +126,17 @@ def _run_with_clock(
     model: ModelOptions | None,
     sources: frozenset[PredictionSource] | None,
     reservation: str | None = None,
+    preemption: str | None = None,
 ) -> RunSummary:
     if not clock:
-        return run_one(workload, policy, model=model, sources=sources, reservation=reservation)
+        return run_one(
+            workload,
+            policy,
+            model=model,
+            sources=sources,
+            reservation=reservation,
+            preemption=preemption,
+        )
     hours = round(workload.horizon_s / 3600.0)
     with tqdm(total=hours, desc=f"  {policy}", unit="sim-h", leave=False) as bar:
 
@@ -128,4 +145,4 @@ def _run_with_clock(
             if done > bar.n:
                 bar.update(done - bar.n)
 
-        return run_one(workload, policy, advance, model, sources, reservation)
+        return run_one(workload, policy, advance, model, sources, reservation, preemption)

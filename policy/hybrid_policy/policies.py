@@ -45,6 +45,7 @@ from hybrid_policy.plugins.scores import (
 )
 from hybrid_policy.plugins.spread import PodTopologySpread, PodTopologySpreadScore
 from hybrid_policy.prediction.predictor import RuntimePredictor
+from hybrid_policy.preemption.phase import PreemptionSettings
 from hybrid_policy.reservation import BackfillMode, ReservationSettings, ReservingArbitrator
 
 
@@ -64,6 +65,8 @@ class Policy:
     #: Pods of each waiting group a pass sees even when none fits now (a reserving
     #: policy reserves nodes for them).
     queue_heads: int = 0
+    #: What the policy may take back after a pass (None: it never preempts).
+    preemption: PreemptionSettings | None = None
     #: None when the policy runs as named; otherwise what runs in place of a part that
     #: could not be loaded, and why (shown as ``binpack: <file>: no such checkpoint file``).
     fallback: ScorerFallback | None = None

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import TINY, nothing_starts, refused
+from hybrid_policy.policies import policy_names
 
 pytestmark = pytest.mark.usefixtures(nothing_starts.__name__)
 
@@ -119,6 +120,30 @@ TRAIN = ["train", "--steps", "10", "--quiet", "--out"]
             ["cluster-bench", "--policies", "binpack@soon"],
             "hybrid-scheduler cluster-bench: --policies: pass interval 'soon' must be at least "
             "0.01 s",
+        ),
+        (
+            ["cluster-bench", "--compare", "kube-scheduler,slurm"],
+            "hybrid-scheduler cluster-bench: --compare: unknown scheduler 'slurm' (known: "
+            "kube-scheduler, scheduler-plugins, kueue, hybrid)",
+        ),
+        (
+            ["cluster-bench", "--compare", " , "],
+            "hybrid-scheduler cluster-bench: --compare: no scheduler named",
+        ),
+        (
+            ["cluster-bench", "--compare", "hybrid", "--hybrid-policy", "best"],
+            "hybrid-scheduler cluster-bench: --hybrid-policy: unknown policy 'best' (known: "
+            + ", ".join(policy_names())
+            + ")",
+        ),
+        (
+            ["cluster-bench", "--compare", "kueue", "--workload", "huge"],
+            "hybrid-scheduler cluster-bench: builtin:seed-paper: workloads: no workload level "
+            "'huge' (known: light, medium, heavy)",
+        ),
+        (
+            ["cluster-bench", "--compare", "kueue", "--time-scale", "0"],
+            "hybrid-scheduler cluster-bench: --time-scale: must be > 0 (got '0') (see --help)",
         ),
         (
             ["dev-cluster", "up", "--nodes", "0"],

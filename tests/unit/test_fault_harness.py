@@ -106,7 +106,7 @@ def test_a_clean_result_has_no_violations_and_each_kind_is_named() -> None:
         stranded=["ns/a", "ns/b"],
         overcommits=["n1: nvidia.com/gpu 9 requested, 8 allocatable"],
         stale_bindings=["ns/c bound to n1 by a while b led"],
-        stray_requests=["ns/d to n1 by a (answer 409, leader b)"],
+        stray_requests=["ns/d to n1 by a (answer 201, leader b)"],
         gauge=3.0,
         api_pending=2,
         recovery_s=None,
@@ -116,12 +116,20 @@ def test_a_clean_result_has_no_violations_and_each_kind_is_named() -> None:
         "2 stranded pods",
         "1 overcommits",
         "1 bindings by a non-leader",
-        "1 binding requests by a non-leader",
+        "1 accepted binding requests by a non-leader",
         "1 probe pods stuck on free capacity",
         "pending gauge 3 against 2 pending in the API",
         "not recovered",
     ]
     assert "pending gauge no leader against 0" in _result(gauge=None).violations[0]
+
+
+def test_a_refused_request_from_a_former_leader_is_listed_not_counted() -> None:
+    refused = _result(refused_stray_requests=["ns/d to n1 by a (answer 409, leader b)"])
+    assert refused.violations == []
+    assert any("refused by the API server" in line for line in refused.details())
+    row = table([refused], FaultPlan()).splitlines()[2]
+    assert "| 0 (1) |" in row
 
 
 def test_the_table_has_one_row_per_fault_with_its_numbers() -> None:

@@ -39,7 +39,16 @@ def test_every_saved_results_file_loads() -> None:
 
 
 #: Fields added after the newest saved results (their defaults stand in for them there).
-NEWER_THAN_SAVED = ("gang_jobs", "idle_gang_gpu_hours", "partial_gangs", "deadlocked_gangs")
+NEWER_THAN_SAVED = (
+    "gang_jobs",
+    "idle_gang_gpu_hours",
+    "partial_gangs",
+    "deadlocked_gangs",
+    "preemptions_per_job",
+    "most_preemptions",
+    "preemption_counts",
+    "lost_gpu_hours",
+)
 
 
 def test_a_fresh_record_has_the_keys_of_the_saved_ones(fresh: RunSummary) -> None:
@@ -55,6 +64,12 @@ def test_records_older_than_gangs_load_with_no_gangs() -> None:
     loaded = RunSummary.from_json(old)
     assert (loaded.gang_jobs, loaded.idle_gang_gpu_hours) == (0, 0.0)
     assert (loaded.partial_gangs, loaded.deadlocked_gangs) == (0, 0)
+    assert (loaded.preemptions_per_job, loaded.most_preemptions, loaded.lost_gpu_hours) == (
+        0.0,
+        0,
+        0.0,
+    )
+    assert loaded.preemption_counts == {}
     assert RunSummary.from_json(loaded.to_json()) == loaded
 
 

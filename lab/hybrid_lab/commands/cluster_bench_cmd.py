@@ -7,6 +7,7 @@ Both schedulers run with the same API client limits (``--qps``/``--api-burst``,
 kube-scheduler's defaults). Prints the parameters, a live progress bar per phase and a
 table; ``--json`` saves everything. A bad flag is one line naming it, exit status 2,
 before anything starts; errors while running are one line and exit status 1.
+``--compare`` runs the peers on one job stream instead (:mod:`.compare_cmd`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hybrid_lab.commands import compare_cmd
 from hybrid_operator.commands.arguments import (
     UsageError,
     non_negative_int,
@@ -66,18 +68,26 @@ def register(subparsers: Any) -> None:
             f"POLICY one of {', '.join(policy_names())} (kube-default)"
         ),
     )
-    p.add_argument("--seed", type=non_negative_int, default=0, help="our tie-breaking seed (0)")
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="our tie-breaking seed; with --compare, the job stream's (0)",
+    )
     p.add_argument(
         "--timeout", type=positive_float, default=900.0, help="longest wait, seconds (900)"
     )
     p.add_argument("--json", type=output_file, help="write parameters and results here")
     p.add_argument("--keep-cluster", action="store_true", help="leave a started cluster up")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    compare_cmd.add_arguments(p)
     p.set_defaults(handler=cluster_bench)
 
 
 def cluster_bench(args: argparse.Namespace) -> int:
-    """Run every round and print the comparison."""
+    """Run every round and print the comparison (``--compare``: the peers on one stream)."""
+    if args.compare is not None:
+        return compare_cmd.compare(args)
     variants = [_variant(p) for p in args.policies.split(",") if p.strip()]
     from hybrid_lab.clusterbench.run import BenchParams, as_json, run_rounds, table
     from hybrid_lab.clusterbench.schedulers import ClientLimits, Contender

@@ -8,6 +8,7 @@ names stop with one line naming the file, field and value (exit 2).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -20,18 +21,20 @@ from hybrid_lab.plots import completion_figure, fairness_figure, utilisation_fig
 from hybrid_operator.commands.arguments import UsageError, output_dir, output_file, write_output
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.prediction.model import PredictionSource, describe_sources, parse_sources
+from hybrid_policy.preemption.options import parse_cost, parse_settings
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.table import (
     gang_table,
     namespace_table,
     prediction_table,
+    preemption_table,
     queueing_table,
     table2,
 )
 from hybrid_policy.reservation import ReservationSettings
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.loader import load_scenario
-from hybrid_policy.scenario.model import Scenario
+from hybrid_policy.scenario.model import PreemptionCostSpec, Scenario
 from hybrid_policy.scenario.workload import with_trace_path
 
 DEFAULT_POLICIES = "kube-default,binpack,load-aware,drf,random,srtf-oracle"
@@ -66,10 +69,43 @@ def register(subparsers: Any) -> None:
         "max_reservations, max_wait_s (none: no ageing), switch_margin_s, backfill_factor; "
         "their records are then named e.g. fair-easy[max_wait_s=none]",
     )
+    p.add_argument(
+        "--preemption",
+        type=preemption_settings,
+        help="let every policy take back opted-in pods after each pass (docs/preemption.md): "
+        "'on', or comma-separated KEY=VALUE among reasons (reclaim+priority), max_plans, "
+        "min_runtime_s, max_preemptions, trigger_delay_s, overdue_s; records are then "
+        "named e.g. hybrid-reserve[preempt]",
+    )
+    p.add_argument(
+        "--preemption-cost",
+        type=preemption_cost,
+        help="what a preemption costs, in place of the scenario's: comma-separated KEY=VALUE "
+        "among opt_in (share of jobs, 0-1), checkpoint_interval_minutes (or none), "
+        "restart_overhead_s",
+    )
     p.add_argument("--json", type=output_file, help="write every run's record to this JSON file")
     p.add_argument("--plots", type=output_dir, help="write PNG figures into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def preemption_settings(text: str) -> str:
+    """``--preemption``, checked (argparse names the flag and the problem, exit 2)."""
+    try:
+        parse_settings(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def preemption_cost(text: str) -> str:
+    """``--preemption-cost``, checked (argparse names the flag and the problem, exit 2)."""
+    try:
+        parse_cost(text, PreemptionCostSpec())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def reservation_overrides(text: str) -> str:
@@ -159,6 +195,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         policies = parse_policy_list(args.policies)
         scenario, levels, seeds = read_workload_arguments(args)
+        if args.preemption_cost:
+            cost = parse_cost(args.preemption_cost, scenario.preemption)
+            scenario = dataclasses.replace(scenario, preemption=cost)
         model = _model(args.model)
         sources = predictor_sources(args.predictor_sources)
         notes: list[str] = []
@@ -173,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
             model=model,
             sources=sources,
             reservation=args.reservation,
+            preemption=args.preemption,
         )
     except (ScenarioError, UnknownPolicyError) as exc:
         print(f"hybrid-scheduler simulate: {exc}", file=sys.stderr)
@@ -205,7 +245,14 @@ def run(args: argparse.Namespace) -> int:
 def print_tables(records: list[RunSummary]) -> None:
     """Table 2's shape, then queueing and fairness, then per-namespace figures, then the
     run-time prediction errors of policies that predict."""
-    for table in (table2, queueing_table, namespace_table, prediction_table, gang_table):
+    for table in (
+        table2,
+        queueing_table,
+        namespace_table,
+        prediction_table,
+        gang_table,
+        preemption_table,
+    ):
         text = table(records)
         if text:
             print()

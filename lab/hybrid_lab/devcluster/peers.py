@@ -10,7 +10,8 @@ setting follows the peer's own install where the loopback allows:
   PrioritySort replaced by Coscheduling's queue sort, a 10 s permit wait, no leader
   election.
 * Kueue gets the ``batch/job`` integration, fair sharing with its two preemption
-  strategies, no leader election, and our own certificate for 127.0.0.1 instead of its
+  strategies, kube-scheduler's API client limits (50 queries a second, bursts of 100),
+  no leader election, and our own certificate for 127.0.0.1 instead of its
   internal certificate management; its webhooks (from the module's kustomize sources)
   are called by URL on the loopback, and the on-demand visibility server, an aggregated
   API that needs a Service, is off.
@@ -33,6 +34,10 @@ PERMIT_WAITING_SECONDS = 10
 KUEUE_NAMESPACE = "kueue-system"
 KUEUE_FRAMEWORKS = ("batch/job",)
 FAIR_SHARING_STRATEGIES = ("LessThanOrEqualToFinalShare", "LessThanInitialShare")
+#: Kueue's API client limits: kube-scheduler's defaults, which every compared scheduler
+#: gets (Kueue's own are 20 and 30).
+KUEUE_CLIENT_QPS = 50
+KUEUE_CLIENT_BURST = 100
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 #: The names kustomize gives the webhook configurations in Kueue's own install.
 WEBHOOK_NAME_PREFIX = "kueue-"
@@ -80,6 +85,7 @@ def kueue_config(ports: Ports, cert_dir: Path) -> dict[str, Any]:
         "metrics": {"bindAddress": f"{LOOPBACK}:{ports.kueue_metrics}"},
         "webhook": {"host": LOOPBACK, "port": ports.kueue_webhook, "certDir": str(cert_dir)},
         "leaderElection": {"leaderElect": False},
+        "clientConnection": {"qps": KUEUE_CLIENT_QPS, "burst": KUEUE_CLIENT_BURST},
         "internalCertManagement": {"enable": False},
         "integrations": {"frameworks": list(KUEUE_FRAMEWORKS)},
         "fairSharing": {"preemptionStrategies": list(FAIR_SHARING_STRATEGIES)},

@@ -35,7 +35,7 @@ def _row(r: FaultResult, plan: FaultPlan) -> list[str]:
         str(r.waiting),
         str(len(r.overcommits)),
         str(len(r.double_bindings)),
-        f"{len(r.stale_bindings)} ({len(r.stray_requests)})",
+        f"{len(r.stale_bindings)} ({len(r.stray_requests) + len(r.refused_stray_requests)})",
         str(len(r.lost_bindings)),
         f"{r.stuck} of {r.probes}",
         f"{gauge} / {r.api_pending}",

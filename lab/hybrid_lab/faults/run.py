@@ -107,7 +107,7 @@ def run_fault(rig: FaultRig, fault: Fault, plan: FaultPlan) -> FaultResult:
         ctx.note(f"{len(flow.failed)} pods could not be created: {flow.failed[0]}")
     result = _result(ctx, fault, final, started, crashes, probes, stuck)
     result.waiting = len(waiting)
-    result.stray_requests = _stray_requests(ctx, started)
+    result.stray_requests, result.refused_stray_requests = _stray_requests(ctx, started)
     result.fault_violations = ctx.violations
     result.recovery_s = None if settled_at is None else max(settled_at - ended, 0.0)
     _delete_pods(rig, [f"{fault.name}-probe"])
@@ -218,20 +218,34 @@ def _capacity_probe(ctx: FaultContext) -> tuple[int, int]:
     return len(free), unbound()
 
 
-def _stray_requests(ctx: FaultContext, started: float) -> list[str]:
-    """Binding requests that reached the API server from a replica that did not lead,
-    whatever the answer (one refused with 409 might as well have bound)."""
+def _stray_requests(ctx: FaultContext, started: float) -> tuple[list[str], list[str]]:
+    """Binding requests that reached the API server from a replica that did not lead:
+    (those it accepted, those it refused).
+
+    A replica frozen between its last leadership check and the send goes on to send after
+    it resumes, however late: nothing in the process can recall a request already decided
+    on, and a Binding carries no precondition on the Lease. What the scheduler owes is that
+    no such request takes effect; a refused one (409: the new leader bound the pod first)
+    is listed, not counted."""
     with ctx.rig.checker.view() as ledger:
         slack = ledger.slack_s
-        return [
-            f"{a.pod} to {a.node} by {a.instance} "
-            f"(answer {a.status}, leader {ledger.leader_at(a.sent_at) or 'nobody'})"
+        stray = [
+            a
             for a in ctx.rig.proxy.attempts
             if a.sent_at >= started
             and a.status
             and a.instance is not None
             and a.instance not in (ledger.leader_at(a.sent_at), ledger.leader_at(a.sent_at - slack))
         ]
+        lines = [
+            (
+                200 <= a.status < 300,
+                f"{a.pod} to {a.node} by {a.instance} "
+                f"(answer {a.status}, leader {ledger.leader_at(a.sent_at) or 'nobody'})",
+            )
+            for a in stray
+        ]
+    return [line for ok, line in lines if ok], [line for ok, line in lines if not ok]
 
 
 def _crashes(rig: FaultRig, before: dict[str, int]) -> list[str]:

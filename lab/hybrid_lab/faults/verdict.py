@@ -118,7 +118,10 @@ class FaultResult:
     crashes: list[str]
     recovery_s: float | None
     stray_requests: list[str] = field(default_factory=list)
-    """Binding requests sent by a replica that did not lead (whatever the answer)."""
+    """Binding requests sent by a replica that did not lead and accepted by the API server."""
+    refused_stray_requests: list[str] = field(default_factory=list)
+    """Binding requests sent by a replica that did not lead and refused (a frozen replica
+    sends what it decided before it froze; not a violation when it cannot take effect)."""
     fault_violations: list[str] = field(default_factory=list)
     """What the fault itself found broken (e.g. samples from the future in use)."""
     notes: list[str] = field(default_factory=list)
@@ -140,7 +143,7 @@ class FaultResult:
             "overcommits": len(self.overcommits),
             "double bindings": len(self.double_bindings),
             "bindings by a non-leader": len(self.stale_bindings),
-            "binding requests by a non-leader": len(self.stray_requests),
+            "accepted binding requests by a non-leader": len(self.stray_requests),
             "bindings to a deleted node": len(self.lost_bindings),
             "probe pods stuck on free capacity": self.stuck,
             "operator crashes": len(self.crashes),
@@ -168,6 +171,12 @@ class FaultResult:
             lines += [f"{title}: {item}" for item in items[:3]]
             if len(items) > 3:
                 lines.append(f"{title}: ... and {len(items) - 3} more")
+        if self.refused_stray_requests:
+            lines.append(
+                f"{len(self.refused_stray_requests)} binding requests from a replica that "
+                "no longer led were refused by the API server (sent after a freeze; none "
+                f"took effect), e.g. {self.refused_stray_requests[0]}"
+            )
         if self.landed_after_deletion:
             lines.append(
                 f"{len(self.landed_after_deletion)} bindings sent before their node's "

@@ -262,6 +262,12 @@ class BatchCycle:
         self.decisions.append(decision)
         return decision
 
+    def nodes_but_for_room(self, pod: PendingPod) -> BoolArray:
+        """Nodes that pass the pod's filters that do not depend on what runs there
+        (readiness, cordons, node affinity and selectors, taints): where it would fit if
+        room were made (what preemption may consider)."""
+        return self._static_mask(pod)
+
     def _static_mask(self, pod: PendingPod) -> BoolArray:
         key = (
             id(self.profile),

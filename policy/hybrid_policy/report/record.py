@@ -108,6 +108,14 @@ class RunSummary:
     #: start: counted in ``never_finished``, outside JCT). 0 in older records.
     partial_gangs: int = 0
     deadlocked_gangs: int = 0
+    #: Times a job was stopped by the scheduler (preempted or moved), mean over jobs and
+    #: the most any job was (0 in records older than preemption costs).
+    preemptions_per_job: float = 0.0
+    most_preemptions: int = 0
+    #: Jobs by the number of times they were stopped (``"0"``, ``"1"``, ...).
+    preemption_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: GPU-hours of work thrown away by those stops (work since the last checkpoint).
+    lost_gpu_hours: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``simulate --json`` writes it (NaN stays NaN: the writer nulls it)."""
@@ -156,6 +164,14 @@ class RunSummary:
             ),
             partial_gangs=r.whole("partial_gangs") if "partial_gangs" in record else 0,
             deadlocked_gangs=r.whole("deadlocked_gangs") if "deadlocked_gangs" in record else 0,
+            preemptions_per_job=(
+                r.number("preemptions_per_job") if "preemptions_per_job" in record else 0.0
+            ),
+            most_preemptions=r.whole("most_preemptions") if "most_preemptions" in record else 0,
+            preemption_counts={
+                k: int(v) for k, v in r.numbers("preemption_counts", optional=True).items()
+            },
+            lost_gpu_hours=r.number("lost_gpu_hours") if "lost_gpu_hours" in record else 0.0,
         )
 
 

@@ -118,4 +118,10 @@ def summarise(run: RunResult) -> RunSummary:
         idle_gang_gpu_hours=run.idle_gang_gpu_s / 3600.0,
         partial_gangs=run.partial_gangs,
         deadlocked_gangs=run.deadlocked_gangs,
+        preemptions_per_job=float(run.stops_per_job.mean()) if run.stops_per_job.size else 0.0,
+        most_preemptions=int(run.stops_per_job.max()) if run.stops_per_job.size else 0,
+        preemption_counts={
+            str(k): int(n) for k, n in enumerate(np.bincount(run.stops_per_job)) if n
+        },
+        lost_gpu_hours=run.lost_gpu_s / 3600.0,
     )

@@ -223,3 +223,22 @@ def gang_table(records: Sequence[Record]) -> str:
         for (level, policy), rs in group(records).items()
     ]
     return _render(header, rows)
+
+
+def preemption_table(records: Sequence[Record]) -> str:
+    """Preemptions per job (mean, and the most any job had) and the GPU-hours of work they
+    threw away ("" when no run stopped a job)."""
+    if not any(r.most_preemptions for r in records):
+        return ""
+    header = ["workload", "policy", "preemptions/job", "most on one job", "lost GPU-h"]
+    rows = [
+        [
+            level,
+            policy,
+            _cell(rs, lambda r: r.preemptions_per_job, 1.0, 3),
+            _cell(rs, lambda r: float(r.most_preemptions), 1.0, 0),
+            _cell(rs, lambda r: r.lost_gpu_hours, 1.0, 1),
+        ]
+        for (level, policy), rs in group(records).items()
+    ]
+    return _render(header, rows)

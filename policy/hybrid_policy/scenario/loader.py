@@ -19,6 +19,7 @@ from hybrid_policy.scenario.model import (
     MetricsSpec,
     NamespaceSpec,
     NodeGroup,
+    PreemptionCostSpec,
     ProgressSpec,
     RuntimeDistribution,
     Scenario,
@@ -80,6 +81,7 @@ _TOP = {
     "user_estimates",
     "progress",
     "gangs",
+    "preemption",
     "schedule_interval_s",
     "batch_size",
 }
@@ -136,6 +138,7 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
         user_estimates=_user_estimates(top) if top.has("user_estimates") else None,
         progress=_progress(top) if top.has("progress") else ProgressSpec(),
         gangs=_gangs(top) if top.has("gangs") else None,
+        preemption=_preemption(top) if top.has("preemption") else PreemptionCostSpec(),
         schedule_interval_s=top.number("schedule_interval_s", 0.0, minimum=0.0),
         batch_size=top.integer("batch_size", 0, minimum=0),
         source=source,
@@ -319,6 +322,26 @@ def _progress(top: FieldReader) -> ProgressSpec:
         interval_s=r.number("interval_s", 60.0, minimum=0.0),
         warmup_s=r.number("warmup_s", 60.0, minimum=0.0),
         noise=r.number("noise", 0.05, minimum=0.0, maximum=1.0),
+    )
+
+
+def _preemption(top: FieldReader) -> PreemptionCostSpec:
+    r = top.child("preemption")
+    r.check_keys({"opt_in", "checkpoint_interval_minutes", "restart_overhead_s"})
+    interval: float | None = 0.0
+    if r.has("checkpoint_interval_minutes"):
+        raw = r.raw("checkpoint_interval_minutes")
+        field = f"{r.path}.checkpoint_interval_minutes"
+        if isinstance(raw, str) and raw.strip().lower() == "none":
+            interval = None
+        elif isinstance(raw, str):
+            raise ScenarioError(r.source, field, "must be a number of minutes or 'none'", raw)
+        else:
+            interval = check_number(r.source, field, raw, minimum=0.0) * 60.0
+    return PreemptionCostSpec(
+        opt_in=r.number("opt_in", 1.0, minimum=0.0, maximum=1.0),
+        checkpoint_interval_s=interval,
+        restart_overhead_s=r.number("restart_overhead_s", 0.0, minimum=0.0),
     )
 
 

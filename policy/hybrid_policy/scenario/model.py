@@ -124,6 +124,20 @@ class UserEstimateSpec:
 
 
 @dataclass(frozen=True)
+class PreemptionCostSpec:
+    """What taking a running job back costs in this scenario. A share ``opt_in`` of the
+    jobs (drawn per job and seed) may be preempted at all; a preempted job loses the work
+    since its last checkpoint (every ``checkpoint_interval_s`` of run time; None: it never
+    checkpoints and loses everything; 0: it loses nothing, free preemption) and pays
+    ``restart_overhead_s`` of extra work (seconds on a node of performance 100) each time
+    it starts again. The default is free preemption with every job opted in."""
+
+    opt_in: float = 1.0
+    checkpoint_interval_s: float | None = 0.0
+    restart_overhead_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class GangSpec:
     """Distributed jobs in a generated workload: a ``share`` of the jobs run as gangs of
     whole-node pods (``gpus_per_pod`` GPUs each, CPU and memory per GPU from the job's
@@ -169,6 +183,8 @@ class Scenario:
     progress: ProgressSpec = field(default_factory=ProgressSpec)
     #: None: every job is a single pod.
     gangs: GangSpec | None = None
+    #: What a preemption costs, and which jobs may be preempted.
+    preemption: PreemptionCostSpec = field(default_factory=PreemptionCostSpec)
     #: 0 runs a scheduling pass on every event; otherwise every this many seconds.
     schedule_interval_s: float = 0.0
     #: Largest batch one pass takes from the queue (0: no limit).

@@ -28,17 +28,21 @@ from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.policies import Policy
+from hybrid_policy.prediction.predictor import RuntimePredictor
+from hybrid_policy.preemption.model import RunningPod
+from hybrid_policy.preemption.phase import plan_preemptions
 from hybrid_policy.resources import GPU
 from hybrid_policy.scenario.jobs import Job
 from hybrid_policy.scenario.workload import Workload
 from hybrid_policy.sim.accounting import Accounting
 from hybrid_policy.sim.deadlock import stuck_gangs
 from hybrid_policy.sim.information import PredictionFeed, user_estimates
+from hybrid_policy.sim.preemption_cost import PreemptionCosts
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
 from hybrid_policy.sim.waiting import WaitingPods
 
-ARRIVAL, COMPLETION, TICK = 0, 1, 2
+ARRIVAL, COMPLETION, TICK, WAKE = 0, 1, 2, 3
 FAIRNESS_WINDOW_S = 3600.0
 
 Progress = Callable[[float], None]
@@ -99,6 +103,11 @@ class Simulation:
             if policy.predictor is not None
             else None
         )
+        self.costs = PreemptionCosts(scenario.preemption, n, seed)
+        #: When each waiting pod became pending this time (arrival, or its preemption).
+        self.pending_since: dict[str, float] = {}
+        #: Times a pass is due because a waiting pod may preempt from then on.
+        self._wakes: set[float] = set()
         self.start_s = np.full(n, np.nan)
         self.end_s = np.full(n, np.nan)
         #: Every pod of every job; ``job_of`` and ``pods_of`` map pods and jobs.
@@ -217,9 +226,7 @@ class Simulation:
             return False
         self.event_count += 1
         if kind == ARRIVAL:
-            for p in self.pods_of[job]:
-                self.waiting.add(self.pods[p])
-                self.pending_demand += self.snapshot.request_vector(self.pods[p])
+            self._requeue(job, at_s)
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == COMPLETION:
             if self.feed is not None:
@@ -228,11 +235,21 @@ class Simulation:
             self._stop(job, at_s)
             self.end_s[job] = at_s
             self.accounting.leave(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
-        else:
+        elif kind == TICK:
             self._schedule(at_s)
             if self.events or self.waiting or self.running:
                 self._push(at_s + self.interval_s, TICK, -1)
+        else:
+            self._wakes.discard(at_s)  # WAKE: a pass, when a pod may preempt from now on
         return True
+
+    def _requeue(self, job: int, now_s: float) -> None:
+        """The job's pods wait (again) from ``now_s``."""
+        for p in self.pods_of[job]:
+            pod = self.pods[p]
+            self.waiting.add(pod)
+            self.pending_demand += self.snapshot.request_vector(pod)
+            self.pending_since[pod.uid] = now_s
 
     def _schedule(self, now_s: float) -> None:
         if self.policy.preemptive:
@@ -266,6 +283,89 @@ class Simulation:
         for d in placed:
             self._bind(self.by_uid[d.pod.uid], d.node_row, now_s)
         self.pods_placed += len(placed)
+        if self.policy.preemption is not None and self.waiting:
+            self._take_back(self._preemptors(), now_s)
+
+    def _preemptors(self, per_team: int = 4) -> list[PendingPod]:
+        """The first waiting single pods of each team in queue order: those a pass could
+        not place, or never offered because they fit nowhere."""
+        heads: dict[str, list[PendingPod]] = {}
+        for pod in sorted(self.waiting.all(), key=self.profile.queue_sort.sort_key):
+            team = heads.setdefault(pod.namespace, [])
+            if pod.gang is None and len(team) < per_team:
+                team.append(pod)
+        return [pod for team in heads.values() for pod in team]
+
+    def _take_back(self, left: list[PendingPod], now_s: float) -> None:
+        """The preemption phase: victims stop (paying the scenario's costs) and wait
+        again; each preemptor is bound at once to the room they leave (the simulator does
+        not model grace periods: the restart overhead stands for them)."""
+        settings = self.policy.preemption
+        if settings is None or not self.running:
+            return
+        cycle = BatchCycle(self.profile, self.snapshot, self.rng, explain=False)
+        masks = {p.uid: cycle.nodes_but_for_room(p) for p in left if p.gang is None}
+        running = self._running_pods()
+        predictions = None if self.feed is None else _Predictions(self.feed.predictor, now_s)
+        plans = plan_preemptions(
+            self.snapshot, left, masks, running, self.pending_since, now_s, settings, predictions
+        )
+        if self.interval_s == 0 and len(plans) < len(left):
+            self._wake_when_allowed(left, running, now_s)
+        for pod, row, plan in plans:
+            for job in dict.fromkeys(self.job_of[self.by_uid[v.uid]] for v in plan.victims):
+                if self.feed is not None:
+                    for p in self.pods_of[job]:
+                        self.feed.predictor.stopped(self.pods[p].uid)
+                self._stop(job, now_s, preempted=True)
+                self.version[job] += 1
+                self.preemptions += 1
+                self._requeue(job, now_s)
+            self.waiting.remove([pod])
+            self.pending_demand -= self.snapshot.request_vector(pod)
+            self.snapshot.assume(pod, row)
+            self._bind(self.by_uid[pod.uid], row, now_s)
+            self.pods_placed += 1
+
+    def _wake_when_allowed(
+        self, left: list[PendingPod], running: list[RunningPod], now_s: float
+    ) -> None:
+        """Passes run on events: run one more when the next waiting pod may trigger, or the
+        next opted-in pod becomes old enough to be a victim."""
+        settings = self.policy.preemption
+        assert settings is not None
+        rules = settings.rules
+        due = [self.pending_since.get(p.uid, now_s) + rules.trigger_delay_s for p in left]
+        due += [p.started_at_s + rules.min_runtime_s for p in running if p.opted_in]
+        later = [t for t in due if t > now_s]
+        if later and min(later) not in self._wakes:
+            self._wakes.add(min(later))
+            self._push(min(later), WAKE, -1)
+
+    def _running_pods(self) -> list[RunningPod]:
+        """Every running pod as preemption sees it."""
+        spec = self.workload.scenario.preemption
+        out = []
+        for job, run in self.running.items():
+            for p, node in zip(self.pods_of[job], run.nodes, strict=True):
+                pod = self.pods[p]
+                gang = None if pod.gang is None else (pod.namespace, pod.gang.name)
+                out.append(
+                    RunningPod(
+                        namespace=pod.namespace,
+                        name=pod.name,
+                        uid=pod.uid,
+                        node=self.snapshot.nodes[node].name,
+                        requests=pod.requests,
+                        started_at_s=run.since_s,
+                        priority=pod.priority,
+                        opted_in=bool(self.costs.opted_in[job]),
+                        preemptions=int(self.costs.count[job]),
+                        checkpoint_interval_s=spec.checkpoint_interval_s,
+                        gang=gang,
+                    )
+                )
+        return out
 
     def _bind(self, pod: int, node: int, now_s: float) -> None:
         """A pod is bound: its job starts once every pod of the job is bound."""
@@ -309,7 +409,9 @@ class Simulation:
             self.accounting.start(ns, float(request[self.gpu_column]), request)
             self.signal.change(now_s, node, self.usage[p], request)
 
-    def _stop(self, job: int, now_s: float) -> Running:
+    def _stop(self, job: int, now_s: float, preempted: bool = False) -> Running:
+        """Stop ``job``'s pods; a preempted job keeps only the work up to its last
+        checkpoint and owes the restart overhead."""
         run = self.running.pop(job)
         ns = self.ns_index[self.jobs[job].namespace]
         for p, node in zip(self.pods_of[job], run.nodes, strict=True):
@@ -318,8 +420,11 @@ class Simulation:
             request = self.snapshot.request_vector(pod)
             self.accounting.stop(ns, float(request[self.gpu_column]), request)
             self.signal.change(now_s, node, -self.usage[p], None)
-        done = (now_s - run.since_s) * run.performance / 100.0
-        self.remaining_work_s[job] = max(self.remaining_work_s[job] - done, 0.0)
+        ran, overhead = now_s - run.since_s, 0.0
+        if preempted:
+            ran, overhead = self.costs.charge(job, ran, float(self.jobs[job].gpus))
+        done = ran * run.performance / 100.0
+        self.remaining_work_s[job] = max(self.remaining_work_s[job] - done, 0.0) + overhead
         return run
 
     def _replan(self, now_s: float) -> None:
@@ -347,7 +452,7 @@ class Simulation:
                 target[job] = tuple(row_of[p] for p in self.pods_of[job])
         moved = set()
         for job in [j for j, run in self.running.items() if target.get(j) != run.nodes]:
-            self._stop(job, now_s)
+            self._stop(job, now_s, preempted=True)
             self.version[job] += 1
             if job in target:
                 moved.add(job)
@@ -355,6 +460,7 @@ class Simulation:
                 self.preemptions += 1
                 for p in self.pods_of[job]:
                     self.waiting.add(self.pods[p])
+                    self.pending_since[self.pods[p].uid] = now_s
         starting = [(job, nodes) for job, nodes in target.items() if job not in self.running]
         self.waiting.remove(
             self.pods[p] for job, _ in starting if job not in moved for p in self.pods_of[job]
@@ -442,6 +548,8 @@ class Simulation:
             idle_gang_gpu_s=self.idle_gang_gpu_s,
             partial_gangs=stuck.partial,
             deadlocked_gangs=stuck.deadlocked,
+            stops_per_job=self.costs.count.copy(),
+            lost_gpu_s=self.costs.lost_gpu_s,
         )
 
 
@@ -462,3 +570,20 @@ def offered_load(workload: Workload, snapshot: ClusterSnapshot) -> dict[str, flo
         )
         out[name] = demand / (capacity[col] * window) if capacity[col] > 0 and window > 0 else 0.0
     return out
+
+
+class _Predictions:
+    """What the policy's own predictor says, as the preemption phase asks it."""
+
+    def __init__(self, predictor: RuntimePredictor, now_s: float) -> None:
+        self.predictor = predictor
+        self.now_s = now_s
+
+    def duration_s(self, pod: PendingPod) -> float:
+        return self.predictor.duration(pod, self.now_s).seconds
+
+    def remaining_s(self, pod: RunningPod) -> float:
+        try:
+            return self.predictor.remaining(pod.uid, self.now_s).seconds
+        except KeyError:
+            return float("inf")

@@ -64,3 +64,9 @@ class RunResult:
     #: start (they count in ``never_finished``; JCT covers completed jobs only).
     partial_gangs: int = 0
     deadlocked_gangs: int = 0
+    #: Times each job was stopped by the scheduler (preempted, or moved elsewhere).
+    stops_per_job: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    #: Work thrown away by those stops, GPU-seconds of wall time.
+    lost_gpu_s: float = 0.0

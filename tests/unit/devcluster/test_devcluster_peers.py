@@ -135,6 +135,8 @@ def test_kueue_config_serves_on_loopback_with_our_certificate_jobs_and_fair_shar
     assert config["health"]["healthProbeBindAddress"] == "127.0.0.1:20003"
     assert config["internalCertManagement"] == {"enable": False}
     assert config["leaderElection"] == {"leaderElect": False}
+    # The client limits every compared scheduler gets, not Kueue's own 20 and 30.
+    assert config["clientConnection"] == {"qps": 50, "burst": 100}
     assert config["integrations"]["frameworks"] == ["batch/job"]
     assert config["fairSharing"]["preemptionStrategies"] == [
         "LessThanOrEqualToFinalShare",

@@ -1,0 +1,108 @@
+"""Preemption settings and costs as ``simulate --preemption`` and ``--preemption-cost``
+take them: ``on`` or comma-separated ``KEY=VALUE`` pairs; a ValueError names the bad
+key or value."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules
+from hybrid_policy.preemption.phase import PreemptionSettings
+from hybrid_policy.scenario.model import PreemptionCostSpec
+
+#: Keys of ``--preemption``: the rules' fields, ``reasons`` and ``max_plans``.
+SETTING_KEYS = (
+    "reasons",
+    "max_plans",
+    "restart_s",
+    "shorten_margin",
+    "min_runtime_s",
+    "max_preemptions",
+    "trigger_delay_s",
+    "overdue_s",
+)
+#: Keys of ``--preemption-cost``.
+COST_KEYS = ("opt_in", "checkpoint_interval_minutes", "restart_overhead_s")
+
+
+def _pairs(text: str, known: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, raw = part.partition("=")
+        if not sep or key.strip() not in known:
+            raise ValueError(f"{part!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+        out[key.strip()] = raw.strip()
+    return out
+
+
+def _number(key: str, raw: str, whole: bool = False) -> float:
+    try:
+        value = float(int(raw)) if whole else float(raw)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"{key}={raw!r}: not {kind}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key}={raw!r}: must be a finite number >= 0")
+    return value
+
+
+def parse_settings(text: str) -> PreemptionSettings:
+    """``on`` (the defaults) or changes to them, e.g. ``reasons=reclaim,max_plans=1``
+    (``reasons`` joins names with ``+``: ``reclaim+priority``)."""
+    if text.strip() == "on":
+        return PreemptionSettings()
+    values = _pairs(text, SETTING_KEYS)
+    settings = PreemptionSettings()
+    if "reasons" in values:
+        names = [n.strip() for n in values.pop("reasons").split("+") if n.strip()]
+        known = {
+            r.value: r
+            for r in (PreemptionReason.RECLAIM, PreemptionReason.PRIORITY, PreemptionReason.SHORTEN)
+        }
+        bad = [n for n in names if n not in known]
+        if bad or not names:
+            raise ValueError(
+                f"reasons={'+'.join(names)!r}: expected names among {', '.join(known)}"
+            )
+        settings = dataclasses.replace(settings, reasons=frozenset(known[n] for n in names))
+    if "max_plans" in values:
+        plans = int(_number("max_plans", values.pop("max_plans"), whole=True))
+        settings = dataclasses.replace(settings, max_plans=plans)
+    if "restart_s" in values:
+        restart = _number("restart_s", values.pop("restart_s"))
+        settings = dataclasses.replace(settings, restart_s=restart)
+    if "shorten_margin" in values:
+        margin = _number("shorten_margin", values.pop("shorten_margin"))
+        settings = dataclasses.replace(settings, shorten_margin=margin)
+    rules: dict[str, float | int] = {}
+    for key, raw in values.items():
+        whole = key == "max_preemptions"
+        value = _number(key, raw, whole)
+        rules[key] = int(value) if whole else value
+    if rules:
+        settings = dataclasses.replace(
+            settings,
+            rules=dataclasses.replace(PreemptionRules(), **rules),  # type: ignore[arg-type]
+        )
+    return settings
+
+
+def parse_cost(text: str, base: PreemptionCostSpec) -> PreemptionCostSpec:
+    """``base`` (the scenario's costs) with ``text``'s changes, e.g.
+    ``checkpoint_interval_minutes=5,restart_overhead_s=60`` (``none``: no checkpoints)."""
+    values = _pairs(text, COST_KEYS)
+    spec = base
+    if "opt_in" in values:
+        share = _number("opt_in", values["opt_in"])
+        if share > 1:
+            raise ValueError(f"opt_in={values['opt_in']!r}: must be between 0 and 1")
+        spec = dataclasses.replace(spec, opt_in=share)
+    if "checkpoint_interval_minutes" in values:
+        raw = values["checkpoint_interval_minutes"]
+        interval = None if raw == "none" else _number("checkpoint_interval_minutes", raw) * 60
+        spec = dataclasses.replace(spec, checkpoint_interval_s=interval)
+    if "restart_overhead_s" in values:
+        overhead = _number("restart_overhead_s", values["restart_overhead_s"])
+        spec = dataclasses.replace(spec, restart_overhead_s=overhead)
+    return spec

@@ -1,0 +1,268 @@
+"""A preemptor's plan: on which node, taking back which units, for which reason.
+
+Each reason has its own test of who may be a victim; all share the search: on every node
+the caller found feasible for the preemptor but for room, the cheapest minimal set of
+eligible units that makes room (``victims.minimal_units``), then the node whose set loses
+the least work (fewest victims, then the node's name, on ties). Every choice is
+deterministic: the same state gives the same plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed, taken_by_team
+from hybrid_policy.preemption.model import (
+    PreemptionPlan,
+    PreemptionReason,
+    PreemptionRules,
+    RunningPod,
+)
+from hybrid_policy.preemption.victims import (
+    VictimUnit,
+    may_be_victim,
+    minimal_units,
+    shortfall,
+    units_on,
+)
+from hybrid_policy.resources import GPU
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRoom:
+    """A node the preemptor could use but for room: what is free there and who runs."""
+
+    name: str
+    free: Mapping[str, int]
+    running: tuple[RunningPod, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Preemptor:
+    """A pending pod that may preempt: how long it has waited, and whether its
+    ``preemptionPolicy`` is ``Never`` (it then never preempts, as in kube-scheduler)."""
+
+    pod: PendingPod
+    waiting_s: float
+    never: bool = False
+
+
+Remaining = Callable[[RunningPod], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ShortenCosts:
+    """What ``plan_shorten`` weighs: the preemptor's predicted run time, each running
+    pod's predicted time left, the restart a victim pays, and the margin by which the
+    saved wait must exceed the victims' delay."""
+
+    duration_s: float
+    remaining: Remaining
+    restart_s: float = 60.0
+    margin: float = 1.0
+
+
+UnitTest = Callable[[VictimUnit], bool]
+SetTest = Callable[[tuple[VictimUnit, ...]], bool]
+
+
+def _plan(
+    preemptor: Preemptor,
+    rooms: Sequence[NodeRoom],
+    reason: PreemptionReason,
+    unit_ok: UnitTest,
+    set_ok: SetTest,
+    rules: PreemptionRules,
+    now_s: float,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    eligible: Mapping[str, bool] | None = None,
+) -> PreemptionPlan | None:
+    if preemptor.never or preemptor.waiting_s < rules.trigger_delay_s:
+        return None
+    if any(not shortfall(preemptor.pod.requests, room.free) for room in rooms):
+        return None  # it fits somewhere without anyone's loss
+    if eligible is None:
+        eligible = victims_allowed(rooms, gang_pods, rules, now_s)
+    best: tuple[tuple[float, int, str], PreemptionPlan] | None = None
+    for room in rooms:
+        short = shortfall(preemptor.pod.requests, room.free)
+        units = [u for u in units_on(room.name, room.running, gang_pods, eligible) if unit_ok(u)]
+        chosen = minimal_units(room.name, units, short, now_s)
+        if not chosen or not set_ok(chosen):
+            continue
+        lost = sum(u.work_lost(now_s) for u in chosen)
+        victims = tuple(p for u in chosen for p in u.pods)
+        key = (lost, len(victims), room.name)
+        if best is None or key < best[0]:
+            plan = PreemptionPlan(preemptor.pod.uid, room.name, victims, reason, lost)
+            best = (key, plan)
+    return None if best is None else best[1]
+
+
+def victims_allowed(
+    rooms: Sequence[NodeRoom],
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    rules: PreemptionRules,
+    now_s: float,
+) -> dict[str, bool]:
+    """Whether each running pod in ``rooms`` or in a gang may be a victim, by uid (computed
+    once per pass by a caller that plans for several pods)."""
+    everyone = [p for g in gang_pods.values() for p in g] + [p for r in rooms for p in r.running]
+    return {p.uid: may_be_victim(p, now_s, rules) for p in everyone}
+
+
+def plan_reclaim(
+    preemptor: Preemptor,
+    rooms: Sequence[NodeRoom],
+    shares: TeamShares,
+    rules: PreemptionRules,
+    now_s: float,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+    eligible: Mapping[str, bool] | None = None,
+) -> PreemptionPlan | None:
+    """A team below its entitlement takes back from teams above theirs, never ending
+    above any of them (``fairness.reclaim_allowed``)."""
+    team = preemptor.pod.namespace
+    gpus = float(preemptor.pod.requests.get(GPU, 0))
+    if gpus <= 0 or not shares.below_entitlement(team):
+        return None
+    above = {
+        ns
+        for room in rooms
+        for ns in {p.namespace for p in room.running}
+        if ns != team and shares.above_entitlement(ns)
+    }
+    if not above:
+        return None
+
+    def unit_ok(unit: VictimUnit) -> bool:
+        return unit.namespace in above
+
+    def set_ok(units: tuple[VictimUnit, ...]) -> bool:
+        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
+        return reclaim_allowed(shares, team, gpus, taken)
+
+    return _plan(
+        preemptor,
+        rooms,
+        PreemptionReason.RECLAIM,
+        unit_ok,
+        set_ok,
+        rules,
+        now_s,
+        gang_pods or {},
+        eligible,
+    )
+
+
+def plan_priority(
+    preemptor: Preemptor,
+    rooms: Sequence[NodeRoom],
+    rules: PreemptionRules,
+    now_s: float,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+    eligible: Mapping[str, bool] | None = None,
+) -> PreemptionPlan | None:
+    """A pod of higher priority takes the place of lower-priority pods, as kube-scheduler
+    preempts (only opted-in victims here)."""
+    mine = preemptor.pod.priority
+    if not any(p.priority < mine for room in rooms for p in room.running):
+        return None
+
+    def unit_ok(unit: VictimUnit) -> bool:
+        return unit.priority < mine
+
+    return _plan(
+        preemptor,
+        rooms,
+        PreemptionReason.PRIORITY,
+        unit_ok,
+        lambda _: True,
+        rules,
+        now_s,
+        gang_pods or {},
+        eligible,
+    )
+
+
+def plan_defragment(
+    preemptor: Preemptor,
+    reserved: NodeRoom,
+    overdue_s: float,
+    rules: PreemptionRules,
+    now_s: float,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+) -> PreemptionPlan | None:
+    """A pod whose reservation of ``reserved`` is overdue by more than the threshold
+    takes the cheapest set of opted-in pods off that node."""
+    if overdue_s <= rules.overdue_s:
+        return None
+    return _plan(
+        preemptor,
+        [reserved],
+        PreemptionReason.DEFRAGMENT,
+        lambda u: u.priority <= preemptor.pod.priority,
+        lambda _: True,
+        rules,
+        now_s,
+        gang_pods or {},
+    )
+
+
+def free_after(room: NodeRoom, requests: Mapping[str, int], remaining: Remaining) -> float:
+    """Seconds until enough of ``room``'s running pods are predicted to end for
+    ``requests`` to fit there (infinite if they never do)."""
+    short = shortfall(requests, room.free)
+    freed: dict[str, int] = {}
+    for pod in sorted(room.running, key=remaining):
+        if all(freed.get(r, 0) >= q for r, q in short.items()):
+            break
+        for r, q in pod.requests.items():
+            freed[r] = freed.get(r, 0) + q
+        if all(freed.get(r, 0) >= q for r, q in short.items()):
+            return remaining(pod)
+    return 0.0 if not short else float("inf")
+
+
+def plan_shorten(
+    preemptor: Preemptor,
+    rooms: Sequence[NodeRoom],
+    shares: TeamShares,
+    rules: PreemptionRules,
+    now_s: float,
+    costs: ShortenCosts,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]] | None = None,
+    eligible: Mapping[str, bool] | None = None,
+) -> PreemptionPlan | None:
+    """Stop pods whose delay costs less than the preemptor's predicted wait: the
+    preemptor waits ``min over nodes of free_after``; each victim unit is delayed about the
+    preemptor's run time plus the work it loses plus the restart. Only pods of its own
+    team or of teams that still hold at least its share afterwards may be taken."""
+    if not rooms:
+        return None
+    wait = min(free_after(room, preemptor.pod.requests, costs.remaining) for room in rooms)
+    if wait <= costs.duration_s:
+        return None  # not even one victim's delay would pay for it
+    team = preemptor.pod.namespace
+    gpus = float(preemptor.pod.requests.get(GPU, 0))
+
+    def set_ok(units: tuple[VictimUnit, ...]) -> bool:
+        delay = sum(costs.duration_s + u.lost_s(now_s) + costs.restart_s for u in units)
+        if wait <= costs.margin * delay:
+            return False
+        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units if u.namespace != team)
+        final = shares.after({team: gpus, **{t: -g for t, g in taken.items()}})
+        return all(final.share(team) <= final.share(t) + 1e-12 for t in taken)
+
+    return _plan(
+        preemptor,
+        rooms,
+        PreemptionReason.SHORTEN,
+        lambda _: True,
+        set_ok,
+        rules,
+        now_s,
+        gang_pods or {},
+        eligible,
+    )

@@ -1,0 +1,131 @@
+"""Which running pods may be victims, what taking them back costs, and the cheapest
+minimal set that makes room on one node.
+
+A gang is evicted whole: its running pods form one *unit*, which frees on a node only
+what its members there hold but costs the work of all of them. A unit is a victim only if
+every member may be. The cheapest units are taken first (least work lost since the last
+checkpoint, then lowest priority, then newest), and the set is then pruned in reverse:
+each chosen unit, costliest first, is spared if the rest still make room (kube-scheduler
+reprieves victims the same way)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from hybrid_policy.preemption.model import PreemptionRules, RunningPod
+from hybrid_policy.resources import GPU
+
+
+def may_be_victim(pod: RunningPod, now_s: float, rules: PreemptionRules) -> bool:
+    """Opted in, run for at least the minimum, and not preempted too often already."""
+    return (
+        pod.opted_in
+        and pod.ran_s(now_s) >= rules.min_runtime_s
+        and pod.preemptions < rules.max_preemptions
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VictimUnit:
+    """Running pods taken back together: one pod, or every running pod of a gang."""
+
+    pods: tuple[RunningPod, ...]
+
+    @property
+    def namespace(self) -> str:
+        """The team that loses the unit (a gang's pods share a namespace)."""
+        return self.pods[0].namespace
+
+    @property
+    def priority(self) -> int:
+        """The highest priority among the members (a gang is as important as its most
+        important pod)."""
+        return max(p.priority for p in self.pods)
+
+    def gpus(self) -> int:
+        """GPUs the unit holds, on every node."""
+        return sum(p.requests.get(GPU, 0) for p in self.pods)
+
+    def freed_on(self, node: str) -> Counter[str]:
+        """What the unit's members on ``node`` hold there."""
+        out: Counter[str] = Counter()
+        for p in self.pods:
+            if p.node == node:
+                out.update(p.requests)
+        return out
+
+    def work_lost(self, now_s: float) -> float:
+        """GPU-seconds of work lost if the unit is taken back now (a pod without GPUs
+        counts as one, so that CPU pods are not free to preempt)."""
+        return sum(p.work_lost_s(now_s) * max(p.requests.get(GPU, 0), 1) for p in self.pods)
+
+    def lost_s(self, now_s: float) -> float:
+        """Wall seconds of work the unit's longest-losing member would lose now."""
+        return max(p.work_lost_s(now_s) for p in self.pods)
+
+    def cost_key(self, now_s: float) -> tuple[float, int, float, str]:
+        """Cheapest first: least work lost, lowest priority, newest, then by uid."""
+        newest = max(p.started_at_s for p in self.pods)
+        return (self.work_lost(now_s), self.priority, -newest, min(p.uid for p in self.pods))
+
+
+def units_on(
+    node: str,
+    running: Iterable[RunningPod],
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    eligible: Mapping[str, bool],
+) -> list[VictimUnit]:
+    """The units with a member on ``node`` whose every member is eligible (``eligible``
+    by uid; a member missing from it is not)."""
+    units: list[VictimUnit] = []
+    seen: set[tuple[str, str]] = set()
+    for pod in running:
+        if pod.node != node:
+            continue
+        if pod.gang is None:
+            members: tuple[RunningPod, ...] = (pod,)
+        elif pod.gang in seen:
+            continue
+        else:
+            seen.add(pod.gang)
+            members = tuple(gang_pods.get(pod.gang, (pod,)))
+        if all(eligible.get(m.uid, False) for m in members):
+            units.append(VictimUnit(members))
+    return units
+
+
+def shortfall(requests: Mapping[str, int], free: Mapping[str, int]) -> dict[str, int]:
+    """What must be freed, per resource, for ``requests`` to fit in ``free``."""
+    return {r: q - free.get(r, 0) for r, q in requests.items() if q > free.get(r, 0)}
+
+
+def _covers(freed: Mapping[str, int], short: Mapping[str, int]) -> bool:
+    return all(freed.get(r, 0) >= q for r, q in short.items())
+
+
+def minimal_units(
+    node: str, units: Sequence[VictimUnit], short: Mapping[str, int], now_s: float
+) -> tuple[VictimUnit, ...] | None:
+    """The cheapest units that free ``short`` on ``node``, pruned so that no unit can be
+    spared; None when all of them together do not free enough."""
+    if not short:
+        return ()
+    ordered = sorted(units, key=lambda u: u.cost_key(now_s))
+    chosen: list[VictimUnit] = []
+    freed: Counter[str] = Counter()
+    for unit in ordered:
+        if _covers(freed, short):
+            break
+        chosen.append(unit)
+        freed.update(unit.freed_on(node))
+    if not _covers(freed, short):
+        return None
+    for unit in sorted(chosen, key=lambda u: u.cost_key(now_s), reverse=True):
+        spared = freed.copy()
+        spared.subtract(unit.freed_on(node))
+        if _covers(spared, short):
+            chosen.remove(unit)
+            freed = spared
+    return tuple(sorted(chosen, key=lambda u: u.cost_key(now_s)))

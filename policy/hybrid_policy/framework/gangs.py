@@ -143,25 +143,6 @@ def place_one(
     return table
 
 
-def place_gangs(
-    batch: Sequence[PendingPod], cycle: BatchCycle, avoid: Collection[int] = ()
-) -> list[PendingPod]:
-    """For arbitrators that settle single pods only (the game, the reservations): place
-    the gangs of ``batch`` first, in queue order, each whole or not at all and on no node
-    row in ``avoid``; returns the pods left to the arbitrator. Gangs go first because a
-    gang that waits for the single pods of the pass rarely finds all its nodes free."""
-    if not cycle.profile.gang_aware:
-        return list(batch)
-    choose = avoiding(set(avoid), cycle.rng) if avoid else None
-    singles: list[PendingPod] = []
-    for unit in units(batch, cycle):
-        if len(unit) == 1 and unit[0].gang is None:
-            singles.append(unit[0])
-        else:
-            place_unit(unit, cycle, choose)
-    return singles
-
-
 def avoiding(rows: Collection[int], rng: np.random.Generator) -> Chooser:
     """A chooser of the best-scored node outside ``rows`` (ties broken by ``rng``)."""
 

@@ -12,17 +12,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import make_node, make_pod
+from game_builders import game_cycle
 from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, Decision
 from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.game import build_problem
+from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.plugins.arbiters import place_best
 from hybrid_policy.policies import build_policy, policy_names
+from hybrid_policy.resources import GPU
 
 GANG_AWARE = [
     name
     for name in policy_names()
     if build_policy(name, np.random.default_rng(0)).profile.gang_aware
 ]
+
+
+def _arbitrator(policy: str) -> str:
+    return type(build_policy(policy, np.random.default_rng(0)).profile.arbitrator).__name__
+
+
+#: Gang-aware policies that serve namespaces in a fair order (reservations, the game).
+RESERVING = [name for name in GANG_AWARE if _arbitrator(name) == "ReservingArbitrator"]
+FAIR = [*RESERVING, *(name for name in GANG_AWARE if _arbitrator(name) == "GameArbitrator")]
 
 
 def _cluster(nodes: int) -> ClusterSnapshot:
@@ -68,6 +81,93 @@ def test_a_gang_that_does_not_fit_leaves_its_nodes_to_the_pods_behind_it(policy:
     assert len(decisions) == 4
     assert len({d.pod.uid for d in decisions}) == 4
     assert [d.pod.name for d in decisions if d.placed] == ["alone"]
+
+
+def test_the_fair_policies_are_the_reserving_ones_and_the_game() -> None:
+    assert {"hybrid-reserve", "fair-easy"} <= set(RESERVING)
+    assert {"game", "hybrid", "hybrid-reserve", "fair-easy"} <= set(FAIR)
+    assert not {"binpack-gang", "srtf-oracle"} & set(FAIR)
+
+
+@pytest.mark.parametrize("policy", FAIR)
+def test_a_served_teams_gang_does_not_jump_ahead_of_an_unserved_teams_pod(policy: str) -> None:
+    # team-a already runs a whole node; its gang is first in the queue and would take the
+    # three free nodes. In the fair order team-b (holding nothing) goes first, and the
+    # gang, left two nodes, is placed whole or not at all: not at all.
+    snapshot = ClusterSnapshot(
+        [make_node(f"n{i}") for i in range(4)], [Namespace("team-a"), Namespace("team-b")]
+    )
+    snapshot.assume(make_pod("running", gpus=8, namespace="team-a"), 0)
+    pod = make_pod("b", gpus=8, namespace="team-b", created_at_s=5.0)
+    decisions = _schedule(policy, [*_gang("llm", 3), pod], snapshot)
+    assert [d.pod.name for d in decisions if d.placed] == ["b"]
+    assert snapshot.gang_members[("team-a", "llm")] == 0
+    for d in decisions:
+        if d.pod.gang is not None:
+            assert "gang team-a/llm" in d.status.message, d.status.message
+
+
+@pytest.mark.parametrize("policy", FAIR)
+def test_a_gang_keeps_its_place_in_its_teams_queue(policy: str) -> None:
+    # team-a's single pod was queued before its gang: it goes first, and the gang, left
+    # one node of the two it needs, waits whole.
+    snapshot = _cluster(2)
+    single = make_pod("single", gpus=8, namespace="team-a", created_at_s=0.0)
+    gang = [dataclasses.replace(p, created_at_s=1.0 + i) for i, p in enumerate(_gang("llm", 2))]
+    decisions = _schedule(policy, [*gang, single], snapshot)
+    assert [d.pod.name for d in decisions if d.placed] == ["single"]
+
+
+@pytest.mark.parametrize("policy", RESERVING)
+def test_an_aged_gang_goes_before_the_fair_order(policy: str) -> None:
+    # As above, but the gang has waited past the ageing threshold: it goes first, whole.
+    snapshot = ClusterSnapshot(
+        [make_node(f"n{i}") for i in range(4)], [Namespace("team-a"), Namespace("team-b")]
+    )
+    snapshot.assume(make_pod("running", gpus=8, namespace="team-a"), 0)
+    snapshot.now_s = 10 * 3600.0
+    pod = make_pod("b", gpus=8, namespace="team-b", created_at_s=snapshot.now_s)
+    decisions = _schedule(policy, [*_gang("llm", 3), pod], snapshot)
+    assert sorted(d.pod.name for d in decisions if d.placed) == ["llm-0", "llm-1", "llm-2"]
+
+
+@pytest.mark.parametrize("a_runs", [False, True])
+def test_the_games_fallback_gives_a_team_its_whole_gang_or_none(a_runs: bool) -> None:
+    # Three free nodes, a gang of three and one single pod: pod by pod, weighted DRF gives
+    # team-a two of its gang's pods and team-b its pod. Unit by unit the gang is allocated
+    # whole (team-a goes first) or not at all (team-b goes first, team-a already running).
+    nodes = [make_node(f"n{i}") for i in range(4 if a_runs else 3)]
+    cycle, arbitrator = game_cycle(nodes, {"team-a": 1.0, "team-b": 1.0})
+    if a_runs:
+        cycle.snapshot.assume(make_pod("running", gpus=8, namespace="team-a"), 3)
+    pods = [*_gang("llm", 3), make_pod("b", gpus=8, namespace="team-b", created_at_s=5.0)]
+    problem = build_problem(arbitrator.pod_classes(pods, cycle), cycle.snapshot, 100.0)
+    assert problem.class_units == ((3,), (1,))
+    amounts = problem.class_amounts(greedy_allocation(problem))
+    assert list(amounts) == ([0.0, 1.0] if a_runs else [3.0, 0.0])
+
+
+@pytest.mark.parametrize("policy", ["hybrid", "hybrid-reserve"])
+def test_the_dqn_scores_each_gang_pod_with_the_gangs_earlier_pods_placed(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gang of three 4-GPU pods on two 8-GPU nodes: each later pod is scored on a snapshot
+    # that counts the pods of its gang placed before it.
+    from hybrid_policy.dqn.scorer import DqnScore
+
+    seen: list[tuple[str, float]] = []
+    score = DqnScore.score
+
+    def spy(self: DqnScore, pod: PendingPod, snap: ClusterSnapshot, rows: np.ndarray) -> object:
+        seen.append((pod.name, float(snap.requested[:, snap.index[GPU]].sum())))
+        return score(self, pod, snap, rows)
+
+    monkeypatch.setattr(DqnScore, "score", spy)
+    gang = Gang("llm", 3)
+    pods = [make_pod(f"llm-{i}", gpus=4, gang=gang, created_at_s=float(i)) for i in range(3)]
+    decisions = _schedule(policy, pods, _cluster(2))
+    assert all(d.placed for d in decisions)
+    assert seen[-3:] == [("llm-0", 0.0), ("llm-1", 4.0), ("llm-2", 8.0)]
 
 
 def test_pod_by_pod_placement_leaves_a_partial_gang() -> None:

@@ -42,6 +42,8 @@ def test_every_saved_results_file_loads() -> None:
 NEWER_THAN_SAVED = (
     "gang_jobs",
     "idle_gang_gpu_hours",
+    "partial_gangs",
+    "deadlocked_gangs",
     "preemptions_per_job",
     "most_preemptions",
     "preemption_counts",
@@ -61,6 +63,7 @@ def test_records_older_than_gangs_load_with_no_gangs() -> None:
     assert "gang_jobs" not in old
     loaded = RunSummary.from_json(old)
     assert (loaded.gang_jobs, loaded.idle_gang_gpu_hours) == (0, 0.0)
+    assert (loaded.partial_gangs, loaded.deadlocked_gangs) == (0, 0)
     assert (loaded.preemptions_per_job, loaded.most_preemptions, loaded.lost_gpu_hours) == (
         0.0,
         0,

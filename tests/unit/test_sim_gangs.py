@@ -128,6 +128,32 @@ def test_pod_by_pod_placement_holds_a_partial_gangs_gpus_idle(
     assert summarise(result).idle_gang_gpu_hours == pytest.approx(8 * 600.0 / 3600.0)
 
 
+def _job(job_id: int, submit_s: float, runtime_s: float, gpus: int, members: int = 1) -> Job:
+    requests = {GPU: gpus, "cpu": 1000 * gpus, "memory": 2**32 * gpus}
+    return Job(job_id, submit_s, runtime_s, requests, "team-a", "nlp", {GPU: 0.8}, members)
+
+
+def test_pod_by_pod_placement_can_deadlock_two_gangs(tiny_scenario_path: object) -> None:
+    # Two 4-GPU pods share one node (binpack); the 8-GPU gang takes the two free nodes and
+    # waits for a whole node; the 4-GPU gang takes the halves the single pods free. Each
+    # then holds what the other needs: neither ever starts.
+    jobs = [
+        _job(0, 0.0, 10_000.0, 4),
+        _job(1, 0.0, 100.0, 4),
+        _job(2, 1.0, 600.0, 8, members=3),
+        _job(3, 2.0, 600.0, 4, members=3),
+    ]
+    workload = _workload(tiny_scenario_path, jobs, (100.0,) * 3)
+    stuck = Simulation(workload, build_policy("binpack", np.random.default_rng(0)), 0).run()
+    assert list(np.isnan(stuck.end_s)) == [False, False, True, True]
+    assert (stuck.partial_gangs, stuck.deadlocked_gangs) == (2, 2)
+    summary = summarise(stuck)
+    assert (summary.deadlocked_gangs, summary.never_finished) == (2, 2)
+    whole = Simulation(workload, build_policy("binpack-gang", np.random.default_rng(0)), 0).run()
+    assert not np.isnan(whole.end_s).any()
+    assert (whole.partial_gangs, whole.deadlocked_gangs) == (0, 0)
+
+
 def test_only_pod_by_pod_policies_hold_gang_gpus_idle(tiny_scenario_path: object) -> None:
     workload = prepare_workload(_with_gangs(tiny_scenario_path), "heavy", 4)
     aware = run_one(workload, "binpack-gang")
@@ -139,7 +165,7 @@ def test_only_pod_by_pod_policies_hold_gang_gpus_idle(tiny_scenario_path: object
     table = gang_table([aware, plain])
     assert "idle gang GPU-h" in table
     (aware_row,) = [line for line in table.splitlines() if "binpack-gang" in line]
-    assert aware_row.split()[-2:] == [str(aware.gang_jobs), "0.0"]
+    assert aware_row.split()[-3:] == [str(aware.gang_jobs), "0", "0.0"]
     assert (
         gang_table(
             [run_one(prepare_workload(_scenario(tiny_scenario_path), "heavy", 4), "binpack")]

@@ -99,7 +99,15 @@ def place_unit(
 def try_unit(unit: Unit, cycle: BatchCycle, choose: Chooser) -> int | None:
     """Place the pods of ``unit`` one after the other (each on the node ``choose`` picks);
     None when all are placed, else everything is taken back and the number that fitted
-    before one did not is returned. Nothing is rejected."""
+    before one did not is returned. Nothing is rejected.
+
+    A gang of pods that fit the same nodes, with fewer copies fitting side by side now than
+    it has pods (:meth:`BatchCycle.fit_count`, an upper bound), is answered without
+    evaluating any of them: that many would fit at most."""
+    if len(unit) > 1 and len({cycle.feasibility_key(p) for p in unit}) == 1:
+        fit = cycle.fit_count(unit[0])
+        if fit < len(unit):
+            return fit
     mark = cycle.mark()
     for placed, pod in enumerate(unit):
         if place_one(pod, cycle, choose, record=False) is not None:
@@ -133,25 +141,6 @@ def place_one(
     if record:
         cycle.reject(pod, table)
     return table
-
-
-def place_gangs(
-    batch: Sequence[PendingPod], cycle: BatchCycle, avoid: Collection[int] = ()
-) -> list[PendingPod]:
-    """For arbitrators that settle single pods only (the game, the reservations): place
-    the gangs of ``batch`` first, in queue order, each whole or not at all and on no node
-    row in ``avoid``; returns the pods left to the arbitrator. Gangs go first because a
-    gang that waits for the single pods of the pass rarely finds all its nodes free."""
-    if not cycle.profile.gang_aware:
-        return list(batch)
-    choose = avoiding(set(avoid), cycle.rng) if avoid else None
-    singles: list[PendingPod] = []
-    for unit in units(batch, cycle):
-        if len(unit) == 1 and unit[0].gang is None:
-            singles.append(unit[0])
-        else:
-            place_unit(unit, cycle, choose)
-    return singles
 
 
 def avoiding(rows: Collection[int], rng: np.random.Generator) -> Chooser:

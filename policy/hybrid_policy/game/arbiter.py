@@ -11,6 +11,13 @@ over the time budget, takes the greedy weighted allocation (:attr:`SolverPath.FA
 with its :class:`FallbackReason`), then rounds to whole pods with deficit counters and
 fills what is left. Paths are counted in :attr:`GameArbitrator.paths` and written on every
 decision (``uncontended``, ``equilibrium``, ``greedy-fallback:timeout``, ...).
+
+A gang is an indivisible strategy element of its namespace (``docs/gangs.md``): its pods
+join the classes of the program like any pod, but the rounding and the fallback give the
+namespace the whole gang or none of it, where the gang stands in its queue; an
+uncontended pass places units in queue order. A gang that cannot be placed whole in this
+pass (fewer of its pods exist than it needs, or fewer fit side by side than it has) is
+rejected before the game, so the equilibrium spends no share on it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,13 @@ import numpy as np
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, ScoreTable
-from hybrid_policy.framework.gangs import place_gangs
+from hybrid_policy.framework.gangs import (
+    Unit,
+    gang_status,
+    missing_members,
+    place_unit,
+    units,
+)
 from hybrid_policy.framework.paths import FallbackReason, PassPath, SolverPath
 from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.game.problem import DEFAULT_TOP_K, ContentionProblem, PodClass, build_problem
@@ -35,7 +48,6 @@ from hybrid_policy.game.program import (
     game_path,
 )
 from hybrid_policy.game.rounding import carry_deficits, settle
-from hybrid_policy.plugins.arbiters import place_best
 
 #: Solve times a :class:`GameArbitrator` keeps (the latest ones).
 SOLVE_TIMES_KEPT = 1000
@@ -74,9 +86,9 @@ class GameArbitrator:
         self.program.settings = dataclasses.replace(self.program.settings, time_budget_s=budget)
 
     def arbitrate(self, batch: Sequence[PendingPod], cycle: BatchCycle) -> None:
-        """Commit or reject every pod of ``batch`` (already in queue order); gangs first,
-        each whole or not at all, then the game over the single pods."""
-        batch = place_gangs(batch, cycle)
+        """Commit or reject every pod of ``batch`` (already in queue order), a gang whole
+        or not at all."""
+        batch = self.screen_gangs(batch, cycle)
         classes = self.pod_classes(batch, cycle)
         if not classes:
             return
@@ -84,9 +96,8 @@ class GameArbitrator:
             cycle.pass_path = game_path(SolverPath.UNCONTENDED)
             self.paths[cycle.pass_path] += 1
             live = {pod.uid for pod_class in classes for pod in pod_class.pods}
-            for pod in batch:
-                if pod.uid in live:
-                    place_best(pod, cycle)
+            for unit in _units([pod for pod in batch if pod.uid in live], cycle):
+                place_unit(unit, cycle)
             return
         scale = 100.0 * max(sum(weight for _, weight in cycle.profile.scorers), 1e-9)
         problem = build_problem(classes, cycle.snapshot, scale, self.top_k)
@@ -96,6 +107,35 @@ class GameArbitrator:
         position = {pod.uid: i for i, pod in enumerate(batch)}
         granted = settle(cycle, problem, equilibrium.allocation, self.deficit_share, position)
         carry_deficits(problem, equilibrium.allocation, granted, self.deficit_share)
+
+    @staticmethod
+    def screen_gangs(batch: Sequence[PendingPod], cycle: BatchCycle) -> list[PendingPod]:
+        """Reject the gangs that cannot be placed whole in this pass: fewer pods exist than
+        they need, or (pods of one shape) fewer fit side by side now than they have.
+        Returns the pods left to the game."""
+        if not cycle.profile.gang_aware:
+            return list(batch)
+        rejected: set[str] = set()
+        for unit in units(batch, cycle):
+            head = unit[0]
+            if head.gang_key is None or head.gang is None:
+                continue
+            running = cycle.snapshot.gang_members[head.gang_key]
+            if running >= head.gang.min_member:
+                continue  # a late member of a gang that runs: a single pod
+            if missing_members(unit, cycle):
+                status = gang_status(head, 0, batch_members=running + len(unit))
+            elif len({cycle.feasibility_key(p) for p in unit}) == 1:
+                fit = cycle.fit_count(head)
+                if fit >= len(unit):
+                    continue
+                status = gang_status(head, running + fit)
+            else:
+                continue
+            for pod in unit:
+                cycle.reject(pod, status)
+                rejected.add(pod.uid)
+        return [pod for pod in batch if pod.uid not in rejected]
 
     def equilibrium(self, problem: ContentionProblem) -> Equilibrium:
         """Solve the game, or fall back to the greedy weighted allocation."""
@@ -147,3 +187,10 @@ class GameArbitrator:
                 return True
             wanted += snap.request_vector(pod_class.pods[0]) * len(pod_class.pods)
         return bool((wanted > snap.free.sum(axis=0) + 1e-9).any())
+
+
+def _units(batch: Sequence[PendingPod], cycle: BatchCycle) -> list[Unit]:
+    """Gangs as units when the profile is gang-aware; otherwise every pod alone."""
+    if cycle.profile.gang_aware:
+        return units(batch, cycle)
+    return [(pod,) for pod in batch]

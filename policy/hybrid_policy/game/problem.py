@@ -13,7 +13,7 @@ DRF uses. :mod:`hybrid_policy.game.program` turns this into a convex program.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +71,15 @@ class ContentionProblem:
     #: Free and used fractions of each problem node's allocatable (U x R).
     node_free_fraction: FloatArray
     node_used_fraction: FloatArray
+    #: Per class, the pods of each of its units in queue order: 1 for a single pod, more
+    #: for the pods of one gang (placed all or none). Empty: every pod is a unit.
+    class_units: tuple[tuple[int, ...], ...] = field(default=())
+
+    def units_of(self, c: int) -> tuple[int, ...]:
+        """Pods per unit of class ``c``, in queue order."""
+        if self.class_units:
+            return self.class_units[c]
+        return (1,) * int(self.class_demand_pods[c])
 
     @property
     def pattern(self) -> tuple[object, ...]:
@@ -186,7 +195,25 @@ def build_problem(
         node_rows=node_rows,
         node_free_fraction=np.clip((alloc - snapshot.requested[node_rows]) / safe, 0.0, None),
         node_used_fraction=np.clip(snapshot.requested[node_rows] / safe, 0.0, None),
+        class_units=tuple(unit_sizes(c.pods, snapshot) for c in classes),
     )
+
+
+def unit_sizes(pods: Sequence[PendingPod], snapshot: ClusterSnapshot) -> tuple[int, ...]:
+    """How many of ``pods`` each unit holds, in the order of the units' first pods: a gang
+    still short of its ``min_member`` is one unit, any other pod a unit of its own."""
+    sizes: list[int] = []
+    index: dict[tuple[str, str], int] = {}
+    for pod in pods:
+        key, gang = pod.gang_key, pod.gang
+        if key is None or gang is None or snapshot.gang_members[key] >= gang.min_member:
+            sizes.append(1)
+            continue
+        if key not in index:
+            index[key] = len(sizes)
+            sizes.append(0)
+        sizes[index[key]] += 1
+    return tuple(sizes)
 
 
 __all__ = [
@@ -198,4 +225,5 @@ __all__ = [
     "candidates_needed",
     "copies_that_fit",
     "dominant_share_of",
+    "unit_sizes",
 ]

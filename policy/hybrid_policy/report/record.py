@@ -104,6 +104,10 @@ class RunSummary:
     gang_jobs: int = 0
     #: GPU-hours held idle by bound pods of gangs not running yet (pod-by-pod placement).
     idle_gang_gpu_hours: float = 0.0
+    #: Gangs partly bound when the run ended, and those of them deadlocked (never to
+    #: start: counted in ``never_finished``, outside JCT). 0 in older records.
+    partial_gangs: int = 0
+    deadlocked_gangs: int = 0
     #: Times a job was stopped by the scheduler (preempted or moved), mean over jobs and
     #: the most any job was (0 in records older than preemption costs).
     preemptions_per_job: float = 0.0
@@ -158,6 +162,8 @@ class RunSummary:
             idle_gang_gpu_hours=(
                 r.number("idle_gang_gpu_hours") if "idle_gang_gpu_hours" in record else 0.0
             ),
+            partial_gangs=r.whole("partial_gangs") if "partial_gangs" in record else 0,
+            deadlocked_gangs=r.whole("deadlocked_gangs") if "deadlocked_gangs" in record else 0,
             preemptions_per_job=(
                 r.number("preemptions_per_job") if "preemptions_per_job" in record else 0.0
             ),

@@ -116,6 +116,8 @@ def summarise(run: RunResult) -> RunSummary:
         prediction_error=run.prediction_errors,
         gang_jobs=int((run.members > 1).sum()),
         idle_gang_gpu_hours=run.idle_gang_gpu_s / 3600.0,
+        partial_gangs=run.partial_gangs,
+        deadlocked_gangs=run.deadlocked_gangs,
         preemptions_per_job=float(run.stops_per_job.mean()) if run.stops_per_job.size else 0.0,
         most_preemptions=int(run.stops_per_job.max()) if run.stops_per_job.size else 0,
         preemption_counts={

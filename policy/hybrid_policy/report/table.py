@@ -207,16 +207,17 @@ def _prediction(kind: str, source: str, field: str) -> Getter:
 
 
 def gang_table(records: Sequence[Record]) -> str:
-    """Gang jobs and the GPU-hours their bound pods held idle waiting for the rest of their
-    gang ("" when no run has gangs)."""
+    """Gang jobs, the gangs deadlocked when the run ended, and the GPU-hours bound pods held
+    idle waiting for the rest of their gang ("" when no run has gangs)."""
     if not any(r.gang_jobs for r in records):
         return ""
-    header = ["workload", "policy", "gang jobs", "idle gang GPU-h"]
+    header = ["workload", "policy", "gang jobs", "deadlocked", "idle gang GPU-h"]
     rows = [
         [
             level,
             policy,
             _cell(rs, lambda r: float(r.gang_jobs), 1.0, 0),
+            _cell(rs, lambda r: float(r.deadlocked_gangs), 1.0, 0),
             _cell(rs, lambda r: r.idle_gang_gpu_hours, 1.0, 1),
         ]
         for (level, policy), rs in group(records).items()

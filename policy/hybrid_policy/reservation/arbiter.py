@@ -1,19 +1,25 @@
 """The reserving Arbitrator: fair order, reservations that stick, and backfill around them.
 
-Each pass first serves the pods that already hold a reservation, in the order the
-reservations were made: a holder that fits now starts (on its best-scored node that
-delays no earlier holder); one that does not keeps its node unless another node is
-predicted to start it at least ``switch_margin_s`` earlier (the sticky rule). Then the
-other pods come in fair order (:func:`~hybrid_policy.reservation.order.fair_order`); each
-goes to its best-scored node among those where it delays no reservation, and when the
-pod whose turn it is fits nowhere while fewer than the mode's bound of reservations are
-held, the node where it is predicted to start earliest is reserved for it. A pod delays
+A pass serves *units*: a single pod, or a gang that still needs pods, served whole
+(:mod:`hybrid_policy.framework.gangs`). It first serves the units that already hold a
+reservation, in the order the reservations were made: a holder that fits now starts (on
+its best-scored node that delays no earlier holder); one that does not keeps its node(s)
+unless others are predicted to start it at least ``switch_margin_s`` earlier (the sticky
+rule). Then the other units come in fair order
+(:func:`~hybrid_policy.reservation.order.fair_order`): a gang takes its place in its
+namespace's queue where its first pod stands, and once placed its namespace's share
+counts all its pods. A single pod goes to its best-scored node among those where it
+delays no reservation; a gang is placed whole on nodes no reservation holds. When the
+unit whose turn it is fits nowhere while fewer than the mode's bound of reservations are
+held, it is given one: the node where the pod is predicted to start earliest, or for a
+gang the nodes where its pods are (:mod:`hybrid_policy.reservation.gangs`). A pod delays
 a reservation on a node when, by its predicted duration, it would still be running at
 the reserved start and the node would then lack room for both.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -87,14 +93,43 @@ class ReservingArbitrator:
         settled = _Pass(self, cycle)
         for held in [h for uid, h in self.book.items() if uid not in pods]:
             settled.keep(held)
-        # Gangs first: placed whole, or given a reservation of several nodes, or left.
-        batch = settled.serve_gangs(batch)
-        holders = [pods[uid] for uid in self.book if uid in pods]
-        for pod in holders:
-            settled.serve(pod, holder=True)
-        rest = [pod for pod in batch if pod.uid not in settled.done]
-        for pod in fair_order(rest, cycle.snapshot, settled.now_s, self.settings.max_wait_s):
-            settled.serve(pod, holder=False)
+        batch_units = units(batch, cycle) if cycle.profile.gang_aware else [(p,) for p in batch]
+        gangs = {key for unit in batch_units if (key := _gang_of(unit, cycle)) is not None}
+        for key in [k for k in self.gang_book if k not in gangs]:
+            del self.gang_book[key]
+        for unit in self._holders(batch_units, cycle):
+            settled.serve_unit(unit, holder=True)
+        rest = [unit for unit in batch_units if unit[0].uid not in settled.done]
+        for unit in fair_order(rest, cycle.snapshot, settled.now_s, self.settings.max_wait_s):
+            settled.serve_unit(unit, holder=False)
+
+    def _holders(self, batch_units: Sequence[Unit], cycle: BatchCycle) -> list[Unit]:
+        """The units of the batch that hold a reservation: pods in the order of the book,
+        gangs in theirs, the two merged by when the reservations were made."""
+        by_token: dict[str | GangKey, Unit] = {}
+        for unit in batch_units:
+            key = _gang_of(unit, cycle)
+            by_token[key if key is not None else unit[0].uid] = unit
+        pods: list[tuple[float, str | GangKey]] = [
+            (h.made_at_s, uid) for uid, h in self.book.items() if uid in by_token
+        ]
+        gangs: list[tuple[float, str | GangKey]] = [
+            (g.made_at_s, k) for k, g in self.gang_book.items() if k in by_token
+        ]
+        merged = heapq.merge(pods, gangs, key=lambda h: h[0])
+        return [by_token[token] for _, token in merged]
+
+
+def _gang_of(unit: Unit, cycle: BatchCycle) -> GangKey | None:
+    """The gang a unit serves whole; None for a single pod, a late member of a gang that
+    runs its ``min_member`` pods already, or a profile that is not gang-aware."""
+    head = unit[0]
+    key, gang = head.gang_key, head.gang
+    if key is None or gang is None or not cycle.profile.gang_aware:
+        return None
+    if cycle.snapshot.gang_members[key] >= gang.min_member:
+        return None
+    return key
 
 
 class _Pass:
@@ -174,26 +209,14 @@ class _Pass:
             allowed[i] = timeline.fits_from(row, need, self.now_s, end)
         return allowed
 
-    def serve_gangs(self, batch: Sequence[PendingPod]) -> list[PendingPod]:
-        """Serve the gangs of ``batch`` in queue order, each as one unit: placed whole on
-        nodes no reservation holds, else given a reservation of several nodes while the
-        mode allows one more, else left waiting. Returns the single pods."""
-        cycle = self.cycle
-        if not cycle.profile.gang_aware:
-            return list(batch)
-        singles: list[PendingPod] = []
-        served: set[GangKey] = set()
-        for unit in units(batch, cycle):
-            key = unit[0].gang_key
-            if key is None or (len(unit) == 1 and unit[0].gang is None):
-                singles.append(unit[0])
-                continue
-            served.add(key)
-            self.done.update(p.uid for p in unit)
-            self._serve_gang(unit, key)
-        for key in [k for k in self.owner.gang_book if k not in served]:
-            del self.owner.gang_book[key]
-        return singles
+    def serve_unit(self, unit: Unit, holder: bool) -> None:
+        """Serve a single pod, or a gang whole (placed, given a reservation, or left)."""
+        key = _gang_of(unit, self.cycle)
+        if key is None:
+            self.serve(unit[0], holder)
+            return
+        self.done.update(p.uid for p in unit)
+        self._serve_gang(unit, key)
 
     def _held_rows(self, but: GangKey | None = None) -> set[int]:
         """Rows reserved for single pods, and for gangs other than ``but``."""
@@ -202,6 +225,12 @@ class _Pass:
         return {row for n in names if (row := self.snapshot.node_index.get(n)) is not None}
 
     def _serve_gang(self, unit: Unit, key: GangKey) -> None:
+        running = self.snapshot.gang_members[key]
+        if missing_members(unit, self.cycle):  # not all its pods exist yet
+            self.owner.gang_book.pop(key, None)
+            for pod in unit:
+                self.cycle.reject(pod, gang_status(pod, 0, batch_members=running + len(unit)))
+            return
         avoid = self._held_rows(but=key)
         fitted = try_unit(unit, self.cycle, _avoiding(avoid, self.cycle.rng))
         if fitted is None:
@@ -211,11 +240,9 @@ class _Pass:
             return
         held = self.owner.gang_book.get(key)
         may_reserve = held is not None or self.holds < self.settings.bound
-        whole = missing_members(unit, self.cycle) == 0
-        if may_reserve and whole and self._reserve_gang(unit, key, held, avoid):
+        if may_reserve and self._reserve_gang(unit, key, held, avoid):
             return
         self.owner.gang_book.pop(key, None)
-        running = self.snapshot.gang_members[key]
         for pod in unit:
             self.cycle.reject(pod, gang_status(pod, running + fitted))
 

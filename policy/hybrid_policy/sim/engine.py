@@ -9,7 +9,8 @@ runs. A pod's run time on a node of performance ``p`` is ``runtime * 100 / p``.
 A pass runs after every event (all events at one instant first), or on a fixed interval.
 Like kube-scheduler, a pod that fits nowhere is parked until capacity is freed. A gang's
 pods bound before the last one hold their GPUs idle (a pod-by-pod policy can do that; a
-gang-aware one never does): the run reports those GPU-seconds. Arrivals
+gang-aware one never does): the run reports those GPU-seconds, and the gangs still
+partly bound when it ends, with those deadlocked (:mod:`.deadlock`). Arrivals
 stop at the horizon; the run then drains, up to ``drain_factor`` horizons, so that every
 job's completion time counts.
 """
@@ -34,6 +35,7 @@ from hybrid_policy.resources import GPU
 from hybrid_policy.scenario.jobs import Job
 from hybrid_policy.scenario.workload import Workload
 from hybrid_policy.sim.accounting import Accounting
+from hybrid_policy.sim.deadlock import stuck_gangs
 from hybrid_policy.sim.information import PredictionFeed, user_estimates
 from hybrid_policy.sim.preemption_cost import PreemptionCosts
 from hybrid_policy.sim.result import RunResult
@@ -507,6 +509,7 @@ class Simulation:
         task_names = sorted({j.task_type for j in self.jobs})
         task_index = {t: i for i, t in enumerate(task_names)}
         capacity = snap.total_allocatable
+        stuck = stuck_gangs(snap, self.pods, self.bound, self.pods_of, self.job_of)
         return RunResult(
             policy=self.policy.name,
             scenario=scenario.name,
@@ -543,6 +546,8 @@ class Simulation:
             prediction_errors=self.feed.error_table() if self.feed is not None else {},
             members=np.array([j.members for j in self.jobs], dtype=np.int64),
             idle_gang_gpu_s=self.idle_gang_gpu_s,
+            partial_gangs=stuck.partial,
+            deadlocked_gangs=stuck.deadlocked,
             stops_per_job=self.costs.count.copy(),
             lost_gpu_s=self.costs.lost_gpu_s,
         )

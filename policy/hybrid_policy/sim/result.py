@@ -59,6 +59,11 @@ class RunResult:
     #: GPU-seconds held idle by bound pods of gangs that were not running yet (pod-by-pod
     #: placement of a gang; zero under a gang-aware policy).
     idle_gang_gpu_s: float = 0.0
+    #: Gangs partly bound when the run ended, and those of them deadlocked: their missing
+    #: pods fit nowhere even on the capacity no partly bound gang holds, so they never
+    #: start (they count in ``never_finished``; JCT covers completed jobs only).
+    partial_gangs: int = 0
+    deadlocked_gangs: int = 0
     #: Times each job was stopped by the scheduler (preempted, or moved elsewhere).
     stops_per_job: npt.NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,10 @@ def test_cli_with_the_tooling_offers_every_command() -> None:
     assert {"run", "explain", "simulate", "train", "dev-cluster", "cluster-bench"} <= set(
         commands.choices
     )
+
+
+def test_test_modules_have_distinct_names() -> None:
+    # Test folders are not packages: pytest imports each test module by its file name, so
+    # two with one name in different tiers cannot be collected in one run.
+    names = Counter(path.name for path in (ROOT / "tests").rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []

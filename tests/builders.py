@@ -135,3 +135,25 @@ def usable(conversion: Conversion[T]) -> T:
     value, problems = conversion
     assert value is not None, problems
     return value
+
+
+def scenario_doc() -> dict[str, Any]:
+    """The smallest valid generated-scenario document: one node, one team, one task type,
+    one level (tests add or break one field at a time)."""
+    return {
+        "name": "x",
+        "horizon_hours": 1,
+        "nodes": [{"count": 1, "gpus": 8, "cpu": 8, "memory_gib": 8}],
+        "namespaces": [{"name": "a", "weight": 1, "job_share": 1}],
+        "task_types": [
+            {
+                "name": "t",
+                "share": 1,
+                "gpus": {1: 1},
+                "cpu_per_gpu": 1,
+                "memory_gib_per_gpu": 1,
+                "runtime_minutes": {"median": 1},
+            }
+        ],
+        "workloads": {"heavy": 0.9},
+    }

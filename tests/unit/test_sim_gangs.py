@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from builders import scenario_doc
 from hybrid_lab.matrix import run_one
 from hybrid_policy.policies import build_policy
 from hybrid_policy.report.summary import summarise
@@ -54,23 +55,7 @@ def test_gang_jobs_are_whole_node_pods_in_the_share_asked(tiny_scenario_path: ob
 
 
 def test_the_scenario_file_names_a_bad_gang_field() -> None:
-    doc = {
-        "name": "x",
-        "horizon_hours": 1,
-        "nodes": [{"count": 1, "gpus": 8, "cpu": 8, "memory_gib": 8}],
-        "namespaces": [{"name": "a", "weight": 1, "job_share": 1}],
-        "task_types": [
-            {
-                "name": "t",
-                "share": 1,
-                "gpus": {1: 1},
-                "cpu_per_gpu": 1,
-                "memory_gib_per_gpu": 1,
-                "runtime_minutes": {"median": 1},
-            }
-        ],
-        "workloads": {"heavy": 0.9},
-    }
+    doc = scenario_doc()
     for gangs, field in (
         ({"share": 0.2, "members": {1: 1.0}}, "gangs.members.1"),
         ({"share": 1.5, "members": {2: 1.0}}, "gangs.share"),

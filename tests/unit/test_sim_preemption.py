@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from builders import scenario_doc
 from hybrid_policy.policies import build_policy
 from hybrid_policy.preemption.options import parse_cost, parse_settings
 from hybrid_policy.report.summary import summarise
@@ -102,23 +103,7 @@ def test_the_options_name_a_bad_key_or_value() -> None:
 
 
 def test_the_scenario_block_is_read_and_checked() -> None:
-    doc = {
-        "name": "x",
-        "horizon_hours": 1,
-        "nodes": [{"count": 1, "gpus": 8, "cpu": 8, "memory_gib": 8}],
-        "namespaces": [{"name": "a", "weight": 1, "job_share": 1}],
-        "task_types": [
-            {
-                "name": "t",
-                "share": 1,
-                "gpus": {1: 1},
-                "cpu_per_gpu": 1,
-                "memory_gib_per_gpu": 1,
-                "runtime_minutes": {"median": 1},
-            }
-        ],
-        "workloads": {"heavy": 0.9},
-    }
+    doc = scenario_doc()
     block = {"opt_in": 0.5, "checkpoint_interval_minutes": 5, "restart_overhead_s": 60}
     scenario = parse_scenario({**doc, "preemption": block}, "test.yaml")
     assert scenario.preemption == PreemptionCostSpec(0.5, 300.0, 60.0)

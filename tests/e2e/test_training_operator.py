@@ -24,13 +24,14 @@ from hybrid_lab.devcluster.workload import (
     fresh_namespace,
     job_succeeded,
     pytorch_job,
-    training_pod,
     wait_for,
 )
 from operator_helpers import instance_args, running_operator, weighted_namespace
 
 pytestmark = pytest.mark.e2e
 SCHEDULER = "hybrid-scheduler-gangs"
+#: The weighted-order test's own operator, started once every job exists.
+FAIR_SCHEDULER = "hybrid-scheduler-gangs-fair"
 KUBE_SCHEDULER = "default-scheduler"
 #: Binding a whole gang is one API call per pod: a group may look partial that long.
 BIND_S = 2.0
@@ -107,63 +108,43 @@ def _wait_succeeded(api: ApiServer, jobs: dict[str, list[str]], timeout_s: float
     wait_for("every PyTorchJob to succeed", all_succeeded, timeout_s, interval_seconds=1)
 
 
-def _fill(api: ApiServer, namespace: str) -> list[str]:
-    """One 8-GPU pod without a run time on every node: the cluster stays full until the
-    pods are deleted."""
-    pods = f"/api/v1/namespaces/{namespace}/pods"
-    names = []
-    for node in api.items("/api/v1/nodes", labelSelector="type=kwok"):
-        name = f"fill-{node['metadata']['name']}"
-        api.create(
-            pods, training_pod(name, gpus=8, cpu="1", memory="1Gi", node=node["metadata"]["name"])
-        )
-        names.append(name)
-    wait_for(
-        "the fill pods to run",
-        lambda: (
-            all(api.get(f"{pods}/{n}")["status"].get("phase") == "Running" for n in names) or None
-        ),
-        30,
-    )
-    return names
-
-
 def test_pytorchjobs_of_weighted_teams_run_whole_in_the_order_of_their_weights(
-    controllers: DevCluster, gang_operator: Path
+    controllers: DevCluster, tmp_path: Path
 ) -> None:
     api = controllers.admin
     names = [f"job-{i}" for i in range(JOBS_PER_TEAM)]
-    with _teams(api, {**WEIGHTS, "fill": 1}) as namespaces:
-        teams = {team: namespaces[team] for team in WEIGHTS}
-        fill = _fill(api, namespaces["fill"])
-        with GangMonitor(api, list(teams.values())) as monitor:
-            # Every job and pod exists before any GPU is free: the order is the policy's,
-            # not the order training-operator happened to create them in.
-            for name in names:
-                for team in ("light", "heavy"):
-                    _submit(api, teams[team], name, WORKERS, GPUS, 8, SCHEDULER)
-            wait_for(
-                "every job's pods to exist",
-                lambda: (
-                    sum(len(api.items(f"/api/v1/namespaces/{ns}/pods")) for ns in teams.values())
-                    == len(WEIGHTS) * JOBS_PER_TEAM * (WORKERS + 1)
-                    or None
-                ),
-                60,
-                interval_seconds=1,
-            )
-            for pod in fill:
-                api.delete(f"/api/v1/namespaces/{namespaces['fill']}/pods/{pod}")
+    log = tmp_path / "operator.log"
+    with _teams(api, WEIGHTS) as teams, GangMonitor(api, list(teams.values())) as monitor:
+        # Every job and pod exists before the operator starts: its first pass sees the
+        # empty cluster and every job at once, so the order is the policy's, not the order
+        # training-operator happened to create them in or nodes happened to free up in.
+        for name in names:
+            for team in ("light", "heavy"):
+                _submit(api, teams[team], name, WORKERS, GPUS, 8, FAIR_SCHEDULER)
+        wait_for(
+            "every job's pods to exist",
+            lambda: (
+                sum(len(api.items(f"/api/v1/namespaces/{ns}/pods")) for ns in teams.values())
+                == len(WEIGHTS) * JOBS_PER_TEAM * (WORKERS + 1)
+                or None
+            ),
+            # The first test of the module: training-operator may still be starting.
+            180,
+            interval_seconds=1,
+        )
+        args = instance_args(FAIR_SCHEDULER, "--policy", "hybrid-reserve", "--no-leader-election")
+        with running_operator(controllers, log, *args, start_s=120):
             _wait_succeeded(api, dict.fromkeys(teams.values(), names), 240)
-    assert "Traceback" not in gang_operator.read_text()
+    assert "Traceback" not in log.read_text()
     assert monitor.errors == []
     assert monitor.partial_longer_than(BIND_S) == []
     team_of = {ns: team for team, ns in teams.items()}
     starts = sorted(monitor.whole_at, key=monitor.whole_at.__getitem__)
     assert len(starts) == len(WEIGHTS) * JOBS_PER_TEAM
-    # The cluster fills from empty while both teams have jobs waiting: each team gets its
-    # weighted share of the SLOTS jobs that fit, 3 and 1 (equal weights would give 2 and 2).
-    # Later starts depend on which jobs end first and on how the policy counts past use.
+    # The first pass fills the empty cluster while both teams have jobs waiting: each team
+    # gets its weighted share of the SLOTS jobs that fit, 3 and 1 (equal weights would give
+    # 2 and 2). Later starts depend on which jobs end first and on how the policy counts
+    # past use.
     first = [team_of[group.split("/")[0]] for group in starts[:SLOTS]]
     share = SLOTS * WEIGHTS["heavy"] // sum(WEIGHTS.values())
     assert (first.count("heavy"), first.count("light")) == (share, SLOTS - share), starts

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from hybrid_policy.overrides import key_values
 from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules
 from hybrid_policy.preemption.phase import PreemptionSettings
 from hybrid_policy.scenario.model import PreemptionCostSpec
@@ -26,16 +27,6 @@ SETTING_KEYS = (
 COST_KEYS = ("opt_in", "checkpoint_interval_minutes", "restart_overhead_s")
 
 
-def _pairs(text: str, known: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        key, sep, raw = part.partition("=")
-        if not sep or key.strip() not in known:
-            raise ValueError(f"{part!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
-        out[key.strip()] = raw.strip()
-    return out
-
-
 def _number(key: str, raw: str, whole: bool = False) -> float:
     try:
         value = float(int(raw)) if whole else float(raw)
@@ -52,7 +43,7 @@ def parse_settings(text: str) -> PreemptionSettings:
     (``reasons`` joins names with ``+``: ``reclaim+priority``)."""
     if text.strip() == "on":
         return PreemptionSettings()
-    values = _pairs(text, SETTING_KEYS)
+    values = key_values(text, SETTING_KEYS)
     settings = PreemptionSettings()
     if "reasons" in values:
         names = [n.strip() for n in values.pop("reasons").split("+") if n.strip()]
@@ -91,7 +82,7 @@ def parse_settings(text: str) -> PreemptionSettings:
 def parse_cost(text: str, base: PreemptionCostSpec) -> PreemptionCostSpec:
     """``base`` (the scenario's costs) with ``text``'s changes, e.g.
     ``checkpoint_interval_minutes=5,restart_overhead_s=60`` (``none``: no checkpoints)."""
-    values = _pairs(text, COST_KEYS)
+    values = key_values(text, COST_KEYS)
     spec = base
     if "opt_in" in values:
         share = _number("opt_in", values["opt_in"])

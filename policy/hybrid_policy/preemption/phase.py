@@ -126,14 +126,14 @@ def plan_preemptions(
     room (a pod missing from it is skipped); ``pending_since_s`` when each became pending
     this time (a preempted pod waits the trigger delay again); ``predictions`` what
     ``shorten`` weighs (without them it is not tried)."""
+    eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
+    if not any(eligible.values()):
+        return []
     picture = _picture(snapshot, running, left_waiting)
     gangs: dict[tuple[str, str], list[RunningPod]] = defaultdict(list)
     for member in running:
         if member.gang is not None:
             gangs[member.gang].append(member)
-    eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
-    if not any(eligible.values()):
-        return []
     candidates = sorted(
         (p for p in left_waiting if p.gang is None and p.uid in feasible_without_room),
         key=lambda p: (namespace_share(snapshot, p.namespace), p.created_at_s, p.uid),

@@ -214,15 +214,15 @@ def free_after(room: NodeRoom, requests: Mapping[str, int], remaining: Remaining
     """Seconds until enough of ``room``'s running pods are predicted to end for
     ``requests`` to fit there (infinite if they never do)."""
     short = shortfall(requests, room.free)
+    if not short:
+        return 0.0
     freed: dict[str, int] = {}
     for pod in sorted(room.running, key=remaining):
-        if all(freed.get(r, 0) >= q for r, q in short.items()):
-            break
         for r, q in pod.requests.items():
             freed[r] = freed.get(r, 0) + q
         if all(freed.get(r, 0) >= q for r, q in short.items()):
             return remaining(pod)
-    return 0.0 if not short else float("inf")
+    return float("inf")
 
 
 def plan_shorten(

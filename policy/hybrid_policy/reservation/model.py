@@ -9,6 +9,7 @@ from enum import Enum
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.snapshot import FloatArray
+from hybrid_policy.overrides import key_values
 
 
 class BackfillMode(Enum):
@@ -52,14 +53,9 @@ class ReservationSettings:
     def overridden(self, text: str) -> ReservationSettings:
         """These settings with ``text`` (``key=value`` pairs, comma-separated) applied, as
         ``simulate --reservation`` takes them; ValueError names a bad key or value."""
-        changes: dict[str, object] = {}
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            key, sep, raw = part.partition("=")
-            key, raw = key.strip(), raw.strip()
-            if not sep or key not in _OVERRIDABLE:
-                known = ", ".join(_OVERRIDABLE)
-                raise ValueError(f"{part!r}: expected KEY=VALUE with KEY one of {known}")
-            changes[key] = _override_value(key, raw)
+        changes = {
+            key: _override_value(key, raw) for key, raw in key_values(text, _OVERRIDABLE).items()
+        }
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @property

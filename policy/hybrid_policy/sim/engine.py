@@ -316,7 +316,7 @@ class Simulation:
             for job in dict.fromkeys(self.job_of[self.by_uid[v.uid]] for v in plan.victims):
                 if self.feed is not None:
                     for p in self.pods_of[job]:
-                        self.feed.predictor.stopped(self.pods[p].uid)
+                        self.feed.stopped(self.pods[p].uid)
                 self._stop(job, now_s, preempted=True)
                 self.version[job] += 1
                 self.preemptions += 1

@@ -80,6 +80,10 @@ class PredictionFeed:
         """The pod ``uid`` completed."""
         self.predictor.finished(uid, now_s)
 
+    def stopped(self, uid: str) -> None:
+        """The pod ``uid`` was stopped before it completed (preempted): no history."""
+        self.predictor.stopped(uid)
+
     def due(self, now_s: float) -> bool:
         """Whether running pods report progress at ``now_s``."""
         return self.spec.interval_s > 0 and now_s >= self.next_report_s

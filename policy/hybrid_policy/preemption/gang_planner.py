@@ -1,17 +1,18 @@
 """A waiting gang preempts as one preemptor: a node for every waiting member, all or
 nothing, and one set of victims that passes the reason's test for the whole gang.
 
-The members are given nodes one after the other. Each takes the node where making room
-costs least: room already free (or freed by the victims its earlier members chose) costs
-nothing, otherwise the cheapest minimal set of further units there
-(``victims.minimal_units``); then fewest victims, then the node's name. A node is offered
-only while the union of victims so far passes the set test with the whole gang's GPUs:
-for reclaim and priority a part of a passing set passes too, so a union that fails part
-way can only fail once complete. If a member finds no node there is no plan and nothing
-is taken. The union is then pruned in reverse, as for a pod alone: each unit, costliest
-first, is spared if every member still fits in the room the others leave (each on its
-node if it can, else on the first of its nodes by name that has room). The same state
-always gives the same plan.
+A first test answers most gangs at once: if the members would not fit even with every
+unit that may be taken gone, there is no plan. Otherwise the members are given nodes one
+after the other. Each takes the node where making room costs least: room already free (or
+freed by the victims its earlier members chose) costs nothing, otherwise the cheapest
+minimal set of further units there (``victims.minimal_units``); then fewest victims, then
+the node's name. A node is offered only while the union of victims so far passes the set
+test with the whole gang's GPUs: for reclaim and priority a part of a passing set passes
+too, so a union that fails part way can only fail once complete. If a member finds no
+node there is no plan and nothing is taken. The union is then pruned in reverse, as for a
+pod alone: each unit, costliest first, is spared if every member still fits in the room
+the others leave (each on its node if it can, else on the first of its nodes by name that
+has room). The same state always gives the same plan.
 
 ``shorten`` stays a single pod's: its wait and delay estimates are one pod's."""
 
@@ -69,6 +70,11 @@ class GangPreemptor:
         return float(sum(m.pod.requests.get(GPU, 0) for m in self.members))
 
 
+def _uids(unit: VictimUnit) -> tuple[str, ...]:
+    """The unit's identity: its pods' uids (a gang's unit is the same from any node)."""
+    return tuple(p.uid for p in unit.pods)
+
+
 def _left(rooms: Mapping[str, NodeRoom], units: Iterable[VictimUnit]) -> dict[str, Counter[str]]:
     """Room per node once ``units`` are taken back (on every node their members hold)."""
     left = {name: Counter(room.free) for name, room in rooms.items()}
@@ -110,6 +116,7 @@ def _grow(
 ) -> tuple[list[VictimUnit], list[str]] | None:
     """Member by member, the node where making room costs least (module docstring)."""
     chosen: list[VictimUnit] = []
+    taken: set[tuple[str, ...]] = set()
     left = _left(rooms, ())
     nodes: list[str] = []
     for member in members:
@@ -118,7 +125,7 @@ def _grow(
             extra: tuple[VictimUnit, ...] = ()
             short = shortfall(member.pod.requests, left[name])
             if short:
-                spare = [u for u in candidates.get(name, ()) if u not in chosen]
+                spare = [u for u in candidates.get(name, ()) if _uids(u) not in taken]
                 found = minimal_units(name, spare, short, now_s)
                 if not found or not set_ok((*chosen, *found)):
                     continue
@@ -131,6 +138,7 @@ def _grow(
             return None
         (_, _, name), extra = best
         chosen.extend(extra)
+        taken.update(_uids(u) for u in extra)
         for pod in (p for u in extra for p in u.pods if p.node in left):
             left[pod.node].update(pod.requests)
         left[name].subtract(member.pod.requests)
@@ -160,6 +168,9 @@ def _plan_gang(
         name: [u for u in units_on(name, room.running, gang_pods, eligible) if unit_ok(u)]
         for name, room in rooms.items()
     }
+    every = {_uids(u): u for units in candidates.values() for u in units}
+    if _assign(members, rooms, every.values()) is None:
+        return None  # not even taking back every candidate makes room
     grown = _grow(members, rooms, candidates, set_ok, now_s)
     if grown is None:
         return None
@@ -195,14 +206,18 @@ def plan_gang_reclaim(
     team, gpus = preemptor.namespace, preemptor.gpus()
     if gpus <= 0 or not shares.below_entitlement(team):
         return None
-    above = {
-        p.namespace
-        for room in rooms.values()
-        for p in room.running
-        if p.namespace != team and shares.above_entitlement(p.namespace)
-    }
+    mine = shares.share(team, gpus)
+    # A team left below the gang's final share by one unit alone is below it after any
+    # set with that unit (a victim team only loses more): such units are never offered.
+    teams = {p.namespace for room in rooms.values() for p in room.running} - {team}
+    above = {t for t in teams if shares.above_entitlement(t) and shares.share(t) >= mine - 1e-12}
     if not above:
         return None
+
+    def unit_ok(unit: VictimUnit) -> bool:
+        return unit.namespace in above and (
+            shares.share(unit.namespace, -float(unit.gpus())) >= mine - 1e-12
+        )
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:
         taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
@@ -212,7 +227,7 @@ def plan_gang_reclaim(
         preemptor,
         rooms,
         PreemptionReason.RECLAIM,
-        lambda u: u.namespace in above,
+        unit_ok,
         set_ok,
         rules,
         now_s,

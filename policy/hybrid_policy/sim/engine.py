@@ -10,9 +10,10 @@ A pass runs after every event (all events at one instant first), or on a fixed i
 Like kube-scheduler, a pod that fits nowhere is parked until capacity is freed. A gang's
 pods bound before the last one hold their GPUs idle (a pod-by-pod policy can do that; a
 gang-aware one never does): the run reports those GPU-seconds, and the gangs still
-partly bound when it ends, with those deadlocked (:mod:`.deadlock`). Arrivals
-stop at the horizon; the run then drains, up to ``drain_factor`` horizons, so that every
-job's completion time counts.
+partly bound when it ends, with those deadlocked (:mod:`.deadlock`). With preemption
+on, each pass ends with the preemption phase (:mod:`.take_back`). Arrivals stop at the
+horizon; the run then drains, up to ``drain_factor`` horizons, so that every job's
+completion time counts.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def preemptors(sim: Simulation, per_team: int = 4) -> list[PendingPod]:
     every waiting member of a gang, counted once where its first member stands): those a
     pass could not place, or never offered because they fit nowhere."""
     heads: dict[str, list[PendingPod]] = {}
-    units: dict[str, set[object]] = {}
+    units: dict[str, set[str | tuple[str, str]]] = {}
     for pod in sorted(sim.waiting.all(), key=sim.profile.queue_sort.sort_key):
         team, seen = heads.setdefault(pod.namespace, []), units.setdefault(pod.namespace, set())
         unit = pod.uid if pod.gang_key is None else pod.gang_key

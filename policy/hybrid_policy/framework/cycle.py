@@ -116,6 +116,8 @@ class BatchCycle:
         # keeps fitting nowhere until the pass ends, unless its pod affinity or spread
         # constraints can be met by later placements (those are never remembered).
         self._no_fit: dict[tuple[object, ...], Status] = {}
+        #: fit_count by constraint signature, with the snapshot revision it was counted at.
+        self._fit_counts: dict[tuple[object, ...], tuple[int, int]] = {}
         self._filters: list[tuple[FilterPlugin, Conditional | None]] | None = None
         self._scorers: list[tuple[ScorePlugin, float, Conditional | None]] | None = None
         #: Whether namespaces and labels decide feasibility beyond the constraint
@@ -187,6 +189,15 @@ class BatchCycle:
         place, since reservations only take capacity away; drivers use it to leave out
         pods that would certainly be rejected.
         """
+        snap = self.snapshot
+        known = self._fit_counts.get(pod.constraint_signature)
+        if known is not None and known[0] == snap.revision:
+            return known[1]
+        count = self._fit_count(pod)
+        self._fit_counts[pod.constraint_signature] = (snap.revision, count)
+        return count
+
+    def _fit_count(self, pod: PendingPod) -> int:
         snap = self.snapshot
         if pod.constraints.refusals or snap.unknown_resources(pod) or len(snap) == 0:
             return 0

@@ -148,6 +148,8 @@ class Scheduler:
         )  # fmt: skip
         #: PodGroups, gang Jobs and the pods that claim a gang.
         self.gangs = GangBook(ticks=self.cache.ticks)
+        if self.policy.profile.gang_aware:
+            self.scheduling.min_resources_of = self.gangs.min_resources
         self.gang_reports = GangReports(self.gangs, api, self.threads, self.metrics, clock)
         self.gang_feed = GangFeed(
             self.gangs, self.gang_reports, self.cache, self.queue, self.policy,
@@ -459,7 +461,7 @@ class Scheduler:
         finally:
             self._gauge()
         self.binding.notices.update(self.scheduling.notices)
-        self.gangs.note(*gang_outcomes(decisions))
+        self.gangs.note(gang_outcomes(decisions))
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions

@@ -1,9 +1,11 @@
 """A PodGroup CRD installed after the operator started, on the dev cluster: the operator
-starts without it, notices it at a reconciling listing, and binds the pods of PodGroups
-created afterwards whole, without a restart."""
+starts without it, notices it at a reconciling listing, binds the pods of PodGroups
+created afterwards whole, without a restart, and still stops promptly."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import yaml
 from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
-from operator_helpers import SCHEDULER, bound_node, running_operator
+from operator_helpers import SCHEDULER, bound_node, operator_process
 
 pytestmark = pytest.mark.e2e
 CRD_FILE = (
@@ -27,6 +29,8 @@ GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
 RESYNC_S = 2
 #: A few reconciling listings, and the bindings after them.
 FEW_RESYNCS_S = 10 * RESYNC_S
+#: How long the operator may take to stop, its own PodGroup watch open.
+STOP_S = 10
 
 
 def _served(api: ApiServer) -> bool:
@@ -76,7 +80,7 @@ def test_podgroups_of_a_crd_installed_after_start_are_watched_without_a_restart(
     pods = f"/api/v1/namespaces/{namespace}/pods"
     log = tmp_path / "operator.log"
     flags = ("--policy", "binpack-gang", "--resync-interval", str(RESYNC_S), "--http-port", "0")
-    with running_operator(dev_cluster, log, *flags):
+    with operator_process(dev_cluster, log, *flags) as process:
         assert "PodGroup CRD (podgroups.scheduling.x-k8s.io) is not installed" in log.read_text()
         # A pod that names a PodGroup waits while PodGroups cannot be read.
         api.create(pods, _member("early-0", "early"))
@@ -96,6 +100,8 @@ def test_podgroups_of_a_crd_installed_after_start_are_watched_without_a_restart(
             api.create(pods, _member(f"later-{i}", "later"))
         for i in range(2):
             bound_node(api, pods, f"later-{i}")
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=STOP_S) is not None  # the watch's thread did not hold it
     text = log.read_text()
     assert text.count("the PodGroup CRD is installed now: watching PodGroups") == 1
     assert "Traceback" not in text

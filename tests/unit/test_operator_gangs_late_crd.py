@@ -4,7 +4,8 @@ again (the loop then reconciles, as for any watch that re-lists)."""
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pytest
 from kubernetes import client
@@ -12,6 +13,7 @@ from kubernetes import client
 from builders import k8s_node, k8s_pod
 from fake_api import FakeApi
 from hybrid_operator import handlers
+from hybrid_operator.k8s import pod_group_watch
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.k8s.fields import Body
 from hybrid_operator.k8s.pod_group_watch import Emit, PodGroupWatch, WatchCutError
@@ -141,3 +143,40 @@ def test_the_late_watch_starts_only_once_the_crd_appears(
     scheduler.drain()
     assert len(started) == 1
     assert set(scheduler.gangs.groups) == {("team-a", "late")}
+
+
+class FakeStream:
+    """kubernetes' Watch, streaming a fixed list of events."""
+
+    events: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self) -> None:
+        self.resource_version: str | None = None
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.resource_version = kwargs["resource_version"]
+        for event in self.events:
+            self.resource_version = str(int(self.resource_version) + 1)
+            yield event
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_stream_delivers_changes_skips_bookmarks_and_is_cut_by_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pod_group_watch.watch, "Watch", FakeStream)
+    seen: list[tuple[str | None, Body]] = []
+    watch = PodGroupWatch(client.ApiClient(), lambda *_: None, timeout_s=1.0)
+    FakeStream.events = [
+        {"type": "ADDED", "raw_object": pod_group("a")},
+        {"type": "BOOKMARK", "raw_object": {"metadata": {"resourceVersion": "9"}}},
+        {"type": "DELETED", "raw_object": pod_group("a")},
+    ]
+    assert watch.stream("5", lambda kind, body: seen.append((kind, body))) == "8"
+    assert [kind for kind, _ in seen] == ["ADDED", "DELETED"]
+    FakeStream.events = [{"type": "ERROR", "raw_object": {"code": 410, "reason": "Expired"}}]
+    with pytest.raises(WatchCutError, match="410"):
+        watch.stream("8", lambda kind, body: seen.append((kind, body)))
+    assert len(seen) == 2

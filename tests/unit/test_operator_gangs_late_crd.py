@@ -7,13 +7,13 @@ import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import kubernetes.watch
 import pytest
 from kubernetes import client
 
 from builders import k8s_node, k8s_pod
 from fake_api import FakeApi
 from hybrid_operator import handlers
-from hybrid_operator.k8s import pod_group_watch
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.k8s.fields import Body
 from hybrid_operator.k8s.pod_group_watch import Emit, PodGroupWatch, WatchCutError
@@ -166,7 +166,7 @@ class FakeStream:
 def test_a_stream_delivers_changes_skips_bookmarks_and_is_cut_by_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pod_group_watch.watch, "Watch", FakeStream)
+    monkeypatch.setattr(kubernetes.watch, "Watch", FakeStream)
     seen: list[tuple[str | None, Body]] = []
     watch = PodGroupWatch(client.ApiClient(), lambda *_: None, timeout_s=1.0)
     FakeStream.events = [

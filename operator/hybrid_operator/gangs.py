@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from hybrid_operator.gang_resources import MIN_RESOURCES
 from hybrid_operator.k8s.gangs import GangClaim, JobView, PodGroupView
 from hybrid_operator.k8s.views import PodPhase, PodView
 from hybrid_policy.domain import Gang
@@ -57,6 +58,8 @@ class WaitReason(StrEnum):
     WAITING_FOR_MEMBERS = "WaitingForMembers"
     UNSCHEDULABLE = "Unschedulable"
     TOO_FEW_MEMBERS = "TooFewMembers"
+    #: Its PodGroup's ``minResources`` are more than the cluster has free.
+    INSUFFICIENT_RESOURCES = "InsufficientMinResources"
     #: Its pods exist but no pass has decided them yet.
     NOT_TRIED = "Pending"
 
@@ -101,6 +104,8 @@ class GangBook:
     by_key: dict[GangKey, set[str]] = field(default_factory=dict)
     #: The last gang notice of the policy for each gang still waiting.
     notices: dict[GangKey, str] = field(default_factory=dict)
+    #: The last notice of the gangs held out because the cluster lacks their minResources.
+    short: dict[GangKey, str] = field(default_factory=dict)
     #: PodGroups whose status may have changed since it was last looked at.
     dirty: set[GangKey] = field(default_factory=set)
     #: A monotonic clock, and when each PodGroup was last seen on it (against listings).
@@ -194,6 +199,7 @@ class GangBook:
         self.groups.pop(key, None)
         self.groups_seen.pop(key, None)
         self.notices.pop(key, None)
+        self.short.pop(key, None)
         self.dirty.discard(key)
         return self.claiming(key)
 
@@ -240,15 +246,24 @@ class GangBook:
             return None
         members = [m for m in self.claiming(key) if m.resolution.gang is not None]
         views = [m.view for m in members]
-        return group_status(key, need, views, self.notices.get(key), self._cap(members))
+        notice, short = self.notices.get(key), self.short.get(key)
+        return group_status(key, need, views, notice, self._cap(members), short)
 
-    def note(self, keys_placed: set[GangKey], notices: dict[GangKey, str]) -> None:
-        """A pass placed pods of the gangs ``keys_placed`` and left others waiting, with
-        the policy's notice."""
-        for key in keys_placed:
+    def min_resources(self, key: GangKey) -> Mapping[str, int]:
+        """``spec.minResources`` of gang ``key``'s PodGroup (empty: none, or no PodGroup)."""
+        group = self.groups.get(key)
+        return {} if group is None else group.min_resources
+
+    def note(self, outcomes: GangOutcomes) -> None:
+        """A pass placed pods of some gangs and left others waiting, with the policy's
+        notice or for their minResources."""
+        for key in outcomes.placed | outcomes.short.keys():
             self.notices.pop(key, None)
-        self.notices.update(notices)
-        self.dirty.update(keys_placed, notices)
+        for key in outcomes.placed | outcomes.notices.keys():
+            self.short.pop(key, None)
+        self.notices.update(outcomes.notices)
+        self.short.update(outcomes.short)
+        self.dirty.update(outcomes.placed, outcomes.notices, outcomes.short)
 
     def _cap(self, members: list[Member]) -> tuple[str, int] | None:
         """The Job the members belong to and its parallelism, when it is known."""
@@ -266,6 +281,7 @@ def group_status(
     views: list[PodView],
     notice: str | None,
     cap: tuple[str, int] | None = None,
+    short: str | None = None,
 ) -> GroupStatus:
     """A PodGroup's status from its members (the rules are in ``docs/gangs.md``)."""
     phases = Counter(v.phase for v in views)
@@ -291,6 +307,8 @@ def group_status(
             f"{name}: spec.minMember={min_member} is more than Job {cap[0]}'s parallelism "
             f"{cap[1]}; the gang cannot start and its pods wait"
         )
+    elif short is not None and len(views) >= min_member:
+        reason, message = WaitReason.INSUFFICIENT_RESOURCES, short
     elif notice is not None and "would fit" in notice:
         reason, message = WaitReason.UNSCHEDULABLE, notice
     elif notice is not None or len(views) < min_member:
@@ -302,16 +320,27 @@ def group_status(
     return GroupStatus(phase, scheduled, running, succeeded, failed, reason, message)
 
 
-def gang_outcomes(decisions: list[Decision]) -> tuple[set[GangKey], dict[GangKey, str]]:
-    """The gangs a pass placed pods of, and the notice of each gang it left waiting."""
-    placed: set[GangKey] = set()
-    notices: dict[GangKey, str] = {}
+@dataclass(frozen=True)
+class GangOutcomes:
+    """What a pass did to gangs: those it placed pods of, the policy's notice for each
+    it left waiting, and the notice for each held out for its minResources."""
+
+    placed: set[GangKey] = field(default_factory=set)
+    notices: dict[GangKey, str] = field(default_factory=dict)
+    short: dict[GangKey, str] = field(default_factory=dict)
+
+
+def gang_outcomes(decisions: list[Decision]) -> GangOutcomes:
+    """What a pass did to the gangs of its ``decisions``."""
+    outcomes = GangOutcomes()
     for d in decisions:
         key = d.pod.gang_key
         if key is None:
             continue
         if d.placed:
-            placed.add(key)
+            outcomes.placed.add(key)
+        elif d.status.plugin == MIN_RESOURCES:
+            outcomes.short[key] = d.status.message
         elif d.status.message.startswith("gang "):
-            notices[key] = d.status.message
-    return placed, notices
+            outcomes.notices[key] = d.status.message
+    return outcomes

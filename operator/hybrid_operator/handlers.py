@@ -23,7 +23,9 @@ import kopf
 from kubernetes import client
 
 from hybrid_operator.k8s.calls import list_cluster
+from hybrid_operator.k8s.fields import Body
 from hybrid_operator.k8s.gangs import POD_GROUP_GROUP, POD_GROUP_PLURAL, POD_GROUP_VERSION
+from hybrid_operator.k8s.pod_group_watch import PodGroupWatch
 from hybrid_operator.k8s.views import ObjectKind
 from hybrid_operator.scheduler import RELIST_RETRY_S, Scheduler
 from hybrid_operator.webhook import managed_configuration, register_webhook, webhook_server
@@ -48,7 +50,8 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
         # The resources are found once, at start-up: no need to watch
         # CustomResourceDefinitions for new ones, which would also need a permission the
         # operator has no use for. Without the PodGroup CRD, kopf says once that podgroups
-        # cannot be served and watches the rest (a CRD installed later is seen on restart).
+        # cannot be served and watches the rest; a CRD installed later is found by the
+        # reconciling listings, and PodGroups are then watched by watch_late_pod_groups.
         settings.scanning.disabled = True
         if scheduler.settings.webhook:
             settings.admission.server = webhook_server(scheduler.settings)
@@ -124,6 +127,27 @@ async def resync_forever(
         scheduler.relisted.clear()
 
 
+async def watch_late_pod_groups(
+    scheduler: Scheduler, api_client: client.ApiClient, stop: asyncio.Event
+) -> None:
+    """Once a listing finds the PodGroup CRD installed after start-up, watch PodGroups
+    with the operator's own watch (kopf does not) until ``stop`` is set."""
+    waits = [
+        asyncio.create_task(stop.wait()),
+        asyncio.create_task(scheduler.pod_groups_appeared.wait()),
+    ]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    if stop.is_set():
+        return
+
+    def feed(kind: str | None, body: Body) -> None:
+        scheduler.feed(ObjectKind.POD_GROUP, kind, body)
+
+    await PodGroupWatch(api_client, feed, scheduler.settings.api_timeout_s).run(stop)
+
+
 async def run_operator(
     scheduler: Scheduler, api_client: client.ApiClient, kubeconfig: str | None
 ) -> None:
@@ -141,6 +165,7 @@ async def run_operator(
     tasks = [
         asyncio.create_task(scheduler.run_forever(stop)),
         asyncio.create_task(resync_forever(scheduler, api_client, stop)),
+        asyncio.create_task(watch_late_pod_groups(scheduler, api_client, stop)),
     ]
     if scheduler.elector is not None:
         tasks.append(asyncio.create_task(scheduler.elector.run_forever(stop)))

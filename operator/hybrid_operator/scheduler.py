@@ -148,6 +148,8 @@ class Scheduler:
         )  # fmt: skip
         #: PodGroups, gang Jobs and the pods that claim a gang.
         self.gangs = GangBook(ticks=self.cache.ticks)
+        if self.policy.profile.gang_aware:
+            self.scheduling.min_resources_of = self.gangs.min_resources
         self.gang_reports = GangReports(self.gangs, api, self.threads, self.metrics, clock)
         self.gang_feed = GangFeed(
             self.gangs, self.gang_reports, self.cache, self.queue, self.policy,
@@ -156,6 +158,12 @@ class Scheduler:
         )  # fmt: skip
         #: Whether the missing PodGroup CRD was logged.
         self.told_no_crd = False
+        #: Whether the first listing found PodGroups served (kopf, which finds the kinds
+        #: it watches once at start-up, then watches them); None before it.
+        self.pod_groups_at_start: bool | None = None
+        #: Set when a listing finds PodGroups served that the first one did not: the
+        #: operator's own watch takes them (:mod:`hybrid_operator.k8s.pod_group_watch`).
+        self.pod_groups_appeared = asyncio.Event()
         #: Whether a listing was applied yet (the first one restores reservations).
         self.listed_once = False
         #: Training progress from Prometheus, read before each pass (None: not read).
@@ -405,12 +413,7 @@ class Scheduler:
     def reconcile(self, listing: Listing, listed_at: float) -> None:
         """Apply a full listing begun at ``listed_at`` (the cache's ticks), dropping what
         it no longer shows: objects deleted while a watch was down."""
-        if listing.pod_groups is None and not self.told_no_crd:
-            self.told_no_crd = True
-            log.warning(
-                "the PodGroup CRD (podgroups.scheduling.x-k8s.io) is not installed: PodGroups "
-                "are not read (pods that name one wait for it); gangs of Jobs still work"
-            )
+        self._pod_group_crd(listing.pod_groups is not None)
         converted = [
             *(self.convert(ObjectKind.NAMESPACE, None, b) for b in listing.namespaces),
             *(self.convert(ObjectKind.NODE, None, b) for b in listing.nodes),
@@ -449,6 +452,21 @@ class Scheduler:
             )
         self._gauge()
 
+    def _pod_group_crd(self, served: bool) -> None:
+        """Say once that PodGroups are not served; note when they are served after the
+        first listing found none."""
+        if self.pod_groups_at_start is None:
+            self.pod_groups_at_start = served
+        if not served and not self.told_no_crd:
+            self.told_no_crd = True
+            log.warning(
+                "the PodGroup CRD (podgroups.scheduling.x-k8s.io) is not installed: PodGroups "
+                "are not read (pods that name one wait for it); gangs of Jobs still work"
+            )
+        elif served and not self.pod_groups_at_start and not self.pod_groups_appeared.is_set():
+            log.info("the PodGroup CRD is installed now: watching PodGroups")
+            self.pod_groups_appeared.set()
+
     # -- the pass -----------------------------------------------------------------------
 
     def decide(self) -> list[Decision]:
@@ -459,7 +477,7 @@ class Scheduler:
         finally:
             self._gauge()
         self.binding.notices.update(self.scheduling.notices)
-        self.gangs.note(*gang_outcomes(decisions))
+        self.gangs.note(gang_outcomes(decisions))
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         return decisions

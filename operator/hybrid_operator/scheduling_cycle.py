@@ -14,6 +14,8 @@ left pending with a node held gets a
 A gang is never split by the batch limit: a batch with one pod of a gang takes every
 queued pod of it, and a gang left short of its ``min_member`` by a binding that failed
 midway joins every pass until it is whole (the snapshot counts its bound members).
+The pods of a gang whose PodGroup's ``minResources`` the cluster lacks are left pending
+before the policy sees the batch (:mod:`hybrid_operator.gang_resources`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hybrid_operator.cache import ClusterCache
+from hybrid_operator.gang_resources import MinResourcesOf, hold_out
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.reservations import ReservationNotice, held_arbitrator, notices
 from hybrid_operator.utilisation import UtilisationCollector, apply_utilisation
@@ -52,6 +55,7 @@ class SchedulingCycle:
         clock: Callable[[], float],
         batch_size: int,
         collector: UtilisationCollector | None = None,
+        min_resources_of: MinResourcesOf | None = None,
     ) -> None:
         self.cache = cache
         self.queue = queue
@@ -61,6 +65,8 @@ class SchedulingCycle:
         self.clock = clock
         self.batch_size = batch_size
         self.collector = collector
+        #: Each gang's ``minResources`` (None: not checked).
+        self.min_resources_of = min_resources_of
         self.arbitrator = held_arbitrator(policy)
         #: The notices of the last pass's pods left pending with a node held, by UID.
         self.notices: dict[str, ReservationNotice] = {}
@@ -105,11 +111,19 @@ class SchedulingCycle:
     def _decide(self, fresh: list[PendingPod], now: float) -> list[Decision]:
         started = time.perf_counter()
         snapshot = self.cache.snapshot(now)
+        offered, held = fresh, list[Decision]()
+        if self.min_resources_of is not None:
+            name = self.policy.profile.arbitrator.name
+            offered, held = hold_out(fresh, snapshot, self.min_resources_of, self._placed, name)
         if self.collector is not None:
             apply_utilisation(snapshot, self.collector, self.cache, now)
         # The queue context learned scorers read: how much is waiting, and for what.
         snapshot.set_queue([*self.queue.pending(), *fresh])
-        decisions = self.policy.profile.schedule_batch(fresh, snapshot, self.rng, explain=True)
+        profile = self.policy.profile
+        decided = (
+            profile.schedule_batch(offered, snapshot, self.rng, explain=True) if offered else []
+        )
+        decisions = [*decided, *held]
         self.metrics.batch.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(fresh))
         self.metrics.observe_shares(snapshot)
@@ -123,6 +137,11 @@ class SchedulingCycle:
         if self.arbitrator is not None:
             self._reservations(decisions, snapshot)
         return decisions
+
+    def _placed(self, gang: tuple[str, str]) -> list[PendingPod]:
+        """The pods of ``gang`` bound or assumed."""
+        placements = (*self.cache.bound.values(), *self.cache.assumed.values())
+        return [p.pod for p in placements if p.pod.gang_key == gang]
 
     def _reservations(self, decisions: list[Decision], snapshot: ClusterSnapshot) -> None:
         """Notices for the pods left pending with a node held; the reservation metrics."""

@@ -1,6 +1,7 @@
 """Gangs end to end on the dev cluster: PodGroups (the chart's CRD, created through the API)
 and indexed Jobs run by the real Job controller are bound whole or not at all, a late
-member is bound alone, a pod that names a missing PodGroup waits for it, and PodGroup
+member is bound alone, a pod that names a missing PodGroup waits for it, a PodGroup whose
+minResources exceed the cluster waits with the reason until they are lowered, and PodGroup
 status follows the pods to Running and Finished."""
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ def groups_path(namespace: str) -> str:
     return f"/apis/scheduling.x-k8s.io/v1alpha1/namespaces/{namespace}/podgroups"
 
 
-def create_group(api: ApiServer, namespace: str, name: str, min_member: int) -> None:
+def create_group(api: ApiServer, namespace: str, name: str, min_member: int, **spec: Any) -> None:
     body = {
         "apiVersion": "scheduling.x-k8s.io/v1alpha1",
         "kind": "PodGroup",
         "metadata": {"name": name},
-        "spec": {"minMember": min_member},
+        "spec": {"minMember": min_member, **spec},
     }
     api.create(groups_path(namespace), body)
 
@@ -311,4 +312,39 @@ def test_an_indexed_job_gang_is_bound_whole_once_it_fits(
 
     wait_for("the Job to complete", complete, 90)
     assert set(watch.whole) == {job}
+    assert watch.split() == {}
+
+
+def test_a_podgroup_whose_min_resources_exceed_the_cluster_waits_then_binds_once_lowered(
+    dev_cluster: DevCluster, namespace: str, operator_log: Path, watched: list[GangWatch]
+) -> None:
+    api = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    watch = start(GangWatch(api, namespace, GROUP_LABEL, {"big": 2}), watched)
+    # 4 nodes x 8 GPUs: 64 GPUs are never free, though the two 1-GPU pods would fit.
+    create_group(api, namespace, "big", 2, minResources={"nvidia.com/gpu": "64"})
+    for i in range(2):
+        api.create(pods, member(f"big-{i}", "big", gpus=1))
+
+    def told() -> dict[str, Any] | None:
+        found = [
+            e for e in events(api, namespace, "big") if e["reason"] == "InsufficientMinResources"
+        ]
+        return found[0] if found else None
+
+    event = wait_for("the PodGroup's InsufficientMinResources Event", told, 30)
+    assert event["type"] == "Warning"
+    assert event["message"].startswith(
+        f"gang {namespace}/big: minResources nvidia.com/gpu=64 is more than the "
+    )
+    assert event["message"].endswith(
+        " free in the cluster; none of its 2 pods is placed until they are free"
+    )
+    assert watch.first_bound == {}
+    group = api.get(f"{groups_path(namespace)}/big")
+    group["spec"]["minResources"] = {"nvidia.com/gpu": "2"}
+    api.call("PUT", f"{groups_path(namespace)}/big", group)
+    for i in range(2):
+        bound_node(api, pods, f"big-{i}")
+    wait_for("the watch to see the gang bound", lambda: watch.whole.get("big"), 10)
     assert watch.split() == {}

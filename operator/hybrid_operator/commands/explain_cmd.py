@@ -38,7 +38,7 @@ from hybrid_operator.reservations import ordinal, parse_notice
 PROG = "hybrid-scheduler explain"
 #: The gang notice the scheduler writes in a waiting member's PodScheduled condition.
 GANG_NOTICE = re.compile(r"gang (?P<gang>[^:]+): (?P<why>.*)")
-NEEDED = re.compile(r"\b\d+ of (?P<need>\d+) pods\b")
+NEEDED = re.compile(r"\b(?:\d+ of|none of its) (?P<need>\d+) pods\b")
 
 
 def register(subparsers: Any) -> None:

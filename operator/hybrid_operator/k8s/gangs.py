@@ -11,6 +11,9 @@ A pod asks for a gang in one of two ways (``docs/gangs.md``):
   ``min(parallelism, completions)`` pods (only for ``completionMode: Indexed`` and
   ``parallelism`` > 1; an annotation ``"false"`` opts a pod out of its namespace's rule).
 
+A PodGroup's ``spec.minResources`` is read into canonical amounts (a value that is no
+quantity is a problem, and that resource is left out of the check).
+
 Conversions are total, as in :mod:`hybrid_operator.k8s.convert`: a field that cannot be
 used is a :class:`~hybrid_operator.k8s.problems.Problem` saying what is done instead.
 """
@@ -18,10 +21,11 @@ used is a :class:`~hybrid_operator.k8s.problems.Problem` saying what is done ins
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hybrid_operator.k8s.fields import Action, Body, FieldReader
 from hybrid_operator.k8s.problems import Conversion, Problem
+from hybrid_policy.resources import QuantityError, parse_quantity
 
 POD_GROUP_GROUP = "scheduling.x-k8s.io"
 POD_GROUP_VERSION = "v1alpha1"
@@ -36,6 +40,7 @@ INDEXED = "Indexed"
 ALONE = Action("scheduling its pods one by one, as if they were no gang")
 LEAVE_GROUP = Action("leaving the PodGroup out", refuses=True)
 NO_TIMEOUT = Action("ignoring the timeout")
+NO_MIN_RESOURCE = Action("leaving this resource out of the minResources check")
 IGNORE_ANNOTATION = Action("ignoring the annotation (the namespace's rule applies)")
 GROUP_WINS = Action("using the PodGroup")
 LEAVE_JOB = Action("leaving the Job out", refuses=True)
@@ -56,6 +61,9 @@ class PodGroupView:
     #: What its status says now: phase, the four counts, the ``Scheduled`` condition's
     #: reason and message (None where absent), to leave a status that says it unwritten.
     observed: tuple[object, ...] = ()
+    #: ``spec.minResources`` in canonical units (only the values that parse): the gang is
+    #: not tried while the cluster has less of one of them free in total.
+    min_resources: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,8 +138,20 @@ def pod_group(body: Body) -> Conversion[PodGroupView]:
         schedule_timeout_s=None if timeout is None else float(timeout),
         schedule_start=start if isinstance(start, str) and start else None,
         observed=_observed(status),
+        min_resources=_min_resources(spec.get("minResources"), reader),
     )
     return Conversion(None if reader.refused else view, reader.problems)
+
+
+def _min_resources(raw: object, reader: FieldReader) -> dict[str, int]:
+    """``spec.minResources``: each quantity that parses, in canonical units."""
+    amounts: dict[str, int] = {}
+    for name, value in reader.mapping(raw, "spec.minResources", NO_MIN_RESOURCE).items():
+        try:
+            amounts[name] = parse_quantity(name, value)
+        except QuantityError as exc:
+            reader.report(f"spec.minResources.{name}", value, str(exc), NO_MIN_RESOURCE)
+    return amounts
 
 
 def _observed(status: Mapping[str, object]) -> tuple[object, ...]:
@@ -175,8 +195,8 @@ def gang_claim(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Con
         if raw.lower() in ("true", "false"):
             job_gang = raw.lower() == "true"
         else:
-            field = f"metadata.annotations[{GANG_ANNOTATION}]"
-            problems.append(Problem(field, raw, "not true or false", IGNORE_ANNOTATION.text))
+            where = f"metadata.annotations[{GANG_ANNOTATION}]"
+            problems.append(Problem(where, raw, "not true or false", IGNORE_ANNOTATION.text))
     group = labels.get(POD_GROUP_LABEL) or None
     job_name = labels.get(JOB_NAME_LABEL) or None
     if group is not None and job_gang and job_name is not None and job_name != group:

@@ -19,6 +19,8 @@ class PreemptionReason(StrEnum):
     """Its PriorityClass is higher than the victim's (as kube-scheduler preempts)."""
     SHORTEN = "shorten"
     """It is predicted to wait longer than stopping the victims would delay them."""
+    SHORTEST = "shortest"
+    """It is predicted to run much shorter than the victims have left (``shortest``)."""
 
 
 @dataclass(frozen=True, slots=True)

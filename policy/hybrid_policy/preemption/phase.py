@@ -4,10 +4,11 @@ a running pod's place, and whose.
 Candidates are the single pods the pass could not place, taken team by team from the
 lowest weighted GPU share up (the fair order), in queue order within a team. For each, on
 the nodes that pass its filters but lack room, reclaim is tried first, then priority,
-then shorten (``planner``); each plan's victims leave the phase's picture of the cluster and its
-preemptor takes their room, so two plans never count the same room. At most
-``max_plans`` plans per pass. Gangs neither preempt as one yet nor are placed by this
-phase: a gang waits for its reservation.
+then shorten (``planner``), then the reasons that buy completion time (``completion``:
+defragment, shorten with the queue counted, shortest); each plan's victims leave the
+phase's picture of the cluster and its preemptor takes their room, so two plans never
+count the same room. At most ``max_plans`` plans per pass. Gangs neither preempt as one
+yet nor are placed by this phase: a gang waits for its reservation.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Protocol
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot
+from hybrid_policy.preemption.completion import plan_for_completion
 from hybrid_policy.preemption.fairness import TeamShares
 from hybrid_policy.preemption.model import (
     PreemptionPlan,
@@ -35,6 +37,7 @@ from hybrid_policy.preemption.planner import (
     plan_reclaim,
     plan_shorten,
 )
+from hybrid_policy.preemption.queue import QueueView, WaitEstimate
 from hybrid_policy.preemption.victims import may_be_victim
 from hybrid_policy.resources import GPU
 
@@ -53,6 +56,10 @@ class PreemptionSettings:
     #: must exceed the victims' delay.
     restart_s: float = 60.0
     shorten_margin: float = 1.0
+    #: ``shortest``: how many times longer than the preemptor a victim must be predicted
+    #: to run; ``wait``: how ``shorten`` and ``shortest`` predict the preemptor's wait.
+    shortest_ratio: float = 4.0
+    wait: WaitEstimate = WaitEstimate.RUNNING
 
 
 class Predictions(Protocol):
@@ -119,13 +126,15 @@ def plan_preemptions(
     now_s: float,
     settings: PreemptionSettings,
     predictions: Predictions | None = None,
+    queue: QueueView | None = None,
 ) -> list[tuple[PendingPod, int, PreemptionPlan]]:
     """Plans for the pods a pass left waiting: ``(preemptor, node row, plan)``.
 
     ``feasible_without_room`` is, per pod uid, the nodes that pass its filters other than
     room (a pod missing from it is skipped); ``pending_since_s`` when each became pending
     this time (a preempted pod waits the trigger delay again); ``predictions`` what
-    ``shorten`` weighs (without them it is not tried)."""
+    ``shorten`` weighs (without them it is not tried); ``queue`` what the driver knows of
+    the queue (the work ahead of each pod, the reservations held)."""
     eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
     if not any(eligible.values()):
         return []
@@ -155,6 +164,18 @@ def plan_preemptions(
         ]
         plan = _first_plan(preemptor, rooms, picture, settings, now_s, gangs, eligible, predictions)
         if plan is None:
+            plan = plan_for_completion(
+                preemptor,
+                rooms,
+                picture.shares,
+                settings,
+                now_s,
+                gangs,
+                eligible,
+                predictions,
+                queue or QueueView(),
+            )
+        if plan is None:
             continue
         row = snapshot.node_index[plan.node]
         picture.apply(plan, pod, row)
@@ -178,7 +199,8 @@ def _first_plan(
         plan = plan_reclaim(preemptor, rooms, picture.shares, rules, now_s, gangs, eligible)
     if plan is None and PreemptionReason.PRIORITY in settings.reasons:
         plan = plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
-    if plan is None and PreemptionReason.SHORTEN in settings.reasons and predictions:
+    shorten = PreemptionReason.SHORTEN in settings.reasons
+    if plan is None and shorten and predictions and settings.wait is WaitEstimate.RUNNING:
         costs = ShortenCosts(
             predictions.duration_s(preemptor.pod),
             predictions.remaining_s,

@@ -38,6 +38,7 @@ from hybrid_policy.sim.accounting import Accounting
 from hybrid_policy.sim.deadlock import stuck_gangs
 from hybrid_policy.sim.information import PredictionFeed, user_estimates
 from hybrid_policy.sim.preemption_cost import PreemptionCosts
+from hybrid_policy.sim.queue_view import QueueReader
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
 from hybrid_policy.sim.waiting import WaitingPods
@@ -106,6 +107,8 @@ class Simulation:
         self.costs = PreemptionCosts(scenario.preemption, n, seed)
         #: When each waiting pod became pending this time (arrival, or its preemption).
         self.pending_since: dict[str, float] = {}
+        #: What the preemption phase reads of the queue (work ahead, overdue reservations).
+        self.queue_reader = QueueReader()
         #: Times a pass is due because a waiting pod may preempt from then on.
         self._wakes: set[float] = set()
         self.start_s = np.full(n, np.nan)
@@ -306,9 +309,25 @@ class Simulation:
         cycle = BatchCycle(self.profile, self.snapshot, self.rng, explain=False)
         masks = {p.uid: cycle.nodes_but_for_room(p) for p in left if p.gang is None}
         running = self._running_pods()
-        predictions = None if self.feed is None else _Predictions(self.feed.predictor, now_s)
+        predictor = None if self.feed is None else self.feed.predictor
+        predictions = None if predictor is None else _Predictions(predictor, now_s)
+        queue = self.queue_reader.view(
+            self.profile.arbitrator,
+            lambda: sorted(self.waiting.all(), key=self.profile.queue_sort.sort_key),
+            predictor,
+            float(self.snapshot.performance.mean()) if len(self.snapshot) else 100.0,
+            now_s,
+        )
         plans = plan_preemptions(
-            self.snapshot, left, masks, running, self.pending_since, now_s, settings, predictions
+            self.snapshot,
+            left,
+            masks,
+            running,
+            self.pending_since,
+            now_s,
+            settings,
+            predictions,
+            queue,
         )
         if self.interval_s == 0 and len(plans) < len(left):
             self._wake_when_allowed(left, running, now_s)

@@ -1,8 +1,11 @@
 """The reasons that buy completion time: shortest first, shorten with the queue counted,
 defragmentation of an overdue reservation run by the phase, the fairness test they share
-(and that what it allows cannot loop), and their ``--preemption`` keys."""
+(and that what it allows cannot loop), what the simulator tells the phase of its queue,
+and their ``--preemption`` keys."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from builders import make_node, make_pod
 from hybrid_policy.domain import Namespace, PendingPod
 from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.preemption.fairness import TeamShares, fair_to_take
 from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules, RunningPod
 from hybrid_policy.preemption.options import parse_settings
@@ -25,7 +29,10 @@ from hybrid_policy.preemption.queue import (
     work_ahead_table,
 )
 from hybrid_policy.preemption.shortest import ShortestCosts, plan_shortest, queue_wait
+from hybrid_policy.reservation.arbiter import ReservingArbitrator
+from hybrid_policy.reservation.model import Held
 from hybrid_policy.resources import GPU
+from hybrid_policy.sim.queue_view import QueueReader
 
 RULES = PreemptionRules(min_runtime_s=300, max_preemptions=3, trigger_delay_s=60)
 NOW = 10_000.0
@@ -195,3 +202,25 @@ def test_the_preemption_keys_for_the_completion_reasons() -> None:
         parse_settings("wait=soon")
     with pytest.raises(ValueError, match="shortest_ratio='x'"):
         parse_settings("shortest_ratio=x")
+
+
+def test_the_simulator_tells_the_phase_the_work_ahead_and_how_overdue_reservations_are() -> None:
+    predictor = RuntimePredictor(priors={"nlp": 600.0})
+    arbitrator = ReservingArbitrator(predictor)
+    arbitrator.book["uid-team-a-wide"] = Held("uid-team-a-wide", "n2", 1_000.0, 900.0)
+    queue = [
+        make_pod(n, gpus=g, namespace="team-a", created_at_s=t)
+        for n, g, t in (("wide", 8, 0.0), ("small", 2, 10.0))
+    ]
+    queue = [dataclasses.replace(p, task_type="nlp") for p in queue]
+    reader = QueueReader()
+    first = reader.view(arbitrator, lambda: queue, predictor, 50.0, 950.0)
+    assert first.reserved == {"uid-team-a-wide": Reserved("n2", 0.0)}
+    assert first.work_ahead is not None
+    # At mean performance 50 each pod runs 1,200 s: 8 GPUs of it are ahead of "small".
+    assert first.work_ahead(queue[1]) == pytest.approx(8 * 1_200.0)
+    assert first.work_ahead(queue[0]) == 0.0
+    arbitrator.book["uid-team-a-wide"].predicted_start_s = 2_000.0  # pushed back
+    later = reader.view(arbitrator, lambda: queue, predictor, 50.0, 1_800.0)
+    assert later.reserved == {"uid-team-a-wide": Reserved("n2", 800.0)}
+    assert reader.view(arbitrator, lambda: queue, None, 50.0, 1_800.0).work_ahead is None

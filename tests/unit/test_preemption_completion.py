@@ -95,6 +95,21 @@ def test_shortest_with_a_known_wait_needs_the_wait_to_pay_for_the_delay() -> Non
         assert (plan is not None) is allowed
 
 
+def test_shortest_with_a_loss_bound_takes_only_a_pod_that_checkpointed_lately() -> None:
+    pod = make_pod("short", gpus=4, cpu=0, memory_gib=0, namespace="team-a")
+    shares = _shares({"team-a": 0, "team-b": 16})
+    room = _room("n1", 0, running("fresh", 4, ran_s=1_230), running("stale", 4, ran_s=1_080))
+    # "stale" loses 180 s since its checkpoint, "fresh" 30 s; both have 5,000 s left.
+    loose = ShortestCosts(600.0, lambda p: 5_000.0)
+    plan = plan_shortest(Preemptor(pod, 120), [room], shares, RULES, NOW, loose)
+    assert plan is not None and [v.name for v in plan.victims] == ["fresh"]
+    bound = ShortestCosts(600.0, lambda p: 5_000.0, max_lost_s=60.0)
+    only_stale = _room("n1", 0, running("stale", 4, ran_s=1_080))
+    assert plan_shortest(Preemptor(pod, 120), [only_stale], shares, RULES, NOW, bound) is None
+    plan = plan_shortest(Preemptor(pod, 120), [room], shares, RULES, NOW, bound)
+    assert plan is not None and [v.name for v in plan.victims] == ["fresh"]
+
+
 def test_shortest_never_leaves_a_team_it_takes_from_below_the_preemptors() -> None:
     pod = make_pod("short", gpus=8, cpu=0, memory_gib=0, namespace="team-a")
     room = _room("n1", 0, running("long", 8))
@@ -195,9 +210,12 @@ def test_a_take_from_another_team_raises_the_sorted_shares_and_cannot_be_answere
 
 
 def test_the_preemption_keys_for_the_completion_reasons() -> None:
-    settings_ = parse_settings("reasons=shortest+defragment,shortest_ratio=3,wait=queue")
+    settings_ = parse_settings(
+        "reasons=shortest+defragment,shortest_ratio=3,wait=queue,max_lost_s=30"
+    )
     assert settings_.reasons == {PreemptionReason.SHORTEST, PreemptionReason.DEFRAGMENT}
     assert settings_.shortest_ratio == 3.0 and settings_.wait is WaitEstimate.QUEUE
+    assert settings_.max_lost_s == 30.0
     with pytest.raises(ValueError, match="wait='soon'"):
         parse_settings("wait=soon")
     with pytest.raises(ValueError, match="shortest_ratio='x'"):

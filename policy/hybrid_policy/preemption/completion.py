@@ -122,6 +122,7 @@ def plan_for_completion(
             wait,
             settings.restart_s,
             settings.shorten_margin,
+            settings.max_lost_s,
         )
         return plan_shortest(
             preemptor, rooms, shares, settings.rules, now_s, shortest, gangs, eligible

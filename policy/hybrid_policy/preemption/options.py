@@ -20,6 +20,7 @@ SETTING_KEYS = (
     "restart_s",
     "shorten_margin",
     "shortest_ratio",
+    "max_lost_s",
     "wait",
     "min_runtime_s",
     "max_preemptions",
@@ -66,6 +67,9 @@ def parse_settings(text: str) -> PreemptionSettings:
     if "shortest_ratio" in values:
         ratio = _number("shortest_ratio", values.pop("shortest_ratio"))
         settings = dataclasses.replace(settings, shortest_ratio=ratio)
+    if "max_lost_s" in values:
+        lost = _number("max_lost_s", values.pop("max_lost_s"))
+        settings = dataclasses.replace(settings, max_lost_s=lost)
     if "wait" in values:
         raw = values.pop("wait")
         estimates = {e.value: e for e in WaitEstimate}

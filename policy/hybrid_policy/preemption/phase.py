@@ -59,6 +59,8 @@ class PreemptionSettings:
     #: ``shortest``: how many times longer than the preemptor a victim must be predicted
     #: to run; ``wait``: how ``shorten`` and ``shortest`` predict the preemptor's wait.
     shortest_ratio: float = 4.0
+    #: ``shortest``: the most work since its checkpoint a victim may lose (None: any).
+    max_lost_s: float | None = None
     wait: WaitEstimate = WaitEstimate.RUNNING
 
 

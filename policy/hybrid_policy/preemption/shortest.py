@@ -1,5 +1,6 @@
 """Shortest first: a short pod that waits takes the place of a running pod predicted to
-run much longer (shortest remaining time first, at most ``max_preemptions`` a pod).
+run much longer (shortest remaining time first, at most ``max_preemptions`` a pod; with
+``max_lost_s`` set, only a victim that checkpointed at most that long ago).
 
 A waiting pod of predicted run time ``d`` may stop a unit only when the unit's predicted
 time left is at least ``ratio * d``: the swap finishes the short pod about its wait
@@ -49,6 +50,9 @@ class ShortestCosts:
     wait_s: float | None = None
     restart_s: float = 60.0
     margin: float = 1.0
+    #: A victim may have run at most this long since its last checkpoint (the work it
+    #: loses); None: any.
+    max_lost_s: float | None = None
 
 
 def unit_remaining(unit: VictimUnit, remaining: Remaining) -> float:
@@ -90,6 +94,8 @@ def plan_shortest(
     gpus = float(preemptor.pod.requests.get(GPU, 0))
 
     def unit_ok(unit: VictimUnit) -> bool:
+        if costs.max_lost_s is not None and unit.lost_s(now_s) > costs.max_lost_s:
+            return False
         return unit_remaining(unit, costs.remaining) >= longest
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:

@@ -1,5 +1,6 @@
 """The reasons that buy completion time, tried by the phase after reclaim and priority:
 ``defragment`` (a reservation overdue by more than ``overdue_s`` clears its node),
+``wide`` (a wide pod takes the place of narrower pods that checkpointed lately, ``wide``),
 ``shorten`` with the wait counted through the queue (``wait=queue``), and ``shortest``
 (a short pod takes the place of one predicted to run much longer, ``shortest``).
 
@@ -25,6 +26,7 @@ from hybrid_policy.preemption.planner import (
 from hybrid_policy.preemption.queue import QueueView, WaitEstimate
 from hybrid_policy.preemption.shortest import ShortestCosts, plan_shortest, queue_wait
 from hybrid_policy.preemption.victims import VictimUnit
+from hybrid_policy.preemption.wide import WideCosts, plan_wide
 from hybrid_policy.resources import GPU
 
 if TYPE_CHECKING:
@@ -90,8 +92,8 @@ def plan_for_completion(
     predictions: RunTimes | None,
     queue: QueueView,
 ) -> PreemptionPlan | None:
-    """The first plan among defragment, shorten (when its wait counts the queue) and
-    shortest that ``settings.reasons`` names and the state allows."""
+    """The first plan among defragment, wide, shorten (when its wait counts the queue)
+    and shortest that ``settings.reasons`` names and the state allows."""
     reasons = settings.reasons
     pod = preemptor.pod
     reserved = queue.reserved.get(pod.uid)
@@ -105,6 +107,17 @@ def plan_for_completion(
                 return plan
     if predictions is None or not rooms:
         return None
+    if PreemptionReason.WIDE in reasons:
+        wide = WideCosts(
+            predictions.remaining_s,
+            settings.wide_gpus,
+            settings.restart_s,
+            settings.shorten_margin,
+            settings.max_lost_s,
+        )
+        plan = plan_wide(preemptor, rooms, shares, settings.rules, now_s, wide, gangs, eligible)
+        if plan is not None:
+            return plan
     duration = predictions.duration_s(pod)
     wait = _wait(preemptor, rooms, shares, settings, predictions, queue)
     if PreemptionReason.SHORTEN in reasons and settings.wait is WaitEstimate.QUEUE:

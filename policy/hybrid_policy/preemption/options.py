@@ -21,6 +21,7 @@ SETTING_KEYS = (
     "shorten_margin",
     "shortest_ratio",
     "max_lost_s",
+    "wide_gpus",
     "wait",
     "min_runtime_s",
     "max_preemptions",
@@ -67,6 +68,9 @@ def parse_settings(text: str) -> PreemptionSettings:
     if "shortest_ratio" in values:
         ratio = _number("shortest_ratio", values.pop("shortest_ratio"))
         settings = dataclasses.replace(settings, shortest_ratio=ratio)
+    if "wide_gpus" in values:
+        wide = int(_number("wide_gpus", values.pop("wide_gpus"), whole=True))
+        settings = dataclasses.replace(settings, wide_gpus=wide)
     if "max_lost_s" in values:
         lost = _number("max_lost_s", values.pop("max_lost_s"))
         settings = dataclasses.replace(settings, max_lost_s=lost)

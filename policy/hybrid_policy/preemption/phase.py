@@ -61,6 +61,8 @@ class PreemptionSettings:
     shortest_ratio: float = 4.0
     #: ``shortest``: the most work since its checkpoint a victim may lose (None: any).
     max_lost_s: float | None = None
+    #: ``wide``: the fewest GPUs of a pod that may make room by stopping narrower ones.
+    wide_gpus: int = 4
     wait: WaitEstimate = WaitEstimate.RUNNING
 
 

@@ -1,7 +1,7 @@
-"""The reasons that buy completion time: shortest first, shorten with the queue counted,
-defragmentation of an overdue reservation run by the phase, the fairness test they share
-(and that what it allows cannot loop), what the simulator tells the phase of its queue,
-and their ``--preemption`` keys."""
+"""The reasons that buy completion time: room for a wide pod, shortest first, shorten
+with the queue counted, defragmentation of an overdue reservation run by the phase, the
+fairness test they share (and that what it allows cannot loop), what the simulator tells
+the phase of its queue, and their ``--preemption`` keys."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from hybrid_policy.preemption.queue import (
     work_ahead_table,
 )
 from hybrid_policy.preemption.shortest import ShortestCosts, plan_shortest, queue_wait
+from hybrid_policy.preemption.wide import WideCosts, plan_wide
 from hybrid_policy.reservation.arbiter import ReservingArbitrator
 from hybrid_policy.reservation.model import Held
 from hybrid_policy.resources import GPU
@@ -108,6 +109,26 @@ def test_shortest_with_a_loss_bound_takes_only_a_pod_that_checkpointed_lately() 
     assert plan_shortest(Preemptor(pod, 120), [only_stale], shares, RULES, NOW, bound) is None
     plan = plan_shortest(Preemptor(pod, 120), [room], shares, RULES, NOW, bound)
     assert plan is not None and [v.name for v in plan.victims] == ["fresh"]
+
+
+def test_wide_stops_only_narrower_pods_and_only_when_its_wait_exceeds_their_loss() -> None:
+    pod = make_pod("wide", gpus=8, cpu=0, memory_gib=0, namespace="team-a")
+    shares = _shares({"team-a": 0, "team-b": 16})
+    narrow = _room("n1", 0, running("x", 4, ran_s=1_210), running("y", 4, ran_s=1_220))
+    # The node frees in 1,000 s; the victims lose 10 + 20 s and restart 2 x 60 s.
+    costs = WideCosts(lambda p: 1_000.0, wide_gpus=4, max_lost_s=30.0)
+    plan = plan_wide(Preemptor(pod, 120), [narrow], shares, RULES, NOW, costs)
+    assert plan is not None and plan.reason is PreemptionReason.WIDE
+    assert {v.name for v in plan.victims} == {"x", "y"}
+    soon = WideCosts(lambda p: 100.0, wide_gpus=4, max_lost_s=30.0)  # 100 s < 150 s lost
+    assert plan_wide(Preemptor(pod, 120), [narrow], shares, RULES, NOW, soon) is None
+    as_wide = _room("n1", 0, running("z", 8, ran_s=1_210))
+    assert plan_wide(Preemptor(pod, 120), [as_wide], shares, RULES, NOW, costs) is None
+    stale = _room("n1", 0, running("x", 4, ran_s=1_210), running("y", 4, ran_s=1_290))
+    assert plan_wide(Preemptor(pod, 120), [stale], shares, RULES, NOW, costs) is None
+    small = make_pod("small", gpus=2, cpu=0, memory_gib=0, namespace="team-a")
+    one = _room("n1", 0, running("u", 1, ran_s=1_210), running("v", 1, ran_s=1_210))
+    assert plan_wide(Preemptor(small, 120), [one], shares, RULES, NOW, costs) is None
 
 
 def test_shortest_never_leaves_a_team_it_takes_from_below_the_preemptors() -> None:

@@ -109,6 +109,32 @@ def _global_context(snapshot: ClusterSnapshot, feasible: int) -> list[float]:
     ]
 
 
+#: The columns that depend on the pod beyond its requests (task type and run time).
+OWN_COLUMNS = slice(
+    FEATURE_NAMES.index("task_image_classification"), FEATURE_NAMES.index("log_runtime_min") + 1
+)
+
+
+def _own_columns(pod: PendingPod) -> list[float]:
+    """The pod's task type (one-hot) and expected run time, :data:`OWN_COLUMNS`."""
+    task, runtime = pod.task_type, pod.expected_runtime_s
+    return [
+        float(task == KNOWN_TASK_TYPES[0]),
+        float(task == KNOWN_TASK_TYPES[1]),
+        float(task not in KNOWN_TASK_TYPES),
+        float(runtime is not None),
+        float(np.log1p((runtime or 0.0) / 60.0) / LOG_SCALE),
+    ]
+
+
+def alike_features(features: Float32Array, pod: PendingPod) -> Float32Array:
+    """:func:`pair_features` for ``pod`` from the rows of another pod with the same
+    requests on the same candidates and snapshot: only :data:`OWN_COLUMNS` differ."""
+    out = features.copy()
+    out[:, OWN_COLUMNS] = np.asarray(_own_columns(pod), dtype=np.float32)
+    return out
+
+
 def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> Float32Array:
     """Feature rows for ``pod`` on each node row of ``candidates`` (candidates x features)."""
     n = candidates.size
@@ -122,24 +148,18 @@ def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArr
     at = 0
 
     def put(block: npt.ArrayLike) -> None:
+        # Assignment casts to float32 as np.asarray(block, dtype=np.float32) would; a
+        # scalar or a row fills the columns by broadcasting.
         nonlocal at
-        arr = np.asarray(block, dtype=np.float32)
-        if arr.ndim < 2:
-            arr = np.broadcast_to(arr.reshape(-1, 1), (n, 1))
-        width = arr.shape[1]
-        out[:, at : at + width] = arr
+        arr = np.asarray(block)
+        width = arr.shape[-1] if arr.ndim == 2 else 1
+        out[:, at : at + width] = arr if arr.ndim == 2 else arr.reshape(-1, 1)
         at += width
 
     # pod
     put(_ratio(np.broadcast_to(need, alloc.shape), alloc))
     put(need[0] / GPU_SCALE)
-    task = pod.task_type
-    put(task == KNOWN_TASK_TYPES[0])
-    put(task == KNOWN_TASK_TYPES[1])
-    put(task not in KNOWN_TASK_TYPES)
-    runtime = pod.expected_runtime_s
-    put(runtime is not None)
-    put(np.log1p((runtime or 0.0) / 60.0) / LOG_SCALE)
+    put(np.asarray(_own_columns(pod), dtype=np.float32).reshape(1, -1))
     # capacity
     put(_ratio(free, alloc))
     put(_ratio(np.maximum(free_after, 0.0), alloc))
@@ -163,6 +183,6 @@ def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArr
     put((gpu_after > 0) & (gpu_after < gpu_alloc))
     put(np.maximum(gpu_after, 0.0) / GPU_SCALE)
     # global
-    put(np.tile(np.asarray(_global_context(snapshot, n), dtype=np.float32), (n, 1)))
+    put(np.asarray(_global_context(snapshot, n), dtype=np.float32).reshape(1, -1))
     assert at == FEATURE_COUNT, f"wrote {at} features, schema has {FEATURE_COUNT}"
     return out

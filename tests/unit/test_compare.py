@@ -78,6 +78,17 @@ def test_a_gang_is_one_job_of_all_its_pods_with_a_pod_group_where_the_scheduler_
     assert requests == {"cpu": "1000m", "memory": str(GIB), "nvidia.com/gpu": "2"}
 
 
+@pytest.mark.parametrize("kind", list(SchedulerKind))
+def test_a_pod_taken_back_by_preemption_is_recreated_not_a_failed_job(kind: SchedulerKind) -> None:
+    # CapacityScheduling and Kueue preempt; with backoffLimit 0 a victim would fail its Job.
+    (job_,) = stream.manifests(stream_job("job-1"), "r", configs.expression(kind))
+    spec = job_["spec"]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert spec["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    ]
+
+
 def test_plain_kube_scheduler_gets_the_gang_without_a_pod_group() -> None:
     gang = stream_job("job-00007", pods=3)
     created = stream.manifests(gang, "kube", configs.expression(SchedulerKind.KUBE_SCHEDULER))

@@ -29,6 +29,19 @@ def test_gpu_fit_counts_reservations_in_the_same_batch() -> None:
     assert _feasible(cycle, second) == ["a"]
 
 
+def test_the_fit_count_follows_every_placement_and_its_undoing() -> None:
+    cycle = _cycle([make_node("a", gpus=8), make_node("b", gpus=8)])
+    pod = make_pod("p", gpus=4)
+    assert cycle.fit_count(pod) == 4
+    mark = cycle.mark()
+    cycle.commit(make_pod("q", gpus=4), 0)
+    assert cycle.fit_count(pod) == 3
+    cycle.rollback(mark)
+    assert cycle.fit_count(pod) == 4
+    cycle.snapshot.assume(make_pod("r", gpus=8), 1)  # placed outside the cycle
+    assert cycle.fit_count(pod) == 2
+
+
 def test_cpu_memory_and_pod_slots_are_checked() -> None:
     cycle = _cycle([make_node("small", cpu=2), make_node("full", max_pods=0), make_node("ok")])
     assert _feasible(cycle, make_pod("p", cpu=4)) == ["ok"]

@@ -20,7 +20,6 @@ from hybrid_policy.game import build_problem
 from hybrid_policy.game.fallback import greedy_allocation
 from hybrid_policy.plugins.arbiters import place_best
 from hybrid_policy.policies import build_policy, policy_names
-from hybrid_policy.resources import GPU
 
 GANG_AWARE = [
     name
@@ -148,26 +147,36 @@ def test_the_games_fallback_gives_a_team_its_whole_gang_or_none(a_runs: bool) ->
 
 
 @pytest.mark.parametrize("policy", ["hybrid", "hybrid-reserve"])
-def test_the_dqn_scores_each_gang_pod_with_the_gangs_earlier_pods_placed(
+def test_the_dqn_scores_a_gangs_placement_once(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A gang of three 4-GPU pods on two 8-GPU nodes: each later pod is scored on a snapshot
-    # that counts the pods of its gang placed before it.
+    # A gang of three 4-GPU pods on two 8-GPU nodes: one score table serves the whole
+    # gang (the game's scores its class before the game; the fair order scores its first
+    # pod), and each pod goes to the best-scored node where it still fits.
     from hybrid_policy.dqn.scorer import DqnScore
 
-    seen: list[tuple[str, float]] = []
-    score = DqnScore.score
+    scored: list[str] = []
+    score, alike = DqnScore.score, DqnScore.score_alike
 
     def spy(self: DqnScore, pod: PendingPod, snap: ClusterSnapshot, rows: np.ndarray) -> object:
-        seen.append((pod.name, float(snap.requested[:, snap.index[GPU]].sum())))
+        scored.append(pod.name)
         return score(self, pod, snap, rows)
 
+    def spy_alike(
+        self: DqnScore, pods: Sequence[PendingPod], snap: ClusterSnapshot, rows: np.ndarray
+    ) -> object:
+        scored.extend(p.name for p in pods)
+        return alike(self, pods, snap, rows)
+
     monkeypatch.setattr(DqnScore, "score", spy)
+    monkeypatch.setattr(DqnScore, "score_alike", spy_alike)
     gang = Gang("llm", 3)
     pods = [make_pod(f"llm-{i}", gpus=4, gang=gang, created_at_s=float(i)) for i in range(3)]
     decisions = _schedule(policy, pods, _cluster(2))
     assert all(d.placed for d in decisions)
-    assert seen[-3:] == [("llm-0", 0.0), ("llm-1", 4.0), ("llm-2", 8.0)]
+    assert scored == ["llm-0"]
+    nodes = [d.node for d in decisions]
+    assert nodes[0] == nodes[1] != nodes[2]  # the best node while it has room, then the next
 
 
 def test_pod_by_pod_placement_leaves_a_partial_gang() -> None:

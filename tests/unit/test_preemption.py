@@ -1,5 +1,6 @@
 """Preemption's core: who may be a victim, the cheapest minimal set, the reclaim rule
-(and that it cannot loop), and the plans for reclaim, priority and defragmentation."""
+(and that it cannot loop, for a pod alone or a gang), and the plans for reclaim, priority
+and defragmentation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import make_pod
+from hybrid_policy.domain import Gang
 from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed
+from hybrid_policy.preemption.gang_planner import GangMember, GangPreemptor, plan_gang_reclaim
 from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules, RunningPod
 from hybrid_policy.preemption.planner import (
     NodeRoom,
@@ -145,6 +148,65 @@ def test_an_allowed_reclaim_raises_the_sorted_shares_and_cannot_be_answered(
     for victim in taken:
         for back in range(1, 17):
             assert not reclaim_allowed(after, victim, float(back), {team: float(back)})
+
+
+@st.composite
+def gang_reclaims(draw: st.DrawFn) -> tuple[TeamShares, GangPreemptor, dict[str, NodeRoom]]:
+    """Three to six 8-GPU nodes, mostly full, running pods of random teams (team a, the
+    gang's, seldom); a waiting gang of team a (weight 2-4): 2-3 pods of 2, 4 or 8 GPUs."""
+    rooms: dict[str, NodeRoom] = {}
+    used = dict.fromkeys("abcd", 0.0)
+    for n in range(draw(st.integers(3, 6))):
+        pods: list[RunningPod] = []
+        free = 8
+        while free > draw(st.sampled_from([0, 0, 0, 2, 4])):
+            gpus = draw(st.sampled_from([g for g in (2, 4, 8) if g <= free]))
+            team = draw(st.sampled_from("abbbcccdd"))
+            ran = float(draw(st.integers(0, 2_000)))
+            pods.append(running(f"p{n}-{len(pods)}", gpus, ran_s=ran, namespace=team, node=f"n{n}"))
+            used[team] += gpus
+            free -= gpus
+        rooms[f"n{n}"] = NodeRoom(f"n{n}", {GPU: free}, tuple(pods))
+    weights = {t: float(draw(st.integers(1, 3))) for t in "abcd"}
+    weights["a"] = float(draw(st.integers(2, 4)))
+    shares = TeamShares(used, weights, 8.0 * len(rooms), frozenset("abcd"))
+    size, gang = draw(st.sampled_from([2, 4, 8])), Gang("g", draw(st.integers(2, 3)))
+    members = tuple(
+        GangMember(
+            make_pod(f"g-{k}", gpus=size, cpu=0, memory_gib=0, namespace="a", gang=gang),
+            tuple(rooms),
+        )
+        for k in range(gang.min_member)
+    )
+    return shares, GangPreemptor(("a", "g"), members, waiting_s=120.0), rooms
+
+
+@settings(max_examples=300, deadline=None)
+@given(gang_reclaims())
+def test_a_gangs_reclaim_raises_the_sorted_shares_and_places_every_member(
+    case: tuple[TeamShares, GangPreemptor, dict[str, NodeRoom]],
+) -> None:
+    shares, gang, rooms = case
+    plan = plan_gang_reclaim(gang, rooms, shares, RULES, NOW)
+    if plan is None:
+        return
+    team, gpus = gang.namespace, gang.gpus()
+    taken: dict[str, float] = {}
+    for victim in plan.victims:
+        taken[victim.namespace] = taken.get(victim.namespace, 0.0) + victim.requests[GPU]
+    after = shares.after({team: gpus, **{t: -g for t, g in taken.items()}})
+    assert sorted(after.share(t) for t in "abcd") > sorted(shares.share(t) for t in "abcd")
+    for victim_team in taken:  # no team it took from may take back at once, alone or as a gang
+        for back in range(1, 33):
+            assert not reclaim_allowed(after, victim_team, float(back), {team: float(back)})
+    # All or nothing: every member has a node, with room once the victims are gone.
+    assert [uid for uid, _ in plan.placements] == [m.pod.uid for m in gang.members]
+    room = {name: r.free[GPU] for name, r in rooms.items()}
+    for victim in plan.victims:
+        room[victim.node] += victim.requests[GPU]
+    for _, node in plan.placements:
+        room[node] -= gang.members[0].pod.requests[GPU]
+    assert min(room.values()) >= 0
 
 
 def _room(name: str, free: int, *pods: RunningPod) -> NodeRoom:

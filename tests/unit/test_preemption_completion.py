@@ -17,7 +17,12 @@ from hybrid_policy.domain import Namespace, PendingPod
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.preemption.fairness import TeamShares, fair_to_take
-from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules, RunningPod
+from hybrid_policy.preemption.model import (
+    PreemptionPlan,
+    PreemptionReason,
+    PreemptionRules,
+    RunningPod,
+)
 from hybrid_policy.preemption.options import parse_settings
 from hybrid_policy.preemption.phase import PreemptionSettings, plan_preemptions
 from hybrid_policy.preemption.planner import NodeRoom, Preemptor, ShortenCosts, plan_shorten
@@ -197,8 +202,11 @@ def test_the_phase_clears_the_node_of_a_reservation_overdue_past_the_threshold(
     if not planned:
         assert plans == []
         return
-    [(pod, row, plan)] = plans
-    assert pod is wide and row == 1 and plan.node == "n2"  # its node, not the cheaper n1
+    [made] = plans
+    assert made.binds == ((wide, 1),)
+    plan = made.plan
+    assert isinstance(plan, PreemptionPlan)
+    assert plan.node == "n2"  # its node, not the cheaper n1
     assert plan.reason is PreemptionReason.DEFRAGMENT
     assert {v.name for v in plan.victims} == {"n2-0", "n2-1"}
     assert plan_preemptions(snapshot, [wide], mask, pods, {}, NOW, settings) == []

@@ -9,6 +9,7 @@ the plugin then returns 100 for that node and 0 elsewhere.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +19,7 @@ import torch
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.dqn.checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
 from hybrid_policy.dqn.network import QNetwork
-from hybrid_policy.features import Float32Array, pair_features
+from hybrid_policy.features import Float32Array, alike_features, pair_features
 from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.framework.plugins import MinMaxNormalized, ScorePlugin
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
@@ -54,9 +55,9 @@ class DqnScore(MinMaxNormalized):
 
     def q_values(self, features: Float32Array) -> FloatArray:
         """One batched forward pass over the candidate rows."""
-        device = next(self.network.parameters()).device
+        device = self.network.input_mask.device
         with torch.inference_mode():
-            q = self.network(torch.from_numpy(features).to(device))
+            q = self.network.infer(torch.from_numpy(features).to(device))
         values: FloatArray = q.cpu().numpy().astype(np.float64)
         return values
 
@@ -70,6 +71,19 @@ class DqnScore(MinMaxNormalized):
         chosen: FloatArray = np.zeros(candidates.size)
         chosen[choice] = 1.0
         return chosen
+
+    def score_alike(
+        self, pods: Sequence[PendingPod], snapshot: ClusterSnapshot, candidates: IntArray
+    ) -> list[FloatArray]:
+        """:meth:`score` for pods of one feasibility key: the feature rows are built once
+        and only the pods' own columns change (one forward pass each, so each pod gets
+        exactly the values it would alone)."""
+        if self.actor is not None:
+            return [self.score(p, snapshot, candidates) for p in pods]
+        first = pair_features(pods[0], snapshot, candidates)
+        out = [self.q_values(first)]
+        out += [self.q_values(alike_features(first, p)) for p in pods[1:]]
+        return out
 
 
 def load_scorer(

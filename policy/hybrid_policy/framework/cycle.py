@@ -20,7 +20,7 @@ from hybrid_policy.constraints import NO_CONSTRAINTS
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.nomination import Nomination
 from hybrid_policy.framework.paths import PassPath
-from hybrid_policy.framework.plugins import Conditional, FilterPlugin, ScorePlugin
+from hybrid_policy.framework.plugins import AlikeScorer, Conditional, FilterPlugin, ScorePlugin
 from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
@@ -116,6 +116,8 @@ class BatchCycle:
         # keeps fitting nowhere until the pass ends, unless its pod affinity or spread
         # constraints can be met by later placements (those are never remembered).
         self._no_fit: dict[tuple[object, ...], Status] = {}
+        #: fit_count by constraint signature, with the snapshot revision it was counted at.
+        self._fit_counts: dict[tuple[object, ...], tuple[int, int]] = {}
         self._filters: list[tuple[FilterPlugin, Conditional | None]] | None = None
         self._scorers: list[tuple[ScorePlugin, float, Conditional | None]] | None = None
         #: Whether namespaces and labels decide feasibility beyond the constraint
@@ -135,7 +137,7 @@ class BatchCycle:
             return (pod.constraint_signature, pod.namespace, tuple(sorted(pod.labels.items())))
         return pod.constraint_signature
 
-    def _plain(self, pod: PendingPod) -> bool:
+    def plain(self, pod: PendingPod) -> bool:
         """The fast path: no constraints of its own, and no placed pod whose terms could
         select it, so no :class:`Conditional` plugin applies."""
         occ = self.snapshot.occupancy
@@ -169,7 +171,7 @@ class BatchCycle:
         mask = self._static_mask(pod)
         if self._filters is None:
             self._filters = [(f, _conditional(f)) for f in self.profile.filters if not f.static]
-        plain = self._plain(pod)
+        plain = self.plain(pod)
         for plugin, conditional in self._filters:
             if conditional is None or (not plain and conditional.applies(pod, snap)):
                 mask = mask & plugin.filter(pod, snap)
@@ -187,6 +189,15 @@ class BatchCycle:
         place, since reservations only take capacity away; drivers use it to leave out
         pods that would certainly be rejected.
         """
+        snap = self.snapshot
+        known = self._fit_counts.get(pod.constraint_signature)
+        if known is not None and known[0] == snap.revision:
+            return known[1]
+        count = self._fit_count(pod)
+        self._fit_counts[pod.constraint_signature] = (snap.revision, count)
+        return count
+
+    def _fit_count(self, pod: PendingPod) -> int:
         snap = self.snapshot
         if pod.constraints.refusals or snap.unknown_resources(pod) or len(snap) == 0:
             return 0
@@ -212,11 +223,35 @@ class BatchCycle:
         total = np.zeros(candidates.size)
         if self._scorers is None:
             self._scorers = [(p, w, _conditional(p)) for p, w in self.profile.scorers]
-        plain = self._plain(pod)
+        plain = self.plain(pod)
         for plugin, weight, conditional in self._scorers:
             if conditional is None or (not plain and conditional.applies(pod, self.snapshot)):
                 total += weight * plugin.normalize(plugin.score(pod, self.snapshot, candidates))
         return ScoreTable(pod, candidates, total)
+
+    def evaluate_alike(self, pods: Sequence[PendingPod]) -> list[ScoreTable | Status]:
+        """:meth:`evaluate` for each of ``pods``, which share one feasibility key and are
+        evaluated with nothing committed in between: the same tables, with the Filter run
+        once and the plugins that can (:class:`AlikeScorer`) scoring them together."""
+        if len(pods) < 2 or not all(self.plain(p) for p in pods):
+            return [self.evaluate(p) for p in pods]
+        mask = self.feasible(pods[0])
+        if isinstance(mask, Status):
+            return [mask] * len(pods)
+        candidates = np.flatnonzero(mask)
+        totals = [np.zeros(candidates.size) for _ in pods]
+        if self._scorers is None:
+            self._scorers = [(p, w, _conditional(p)) for p, w in self.profile.scorers]
+        for plugin, weight, conditional in self._scorers:
+            if conditional is not None:
+                continue  # plain pods skip conditional plugins (as evaluate does)
+            if isinstance(plugin, AlikeScorer):
+                raw = plugin.score_alike(pods, self.snapshot, candidates)
+            else:
+                raw = [plugin.score(p, self.snapshot, candidates) for p in pods]
+            for total, scores in zip(totals, raw, strict=True):
+                total += weight * plugin.normalize(scores)
+        return [ScoreTable(p, candidates, t) for p, t in zip(pods, totals, strict=True)]
 
     def commit(self, pod: PendingPod, node: int, table: ScoreTable | None = None) -> Decision:
         """Reserve ``pod`` on node row ``node`` and record the decision."""

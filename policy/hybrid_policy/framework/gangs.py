@@ -71,11 +71,16 @@ def best_node(pod: PendingPod, table: ScoreTable, cycle: BatchCycle) -> int:
 
 
 def place_unit(
-    unit: Unit, cycle: BatchCycle, choose: Chooser | None = None, reject: bool = True
+    unit: Unit,
+    cycle: BatchCycle,
+    choose: Chooser | None = None,
+    reject: bool = True,
+    scored: ScoreTable | None = None,
 ) -> bool:
     """Place every pod of ``unit`` or none (each on the node ``choose`` picks, by default
     its best-scored one); rejected pods get their reason, unless ``reject`` is off (the
-    caller then decides them). True when placed."""
+    caller then decides them). True when placed. ``scored``: a gang's table scored
+    earlier in the pass (:func:`try_unit`)."""
     pick = choose or (lambda pod, table: best_node(pod, table, cycle))
     if len(unit) == 1 and (unit[0].gang is None or not cycle.profile.gang_aware):
         return place_one(unit[0], cycle, pick) is None
@@ -87,7 +92,7 @@ def place_unit(
             for pod in unit:
                 cycle.reject(pod, gang_status(pod, 0, batch_members=running + len(unit)))
         return False
-    fitted = try_unit(unit, cycle, pick)
+    fitted = try_unit(unit, cycle, pick, scored)
     if fitted is None:
         return True
     if reject:
@@ -96,24 +101,64 @@ def place_unit(
     return False
 
 
-def try_unit(unit: Unit, cycle: BatchCycle, choose: Chooser) -> int | None:
+def try_unit(
+    unit: Unit, cycle: BatchCycle, choose: Chooser, scored: ScoreTable | None = None
+) -> int | None:
     """Place the pods of ``unit`` one after the other (each on the node ``choose`` picks);
     None when all are placed, else everything is taken back and the number that fitted
     before one did not is returned. Nothing is rejected.
 
     A gang of pods that fit the same nodes, with fewer copies fitting side by side now than
     it has pods (:meth:`BatchCycle.fit_count`, an upper bound), is answered without
-    evaluating any of them: that many would fit at most."""
+    evaluating any of them: that many would fit at most.
+
+    Pods alike (same requests and constraints) are placed by one score table, the
+    gang's, kept to the nodes where each still fits: ``scored``, a table the caller
+    scored for the gang earlier in the pass, or the first pod's own evaluation."""
     if len(unit) > 1 and len({cycle.feasibility_key(p) for p in unit}) == 1:
         fit = cycle.fit_count(unit[0])
         if fit < len(unit):
             return fit
     mark = cycle.mark()
+    group = scored if scored is not None and _shares_table(unit, cycle) else None
     for placed, pod in enumerate(unit):
-        if place_one(pod, cycle, choose, record=False) is not None:
+        table = _member_table(pod, group, cycle)
+        row = choose(pod, table) if isinstance(table, ScoreTable) else None
+        if row is None:
             cycle.rollback(mark)
             return placed
+        assert isinstance(table, ScoreTable)
+        cycle.commit(pod, row, table)
+        if group is None and _shares_table(unit, cycle):
+            group = table
     return None
+
+
+def _shares_table(unit: Unit, cycle: BatchCycle) -> bool:
+    """Whether one score table serves every pod of ``unit``: the pods are alike (same
+    requests and constraints) and no placed pod's terms can change their scores."""
+    head = unit[0]
+    key = cycle.feasibility_key(head)
+    return all(
+        p.requests == head.requests and cycle.feasibility_key(p) == key for p in unit
+    ) and all(cycle.plain(p) for p in unit)
+
+
+def _member_table(
+    pod: PendingPod, group: ScoreTable | None, cycle: BatchCycle
+) -> ScoreTable | Status:
+    """The score table ``pod`` is placed by: the gang's own, scored once for its first
+    pod and kept to the nodes where ``pod`` still fits, when ``group`` is given; else
+    ``pod``'s own evaluation."""
+    if group is None:
+        return cycle.evaluate(pod)
+    mask = cycle.feasible(pod)
+    if isinstance(mask, Status):
+        return mask
+    keep = mask[group.candidates]
+    if not keep.any():
+        return Status(Code.UNSCHEDULABLE, ("no allowed node",), GANG)
+    return ScoreTable(pod, group.candidates[keep], group.scores[keep])
 
 
 def missing_members(unit: Unit, cycle: BatchCycle) -> int:

@@ -10,7 +10,7 @@ the framework skips them for the others, so those pay nothing for them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -74,6 +74,19 @@ class ScorePlugin(Protocol):
 
     def normalize(self, scores: FloatArray) -> FloatArray:
         """NormalizeScore: map raw scores into [0, 100]."""
+        ...
+
+
+@runtime_checkable
+class AlikeScorer(Protocol):
+    """A score plugin that rates several pods of one feasibility key at once (same
+    requests and constraints, against the same snapshot) more cheaply than one by one,
+    with exactly the scores :meth:`ScorePlugin.score` gives each."""
+
+    def score_alike(
+        self, pods: Sequence[PendingPod], snapshot: ClusterSnapshot, candidates: IntArray
+    ) -> list[FloatArray]:
+        """Raw scores of node rows ``candidates`` for each of ``pods``, in order."""
         ...
 
 

@@ -79,6 +79,9 @@ class ClusterSnapshot:
         self.occupancy = Occupancy(self.nodes)
         #: Placed pods of each gang, by ``(namespace, gang name)``.
         self.gang_members: Counter[tuple[str, str]] = Counter()
+        #: Counts every change of placements (assume, forget, clear), for memos of what
+        #: placed pods decide.
+        self.revision = 0
         self._static_masks: dict[tuple[object, ...], BoolArray] = {}
         self._request_vectors: dict[tuple[object, ...], FloatArray] = {}
 
@@ -148,6 +151,7 @@ class ClusterSnapshot:
         if pod.uid in self.placements:
             raise ValueError(f"pod {pod.key} ({pod.uid}) is already counted on a node")
         vec = self.request_vector(pod)
+        self.revision += 1
         self.requested[node] += vec
         self.pod_count[node] += 1
         self.placements[pod.uid] = node
@@ -165,6 +169,7 @@ class ClusterSnapshot:
         if node is None:
             return None
         vec = self.request_vector(pod)
+        self.revision += 1
         self.requested[node] -= vec
         self.pod_count[node] -= 1
         self.namespace_allocated[pod.namespace] -= vec
@@ -175,6 +180,7 @@ class ClusterSnapshot:
 
     def clear_placements(self) -> None:
         """Forget every placed pod: an empty cluster with the same nodes and caches."""
+        self.revision += 1
         self.requested.fill(0.0)
         self.pod_count.fill(0)
         self.placements.clear()

@@ -95,9 +95,10 @@ class GameArbitrator:
         if not self._contended(classes, cycle):
             cycle.pass_path = game_path(SolverPath.UNCONTENDED)
             self.paths[cycle.pass_path] += 1
-            live = {pod.uid for pod_class in classes for pod in pod_class.pods}
-            for unit in _units([pod for pod in batch if pod.uid in live], cycle):
-                place_unit(unit, cycle)
+            table = {pod.uid: c.table for c in classes for pod in c.pods}
+            for unit in _units([pod for pod in batch if pod.uid in table], cycle):
+                gang = len(unit) > 1
+                place_unit(unit, cycle, scored=table[unit[0].uid] if gang else None)
             return
         scale = 100.0 * max(sum(weight for _, weight in cycle.profile.scorers), 1e-9)
         problem = build_problem(classes, cycle.snapshot, scale, self.top_k)
@@ -166,9 +167,17 @@ class GameArbitrator:
         members: dict[tuple[str, tuple[object, ...]], list[PendingPod]] = {}
         for pod in batch:
             members.setdefault((pod.namespace, cycle.feasibility_key(pod)), []).append(pod)
+        heads: dict[tuple[object, ...], list[PendingPod]] = {}
+        for (_, key), pods in members.items():
+            heads.setdefault(key, []).append(pods[0])
+        tables = {
+            head.uid: table
+            for alike in heads.values()
+            for head, table in zip(alike, cycle.evaluate_alike(alike), strict=True)
+        }
         classes = []
         for (namespace, _), pods in members.items():
-            table = cycle.evaluate(pods[0])
+            table = tables[pods[0].uid]
             if isinstance(table, ScoreTable):
                 classes.append(PodClass(namespace, tuple(pods), table))
             else:

@@ -98,7 +98,8 @@ class _Rounding:
             return (pod,)
         self.settled.update(p.uid for p in unit)
         mass = self.slot_mass.copy()
-        fitted = try_unit(unit, self.cycle, self.choose)
+        scored = self.problem.classes[self.class_of[pod.uid]].table
+        fitted = try_unit(unit, self.cycle, self.choose, scored)
         if fitted is None:
             return unit
         self.slot_mass = mass
@@ -157,24 +158,33 @@ def settle(
     live: list[list[int]] = [[] for _ in problem.namespaces]
     for c in range(len(problem.classes)):
         live[int(problem.class_namespace[c])].append(c)
-    while True:
-        turns = [turn for ns in range(len(live)) if (turn := _turn(rounding, live, ns))]
-        if not turns:
-            break
-        owed = [
-            (
-                round(credit[ns] - granted[ns] - share / 2, _DIGITS),
-                -(problem.held_share[ns] + granted[ns]) / problem.weights[ns],
-                -ns,
-                pod.uid,
-            )
-            for ns, pod, share in turns
-        ]
-        pod = rounding.pods[max(owed)[3]]
-        for placed in rounding.place(pod):
+
+    def owed(ns: int) -> tuple[float, float, int, str] | None:
+        turn = _turn(rounding, live, ns)
+        if turn is None:
+            return None
+        _, pod, share = turn
+        return (
+            round(credit[ns] - granted[ns] - share / 2, _DIGITS),
+            -(problem.held_share[ns] + granted[ns]) / problem.weights[ns],
+            -ns,
+            pod.uid,
+        )
+
+    # Placing (or rejecting) a namespace's unit changes only that namespace's next turn.
+    turns = {ns: t for ns in range(len(live)) if (t := owed(ns)) is not None}
+    while turns:
+        best = max(turns.values())
+        ns = -best[2]
+        for placed in rounding.place(rounding.pods[best[3]]):
             k = rounding.class_of[placed.uid]
             granted[int(problem.class_namespace[k])] += problem.class_pod_share[k]
             rounding.class_gap[k] -= 1.0
+        turn = owed(ns)
+        if turn is None:
+            del turns[ns]
+        else:
+            turns[ns] = turn
     return granted
 
 

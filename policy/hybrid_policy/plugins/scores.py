@@ -8,7 +8,7 @@ scale, requests counted with the pod's own request added, and the "non-zero" def
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -54,6 +54,18 @@ class _ResourceScorer(Normalized):
         cols = [snapshot.index[r] for r in self.weights if r in snapshot.index]
         w = np.array([self.weights[snapshot.resources[c]] for c in cols], dtype=float)
         return cols, w
+
+    def score_alike(
+        self, pods: Sequence[PendingPod], snapshot: ClusterSnapshot, candidates: IntArray
+    ) -> list[FloatArray]:
+        """The resource scores depend on a pod only through its requests, which pods of
+        one feasibility key share: one score, for each of them."""
+        scores = self.score(pods[0], snapshot, candidates)
+        return [scores] * len(pods)
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        """Raw scores (each scorer its own)."""
+        raise NotImplementedError
 
     def _weighted(
         self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray, free: bool

@@ -1,5 +1,6 @@
 """The vocabulary of preemption: the rules a cluster sets, a running pod as a possible
-victim, and the plan that names a preemptor's node and victims."""
+victim, and the plans that name the victims and where the preemptors go: one node for a
+pod alone, one node per member for a gang."""
 
 from __future__ import annotations
 
@@ -90,6 +91,19 @@ class PreemptionPlan:
 
     preemptor: str
     node: str
+    victims: tuple[RunningPod, ...]
+    reason: PreemptionReason
+    work_lost_s: float
+    """GPU-seconds of work the victims lose (work since checkpoint times their GPUs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GangPlan:
+    """Take ``victims`` back, once, so that every waiting member of ``gang`` fits:
+    ``placements`` pairs each member's uid with its node, in the members' order."""
+
+    gang: tuple[str, str]
+    placements: tuple[tuple[str, str], ...]
     victims: tuple[RunningPod, ...]
     reason: PreemptionReason
     work_lost_s: float

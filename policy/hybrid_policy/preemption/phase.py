@@ -1,20 +1,22 @@
-"""The preemption phase after a pass: which of the pods the pass left waiting may take
-a running pod's place, and whose.
+"""The preemption phase after a pass: which of the pods and gangs the pass left waiting
+may take running pods' places, and whose.
 
-Candidates are the single pods the pass could not place, taken team by team from the
-lowest weighted GPU share up (the fair order), in queue order within a team. For each, on
-the nodes that pass its filters but lack room, reclaim is tried first, then priority,
-then shorten (``planner``), then the reasons that buy completion time (``completion``:
-defragment, shorten with the queue counted, shortest); each plan's victims leave the
-phase's picture of the cluster and its preemptor takes their room, so two plans never
-count the same room. At most ``max_plans`` plans per pass. Gangs neither preempt as one
-yet nor are placed by this phase: a gang waits for its reservation.
+Candidates are the single pods the pass could not place and the waiting gangs (all the
+waiting members of a gang with fewer than ``min_member`` pods placed, one preemptor:
+``gang_planner``), taken team by team from the lowest weighted GPU share up (the fair
+order), in queue order within a team (a gang where its oldest member stands). For each,
+on the nodes that pass its filters but lack room, reclaim is tried first, then priority,
+then (pods alone) shorten (``planner``) and the reasons that buy completion time
+(``completion``: defragment, wide, shorten with the queue counted, shortest); each plan's
+victims leave the phase's picture of the cluster, on every node they held, and its
+preemptors take their room, so two plans never count the same room. At most
+``max_plans`` plans per pass, a gang's counting as one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,7 +25,14 @@ from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot
 from hybrid_policy.preemption.completion import plan_for_completion
 from hybrid_policy.preemption.fairness import TeamShares
+from hybrid_policy.preemption.gang_planner import (
+    GangMember,
+    GangPreemptor,
+    plan_gang_priority,
+    plan_gang_reclaim,
+)
 from hybrid_policy.preemption.model import (
+    GangPlan,
     PreemptionPlan,
     PreemptionReason,
     PreemptionRules,
@@ -78,6 +87,21 @@ class Predictions(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PhasePlan:
+    """One plan of the phase as a driver applies it: stop every victim (each once), then
+    bind each pod of ``binds`` to its node row: the pod alone, or every waiting member of
+    a gang."""
+
+    plan: PreemptionPlan | GangPlan
+    binds: tuple[tuple[PendingPod, int], ...]
+
+    @property
+    def victims(self) -> tuple[RunningPod, ...]:
+        """The running pods the plan takes back."""
+        return self.plan.victims
+
+
 @dataclass
 class _Picture:
     """The cluster as the phase sees it: free room per node, who runs where, GPUs held
@@ -86,20 +110,28 @@ class _Picture:
     free: dict[int, dict[str, int]]
     on_node: dict[str, list[RunningPod]]
     shares: TeamShares
+    rows: Mapping[str, int]
 
-    def apply(self, plan: PreemptionPlan, pod: PendingPod, row: int) -> None:
-        gone = {v.uid for v in plan.victims}
+    def apply(self, made: PhasePlan) -> None:
+        """The victims leave (freeing room on every node they held); the pods take theirs."""
+        gone = {v.uid for v in made.victims}
         taken: dict[str, float] = defaultdict(float)
-        for victim in plan.victims:
+        for victim in made.victims:
             self.on_node[victim.node] = [p for p in self.on_node[victim.node] if p.uid not in gone]
             taken[victim.namespace] -= victim.requests.get(GPU, 0)
-            if victim.node == plan.node:
-                for r, q in victim.requests.items():
-                    self.free[row][r] = self.free[row].get(r, 0) + q
-        for r, q in pod.requests.items():
-            self.free[row][r] = self.free[row].get(r, 0) - q
-        taken[pod.namespace] += pod.requests.get(GPU, 0)
+            free = self.free[self.rows[victim.node]]
+            for r, q in victim.requests.items():
+                free[r] = free.get(r, 0) + q
+        for pod, row in made.binds:
+            for r, q in pod.requests.items():
+                self.free[row][r] = self.free[row].get(r, 0) - q
+            taken[pod.namespace] += pod.requests.get(GPU, 0)
         self.shares = self.shares.after(taken)
+
+    def room(self, snapshot: ClusterSnapshot, row: int) -> NodeRoom:
+        """Node ``row`` as the planner sees it now."""
+        name = snapshot.nodes[row].name
+        return NodeRoom(name, self.free[row], tuple(self.on_node[name]))
 
 
 def _picture(
@@ -118,7 +150,51 @@ def _picture(
     gpus = float(snapshot.total_allocatable[snapshot.index[GPU]]) if GPU in snapshot.index else 0
     weights = {ns: snapshot.weight_of(ns) for ns in {*used, *(p.namespace for p in waiting)}}
     active = frozenset({*used, *(p.namespace for p in waiting)})
-    return _Picture(free, on_node, TeamShares(dict(used), weights, gpus, active))
+    shares = TeamShares(dict(used), weights, gpus, active)
+    return _Picture(free, on_node, shares, snapshot.node_index)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A preemptor the phase considers: a pod alone (``gang`` None), or the waiting
+    members of a gang, in queue order."""
+
+    pods: tuple[PendingPod, ...]
+    gang: tuple[str, str] | None = None
+
+
+def candidates(
+    snapshot: ClusterSnapshot,
+    left_waiting: Sequence[PendingPod],
+    feasible_without_room: Mapping[str, BoolArray],
+) -> list[Candidate]:
+    """The preemptors in the fair order: each pod alone, and the waiting members of each
+    gang with fewer than ``min_member`` pods placed (a late member of a gang that runs is a
+    pod alone). A gang is left out when one of its members is missing from
+    ``feasible_without_room`` or fewer of its pods are placed and waiting than it needs."""
+    gangs: dict[tuple[str, str], list[PendingPod]] = {}
+    out: list[Candidate] = []
+    for pod in left_waiting:
+        key = pod.gang_key
+        if pod.gang is None or key is None or snapshot.gang_members[key] >= pod.gang.min_member:
+            if pod.uid in feasible_without_room:
+                out.append(Candidate((pod,)))
+        else:
+            gangs.setdefault(key, []).append(pod)
+    for key, pods in gangs.items():
+        gang = pods[0].gang
+        assert gang is not None
+        enough = snapshot.gang_members[key] + len(pods) >= gang.min_member
+        if enough and all(p.uid in feasible_without_room for p in pods):
+            out.append(Candidate(tuple(pods), key))
+    return sorted(
+        out,
+        key=lambda c: (
+            namespace_share(snapshot, c.pods[0].namespace),
+            min(p.created_at_s for p in c.pods),
+            c.pods[0].uid,
+        ),
+    )
 
 
 def plan_preemptions(
@@ -130,15 +206,18 @@ def plan_preemptions(
     now_s: float,
     settings: PreemptionSettings,
     predictions: Predictions | None = None,
+    never: Set[str] = frozenset(),
     queue: QueueView | None = None,
-) -> list[tuple[PendingPod, int, PreemptionPlan]]:
-    """Plans for the pods a pass left waiting: ``(preemptor, node row, plan)``.
+) -> list[PhasePlan]:
+    """Plans for the pods and gangs a pass left waiting, in the order they were made.
 
     ``feasible_without_room`` is, per pod uid, the nodes that pass its filters other than
-    room (a pod missing from it is skipped); ``pending_since_s`` when each became pending
-    this time (a preempted pod waits the trigger delay again); ``predictions`` what
-    ``shorten`` weighs (without them it is not tried); ``queue`` what the driver knows of
-    the queue (the work ahead of each pod, the reservations held)."""
+    room (a pod missing from it is skipped, and so is its gang); ``pending_since_s`` when
+    each became pending this time (a preempted pod waits the trigger delay again; a gang
+    from its oldest member's); ``predictions`` what ``shorten`` weighs (without them it is
+    not tried); ``never`` the uids whose ``preemptionPolicy`` is ``Never`` (a gang with
+    one such member never preempts); ``queue`` what the driver knows of the queue (the
+    work ahead of each pod, the reservations held)."""
     eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
     if not any(eligible.values()):
         return []
@@ -147,69 +226,91 @@ def plan_preemptions(
     for member in running:
         if member.gang is not None:
             gangs[member.gang].append(member)
-    candidates = sorted(
-        (p for p in left_waiting if p.gang is None and p.uid in feasible_without_room),
-        key=lambda p: (namespace_share(snapshot, p.namespace), p.created_at_s, p.uid),
-    )
-    plans: list[tuple[PendingPod, int, PreemptionPlan]] = []
-    for pod in candidates:
+    context = _Context(snapshot, feasible_without_room, picture, settings, now_s, gangs, eligible)
+    plans: list[PhasePlan] = []
+    for unit in candidates(snapshot, left_waiting, feasible_without_room):
         if len(plans) >= settings.max_plans:
             break
-        waited = now_s - pending_since_s.get(pod.uid, pod.created_at_s)
-        preemptor = Preemptor(pod, waited)
-        rows = [int(r) for r in feasible_without_room[pod.uid].nonzero()[0]]
-        rooms = [
-            NodeRoom(
-                snapshot.nodes[r].name,
-                picture.free[r],
-                tuple(picture.on_node[snapshot.nodes[r].name]),
+        waited = now_s - min(pending_since_s.get(p.uid, p.created_at_s) for p in unit.pods)
+        stop = any(p.uid in never for p in unit.pods)
+        if unit.gang is None:
+            made = context.single(
+                Preemptor(unit.pods[0], waited, stop), predictions, queue or QueueView()
             )
-            for r in rows
-        ]
-        plan = _first_plan(preemptor, rooms, picture, settings, now_s, gangs, eligible, predictions)
-        if plan is None:
-            plan = plan_for_completion(
-                preemptor,
-                rooms,
-                picture.shares,
-                settings,
-                now_s,
-                gangs,
-                eligible,
-                predictions,
-                queue or QueueView(),
-            )
-        if plan is None:
-            continue
-        row = snapshot.node_index[plan.node]
-        picture.apply(plan, pod, row)
-        plans.append((pod, row, plan))
+        else:
+            made = context.gang(unit.gang, unit.pods, waited, stop)
+        if made is not None:
+            picture.apply(made)
+            plans.append(made)
     return plans
 
 
-def _first_plan(
-    preemptor: Preemptor,
-    rooms: list[NodeRoom],
-    picture: _Picture,
-    settings: PreemptionSettings,
-    now_s: float,
-    gangs: Mapping[tuple[str, str], Sequence[RunningPod]],
-    eligible: Mapping[str, bool],
-    predictions: Predictions | None,
-) -> PreemptionPlan | None:
-    rules = settings.rules
-    plan = None
-    if PreemptionReason.RECLAIM in settings.reasons:
-        plan = plan_reclaim(preemptor, rooms, picture.shares, rules, now_s, gangs, eligible)
-    if plan is None and PreemptionReason.PRIORITY in settings.reasons:
-        plan = plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
-    shorten = PreemptionReason.SHORTEN in settings.reasons
-    if plan is None and shorten and predictions and settings.wait is WaitEstimate.RUNNING:
-        costs = ShortenCosts(
-            predictions.duration_s(preemptor.pod),
-            predictions.remaining_s,
-            settings.restart_s,
-            settings.shorten_margin,
-        )
-        plan = plan_shorten(preemptor, rooms, picture.shares, rules, now_s, costs, gangs, eligible)
-    return plan
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every plan of one phase is made from."""
+
+    snapshot: ClusterSnapshot
+    feasible: Mapping[str, BoolArray]
+    picture: _Picture
+    settings: PreemptionSettings
+    now_s: float
+    gangs: Mapping[tuple[str, str], Sequence[RunningPod]]
+    eligible: Mapping[str, bool]
+
+    def _rows(self, pod: PendingPod) -> list[int]:
+        return [int(r) for r in self.feasible[pod.uid].nonzero()[0]]
+
+    def single(
+        self, preemptor: Preemptor, predictions: Predictions | None, queue: QueueView
+    ) -> PhasePlan | None:
+        """Reclaim, then priority, then shorten, then the reasons that buy completion
+        time, for a pod alone."""
+        rooms = [self.picture.room(self.snapshot, r) for r in self._rows(preemptor.pod)]
+        rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
+        shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible
+        plan = None
+        if PreemptionReason.RECLAIM in reasons:
+            plan = plan_reclaim(preemptor, rooms, shares, rules, now_s, gangs, eligible)
+        if plan is None and PreemptionReason.PRIORITY in reasons:
+            plan = plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
+        running_wait = self.settings.wait is WaitEstimate.RUNNING
+        if plan is None and PreemptionReason.SHORTEN in reasons and predictions and running_wait:
+            costs = ShortenCosts(
+                predictions.duration_s(preemptor.pod),
+                predictions.remaining_s,
+                self.settings.restart_s,
+                self.settings.shorten_margin,
+            )
+            plan = plan_shorten(preemptor, rooms, shares, rules, now_s, costs, gangs, eligible)
+        if plan is None:
+            plan = plan_for_completion(
+                preemptor, rooms, shares, self.settings, now_s, gangs, eligible, predictions, queue
+            )
+        if plan is None:
+            return None
+        return PhasePlan(plan, ((preemptor.pod, self.snapshot.node_index[plan.node]),))
+
+    def gang(
+        self, key: tuple[str, str], pods: Sequence[PendingPod], waited_s: float, never: bool
+    ) -> PhasePlan | None:
+        """Reclaim, then priority, for a gang's waiting members as one preemptor."""
+        rows = {pod.uid: self._rows(pod) for pod in pods}
+        names = self.snapshot.nodes
+        members = tuple(GangMember(p, tuple(names[r].name for r in rows[p.uid])) for p in pods)
+        preemptor = GangPreemptor(key, members, waited_s, never)
+        rooms = {
+            names[r].name: self.picture.room(self.snapshot, r)
+            for r in sorted({r for rs in rows.values() for r in rs})
+        }
+        rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
+        shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible
+        plan = None
+        if PreemptionReason.RECLAIM in reasons:
+            plan = plan_gang_reclaim(preemptor, rooms, shares, rules, now_s, gangs, eligible)
+        if plan is None and PreemptionReason.PRIORITY in reasons:
+            plan = plan_gang_priority(preemptor, rooms, rules, now_s, gangs, eligible)
+        if plan is None:
+            return None
+        node_of = dict(plan.placements)
+        index = self.snapshot.node_index
+        return PhasePlan(plan, tuple((p, index[node_of[p.uid]]) for p in pods))

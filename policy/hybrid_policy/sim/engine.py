@@ -10,9 +10,10 @@ A pass runs after every event (all events at one instant first), or on a fixed i
 Like kube-scheduler, a pod that fits nowhere is parked until capacity is freed. A gang's
 pods bound before the last one hold their GPUs idle (a pod-by-pod policy can do that; a
 gang-aware one never does): the run reports those GPU-seconds, and the gangs still
-partly bound when it ends, with those deadlocked (:mod:`.deadlock`). Arrivals
-stop at the horizon; the run then drains, up to ``drain_factor`` horizons, so that every
-job's completion time counts.
+partly bound when it ends, with those deadlocked (:mod:`.deadlock`). With preemption
+on, each pass ends with the preemption phase (:mod:`.take_back`). Arrivals stop at the
+horizon; the run then drains, up to ``drain_factor`` horizons, so that every job's
+completion time counts.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import BatchCycle
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.policies import Policy
-from hybrid_policy.prediction.predictor import RuntimePredictor
-from hybrid_policy.preemption.model import RunningPod
-from hybrid_policy.preemption.phase import plan_preemptions
 from hybrid_policy.resources import GPU
 from hybrid_policy.scenario.jobs import Job
 from hybrid_policy.scenario.workload import Workload
@@ -41,6 +39,7 @@ from hybrid_policy.sim.preemption_cost import PreemptionCosts
 from hybrid_policy.sim.queue_view import QueueReader
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
+from hybrid_policy.sim.take_back import preemptors, take_back
 from hybrid_policy.sim.waiting import WaitingPods
 
 ARRIVAL, COMPLETION, TICK, WAKE = 0, 1, 2, 3
@@ -216,6 +215,12 @@ class Simulation:
         self._idle_until(now)
         return self._result(now, time.perf_counter() - wall)
 
+    def wake_at(self, at_s: float) -> None:
+        """Run a pass at ``at_s`` (when a waiting pod may preempt from then on)."""
+        if at_s not in self._wakes:
+            self._wakes.add(at_s)
+            self._push(at_s, WAKE, -1)
+
     def _idle_until(self, now_s: float) -> None:
         self.idle_gang_gpu_s += self.idle_gang_gpus * (now_s - self._idle_since_s)
         self._idle_since_s = now_s
@@ -229,13 +234,13 @@ class Simulation:
             return False
         self.event_count += 1
         if kind == ARRIVAL:
-            self._requeue(job, at_s)
+            self.requeue(job, at_s)
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == COMPLETION:
             if self.feed is not None:
                 for p in self.pods_of[job]:
                     self.feed.finished(self.pods[p].uid, at_s)
-            self._stop(job, at_s)
+            self.stop(job, at_s)
             self.end_s[job] = at_s
             self.accounting.leave(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
         elif kind == TICK:
@@ -246,7 +251,7 @@ class Simulation:
             self._wakes.discard(at_s)  # WAKE: a pass, when a pod may preempt from now on
         return True
 
-    def _requeue(self, job: int, now_s: float) -> None:
+    def requeue(self, job: int, now_s: float) -> None:
         """The job's pods wait (again) from ``now_s``."""
         for p in self.pods_of[job]:
             pod = self.pods[p]
@@ -284,109 +289,12 @@ class Simulation:
         for d in placed:
             self.pending_demand -= snap.request_vector(d.pod)
         for d in placed:
-            self._bind(self.by_uid[d.pod.uid], d.node_row, now_s)
+            self.bind(self.by_uid[d.pod.uid], d.node_row, now_s)
         self.pods_placed += len(placed)
         if self.policy.preemption is not None and self.waiting:
-            self._take_back(self._preemptors(), now_s)
+            take_back(self, preemptors(self), now_s)
 
-    def _preemptors(self, per_team: int = 4) -> list[PendingPod]:
-        """The first waiting single pods of each team in queue order: those a pass could
-        not place, or never offered because they fit nowhere."""
-        heads: dict[str, list[PendingPod]] = {}
-        for pod in sorted(self.waiting.all(), key=self.profile.queue_sort.sort_key):
-            team = heads.setdefault(pod.namespace, [])
-            if pod.gang is None and len(team) < per_team:
-                team.append(pod)
-        return [pod for team in heads.values() for pod in team]
-
-    def _take_back(self, left: list[PendingPod], now_s: float) -> None:
-        """The preemption phase: victims stop (paying the scenario's costs) and wait
-        again; each preemptor is bound at once to the room they leave (the simulator does
-        not model grace periods: the restart overhead stands for them)."""
-        settings = self.policy.preemption
-        if settings is None or not self.running:
-            return
-        cycle = BatchCycle(self.profile, self.snapshot, self.rng, explain=False)
-        masks = {p.uid: cycle.nodes_but_for_room(p) for p in left if p.gang is None}
-        running = self._running_pods()
-        predictor = None if self.feed is None else self.feed.predictor
-        predictions = None if predictor is None else _Predictions(predictor, now_s)
-        queue = self.queue_reader.view(
-            self.profile.arbitrator,
-            lambda: sorted(self.waiting.all(), key=self.profile.queue_sort.sort_key),
-            predictor,
-            float(self.snapshot.performance.mean()) if len(self.snapshot) else 100.0,
-            now_s,
-        )
-        plans = plan_preemptions(
-            self.snapshot,
-            left,
-            masks,
-            running,
-            self.pending_since,
-            now_s,
-            settings,
-            predictions,
-            queue,
-        )
-        if self.interval_s == 0 and len(plans) < len(left):
-            self._wake_when_allowed(left, running, now_s)
-        for pod, row, plan in plans:
-            for job in dict.fromkeys(self.job_of[self.by_uid[v.uid]] for v in plan.victims):
-                if self.feed is not None:
-                    for p in self.pods_of[job]:
-                        self.feed.stopped(self.pods[p].uid)
-                self._stop(job, now_s, preempted=True)
-                self.version[job] += 1
-                self.preemptions += 1
-                self._requeue(job, now_s)
-            self.waiting.remove([pod])
-            self.pending_demand -= self.snapshot.request_vector(pod)
-            self.snapshot.assume(pod, row)
-            self._bind(self.by_uid[pod.uid], row, now_s)
-            self.pods_placed += 1
-
-    def _wake_when_allowed(
-        self, left: list[PendingPod], running: list[RunningPod], now_s: float
-    ) -> None:
-        """Passes run on events: run one more when the next waiting pod may trigger, or the
-        next opted-in pod becomes old enough to be a victim."""
-        settings = self.policy.preemption
-        assert settings is not None
-        rules = settings.rules
-        due = [self.pending_since.get(p.uid, now_s) + rules.trigger_delay_s for p in left]
-        due += [p.started_at_s + rules.min_runtime_s for p in running if p.opted_in]
-        later = [t for t in due if t > now_s]
-        if later and min(later) not in self._wakes:
-            self._wakes.add(min(later))
-            self._push(min(later), WAKE, -1)
-
-    def _running_pods(self) -> list[RunningPod]:
-        """Every running pod as preemption sees it."""
-        spec = self.workload.scenario.preemption
-        out = []
-        for job, run in self.running.items():
-            for p, node in zip(self.pods_of[job], run.nodes, strict=True):
-                pod = self.pods[p]
-                gang = None if pod.gang is None else (pod.namespace, pod.gang.name)
-                out.append(
-                    RunningPod(
-                        namespace=pod.namespace,
-                        name=pod.name,
-                        uid=pod.uid,
-                        node=self.snapshot.nodes[node].name,
-                        requests=pod.requests,
-                        started_at_s=run.since_s,
-                        priority=pod.priority,
-                        opted_in=bool(self.costs.opted_in[job]),
-                        preemptions=int(self.costs.count[job]),
-                        checkpoint_interval_s=spec.checkpoint_interval_s,
-                        gang=gang,
-                    )
-                )
-        return out
-
-    def _bind(self, pod: int, node: int, now_s: float) -> None:
+    def bind(self, pod: int, node: int, now_s: float) -> None:
         """A pod is bound: its job starts once every pod of the job is bound."""
         job = self.job_of[pod]
         members = self.pods_of[job]
@@ -428,7 +336,7 @@ class Simulation:
             self.accounting.start(ns, float(request[self.gpu_column]), request)
             self.signal.change(now_s, node, self.usage[p], request)
 
-    def _stop(self, job: int, now_s: float, preempted: bool = False) -> Running:
+    def stop(self, job: int, now_s: float, preempted: bool = False) -> Running:
         """Stop ``job``'s pods; a preempted job keeps only the work up to its last
         checkpoint and owes the restart overhead."""
         run = self.running.pop(job)
@@ -471,7 +379,7 @@ class Simulation:
                 target[job] = tuple(row_of[p] for p in self.pods_of[job])
         moved = set()
         for job in [j for j, run in self.running.items() if target.get(j) != run.nodes]:
-            self._stop(job, now_s, preempted=True)
+            self.stop(job, now_s, preempted=True)
             self.version[job] += 1
             if job in target:
                 moved.add(job)
@@ -589,20 +497,3 @@ def offered_load(workload: Workload, snapshot: ClusterSnapshot) -> dict[str, flo
         )
         out[name] = demand / (capacity[col] * window) if capacity[col] > 0 and window > 0 else 0.0
     return out
-
-
-class _Predictions:
-    """What the policy's own predictor says, as the preemption phase asks it."""
-
-    def __init__(self, predictor: RuntimePredictor, now_s: float) -> None:
-        self.predictor = predictor
-        self.now_s = now_s
-
-    def duration_s(self, pod: PendingPod) -> float:
-        return self.predictor.duration(pod, self.now_s).seconds
-
-    def remaining_s(self, pod: RunningPod) -> float:
-        try:
-            return self.predictor.remaining(pod.uid, self.now_s).seconds
-        except KeyError:
-            return float("inf")

@@ -130,6 +130,13 @@ def runtime_annotation(seconds: float) -> str:
     return f"{max(round(seconds * 1000), 1)}ms"
 
 
+#: The Jobs' pod failure policy: ignore a pod's failure caused by a disruption (a
+#: preempting scheduler marks its victims ``DisruptionTarget``).
+PREEMPTION_TOLERANT: dict[str, Any] = {
+    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+}
+
+
 def job_manifest(job: StreamJob, round_name: str, expression: Expression) -> dict[str, Any]:
     """The ``batch/v1`` Job of ``job`` in its team's namespace of ``round_name``."""
     pod = training_pod(
@@ -160,6 +167,10 @@ def job_manifest(job: StreamJob, round_name: str, expression: Expression) -> dic
             "parallelism": job.pods,
             "completions": job.pods,
             "backoffLimit": 0,
+            # A pod taken back by a preempting scheduler (marked DisruptionTarget) is
+            # recreated, not counted as the Job's failure, as Kubernetes documents for
+            # Jobs under preemption; any other failure fails the Job.
+            "podFailurePolicy": PREEMPTION_TOLERANT,
             "suspend": expression.queue is not None,
             "template": {
                 "metadata": {

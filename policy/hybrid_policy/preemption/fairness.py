@@ -93,3 +93,18 @@ def taken_by_team(units: Iterable[tuple[str, float]]) -> dict[str, float]:
     for team, gpus in units:
         out[team] = out.get(team, 0.0) + gpus
     return out
+
+
+def fair_to_take(shares: TeamShares, team: str, gpus: float, taken: Mapping[str, float]) -> bool:
+    """Whether ``team``, starting a pod of ``gpus`` GPUs, still holds at most the share
+    of every other team it takes ``taken`` GPUs from (Kueue's
+    LessThanOrEqualToFinalShare, without reclaim's entitlement test; what it takes from
+    its own team is not counted). A take it allows raises the teams' sorted shares in the
+    leximin order, as a reclaim does, and cannot be answered at once."""
+    others = {t: g for t, g in taken.items() if t != team}
+    if not others:
+        return True
+    if gpus <= 0:
+        return False
+    final = shares.after({team: gpus, **{t: -g for t, g in others.items()}})
+    return all(final.share(team) <= final.share(t) + 1e-12 for t in others)

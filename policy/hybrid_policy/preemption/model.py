@@ -20,6 +20,10 @@ class PreemptionReason(StrEnum):
     """Its PriorityClass is higher than the victim's (as kube-scheduler preempts)."""
     SHORTEN = "shorten"
     """It is predicted to wait longer than stopping the victims would delay them."""
+    SHORTEST = "shortest"
+    """It is predicted to run much shorter than the victims have left (``shortest``)."""
+    WIDE = "wide"
+    """It is wide and waits, and the victims are narrower and checkpointed lately."""
 
 
 @dataclass(frozen=True, slots=True)

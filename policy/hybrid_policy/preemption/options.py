@@ -10,6 +10,7 @@ import math
 from hybrid_policy.overrides import key_values
 from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules
 from hybrid_policy.preemption.phase import PreemptionSettings
+from hybrid_policy.preemption.queue import WaitEstimate
 from hybrid_policy.scenario.model import PreemptionCostSpec
 
 #: Keys of ``--preemption``: the rules' fields, ``reasons`` and ``max_plans``.
@@ -18,6 +19,10 @@ SETTING_KEYS = (
     "max_plans",
     "restart_s",
     "shorten_margin",
+    "shortest_ratio",
+    "max_lost_s",
+    "wide_gpus",
+    "wait",
     "min_runtime_s",
     "max_preemptions",
     "trigger_delay_s",
@@ -47,10 +52,7 @@ def parse_settings(text: str) -> PreemptionSettings:
     settings = PreemptionSettings()
     if "reasons" in values:
         names = [n.strip() for n in values.pop("reasons").split("+") if n.strip()]
-        known = {
-            r.value: r
-            for r in (PreemptionReason.RECLAIM, PreemptionReason.PRIORITY, PreemptionReason.SHORTEN)
-        }
+        known = {r.value: r for r in PreemptionReason}
         bad = [n for n in names if n not in known]
         if bad or not names:
             raise ValueError(
@@ -63,6 +65,21 @@ def parse_settings(text: str) -> PreemptionSettings:
     if "restart_s" in values:
         restart = _number("restart_s", values.pop("restart_s"))
         settings = dataclasses.replace(settings, restart_s=restart)
+    if "shortest_ratio" in values:
+        ratio = _number("shortest_ratio", values.pop("shortest_ratio"))
+        settings = dataclasses.replace(settings, shortest_ratio=ratio)
+    if "wide_gpus" in values:
+        wide = int(_number("wide_gpus", values.pop("wide_gpus"), whole=True))
+        settings = dataclasses.replace(settings, wide_gpus=wide)
+    if "max_lost_s" in values:
+        lost = _number("max_lost_s", values.pop("max_lost_s"))
+        settings = dataclasses.replace(settings, max_lost_s=lost)
+    if "wait" in values:
+        raw = values.pop("wait")
+        estimates = {e.value: e for e in WaitEstimate}
+        if raw not in estimates:
+            raise ValueError(f"wait={raw!r}: expected one of {', '.join(estimates)}")
+        settings = dataclasses.replace(settings, wait=estimates[raw])
     if "shorten_margin" in values:
         margin = _number("shorten_margin", values.pop("shorten_margin"))
         settings = dataclasses.replace(settings, shorten_margin=margin)

@@ -6,9 +6,11 @@ waiting members of a gang with fewer than ``min_member`` pods placed, one preemp
 ``gang_planner``), taken team by team from the lowest weighted GPU share up (the fair
 order), in queue order within a team (a gang where its oldest member stands). For each,
 on the nodes that pass its filters but lack room, reclaim is tried first, then priority,
-then (pods alone) shorten (``planner``); each plan's victims leave the phase's picture of
-the cluster, on every node they held, and its preemptors take their room, so two plans
-never count the same room. At most ``max_plans`` plans per pass, a gang's counting as one.
+then (pods alone) shorten (``planner``) and the reasons that buy completion time
+(``completion``: defragment, wide, shorten with the queue counted, shortest); each plan's
+victims leave the phase's picture of the cluster, on every node they held, and its
+preemptors take their room, so two plans never count the same room. At most
+``max_plans`` plans per pass, a gang's counting as one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Protocol
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.shares import namespace_share
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot
+from hybrid_policy.preemption.completion import plan_for_completion
 from hybrid_policy.preemption.fairness import TeamShares
 from hybrid_policy.preemption.gang_planner import (
     GangMember,
@@ -43,6 +46,7 @@ from hybrid_policy.preemption.planner import (
     plan_reclaim,
     plan_shorten,
 )
+from hybrid_policy.preemption.queue import QueueView, WaitEstimate
 from hybrid_policy.preemption.victims import may_be_victim
 from hybrid_policy.resources import GPU
 
@@ -61,6 +65,14 @@ class PreemptionSettings:
     #: must exceed the victims' delay.
     restart_s: float = 60.0
     shorten_margin: float = 1.0
+    #: ``shortest``: how many times longer than the preemptor a victim must be predicted
+    #: to run; ``wait``: how ``shorten`` and ``shortest`` predict the preemptor's wait.
+    shortest_ratio: float = 4.0
+    #: ``shortest``: the most work since its checkpoint a victim may lose (None: any).
+    max_lost_s: float | None = None
+    #: ``wide``: the fewest GPUs of a pod that may make room by stopping narrower ones.
+    wide_gpus: int = 4
+    wait: WaitEstimate = WaitEstimate.RUNNING
 
 
 class Predictions(Protocol):
@@ -195,6 +207,7 @@ def plan_preemptions(
     settings: PreemptionSettings,
     predictions: Predictions | None = None,
     never: Set[str] = frozenset(),
+    queue: QueueView | None = None,
 ) -> list[PhasePlan]:
     """Plans for the pods and gangs a pass left waiting, in the order they were made.
 
@@ -203,7 +216,8 @@ def plan_preemptions(
     each became pending this time (a preempted pod waits the trigger delay again; a gang
     from its oldest member's); ``predictions`` what ``shorten`` weighs (without them it is
     not tried); ``never`` the uids whose ``preemptionPolicy`` is ``Never`` (a gang with
-    one such member never preempts)."""
+    one such member never preempts); ``queue`` what the driver knows of the queue (the
+    work ahead of each pod, the reservations held)."""
     eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
     if not any(eligible.values()):
         return []
@@ -220,7 +234,9 @@ def plan_preemptions(
         waited = now_s - min(pending_since_s.get(p.uid, p.created_at_s) for p in unit.pods)
         stop = any(p.uid in never for p in unit.pods)
         if unit.gang is None:
-            made = context.single(Preemptor(unit.pods[0], waited, stop), predictions)
+            made = context.single(
+                Preemptor(unit.pods[0], waited, stop), predictions, queue or QueueView()
+            )
         else:
             made = context.gang(unit.gang, unit.pods, waited, stop)
         if made is not None:
@@ -244,8 +260,11 @@ class _Context:
     def _rows(self, pod: PendingPod) -> list[int]:
         return [int(r) for r in self.feasible[pod.uid].nonzero()[0]]
 
-    def single(self, preemptor: Preemptor, predictions: Predictions | None) -> PhasePlan | None:
-        """Reclaim, then priority, then shorten, for a pod alone."""
+    def single(
+        self, preemptor: Preemptor, predictions: Predictions | None, queue: QueueView
+    ) -> PhasePlan | None:
+        """Reclaim, then priority, then shorten, then the reasons that buy completion
+        time, for a pod alone."""
         rooms = [self.picture.room(self.snapshot, r) for r in self._rows(preemptor.pod)]
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
         shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible
@@ -254,7 +273,8 @@ class _Context:
             plan = plan_reclaim(preemptor, rooms, shares, rules, now_s, gangs, eligible)
         if plan is None and PreemptionReason.PRIORITY in reasons:
             plan = plan_priority(preemptor, rooms, rules, now_s, gangs, eligible)
-        if plan is None and PreemptionReason.SHORTEN in reasons and predictions:
+        running_wait = self.settings.wait is WaitEstimate.RUNNING
+        if plan is None and PreemptionReason.SHORTEN in reasons and predictions and running_wait:
             costs = ShortenCosts(
                 predictions.duration_s(preemptor.pod),
                 predictions.remaining_s,
@@ -262,6 +282,10 @@ class _Context:
                 self.settings.shorten_margin,
             )
             plan = plan_shorten(preemptor, rooms, shares, rules, now_s, costs, gangs, eligible)
+        if plan is None:
+            plan = plan_for_completion(
+                preemptor, rooms, shares, self.settings, now_s, gangs, eligible, predictions, queue
+            )
         if plan is None:
             return None
         return PhasePlan(plan, ((preemptor.pod, self.snapshot.node_index[plan.node]),))

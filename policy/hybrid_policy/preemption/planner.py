@@ -61,6 +61,9 @@ class ShortenCosts:
     remaining: Remaining
     restart_s: float = 60.0
     margin: float = 1.0
+    #: The preemptor's predicted wait when the caller knows it (counting the queue ahead);
+    #: None: until enough running pods on some node are predicted to end.
+    wait_s: float | None = None
 
 
 UnitTest = Callable[[VictimUnit], bool]
@@ -98,6 +101,22 @@ def _plan(
             plan = PreemptionPlan(preemptor.pod.uid, room.name, victims, reason, lost)
             best = (key, plan)
     return None if best is None else best[1]
+
+
+def plan_by_tests(
+    preemptor: Preemptor,
+    rooms: Sequence[NodeRoom],
+    reason: PreemptionReason,
+    unit_ok: UnitTest,
+    set_ok: SetTest,
+    rules: PreemptionRules,
+    now_s: float,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    eligible: Mapping[str, bool] | None = None,
+) -> PreemptionPlan | None:
+    """The search every reason shares, for a reason defined elsewhere by its test of a
+    unit (``unit_ok``) and of a chosen set (``set_ok``)."""
+    return _plan(preemptor, rooms, reason, unit_ok, set_ok, rules, now_s, gang_pods, eligible)
 
 
 def victims_allowed(
@@ -241,7 +260,9 @@ def plan_shorten(
     team or of teams that still hold at least its share afterwards may be taken."""
     if not rooms:
         return None
-    wait = min(free_after(room, preemptor.pod.requests, costs.remaining) for room in rooms)
+    wait = costs.wait_s
+    if wait is None:
+        wait = min(free_after(room, preemptor.pod.requests, costs.remaining) for room in rooms)
     if wait <= costs.duration_s:
         return None  # not even one victim's delay would pay for it
     team = preemptor.pod.namespace

@@ -36,6 +36,7 @@ from hybrid_policy.sim.accounting import Accounting
 from hybrid_policy.sim.deadlock import stuck_gangs
 from hybrid_policy.sim.information import PredictionFeed, user_estimates
 from hybrid_policy.sim.preemption_cost import PreemptionCosts
+from hybrid_policy.sim.queue_view import QueueReader
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
 from hybrid_policy.sim.take_back import preemptors, take_back
@@ -105,6 +106,8 @@ class Simulation:
         self.costs = PreemptionCosts(scenario.preemption, n, seed)
         #: When each waiting pod became pending this time (arrival, or its preemption).
         self.pending_since: dict[str, float] = {}
+        #: What the preemption phase reads of the queue (work ahead, overdue reservations).
+        self.queue_reader = QueueReader()
         #: Times a pass is due because a waiting pod may preempt from then on.
         self._wakes: set[float] = set()
         self.start_s = np.full(n, np.nan)

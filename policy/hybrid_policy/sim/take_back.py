@@ -44,9 +44,25 @@ def take_back(sim: Simulation, left: list[PendingPod], now_s: float) -> None:
     cycle = BatchCycle(sim.profile, sim.snapshot, sim.rng, explain=False)
     masks = {p.uid: cycle.nodes_but_for_room(p) for p in left}
     running = running_pods(sim)
-    predictions = None if sim.feed is None else Predictions(sim.feed.predictor, now_s)
+    predictor = None if sim.feed is None else sim.feed.predictor
+    predictions = None if predictor is None else Predictions(predictor, now_s)
+    queue = sim.queue_reader.view(
+        sim.profile.arbitrator,
+        lambda: sorted(sim.waiting.all(), key=sim.profile.queue_sort.sort_key),
+        predictor,
+        float(sim.snapshot.performance.mean()) if len(sim.snapshot) else 100.0,
+        now_s,
+    )
     plans = plan_preemptions(
-        sim.snapshot, left, masks, running, sim.pending_since, now_s, settings, predictions
+        sim.snapshot,
+        left,
+        masks,
+        running,
+        sim.pending_since,
+        now_s,
+        settings,
+        predictions,
+        queue=queue,
     )
     if sim.interval_s == 0 and sum(len(p.binds) for p in plans) < len(left):
         wake_when_allowed(sim, left, running, now_s)

@@ -81,7 +81,7 @@ def test_a_plan_marks_deletes_with_the_uid_then_nominates_and_binds_after_the_vi
 
 
 def test_no_other_pod_takes_the_room_while_the_calls_are_on_their_way() -> None:
-    scheduler, api, clock = _cluster()
+    scheduler, _api, clock = _cluster()
     scheduler.decide()  # planned; the calls go with the pass's settling
     # The victim is gone before the preemption's calls came back, and a pod arrives.
     scheduler.on_pod("DELETED", _running("a1", "n1", annotations=OPTED_IN))

@@ -7,7 +7,8 @@ the same code the simulator runs), on the nodes the pod would fit but for room. 
 plan the preemptor leaves the queue and is *held* on the node in the cache, so that no
 other pod takes the room; each victim gets the ``DisruptionTarget`` condition, then is
 deleted with its own grace period and a UID precondition; the preemptor gets
-``status.nominatedNodeName``; both get an Event. A later pass binds the preemptor once its
+``status.nominatedNodeName``; both get an Event (the calls:
+:mod:`hybrid_operator.preemption_calls`). A later pass binds the preemptor once its
 victims are gone. Whatever fails (a condition or deletion refused, the node gone, victims
 still there after :data:`HOLD_TIMEOUT_S`), the hold ends, the preemptor goes back to the
 queue with the reason (FailedScheduling, PodScheduled=False) and a later pass plans again,
@@ -24,7 +25,6 @@ counting again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybrid_operator.cache import ClusterCache
-from hybrid_operator.k8s.api import ClusterApi, pod_reference
+from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
@@ -308,75 +308,3 @@ class Preemptions:
         """End every hold (leadership lost)."""
         for uid in list(self.holds):
             self.release(uid, why)
-
-    # -- the calls ----------------------------------------------------------------------
-
-    async def carry_out(self) -> None:
-        """Make the calls of the plans started this pass; tell the failures; clear the
-        nominated node of bound preemptors."""
-        started, self.started = self.started, []
-        await asyncio.gather(*(self._preempt(hold) for hold in started))
-        told, self.to_tell = self.to_tell, []
-        for pod, message in told:
-            await self.reporter.unreserved(pod)
-            await self.reporter.unschedulable(pod, message)
-        clears, self.to_clear = self.to_clear, {}
-        for pod in clears.values():
-            await self.reporter.clear_nomination(pod)
-
-    async def _preempt(self, hold: Hold) -> None:
-        """Condition, deletion and Event per victim; then the preemptor's nomination."""
-        plan, pod = hold.plan, hold.pod
-        for victim in plan.victims:
-            if self.holds.get(pod.uid) is not hold:
-                return  # the preemptor went, or was bound elsewhere, meanwhile
-            why = await self._take(victim, hold.victim_message)
-            if why is not None:
-                self.release(pod.uid, why)
-                await self._tell_victim(victim, f"not preempted for {pod.key}: {why}", True)
-                return
-            self.metrics.preemption_victims.inc()
-            await self._tell_victim(victim, hold.victim_message, False)
-        self.metrics.preemption_lost.inc(plan.work_lost_s)
-        hold.deleted = True
-        try:
-            await self.threads.call(self.api.nominate, pod, hold.node, hold.preemptor_message)
-            self.reporter.nominated[pod.uid] = hold.node
-        except Exception as exc:  # the nomination is for people; the hold keeps the room
-            log.warning("could not set nominatedNodeName on %s: %s", pod.key, exc)
-        event = (pod_reference(pod), "Preempting", hold.preemptor_message)
-        await self._event(*event)
-
-    async def _take(self, victim: RunningPod, message: str) -> str | None:
-        """Mark and delete one victim; None when done, else why not."""
-        ns, name = victim.namespace, victim.name
-        try:
-            await self.threads.call(self.api.mark_disruption_target, ns, name, message)
-        except Exception as exc:
-            return f"could not mark {victim.key} as a disruption target ({_said(exc)})"
-        try:
-            result = await self.threads.call(self.api.delete_pod, ns, name, victim.uid)
-        except Exception as exc:
-            return f"could not delete {victim.key} ({_said(exc)})"
-        if not result.deleted:
-            return f"could not delete {victim.key}: {result.outcome} ({result.detail})"
-        return None
-
-    async def _tell_victim(self, victim: RunningPod, message: str, warning: bool) -> None:
-        ref = {"kind": "Pod", "namespace": victim.namespace, "name": victim.name}
-        ref["uid"] = victim.uid
-        await self._event(ref, "Preempted" if not warning else "PreemptionFailed", message, warning)
-
-    async def _event(
-        self, ref: dict[str, str], reason: str, message: str, warning: bool = False
-    ) -> None:
-        try:
-            await self.threads.call(self.api.event, ref, reason, message, warning)
-        except Exception as exc:  # Events are best effort
-            log.warning("could not post %s on %s: %s", reason, ref.get("name"), exc)
-
-
-def _said(exc: Exception) -> str:
-    """What a failed call said, in one short line."""
-    status = getattr(exc, "status", None)
-    return f"{status} {getattr(exc, 'reason', '')}".strip() if status else f"{type(exc).__name__}"

@@ -60,6 +60,7 @@ from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.predictions import PredictionFeed
 from hybrid_operator.preemption import Preemptions
+from hybrid_operator.preemption_calls import carry_out
 from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservation_keeper import ReservationKeeper
@@ -523,7 +524,7 @@ class Scheduler:
         settled = [d for d in decisions if d.placed or d.pod.uid not in holds]
         await asyncio.gather(*(self.binding.settle(d) for d in settled))
         if self.preemption is not None:
-            await self.preemption.carry_out()
+            await carry_out(self.preemption)
         self._gauge()
         await self.flush_reports()
         if self.shadow is not None:

@@ -37,6 +37,7 @@ from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.reporting import Reporter
+from hybrid_operator.reservations import held_arbitrator
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import BatchCycle, Decision
 from hybrid_policy.framework.paths import PassPath
@@ -114,6 +115,8 @@ class Preemptions:
         self.clock = clock
         self.is_ours = is_ours
         self.rng = np.random.default_rng(0)
+        #: Whether bound preemptors' ``nominatedNodeName`` is cleared here (no keeper).
+        self.clears_nominations = held_arbitrator(policy) is None
         #: Views of the pods that hold a node (what a victim is read from).
         self.views: dict[str, PodView] = {}
         self.preemptible_namespaces: set[str] = set()
@@ -145,7 +148,9 @@ class Preemptions:
         self.pending_since.pop(uid, None)
         if self.holds.pop(uid, None) is not None:
             self.cache.unhold(uid)  # bound by someone else, or ended
-        if view.node_name and view.nominated_node and uid in self.reporter.nominated:
+        # A reserving policy's keeper clears the field of every bound pod of ours itself.
+        clears = self.clears_nominations and uid in self.reporter.nominated
+        if clears and view.node_name and view.nominated_node:
             self.to_clear[uid] = view.pod
 
     def namespace(self, name: str, preemptible: bool | None) -> None:

@@ -78,6 +78,23 @@ def test_a_plan_marks_deletes_with_the_uid_then_nominates_and_binds_after_the_vi
         "hybrid_scheduler_preemption_victims_total"
     )
     assert victims == 1
+    bound = k8s_pod("b1", gpus=4, ns="team-b", node="n1", status={"nominatedNodeName": "n1"})
+    scheduler.on_pod("MODIFIED", bound)
+    for _ in range(2):
+        _pass(scheduler, clock)
+    assert api.nominations == [("team-b/b1", "n1"), ("team-b/b1", None)]  # cleared once
+
+
+@pytest.mark.parametrize("policy", ["binpack", "fair-easy", "hybrid-reserve"])
+def test_every_policy_binds_the_preemptor_once_on_the_victims_node(policy: str) -> None:
+    scheduler, api, clock = _cluster(policy=policy)
+    _pass(scheduler, clock)
+    [(_, victim, _)] = [c for c in api.calls if c[0] == "delete"]
+    node = "n1" if victim == "team-a/a1" else "n2"
+    scheduler.on_pod("DELETED", _running(victim.split("/")[1], node, annotations=OPTED_IN))
+    for _ in range(3):
+        _pass(scheduler, clock)
+    assert api.binds == [("team-b/b1", node)]
 
 
 def test_no_other_pod_takes_the_room_while_the_calls_are_on_their_way() -> None:

@@ -78,8 +78,13 @@ def test_kwok_stages_cover_the_pod_life_cycle() -> None:
         "hybrid-node-heartbeat",
         "hybrid-pod-running",
         "hybrid-pod-succeeded",
+        "hybrid-pod-terminate",
         "hybrid-pod-delete",
     }
     succeeded = stages["hybrid-pod-succeeded"]["spec"]
     assert "hybrid-scheduler.io/sim-runtime" in succeeded["delay"]["durationFrom"]["expressionFrom"]
     assert "phase: Succeeded" in succeeded["next"]["statusTemplate"]
+    # A deleted pod ends Failed before it goes (the Job controller counts it only then).
+    assert "phase: Failed" in stages["hybrid-pod-terminate"]["spec"]["next"]["statusTemplate"]
+    ended = stages["hybrid-pod-delete"]["spec"]["selector"]["matchExpressions"][1]
+    assert ended["values"] == ["Succeeded", "Failed"]

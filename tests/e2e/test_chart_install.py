@@ -515,7 +515,7 @@ def test_the_service_account_can_schedule_and_nothing_more(
     _refused(lambda: client.annotate(usable(pending_pod(body)), SHADOW_ANNOTATION, {"node": node}))
     _refused(lambda: client.core.patch_namespaced_pod("fits", namespace, _image_change(body)))
     # Preemption is off: the operator's own deletion of a pod is refused too.
-    uid = body["metadata"]["uid"]
+    uid = str(admin.get(f"{pods}/fits")["metadata"]["uid"])
     assert client.delete_pod(namespace, "fits", uid).outcome is DeleteOutcome.FORBIDDEN
 
 

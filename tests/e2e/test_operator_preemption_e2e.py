@@ -6,8 +6,8 @@ failure counted. With preemption off the same stream deletes nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -64,14 +64,27 @@ class PodWatch:
 
     def run(self) -> None:
         path = f"/api/v1/namespaces/{self.namespace}/pods"
-        while not self.stop.is_set():
-            for pod in self.api.items(path, labelSelector=f"{JOB_LABEL}={self.job}"):
-                uid, name = pod["metadata"]["uid"], pod["metadata"]["name"]
-                self.seen[uid] = name
-                conditions = pod["status"].get("conditions") or []
-                if any(c.get("type") == DISRUPTION_TARGET for c in conditions):
-                    self.disrupted[uid] = pod["spec"].get("nodeName", "")
-            time.sleep(0.2)
+        selector = f"{JOB_LABEL}={self.job}"
+        listed = self.api.get(path, labelSelector=selector)
+        for pod in listed["items"]:
+            self.observe(pod)
+        params = {
+            "watch": "true", "labelSelector": selector, "timeoutSeconds": "180",
+            "resourceVersion": listed["metadata"]["resourceVersion"],
+        }  # fmt: skip
+        with self.api.stream(path, params) as response:
+            for line in response.iter_lines():
+                if self.stop.is_set():
+                    return
+                if line:
+                    self.observe(json.loads(line)["object"])
+
+    def observe(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        self.seen[uid] = pod["metadata"]["name"]
+        conditions = pod["status"].get("conditions") or []
+        if any(c.get("type") == DISRUPTION_TARGET for c in conditions):
+            self.disrupted[uid] = pod["spec"].get("nodeName", "")
 
 
 @contextmanager
@@ -79,6 +92,7 @@ def _watching(api: Any, namespace: str, job: str) -> Iterator[PodWatch]:
     watch = PodWatch(api, namespace, job)
     thread = threading.Thread(target=watch.run, daemon=True)
     thread.start()
+    wait_for("the watch of the Job's pods", lambda: bool(watch.seen) or None, 10)
     try:
         yield watch
     finally:

@@ -9,11 +9,11 @@ other pod takes the room; each victim gets the ``DisruptionTarget`` condition, t
 deleted with its own grace period and a UID precondition; the preemptor gets
 ``status.nominatedNodeName``; both get an Event (the calls:
 :mod:`hybrid_operator.preemption_calls`). A later pass binds the preemptor once its
-victims are gone. Whatever fails (a condition or deletion refused, the node gone, victims
-still there after :data:`HOLD_TIMEOUT_S`), the hold ends, the preemptor goes back to the
-queue with the reason (FailedScheduling, PodScheduled=False) and a later pass plans again,
-no sooner than :data:`RETRY_AFTER_S`. A pod is never bound twice: a held pod is decided
-by no pass.
+victims are gone. Whatever fails (a condition or deletion refused, the node gone,
+victims still there :data:`HOLD_MARGIN_S` after their grace periods), the hold ends, the
+preemptor goes back to the queue with the reason (FailedScheduling, PodScheduled=False)
+and a later pass plans again, no sooner than :data:`RETRY_AFTER_S`. A pod is never bound
+twice: a held pod is decided by no pass.
 
 Who may be a victim: a running pod of ours (other schedulers' pods never are) that opted
 in by annotation, by its namespace's label, or by the ``preemption_all_pods`` setting
@@ -50,8 +50,9 @@ from hybrid_policy.preemption.phase import PreemptionSettings, plan_preemptions
 from hybrid_policy.resources import GPU
 
 log = logging.getLogger("hybrid_scheduler")
-#: Seconds a preemptor holds its node while its victims are still there.
-HOLD_TIMEOUT_S = 180.0
+#: Seconds a preemptor holds its node while its victims are still there, beyond the
+#: longest of their grace periods.
+HOLD_MARGIN_S = 120.0
 #: Seconds a preemptor whose preemption failed waits before it may preempt again.
 RETRY_AFTER_S = 10.0
 #: Waiting pods of each team the phase looks at per pass, in queue order.
@@ -71,6 +72,8 @@ class Hold:
     #: What the preemptor and each victim are told.
     preemptor_message: str
     victim_message: str
+    #: How long the victims may take to go: their longest grace period and a margin.
+    timeout_s: float = HOLD_MARGIN_S
     #: Every victim's deletion was accepted.
     deleted: bool = False
 
@@ -258,7 +261,11 @@ class Preemptions:
             f"preempting {victims} on {plan.node} ({plan.reason.value}: {mine}); "
             "waiting for them to go"
         )
-        hold = Hold(pod, plan.node, plan, now_s, preemptor_message, victim_message)
+        views = [self.views.get(v.uid) for v in plan.victims]
+        grace = max((v.marks.grace_period_s for v in views if v is not None), default=0.0)
+        hold = Hold(
+            pod, plan.node, plan, now_s, preemptor_message, victim_message, grace + HOLD_MARGIN_S
+        )
         self.queue.remove(pod.uid)
         self.cache.hold(pod, plan.node)
         self.holds[pod.uid] = hold
@@ -279,9 +286,9 @@ class Preemptions:
             if hold.node not in self.cache.nodes:
                 self.release(uid, f"node {hold.node} went away")
             elif not hold.deleted or any(v.uid in self.cache.bound for v in hold.plan.victims):
-                if now - hold.since_s > HOLD_TIMEOUT_S:
+                if now - hold.since_s > hold.timeout_s:
                     self.release(uid, f"its victims were still on {hold.node} after "
-                                      f"{HOLD_TIMEOUT_S:.0f} s")  # fmt: skip
+                                      f"{hold.timeout_s:.0f} s")  # fmt: skip
             else:
                 ready.append(self._ready(hold))
         return ready

@@ -10,7 +10,7 @@ import pytest
 from builders import k8s_node, k8s_pod, rfc3339
 from fake_api import FakeApi
 from hybrid_operator.k8s.preempt import CHECKPOINT_ANNOTATION, PREEMPTIBLE, DeleteOutcome
-from hybrid_operator.preemption import HOLD_TIMEOUT_S, RETRY_AFTER_S
+from hybrid_operator.preemption import HOLD_MARGIN_S, RETRY_AFTER_S
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings, SettingsError
 
@@ -136,10 +136,10 @@ def test_a_victim_that_cannot_be_deleted_leaves_the_preemptor_waiting_with_the_r
 def test_a_victim_still_there_after_the_timeout_ends_the_hold() -> None:
     scheduler, api, clock = _cluster()
     _pass(scheduler, clock)
-    _pass(scheduler, clock, HOLD_TIMEOUT_S + 1)
+    _pass(scheduler, clock, 30 + HOLD_MARGIN_S + 1)  # the default grace period, and more
     _pass(scheduler, clock)
     told = _events(api, "b1", "FailedScheduling")
-    assert any("its victims were still on n1 after 180 s" in m for m in told), told
+    assert any("its victims were still on n1 after 150 s" in m for m in told), told
     assert api.nominations[-1] == ("team-b/b1", None)  # the nomination is cleared
     assert not scheduler.cache.held and api.binds == []
 
@@ -213,3 +213,22 @@ def test_a_namespace_label_opts_its_pods_in_unless_the_pod_opts_out(
 def test_a_bad_preemption_setting_names_the_setting_and_value() -> None:
     with pytest.raises(SettingsError, match=r"^preemption: .*'soon'"):
         OperatorSettings(preemption="soon").validate()
+
+
+def test_the_hold_lasts_the_victims_grace_period() -> None:
+    clock = [NOW]
+    api = FakeApi()
+    scheduler = Scheduler(OperatorSettings(preemption=RULES), api, clock=lambda: clock[0])
+    for node in ("n1", "n2"):
+        scheduler.on_node(None, k8s_node(node, gpus=4))
+        slow = _running(f"a-{node}", node, annotations=OPTED_IN)
+        slow["spec"]["terminationGracePeriodSeconds"] = 600
+        scheduler.on_pod(None, slow)
+    scheduler.on_pod(None, k8s_pod("b1", gpus=4, ns="team-b"))
+    _pass(scheduler, clock, 600 + HOLD_MARGIN_S - 10)
+    _pass(scheduler, clock, 11)
+    assert scheduler.cache.held  # still within the grace period and the margin
+    _pass(scheduler, clock)
+    assert not scheduler.cache.held
+    told = _events(api, "b1", "FailedScheduling")
+    assert any("still on n1 after 720 s" in m for m in told), told

@@ -24,6 +24,8 @@ CHECKPOINT_ANNOTATION = f"{PREFIX}/checkpoint-interval"
 #: What a malformed opt-in value leads to.
 NOT_OPTED_IN = "not opting in by it"
 NO_CHECKPOINTS = "counting the pod as never saving its work"
+#: Kubernetes' default ``terminationGracePeriodSeconds``.
+DEFAULT_GRACE_PERIOD_S = 30.0
 #: The condition a victim gets before it is deleted, as kube-scheduler writes it.
 DISRUPTION_TARGET = "DisruptionTarget"
 PREEMPTION_BY_SCHEDULER = "PreemptionByScheduler"
@@ -33,11 +35,13 @@ PREEMPTION_BY_SCHEDULER = "PreemptionByScheduler"
 class PreemptionMarks:
     """A pod's own word on preemption: opted in, out, or silent (None); how often it saves
     its work (None: never); the UID of its controller (else its own), which counts its
-    preemptions across the pods the controller makes again."""
+    preemptions across the pods the controller makes again; its grace period
+    (``spec.terminationGracePeriodSeconds``, 30 s unless set), which a deletion gives it."""
 
     preemptible: bool | None = None
     checkpoint_interval_s: float | None = None
     owner_uid: str = ""
+    grace_period_s: float = DEFAULT_GRACE_PERIOD_S
 
 
 def _flag(raw: str, field: str, problems: list[Problem]) -> bool | None:
@@ -48,9 +52,9 @@ def _flag(raw: str, field: str, problems: list[Problem]) -> bool | None:
 
 
 def pod_marks(
-    meta: Body, annotations: Mapping[str, str], problems: list[Problem]
+    meta: Body, spec: Body, annotations: Mapping[str, str], problems: list[Problem]
 ) -> PreemptionMarks:
-    """The marks of a pod from its metadata and annotations (problems added)."""
+    """The marks of a pod from its metadata, spec and annotations (problems added)."""
     preemptible = None
     if PREEMPTIBLE in annotations:
         field = f"metadata.annotations[{PREEMPTIBLE}]"
@@ -63,7 +67,11 @@ def pod_marks(
             field = f"metadata.annotations[{CHECKPOINT_ANNOTATION}]"
             problem = "not a duration such as 5m or 1h, nor none"
             problems.append(Problem(field, raw, problem, NO_CHECKPOINTS))
-    return PreemptionMarks(preemptible, interval, _owner_uid(meta))
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace_s = DEFAULT_GRACE_PERIOD_S
+    if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0:
+        grace_s = float(grace)
+    return PreemptionMarks(preemptible, interval, _owner_uid(meta), grace_s)
 
 
 def _owner_uid(meta: Body) -> str:

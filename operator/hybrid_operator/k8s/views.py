@@ -159,7 +159,7 @@ def pod_view(body: Body) -> Conversion[PodView]:
     annotations = _strings(meta.get("annotations"))
     claim, claim_problems = gang_claim(pod.labels, annotations)
     problems = [*problems, *claim_problems]
-    marks = pod_marks(meta, annotations, problems)
+    marks = pod_marks(meta, spec, annotations, problems)
     view = PodView(
         pod=pod,
         scheduler_name=_text(spec.get("schedulerName")),

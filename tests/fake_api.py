@@ -5,6 +5,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.k8s.preempt import DeleteOutcome, DeleteResult
 from hybrid_policy.domain import PendingPod
 
 
@@ -24,6 +25,10 @@ class FakeApi:
         self.nominations: list[tuple[str, str | None]] = []
         #: PodGroup status patches: (namespace/name, status).
         self.group_status: list[tuple[str, dict[str, Any]]] = []
+        #: Preemption calls in order: ("condition" | "delete" | "nominate", pod key, detail).
+        self.calls: list[tuple[str, str, str]] = []
+        #: Deletions that fail, by pod name, and with which outcome.
+        self.delete_outcomes: dict[str, DeleteOutcome] = {}
 
     def bind(
         self,
@@ -64,6 +69,16 @@ class FakeApi:
     def nominate(self, pod: PendingPod, node: str | None, message: str | None = None) -> None:
         self.patches += 1
         self.nominations.append((pod.key, node))
+        self.calls.append(("nominate", pod.key, node or ""))
+
+    def mark_disruption_target(self, namespace: str, name: str, message: str) -> None:
+        self.patches += 1
+        self.calls.append(("condition", f"{namespace}/{name}", message))
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> DeleteResult:
+        self.calls.append(("delete", f"{namespace}/{name}", uid))
+        outcome = self.delete_outcomes.get(name, DeleteOutcome.DELETED)
+        return DeleteResult(outcome, "test")
 
     def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.group_status.append((f"{namespace}/{name}", status))

@@ -3,7 +3,8 @@
 It holds every node, every pod bound to a node whoever bound it (so capacity taken by
 the default scheduler or by pods created with a ``nodeName`` is counted), the namespaces'
 weights, and the pods this scheduler has *assumed* on a node but whose binding the watch
-has not shown yet. A pod is counted once: when the watch shows it bound, its assumption
+has not shown yet, and the pods a preemption holds a node for while their victims go.
+A pod is counted once: when the watch shows it bound, its assumption
 is confirmed and dropped. :meth:`ClusterCache.snapshot` turns all of it into the
 :class:`~hybrid_policy.framework.snapshot.ClusterSnapshot` the policy core schedules on.
 
@@ -61,6 +62,8 @@ class ClusterCache:
         self.namespaces: dict[str, Namespace] = {}
         self.bound: dict[str, Placement] = {}
         self.assumed: dict[str, Placement] = {}
+        #: Preemptors counted on the node their victims leave, until they are bound there.
+        self.held: dict[str, Placement] = {}
         self.pods_seen: dict[str, float] = {}
         self.nodes_seen: dict[str, float] = {}
 
@@ -99,11 +102,13 @@ class ClusterCache:
         since = known.since_s if known is not None else self.clock()
         self.bound[uid] = Placement(view.pod, view.node_name, since)
         self.assumed.pop(uid, None)
+        self.held.pop(uid, None)
 
     def delete_pod(self, uid: str) -> None:
         """A pod was deleted."""
         self.bound.pop(uid, None)
         self.assumed.pop(uid, None)
+        self.held.pop(uid, None)
         self.pods_seen.pop(uid, None)
 
     def assume(self, pod: PendingPod, node: str) -> None:
@@ -111,13 +116,22 @@ class ClusterCache:
         if pod.uid not in self.bound:
             self.assumed[pod.uid] = Placement(pod, node, self.clock())
 
+    def hold(self, pod: PendingPod, node: str) -> None:
+        """Count the pending ``pod`` on ``node`` (its victims' room) until it is bound."""
+        self.held[pod.uid] = Placement(pod, node, self.clock())
+
+    def unhold(self, uid: str) -> Placement | None:
+        """Stop counting a held pod; returns its placement if it was held."""
+        return self.held.pop(uid, None)
+
     def forget(self, uid: str) -> None:
         """Drop an assumption whose binding failed (Unreserve); harmless if unknown."""
         self.assumed.pop(uid, None)
 
     def is_placed(self, uid: str) -> bool:
-        """Whether the pod is bound or assumed (it must never be bound again)."""
-        return uid in self.bound or uid in self.assumed
+        """Whether the pod is bound, assumed or held for a preemption (no pass decides it
+        again)."""
+        return uid in self.bound or uid in self.assumed or uid in self.held
 
     def assumed_on(self, uid: str) -> str | None:
         """The node ``uid`` is assumed on, if it is assumed."""
@@ -166,9 +180,9 @@ class ClusterCache:
         return Reconciled(pods, nodes, lost)
 
     def snapshot(self, now_s: float = 0.0) -> ClusterSnapshot:
-        """A snapshot of every node with every bound and assumed pod counted once."""
+        """A snapshot of every node with every bound, assumed and held pod counted once."""
         snap = ClusterSnapshot(list(self.nodes.values()), self.namespaces.values(), now_s=now_s)
-        for placement in (*self.bound.values(), *self.assumed.values()):
+        for placement in (*self.bound.values(), *self.assumed.values(), *self.held.values()):
             row = snap.node_index.get(placement.node)
             if row is not None and placement.pod.uid not in snap.placements:
                 snap.assume(placement.pod, row)

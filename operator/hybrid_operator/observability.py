@@ -6,7 +6,8 @@ reason, Prometheus series left out by resource and reason, each namespace's weig
 share and Jain's index over them, the age of the utilisation metrics, and for reserving
 policies the reservations held, placements backfilled onto a node reserved for another
 pod, the relative error of run-time predictions by source and progress series ignored,
-and the gangs waiting for their pods and placed whole.
+the gangs waiting for their pods and placed whole, and preemptions (plans by result,
+victims deleted, GPU-seconds of work they lost).
 ``/healthz``
 answers while the event loop runs; ``/readyz`` once the cluster has been listed and the
 first pass has run.
@@ -135,6 +136,22 @@ class OperatorMetrics:
         self.gangs_placed = Counter(
             "hybrid_scheduler_gangs_placed",
             "Gangs whose minMember pods were bound (once per time they got there).",
+            registry=r,
+        )
+        self.preemptions = Counter(
+            "hybrid_scheduler_preemption_attempts",
+            "Preemption plans, by result (started, bound, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.preemption_victims = Counter(
+            "hybrid_scheduler_preemption_victims",
+            "Pods deleted to make room for a preemptor.",
+            registry=r,
+        )
+        self.preemption_lost = Counter(
+            "hybrid_scheduler_preemption_lost_gpu_seconds",
+            "GPU-seconds of work the victims lost (since their last checkpoint).",
             registry=r,
         )
         self.ready = False

@@ -22,6 +22,10 @@ watch (:mod:`hybrid_operator.predictions`), reads training progress before each 
 Every pod carries its gang (a PodGroup's, or an indexed Job's) as the watches state it
 (:mod:`hybrid_operator.gang_feed`), and after each pass the leader writes the status of
 the PodGroups whose members changed (:mod:`hybrid_operator.gang_reports`).
+
+With preemption on, the leader plans after each pass which waiting pods take back room
+from opted-in running pods, makes the calls, and binds each preemptor in a later pass once
+its victims are gone (:mod:`hybrid_operator.preemption`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from hybrid_operator.k8s.views import (
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.predictions import PredictionFeed
+from hybrid_operator.preemption import Preemptions
+from hybrid_operator.preemption_calls import carry_out
 from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservation_keeper import ReservationKeeper
@@ -155,6 +161,12 @@ class Scheduler:
             self.gangs, self.gang_reports, self.cache, self.queue, self.policy,
             lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
             lambda pod, why: self.refusals.append((pod, why)),
+        )  # fmt: skip
+        rules = settings.preemption_settings()
+        self.preemption = None if rules is None else Preemptions(
+            rules, settings.preemption_all_pods, self.cache, self.queue, self.policy, api,
+            self.threads, self.reporter, self.metrics, clock,
+            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
         )  # fmt: skip
         #: Whether the missing PodGroup CRD was logged.
         self.told_no_crd = False
@@ -282,6 +294,8 @@ class Scheduler:
             return
         view, resolution, changed = self.gang_feed.observe(view)
         self.cache.upsert_pod(view)
+        if self.preemption is not None:
+            self.preemption.observe(view)
         if self.shadow is not None:
             self.shadow.observe(view)
         ours = self._is_ours(view.scheduler_name, view.pod.namespace)
@@ -323,6 +337,8 @@ class Scheduler:
             self.predictions.gone(uid)
         if self.keeper is not None:
             self.keeper.gone(uid)
+        if self.preemption is not None:
+            self.preemption.gone(uid)
         self.cache.delete_pod(uid)
         self.queue.remove(uid)
         self.reporter.forget_object(uid)
@@ -358,8 +374,12 @@ class Scheduler:
             self._report(event)
             self.enabled_namespaces.gone(event.name)
             self.cache.delete_namespace(event.name)
+            if self.preemption is not None:
+                self.preemption.namespace(event.name, None)
             return
         self.enabled_namespaces.seen(event.name, view.opted_in)
+        if self.preemption is not None:
+            self.preemption.namespace(event.name, view.preemptible)
         self.gang_feed.namespace(event.name, view.gang_jobs)
         self._report(event)
         self.cache.upsert_namespace(view.namespace)
@@ -470,16 +490,26 @@ class Scheduler:
     # -- the pass -----------------------------------------------------------------------
 
     def decide(self) -> list[Decision]:
-        """One scheduling cycle; its placements get their binding tickets at once."""
+        """One scheduling cycle; its placements get their binding tickets at once. With
+        preemption on, preemptors whose victims are gone are bound first, and the pods
+        the pass left waiting may preempt afterwards."""
         self.drain()
+        ready = self.preemption.due() if self.preemption is not None else []
         try:
-            decisions = self.scheduling.decide()
+            decisions = [*ready, *self.scheduling.decide()]
+        except Exception:
+            for d in ready:  # decided by no one after all: back to the queue
+                self.cache.forget(d.pod.uid)
+                self.queue.back_off(d.pod.uid, self.clock())
+            raise
         finally:
             self._gauge()
         self.binding.notices.update(self.scheduling.notices)
         self.gangs.note(gang_outcomes(decisions))
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
+        if self.preemption is not None and term is not None:
+            self.preemption.plan(decisions)
         return decisions
 
     def use_progress(self, client: PromClient) -> None:
@@ -507,7 +537,12 @@ class Scheduler:
 
     async def settle_all(self, decisions: list[Decision]) -> None:
         """Bind (or report) every decision of a pass."""
-        await asyncio.gather(*(self.binding.settle(d) for d in decisions))
+        holds = self.preemption.holds if self.preemption is not None else {}
+        # A preemptor held on a node is told by the preemption, not as unschedulable.
+        settled = [d for d in decisions if d.placed or d.pod.uid not in holds]
+        await asyncio.gather(*(self.binding.settle(d) for d in settled))
+        if self.preemption is not None:
+            await carry_out(self.preemption)
         self._gauge()
         await self.flush_reports()
         if self.shadow is not None:
@@ -518,6 +553,8 @@ class Scheduler:
         leading = self.leader_term() is not None
         if not leading and self.leading:
             self.binding.cancel_all(CancelReason.NOT_LEADER)
+            if self.preemption is not None:
+                self.preemption.release_all(CancelReason.NOT_LEADER.value)
         self.leading = leading
         return leading
 
@@ -549,6 +586,7 @@ class Scheduler:
                     if (
                         decisions or self.shadow is not None or self.reports or self.refusals
                         or self.gang_reports.due()
+                        or (self.preemption is not None and self.preemption.busy)
                     ):  # fmt: skip
                         task = asyncio.create_task(self._settle_pass(decisions))
                         in_flight.add(task)

@@ -13,6 +13,8 @@ from itertools import pairwise
 
 from hybrid_policy.framework.paths import ModelFallback
 from hybrid_policy.policies import policy_names
+from hybrid_policy.preemption.options import parse_settings
+from hybrid_policy.preemption.phase import PreemptionSettings
 
 DEFAULT_SCHEDULER_NAME = "hybrid-scheduler"
 #: ``model_fallback`` values: refuse to start, or schedule with the binpack scorer.
@@ -127,6 +129,18 @@ class OperatorSettings:
     #: and says so (log, ``hybrid_scheduler_fallbacks_total{reason="model-unavailable"}``,
     #: the decision record's path). Default ``none``.
     model_fallback: str = "none"
+    #: Preemption: ``off``; ``on`` (the default rules); or the rules changed as
+    #: ``KEY=VALUE`` pairs joined by commas, as ``simulate --preemption`` takes them
+    #: (``reasons=reclaim+priority,max_plans=2,min_runtime_s=300,max_preemptions=3,
+    #: trigger_delay_s=60``). Only pods that opted in are ever victims. Default ``off``.
+    preemption: str = "off"
+    #: Every pod of ours may be a victim unless it opts out by annotation. Default off.
+    preemption_all_pods: bool = False
+
+    def preemption_settings(self) -> PreemptionSettings | None:
+        """The preemption rules, or None when preemption is off."""
+        text = self.preemption.strip()
+        return None if text == "off" else parse_settings(text)
 
     def validate(self) -> OperatorSettings:
         """Return self, or raise :class:`SettingsError` naming the bad setting and value."""
@@ -168,6 +182,12 @@ class OperatorSettings:
                 f"model_fallback: must be one of {', '.join(MODEL_FALLBACKS)} "
                 f"(got {self.model_fallback!r})"
             )
+        try:
+            self.preemption_settings()
+        except ValueError as exc:
+            raise SettingsError(
+                f"preemption: {exc} (got {self.preemption!r}; off, on or KEY=VALUE,...)"
+            ) from None
         if not 0 < self.webhook_port <= 65535:
             raise SettingsError(f"webhook_port: must be a port number (got {self.webhook_port})")
         if not 0 <= self.http_port <= 65535:

@@ -1,5 +1,6 @@
 """The chart's permissions without a cluster: the ClusterRole grants what the operator calls
-and nothing more; pods may be patched only in shadow mode, and then only its annotation."""
+and nothing more; pods may be patched only in shadow mode, and then only its annotation,
+and deleted only with preemption on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chart_helpers import CHART_DIR, one, render, run_helm
+from hybrid_operator.settings import OperatorSettings
 from hybrid_operator.settings_file import load_settings
 from hybrid_operator.shadow import SHADOW_ANNOTATION
 
@@ -87,3 +89,46 @@ def test_a_shadowed_scheduler_that_is_no_name_is_refused() -> None:
     result = run_helm("template", "x", str(CHART_DIR), "--set", "settings.shadowOf=Not A Name")
     assert result.returncode != 0
     assert "at '/settings/shadowOf'" in result.stderr, result.stderr
+
+
+PREEMPTION = ("--set", "preemption.enabled=true")
+
+
+def _settings(objects: list[dict[str, Any]], tmp_path: Path) -> OperatorSettings:
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(one(objects, "ConfigMap", "hybrid-scheduler")["data"]["settings.yaml"])
+    return load_settings(settings_file)
+
+
+def test_preemption_is_off_by_default_and_then_no_pod_may_be_deleted(tmp_path: Path) -> None:
+    objects = render("--set", "preemption.allPodsOptIn=true")
+    assert "delete" not in _grants(one(objects, "ClusterRole"))[("", "pods")]
+    settings = _settings(objects, tmp_path)
+    assert settings.preemption_settings() is None
+    assert not settings.preemption_all_pods
+
+
+def test_preemption_enabled_may_delete_pods_and_sets_the_rules(tmp_path: Path) -> None:
+    objects = render(*PREEMPTION)
+    grants = _grants(one(objects, "ClusterRole"))
+    assert grants == {**CLUSTER_WIDE, ("", "pods"): {"list", "watch", "delete"}}
+    assert _settings(objects, tmp_path).preemption == "on"
+    ruled = render(
+        *PREEMPTION,
+        "--set",
+        "preemption.rules=max_plans=1",
+        "--set",
+        "preemption.allPodsOptIn=true",
+    )
+    settings = _settings(ruled, tmp_path)
+    rules = settings.preemption_settings()
+    assert rules is not None and rules.max_plans == 1
+    assert settings.preemption_all_pods
+
+
+def test_preemption_rules_that_are_no_key_values_are_refused() -> None:
+    result = run_helm(
+        "template", "x", str(CHART_DIR), *PREEMPTION, "--set", "preemption.rules=soon please"
+    )
+    assert result.returncode != 0
+    assert "at '/preemption/rules'" in result.stderr, result.stderr

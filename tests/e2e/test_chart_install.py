@@ -37,6 +37,7 @@ from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.certificates import issue
 from hybrid_operator.k8s.api import KubeApi, load_client
 from hybrid_operator.k8s.convert import pending_pod
+from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTION_BY_SCHEDULER, DeleteOutcome
 from hybrid_operator.shadow import SHADOW_ANNOTATION
 from operator_helpers import bound_node, decision, events, free_port, running_operator
 
@@ -513,6 +514,9 @@ def test_the_service_account_can_schedule_and_nothing_more(
     body = admin.get(f"{pods}/fits")
     _refused(lambda: client.annotate(usable(pending_pod(body)), SHADOW_ANNOTATION, {"node": node}))
     _refused(lambda: client.core.patch_namespaced_pod("fits", namespace, _image_change(body)))
+    # Preemption is off: the operator's own deletion of a pod is refused too.
+    uid = str(admin.get(f"{pods}/fits")["metadata"]["uid"])
+    assert client.delete_pod(namespace, "fits", uid).outcome is DeleteOutcome.FORBIDDEN
 
 
 def _labelled_namespace_opt_in(admin: ApiServer, namespace: str, ours: str) -> None:
@@ -575,3 +579,24 @@ def test_shadow_mode_lets_the_service_account_patch_only_its_annotation(
         assert "may change no pod annotation but" in str(refused.body)
         after = admin.get(f"{pods}/watched")
         assert after["spec"]["containers"] == body["spec"]["containers"]
+
+
+def test_preemption_lets_the_service_account_mark_and_delete_pods(
+    dev_cluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    admin = dev_cluster.admin
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    values = ("webhook.enabled=false", "preemption.enabled=true")
+    with _installed(dev_cluster, namespace, *values) as (_, fullname):
+        kubeconfig = tmp_path / "service-account.kubeconfig"
+        _account_kubeconfig(dev_cluster, namespace, fullname, kubeconfig)
+        client = KubeApi(load_client(str(kubeconfig)), "preemption-check")
+        admin.create(pods, training_pod("victim", gpus=0, cpu="100m", memory="64Mi"))
+        uid = admin.get(f"{pods}/victim")["metadata"]["uid"]
+        client.mark_disruption_target(namespace, "victim", "preempted by x/y on n1")
+        conditions = admin.get(f"{pods}/victim")["status"]["conditions"]
+        [marked] = [c for c in conditions if c["type"] == DISRUPTION_TARGET]
+        assert (marked["status"], marked["reason"]) == ("True", PREEMPTION_BY_SCHEDULER)
+        wrong = client.delete_pod(namespace, "victim", "not-its-uid")
+        assert wrong.outcome is DeleteOutcome.PRECONDITION, wrong
+        assert client.delete_pod(namespace, "victim", uid).deleted

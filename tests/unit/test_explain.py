@@ -273,3 +273,21 @@ def test_a_pending_pod_of_a_waiting_gang_shows_the_gang_line(
         "gang:            team-a/llm: 1 bound, 3 exist, 4 needed",
         "waiting:         2 of 4 pods would fit; none is placed until all fit",
     ]
+
+
+def test_a_preempting_pod_shows_its_victims_and_why() -> None:
+    message = "preempting team-a/a1 on n1 (reclaim: team-b holds 0.00 of an entitled 0.50)"
+    result = explain_cmd.explain_pod("team-b/p", _pending("n1", message))
+    assert result.code == 0
+    assert "pending:         node n1 is held for it while its victims go" in result.out
+    assert f"preemption:      {message}" in result.out
+
+
+def test_a_preempted_pod_shows_by_whom() -> None:
+    victim = pod(record())
+    message = "preempted by team-b/b1 on n1: team-a holds 1.00 of an entitled 0.50"
+    condition = {"type": "DisruptionTarget", "reason": "PreemptionByScheduler", "message": message}
+    victim["status"]["conditions"].append(condition)
+    result = explain_cmd.explain_pod("team-a/p", victim)
+    assert result.code == 0
+    assert result.out.endswith(f"preempted:       {message}")

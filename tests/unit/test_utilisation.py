@@ -8,6 +8,7 @@ import pytest
 
 from builders import k8s_node, k8s_pod
 from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.k8s.preempt import DeleteResult
 from hybrid_operator.promql import (
     SAMPLE_TIME_QUERIES,
     DropReason,
@@ -330,6 +331,12 @@ class BindAll:
 
     def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         pass
+
+    def mark_disruption_target(self, namespace: str, name: str, message: str) -> None:
+        raise AssertionError("preemption is off")
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> DeleteResult:
+        raise AssertionError("preemption is off")
 
 
 def test_load_aware_scheduling_reads_metrics_and_counts_new_pods_by_request() -> None:

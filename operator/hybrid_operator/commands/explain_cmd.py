@@ -9,7 +9,9 @@ disagreement, and the exit status is 1; so is a record that cannot be read, or a
 without one. A pending pod that holds a reservation shows it instead: the reserved node
 (``status.nominatedNodeName``), its place in its namespace's queue, and its predicted
 start with the prediction's source, as the scheduler wrote them in the ``PodScheduled``
-condition. A pending pod of a gang that waits shows the gang: its name, how many of its
+condition; a pending pod that preempts shows whom it preempts, and why, instead, and a pod
+preempted by the scheduler shows by whom (its ``DisruptionTarget`` condition). A pending
+pod of a gang that waits shows the gang: its name, how many of its
 pods are bound, exist and are needed, and why it waits, as the scheduler wrote it. A bad
 argument or kubeconfig is one line and exit status 2.
 """
@@ -33,6 +35,7 @@ from hybrid_operator.decision_record import (
     parse_record,
 )
 from hybrid_operator.k8s.gangs import JOB_NAME_LABEL, POD_GROUP_LABEL
+from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTION_BY_SCHEDULER
 from hybrid_operator.reservations import ordinal, parse_notice
 
 PROG = "hybrid-scheduler explain"
@@ -96,6 +99,15 @@ def reservation(key: str, pod: dict[str, Any]) -> str | None:
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     messages = [str(c.get("message", "")) for c in conditions if c.get("type") == "PodScheduled"]
     notice = next((n for n in map(parse_notice, messages) if n is not None), None)
+    preempting = next((m for m in messages if m.startswith("preempting ")), None)
+    if preempting is not None:
+        return "\n".join(
+            [
+                f"pod:             {key}",
+                f"pending:         node {nominated} is held for it while its victims go",
+                f"preemption:      {preempting}",
+            ]
+        )
     lines = [f"pod:             {key}", f"pending:         node {nominated} is reserved for it"]
     if notice is None:
         lines.append("                 (no reservation notice from hybrid-scheduler on the pod)")
@@ -107,6 +119,19 @@ def reservation(key: str, pod: dict[str, Any]) -> str | None:
         f"predicted start: {notice.predicted_start} (from {notice.source})",
     ]
     return "\n".join(lines)
+
+
+def preempted(pod: dict[str, Any]) -> str | None:
+    """The line of a pod the scheduler preempts (its ``DisruptionTarget`` condition)."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    for c in conditions:
+        if (
+            isinstance(c, dict)
+            and c.get("type") == DISRUPTION_TARGET
+            and c.get("reason") == PREEMPTION_BY_SCHEDULER
+        ):
+            return f"preempted:       {c.get('message', '')}"
+    return None
 
 
 def gang_selector(pod: dict[str, Any]) -> str | None:
@@ -168,7 +193,11 @@ def explain_pod(
     except RecordError as exc:
         return Explanation(1, err=f"{key}: the decision record cannot be read: {exc}")
     problems = binding_problems(record, pod)
-    return Explanation(1 if problems else 0, out=f"{render(key, record)}\n{verdict(problems)}")
+    out = f"{render(key, record)}\n{verdict(problems)}"
+    taken = preempted(pod)
+    if taken is not None:
+        out = f"{out}\n{taken}"
+    return Explanation(1 if problems else 0, out=out)
 
 
 def explain(args: argparse.Namespace) -> int:

@@ -83,6 +83,13 @@ FLAGS: list[tuple[str, str, type, str]] = [
         str,
         "unusable checkpoint: none refuses to start, binpack schedules with binpack (none)",
     ),
+    (
+        "--preemption",
+        "preemption",
+        str,
+        "off, on, or rules as KEY=VALUE,... (reasons, max_plans, min_runtime_s, "
+        "max_preemptions, trigger_delay_s); only opted-in pods are victims (off)",
+    ),
 ]
 
 
@@ -127,6 +134,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="serve the opt-in admission webhook (needs --webhook-host)",
     )
+    p.add_argument(
+        "--preemption-all-pods",
+        dest="preemption_all_pods",
+        action="store_true",
+        default=None,
+        help="with --preemption: every pod of ours may be a victim unless it opts out",
+    )
     p.add_argument("--verbose", action="store_true", help="log every watch event")
     p.set_defaults(handler=run)
 
@@ -140,6 +154,7 @@ def settings_from(args: argparse.Namespace) -> OperatorSettings:
     given["leader_election"] = args.leader_election
     given["webhook"] = args.webhook
     given["shadow_of"] = args.shadow_of
+    given["preemption_all_pods"] = args.preemption_all_pods
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if args.namespace:
         changes["namespaces"] = list(args.namespace)

@@ -36,6 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.gangs import POD_GROUP_GROUP, POD_GROUP_PLURAL, POD_GROUP_VERSION
+from hybrid_operator.k8s.preempt import DeleteOutcome, DeleteResult, disruption_condition
 from hybrid_operator.k8s.ratelimit import TokenBucket
 from hybrid_policy.domain import PendingPod
 
@@ -112,6 +113,14 @@ class ClusterApi(Protocol):
 
     def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge ``status`` into PodGroup ``namespace/name``'s status subresource."""
+        ...
+
+    def mark_disruption_target(self, namespace: str, name: str, message: str) -> None:
+        """Set the ``DisruptionTarget`` condition of a pod about to be preempted."""
+        ...
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> DeleteResult:
+        """Delete a pod with its own grace period, only if its UID is still ``uid``."""
         ...
 
 
@@ -269,6 +278,34 @@ class KubeApi:
             POD_GROUP_GROUP, POD_GROUP_VERSION, namespace, POD_GROUP_PLURAL, name,
             {"status": status}, _request_timeout=self.timeout_s,
         )  # fmt: skip
+
+    def mark_disruption_target(self, namespace: str, name: str, message: str) -> None:
+        """Set ``DisruptionTarget=True`` (reason ``PreemptionByScheduler``), as
+        kube-scheduler does before it deletes a victim, so that a Job's
+        ``podFailurePolicy`` can tell the preemption from a failure."""
+        condition = disruption_condition(message, _timestamp())
+        self.limit.acquire()
+        self.core.patch_namespaced_pod_status(
+            name, namespace, {"status": {"conditions": [condition]}},
+            _request_timeout=self.timeout_s,
+        )  # fmt: skip
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> DeleteResult:
+        """DELETE pod ``namespace/name`` with its own grace period and a UID
+        precondition (a pod recreated under the name is never deleted); never raises."""
+        body: Any = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        self.limit.acquire()
+        try:
+            self.core.delete_namespaced_pod(
+                name, namespace, body=body, _preload_content=False,
+                _request_timeout=self.timeout_s,
+            )  # fmt: skip
+        except ApiException as exc:
+            status = exc.status or 0
+            return DeleteResult(DeleteOutcome.of_status(status), f"{status} {_reason(exc)}")
+        except Exception as exc:  # the connection or the client: try again next pass
+            return DeleteResult(DeleteOutcome.ERROR, f"{type(exc).__name__}: {exc}")
+        return DeleteResult(DeleteOutcome.DELETED)
 
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         """Write ``record`` as compact JSON under annotation ``key``."""

@@ -24,6 +24,7 @@ from hybrid_operator.k8s.gangs import (
     labelled_for_gang_jobs,
     pod_group,
 )
+from hybrid_operator.k8s.preempt import PreemptionMarks, namespace_preemptible, pod_marks
 from hybrid_operator.k8s.problems import Conversion, Problem
 from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 
@@ -95,6 +96,8 @@ class PodView:
     nominated_node: str | None = None
     #: The PodGroup or Job gang its labels and annotations name.
     claim: GangClaim = field(default_factory=GangClaim)
+    #: What the pod says about being preempted (opt-in, checkpoints, its controller).
+    marks: PreemptionMarks = field(default_factory=PreemptionMarks)
 
     @property
     def uid(self) -> str:
@@ -153,8 +156,10 @@ def pod_view(body: Body) -> Conversion[PodView]:
     pod, problems = pending_pod(body)
     if pod is None:
         return Conversion(None, problems)
-    claim, claim_problems = gang_claim(pod.labels, _strings(meta.get("annotations")))
+    annotations = _strings(meta.get("annotations"))
+    claim, claim_problems = gang_claim(pod.labels, annotations)
     problems = [*problems, *claim_problems]
+    marks = pod_marks(meta, spec, annotations, problems)
     view = PodView(
         pod=pod,
         scheduler_name=_text(spec.get("schedulerName")),
@@ -165,6 +170,7 @@ def pod_view(body: Body) -> Conversion[PodView]:
         finished_at_s=_finished_at(status),
         nominated_node=_text(status.get("nominatedNodeName")) or None,
         claim=claim or GangClaim(),
+        marks=marks,
     )
     return Conversion(view, problems)
 
@@ -181,6 +187,8 @@ class NamespaceView:
     opted_in: bool
     #: Labelled ``hybrid-scheduler.io/gang-jobs``: its indexed Jobs are gangs.
     gang_jobs: bool = False
+    #: Labelled ``hybrid-scheduler.io/preemptible=true``: its pods may be preempted.
+    preemptible: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,10 +277,11 @@ def watch_event(
         )
     ns, problems = namespace(body, default_weight)
     labels = meta.get("labels")
+    preemptible = namespace_preemptible(_mapping(labels), problems)
     ns_view = (
         None
         if ns is None
-        else NamespaceView(ns, label_opts_in(labels), labelled_for_gang_jobs(labels))
+        else NamespaceView(ns, label_opts_in(labels), labelled_for_gang_jobs(labels), preemptible)
     )
     return WatchEvent(
         kind, kind_type, name, uid, namespace=ns_view, reference=ref, problems=tuple(problems)

@@ -1,0 +1,143 @@
+"""Preemption at the edge: what a pod and its namespace say about being a victim, and
+the outcome of the calls that take a victim back.
+
+A pod opts in with the annotation ``hybrid-scheduler.io/preemptible: "true"`` (or
+``"false"`` to opt out of its namespace's choice), a namespace with the label of the same
+name; ``hybrid-scheduler.io/checkpoint-interval`` says how often the pod saves its work
+(a duration such as ``5m``, or ``none``). A value that cannot be read is a
+:class:`~hybrid_operator.k8s.problems.Problem` (an ``InvalidField`` Warning Event naming
+the field and value) and never opts a pod in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hybrid_operator.k8s.convert import PREFIX, parse_duration_s
+from hybrid_operator.k8s.fields import Body
+from hybrid_operator.k8s.problems import Problem
+
+PREEMPTIBLE = f"{PREFIX}/preemptible"
+CHECKPOINT_ANNOTATION = f"{PREFIX}/checkpoint-interval"
+#: What a malformed opt-in value leads to.
+NOT_OPTED_IN = "not opting in by it"
+NO_CHECKPOINTS = "counting the pod as never saving its work"
+#: Kubernetes' default ``terminationGracePeriodSeconds``.
+DEFAULT_GRACE_PERIOD_S = 30.0
+#: The condition a victim gets before it is deleted, as kube-scheduler writes it.
+DISRUPTION_TARGET = "DisruptionTarget"
+PREEMPTION_BY_SCHEDULER = "PreemptionByScheduler"
+
+
+@dataclass(frozen=True)
+class PreemptionMarks:
+    """A pod's own word on preemption: opted in, out, or silent (None); how often it saves
+    its work (None: never); the UID of its controller (else its own), which counts its
+    preemptions across the pods the controller makes again; its grace period
+    (``spec.terminationGracePeriodSeconds``, 30 s unless set), which a deletion gives it."""
+
+    preemptible: bool | None = None
+    checkpoint_interval_s: float | None = None
+    owner_uid: str = ""
+    grace_period_s: float = DEFAULT_GRACE_PERIOD_S
+
+
+def _flag(raw: str, field: str, problems: list[Problem]) -> bool | None:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    problems.append(Problem(field, raw, "not true or false", NOT_OPTED_IN))
+    return None
+
+
+def pod_marks(
+    meta: Body, spec: Body, annotations: Mapping[str, str], problems: list[Problem]
+) -> PreemptionMarks:
+    """The marks of a pod from its metadata, spec and annotations (problems added)."""
+    preemptible = None
+    if PREEMPTIBLE in annotations:
+        field = f"metadata.annotations[{PREEMPTIBLE}]"
+        preemptible = _flag(annotations[PREEMPTIBLE], field, problems)
+    interval = None
+    raw = annotations.get(CHECKPOINT_ANNOTATION)
+    if raw is not None and raw.strip().lower() != "none":
+        interval = parse_duration_s(raw)
+        if interval is None:
+            field = f"metadata.annotations[{CHECKPOINT_ANNOTATION}]"
+            problem = "not a duration such as 5m or 1h, nor none"
+            problems.append(Problem(field, raw, problem, NO_CHECKPOINTS))
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace_s = DEFAULT_GRACE_PERIOD_S
+    if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0:
+        grace_s = float(grace)
+    return PreemptionMarks(preemptible, interval, _owner_uid(meta), grace_s)
+
+
+def _owner_uid(meta: Body) -> str:
+    owners = meta.get("ownerReferences")
+    for owner in owners if isinstance(owners, list) else ():
+        if isinstance(owner, Mapping) and owner.get("controller") is True:
+            uid = owner.get("uid")
+            if isinstance(uid, str) and uid:
+                return uid
+    uid = meta.get("uid")
+    return uid if isinstance(uid, str) else ""
+
+
+def namespace_preemptible(labels: Mapping[str, object], problems: list[Problem]) -> bool:
+    """Whether a namespace's label opts its pods in (problems added for a bad value)."""
+    raw = labels.get(PREEMPTIBLE)
+    if raw is None:
+        return False
+    if not isinstance(raw, str):
+        problems.append(
+            Problem(f"metadata.labels[{PREEMPTIBLE}]", raw, "not a string", NOT_OPTED_IN)
+        )
+        return False
+    return _flag(raw, f"metadata.labels[{PREEMPTIBLE}]", problems) is True
+
+
+class DeleteOutcome(StrEnum):
+    """What became of a victim's deletion."""
+
+    DELETED = "deleted"
+    #: 404: the pod was gone already.
+    GONE = "gone"
+    #: 409 or 422: the UID precondition failed (the pod was recreated under its name).
+    PRECONDITION = "precondition failed"
+    #: 401 or 403: the operator may not delete pods (preemption off in the chart's RBAC).
+    FORBIDDEN = "forbidden"
+    #: Anything else: a refusal, a timeout, an API server out of reach.
+    ERROR = "error"
+
+    @classmethod
+    def of_status(cls, status: int) -> DeleteOutcome:
+        """The outcome an HTTP status of a failed deletion means."""
+        return {404: cls.GONE, 409: cls.PRECONDITION, 422: cls.PRECONDITION}.get(
+            status, cls.FORBIDDEN if status in (401, 403) else cls.ERROR
+        )
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """A deletion's outcome and, when it failed, the API server's words."""
+
+    outcome: DeleteOutcome
+    detail: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the API server accepted the deletion."""
+        return self.outcome is DeleteOutcome.DELETED
+
+
+def disruption_condition(message: str, now: str) -> dict[str, str]:
+    """The ``DisruptionTarget`` condition kube-scheduler sets on a pod it preempts."""
+    return {
+        "type": DISRUPTION_TARGET,
+        "status": "True",
+        "reason": PREEMPTION_BY_SCHEDULER,
+        "message": message,
+        "lastTransitionTime": now,
+    }

@@ -1,0 +1,93 @@
+"""The API calls of the preemptions a pass planned (:mod:`hybrid_operator.preemption`), in
+kube-scheduler's order: per victim the ``DisruptionTarget`` condition, then the deletion
+with its own grace period and a UID precondition, then a ``Preempted`` Event; once every
+victim's deletion was accepted, the preemptor's ``status.nominatedNodeName`` and a
+``Preempting`` Event. A call that fails ends the hold with the reason; Events are best
+effort. Then the failures are told to their preemptors, and bound preemptors have their
+nominated node cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hybrid_operator.k8s.api import pod_reference
+from hybrid_operator.preemption import Hold, Preemptions
+from hybrid_policy.preemption.model import RunningPod
+
+log = logging.getLogger("hybrid_scheduler")
+
+
+async def carry_out(phase: Preemptions) -> None:
+    """Make the calls of the plans started since the last time; tell the failures; clear
+    the nominated node of bound preemptors."""
+    started, phase.started = phase.started, []
+    await asyncio.gather(*(_preempt(phase, hold) for hold in started))
+    told, phase.to_tell = phase.to_tell, []
+    for pod, message in told:
+        await phase.reporter.unreserved(pod)
+        await phase.reporter.unschedulable(pod, message)
+    clears, phase.to_clear = phase.to_clear, {}
+    for pod in clears.values():
+        await phase.reporter.clear_nomination(pod)
+
+
+async def _preempt(phase: Preemptions, hold: Hold) -> None:
+    """Condition, deletion and Event per victim; then the preemptor's nomination."""
+    plan, pod = hold.plan, hold.pod
+    for victim in plan.victims:
+        if phase.holds.get(pod.uid) is not hold:
+            return  # the preemptor went, or was bound elsewhere, meanwhile
+        why = await _take(phase, victim, hold.victim_message)
+        if why is not None:
+            phase.release(pod.uid, why)
+            await _tell_victim(phase, victim, f"not preempted for {pod.key}: {why}", True)
+            return
+        phase.metrics.preemption_victims.inc()
+        await _tell_victim(phase, victim, hold.victim_message, False)
+    phase.metrics.preemption_lost.inc(plan.work_lost_s)
+    hold.deleted = True
+    try:
+        await phase.threads.call(phase.api.nominate, pod, hold.node, hold.preemptor_message)
+        phase.reporter.nominated[pod.uid] = hold.node
+    except Exception as exc:  # the nomination is for people; the hold keeps the room
+        log.warning("could not set nominatedNodeName on %s: %s", pod.key, exc)
+    await _event(phase, pod_reference(pod), "Preempting", hold.preemptor_message)
+
+
+async def _take(phase: Preemptions, victim: RunningPod, message: str) -> str | None:
+    """Mark and delete one victim; None when done, else why not."""
+    ns, name = victim.namespace, victim.name
+    try:
+        await phase.threads.call(phase.api.mark_disruption_target, ns, name, message)
+    except Exception as exc:
+        return f"could not mark {victim.key} as a disruption target ({_said(exc)})"
+    try:
+        result = await phase.threads.call(phase.api.delete_pod, ns, name, victim.uid)
+    except Exception as exc:
+        return f"could not delete {victim.key} ({_said(exc)})"
+    if not result.deleted:
+        return f"could not delete {victim.key}: {result.outcome} ({result.detail})"
+    return None
+
+
+async def _tell_victim(phase: Preemptions, victim: RunningPod, message: str, warning: bool) -> None:
+    ref = {"kind": "Pod", "namespace": victim.namespace, "name": victim.name, "uid": victim.uid}
+    reason = "PreemptionFailed" if warning else "Preempted"
+    await _event(phase, ref, reason, message, warning)
+
+
+async def _event(
+    phase: Preemptions, ref: dict[str, str], reason: str, message: str, warning: bool = False
+) -> None:
+    try:
+        await phase.threads.call(phase.api.event, ref, reason, message, warning)
+    except Exception as exc:  # Events are best effort
+        log.warning("could not post %s on %s: %s", reason, ref.get("name"), exc)
+
+
+def _said(exc: Exception) -> str:
+    """What a failed call said, in one short line."""
+    status = getattr(exc, "status", None)
+    return f"{status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__

@@ -1,0 +1,184 @@
+"""End to end with the real Job controller: team-a's opted-in Job fills every GPU; team-b's
+pod fits only by reclaim. With ``--preemption`` the operator marks a victim
+``DisruptionTarget``, deletes it, and binds team-b's pod on its node; the Job's
+``podFailurePolicy`` ignores the disruption, makes the pod again and completes with no
+failure counted. With preemption off the same stream deletes nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hybrid_lab.devcluster.testing import DevCluster
+from hybrid_lab.devcluster.workload import fresh_namespace, training_pod, wait_for
+from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTIBLE
+from operator_helpers import bound_node, events, instance_args, running_operator
+
+pytestmark = pytest.mark.e2e
+SCHEDULER = "hybrid-scheduler-preempt"
+JOB_LABEL = "batch.kubernetes.io/job-name"
+RULES = "min_runtime_s=2,trigger_delay_s=0,max_plans=1"
+
+
+def _job(name: str, pods: int, gpus: int, runtime: str) -> dict[str, Any]:
+    """``pods`` opted-in pods of ``gpus`` GPUs each, running ``runtime``; a disruption
+    by the scheduler is ignored (the pod is made again), any other failure fails it."""
+    template = training_pod(
+        "x", gpus=gpus, cpu="1", memory="1Gi", runtime=runtime, scheduler_name=SCHEDULER
+    )
+    template["metadata"].pop("name")
+    template["metadata"]["annotations"][PREEMPTIBLE] = "true"
+    ignore = {"action": "Ignore", "onPodConditions": [{"type": DISRUPTION_TARGET}]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "parallelism": pods,
+            "completions": pods,
+            "backoffLimit": 0,
+            "podFailurePolicy": {"rules": [ignore]},
+            "template": {"metadata": template["metadata"], "spec": template["spec"]},
+        },
+    }
+
+
+@dataclass
+class PodWatch:
+    """Every pod of a Job seen, by UID, and those that carried ``DisruptionTarget``."""
+
+    api: Any
+    namespace: str
+    job: str
+    seen: dict[str, str] = field(default_factory=dict)
+    disrupted: dict[str, str] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        path = f"/api/v1/namespaces/{self.namespace}/pods"
+        selector = f"{JOB_LABEL}={self.job}"
+        listed = self.api.get(path, labelSelector=selector)
+        for pod in listed["items"]:
+            self.observe(pod)
+        params = {
+            "watch": "true", "labelSelector": selector, "timeoutSeconds": "180",
+            "resourceVersion": listed["metadata"]["resourceVersion"],
+        }  # fmt: skip
+        with self.api.stream(path, params) as response:
+            for line in response.iter_lines():
+                if self.stop.is_set():
+                    return
+                if line:
+                    self.observe(json.loads(line)["object"])
+
+    def observe(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        self.seen[uid] = pod["metadata"]["name"]
+        conditions = pod["status"].get("conditions") or []
+        if any(c.get("type") == DISRUPTION_TARGET for c in conditions):
+            self.disrupted[uid] = pod["spec"].get("nodeName", "")
+
+
+@contextmanager
+def _watching(api: Any, namespace: str, job: str) -> Iterator[PodWatch]:
+    watch = PodWatch(api, namespace, job)
+    thread = threading.Thread(target=watch.run, daemon=True)
+    thread.start()
+    wait_for("the watch of the Job's pods", lambda: bool(watch.seen) or None, 10)
+    try:
+        yield watch
+    finally:
+        watch.stop.set()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def _stream(dev_cluster: DevCluster, runtime: str) -> Iterator[tuple[str, str, str, int, int]]:
+    """team-a and team-b namespaces, and team-a's Job filling every GPU, running: yields
+    the namespaces, the Job's name, its pods' GPUs and how many they are."""
+    api = dev_cluster.admin
+    gpus = [int(n["status"]["allocatable"]["nvidia.com/gpu"]) for n in api.items("/api/v1/nodes")]
+    suffix = uuid.uuid4().hex[:6]
+    with ExitStack() as stack:
+        team_a, team_b = (
+            stack.enter_context(fresh_namespace(api, f"e2e-{team}-{suffix}"))
+            for team in ("team-a", "team-b")
+        )
+        job = f"train-{suffix}"
+        jobs = f"/apis/batch/v1/namespaces/{team_a}/jobs"
+        api.create(jobs, _job(job, len(gpus), min(gpus), runtime))
+        pods = f"/api/v1/namespaces/{team_a}/pods"
+
+        def running() -> bool | None:
+            items = api.items(pods, labelSelector=f"{JOB_LABEL}={job}")
+            phases = [p["status"].get("phase") for p in items]
+            return True if phases.count("Running") == len(gpus) else None
+
+        wait_for("team-a's Job to fill every node", running, 30)
+        yield team_a, team_b, job, min(gpus), len(gpus)
+
+
+def _completed(api: Any, namespace: str, job: str, count: int, timeout_s: float) -> Any:
+    """The Job's status once ``count`` pods succeeded."""
+
+    def done() -> dict[str, Any] | None:
+        status: dict[str, Any] = api.get(f"/apis/batch/v1/namespaces/{namespace}/jobs/{job}")[
+            "status"
+        ]
+        return status if status.get("succeeded") == count else None
+
+    return wait_for("team-a's Job to complete", done, timeout_s)
+
+
+def test_a_team_below_its_share_takes_back_a_node_and_the_job_survives(
+    dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    args = instance_args(SCHEDULER, "--no-leader-election", "--preemption", RULES)
+    with (
+        running_operator(dev_cluster, tmp_path / "operator.log", *args),
+        _stream(dev_cluster, "20s") as (team_a, team_b, job, gpus, count),
+        _watching(api, team_a, job) as watch,
+    ):
+        pods_b = f"/api/v1/namespaces/{team_b}/pods"
+        api.create(pods_b, training_pod("bert", gpus=gpus, cpu="1", memory="1Gi",
+                                        runtime="5s", scheduler_name=SCHEDULER))  # fmt: skip
+        node = bound_node(api, pods_b, "bert")
+        assert list(watch.disrupted.values()) == [node]  # one victim, on that very node
+        [victim] = [watch.seen[uid] for uid in watch.disrupted]
+        [preempted] = [
+            e["message"] for e in events(api, team_a, victim) if e["reason"] == "Preempted"
+        ]
+        assert preempted.startswith(f"preempted by {team_b}/bert on {node}: {team_a} holds 1.00")
+
+        status = _completed(api, team_a, job, count, 60)
+    assert status.get("failed", 0) == 0
+    assert len(watch.seen) == count + 1  # the victim's pod was made again, once
+
+
+def test_with_preemption_off_the_same_stream_deletes_nothing(
+    dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    args = instance_args(SCHEDULER, "--no-leader-election")
+    with (
+        running_operator(dev_cluster, tmp_path / "operator.log", *args),
+        _stream(dev_cluster, "12s") as (team_a, team_b, job, gpus, count),
+        _watching(api, team_a, job) as watch,
+    ):
+        pods_b = f"/api/v1/namespaces/{team_b}/pods"
+        api.create(pods_b, training_pod("bert", gpus=gpus, cpu="1", memory="1Gi",
+                                        runtime="5s", scheduler_name=SCHEDULER))  # fmt: skip
+        bound_node(api, pods_b, "bert")  # once team-a's pods finish
+        status = _completed(api, team_a, job, count, 30)
+    assert watch.disrupted == {}
+    assert len(watch.seen) == count  # no pod was deleted and made again
+    assert status.get("failed", 0) == 0

@@ -14,10 +14,11 @@ shutdown the open stream is closed and the task ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, watch
 
@@ -31,6 +32,7 @@ Emit = Callable[[str | None, Body], None]
 SERVER_TIMEOUT_S = 300
 #: The longest pause between tries after the watch fails again and again.
 MAX_RETRY_S = 30.0
+T = TypeVar("T")
 
 
 class WatchCutError(Exception):
@@ -114,10 +116,12 @@ class PodGroupWatch:
         try:
             while not stop.is_set():
                 try:
-                    version = await asyncio.to_thread(self.list, deliver)
+                    version = await _until(stopper, _in_daemon(self.list, deliver))
                     while not stop.is_set():
-                        version = await asyncio.to_thread(self.stream, version, deliver)
+                        version = await _until(stopper, _in_daemon(self.stream, version, deliver))
                         failures = 0
+                except _StoppingError:
+                    return
                 except Exception as exc:  # the API server may be down or the CRD gone
                     failures += 1
                     if failures == 1:
@@ -130,3 +134,43 @@ class PodGroupWatch:
     async def _stop_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self.stop()
+
+
+class _StoppingError(Exception):
+    """The operator is stopping: the watch ends without waiting for its call."""
+
+
+async def _until(stopper: asyncio.Task[None], call: asyncio.Future[T]) -> T:
+    """``call``'s result, or :class:`_StoppingError` as soon as ``stopper`` is done."""
+    waits: list[asyncio.Future[Any]] = [stopper, call]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if not call.done():
+        raise _StoppingError
+    return call.result()
+
+
+def _in_daemon(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """Run the blocking ``fn(*args)`` in a daemon thread: a watch request blocked in a
+    read (the client's ``Watch.stop`` is seen only at the next event) never keeps the
+    process from exiting, as a thread of the loop's default pool would."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # handed to the awaiting task
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="podgroup-watch", daemon=True).start()
+    return future

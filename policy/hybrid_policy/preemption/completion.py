@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.preemption.fairness import TeamShares, fair_to_take, taken_by_team
+from hybrid_policy.preemption.fairness import TeamShares, fair_to_take
 from hybrid_policy.preemption.model import PreemptionPlan, PreemptionReason, RunningPod
 from hybrid_policy.preemption.planner import (
     NodeRoom,
@@ -25,7 +25,7 @@ from hybrid_policy.preemption.planner import (
 )
 from hybrid_policy.preemption.queue import QueueView, WaitEstimate
 from hybrid_policy.preemption.shortest import ShortestCosts, plan_shortest, queue_wait
-from hybrid_policy.preemption.victims import VictimUnit
+from hybrid_policy.preemption.victims import VictimUnit, gpus_by_team
 from hybrid_policy.preemption.wide import WideCosts, plan_wide
 from hybrid_policy.resources import GPU
 
@@ -65,7 +65,7 @@ def plan_overdue(
     gpus = float(preemptor.pod.requests.get(GPU, 0))
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:
-        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
+        taken = gpus_by_team(units)
         return fair_to_take(shares, team, gpus, taken)
 
     return plan_by_tests(

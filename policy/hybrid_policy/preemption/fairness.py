@@ -24,7 +24,7 @@ statements on random states.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -85,14 +85,6 @@ def reclaim_allowed(
     final = shares.after({preemptor_team: preemptor_gpus, **{t: -g for t, g in taken.items()}})
     mine = final.share(preemptor_team)
     return all(mine <= final.share(team) + 1e-12 for team in taken)
-
-
-def taken_by_team(units: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """GPUs taken per team from ``(team, gpus)`` pairs."""
-    out: dict[str, float] = {}
-    for team, gpus in units:
-        out[team] = out.get(team, 0.0) + gpus
-    return out
 
 
 def fair_to_take(shares: TeamShares, team: str, gpus: float, taken: Mapping[str, float]) -> bool:

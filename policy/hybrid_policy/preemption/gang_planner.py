@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed, taken_by_team
+from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed
 from hybrid_policy.preemption.model import (
     GangPlan,
     PreemptionReason,
@@ -31,7 +31,13 @@ from hybrid_policy.preemption.model import (
     RunningPod,
 )
 from hybrid_policy.preemption.planner import NodeRoom, SetTest, UnitTest, victims_allowed
-from hybrid_policy.preemption.victims import VictimUnit, minimal_units, shortfall, units_on
+from hybrid_policy.preemption.victims import (
+    VictimUnit,
+    gpus_by_team,
+    minimal_units,
+    shortfall,
+    units_on,
+)
 from hybrid_policy.resources import GPU
 
 GangPods = Mapping[tuple[str, str], Sequence[RunningPod]]
@@ -220,7 +226,7 @@ def plan_gang_reclaim(
         )
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:
-        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
+        taken = gpus_by_team(units)
         return reclaim_allowed(shares, team, gpus, taken)
 
     return _plan_gang(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed, taken_by_team
+from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed
 from hybrid_policy.preemption.model import (
     PreemptionPlan,
     PreemptionReason,
@@ -21,6 +21,7 @@ from hybrid_policy.preemption.model import (
 )
 from hybrid_policy.preemption.victims import (
     VictimUnit,
+    gpus_by_team,
     may_be_victim,
     minimal_units,
     shortfall,
@@ -70,7 +71,7 @@ UnitTest = Callable[[VictimUnit], bool]
 SetTest = Callable[[tuple[VictimUnit, ...]], bool]
 
 
-def _plan(
+def plan_by_tests(
     preemptor: Preemptor,
     rooms: Sequence[NodeRoom],
     reason: PreemptionReason,
@@ -81,6 +82,8 @@ def _plan(
     gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
     eligible: Mapping[str, bool] | None = None,
 ) -> PreemptionPlan | None:
+    """The search every reason shares, a reason being defined by its test of a unit
+    (``unit_ok``) and of a chosen set (``set_ok``)."""
     if preemptor.never or preemptor.waiting_s < rules.trigger_delay_s:
         return None
     if any(not shortfall(preemptor.pod.requests, room.free) for room in rooms):
@@ -101,22 +104,6 @@ def _plan(
             plan = PreemptionPlan(preemptor.pod.uid, room.name, victims, reason, lost)
             best = (key, plan)
     return None if best is None else best[1]
-
-
-def plan_by_tests(
-    preemptor: Preemptor,
-    rooms: Sequence[NodeRoom],
-    reason: PreemptionReason,
-    unit_ok: UnitTest,
-    set_ok: SetTest,
-    rules: PreemptionRules,
-    now_s: float,
-    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
-    eligible: Mapping[str, bool] | None = None,
-) -> PreemptionPlan | None:
-    """The search every reason shares, for a reason defined elsewhere by its test of a
-    unit (``unit_ok``) and of a chosen set (``set_ok``)."""
-    return _plan(preemptor, rooms, reason, unit_ok, set_ok, rules, now_s, gang_pods, eligible)
 
 
 def victims_allowed(
@@ -159,10 +146,10 @@ def plan_reclaim(
         return unit.namespace in above
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:
-        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
+        taken = gpus_by_team(units)
         return reclaim_allowed(shares, team, gpus, taken)
 
-    return _plan(
+    return plan_by_tests(
         preemptor,
         rooms,
         PreemptionReason.RECLAIM,
@@ -192,7 +179,7 @@ def plan_priority(
     def unit_ok(unit: VictimUnit) -> bool:
         return unit.priority < mine
 
-    return _plan(
+    return plan_by_tests(
         preemptor,
         rooms,
         PreemptionReason.PRIORITY,
@@ -217,7 +204,7 @@ def plan_defragment(
     takes the cheapest set of opted-in pods off that node."""
     if overdue_s <= rules.overdue_s:
         return None
-    return _plan(
+    return plan_by_tests(
         preemptor,
         [reserved],
         PreemptionReason.DEFRAGMENT,
@@ -272,11 +259,11 @@ def plan_shorten(
         delay = sum(costs.duration_s + u.lost_s(now_s) + costs.restart_s for u in units)
         if wait <= costs.margin * delay:
             return False
-        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units if u.namespace != team)
+        taken = gpus_by_team(u for u in units if u.namespace != team)
         final = shares.after({team: gpus, **{t: -g for t, g in taken.items()}})
         return all(final.share(team) <= final.share(t) + 1e-12 for t in taken)
 
-    return _plan(
+    return plan_by_tests(
         preemptor,
         rooms,
         PreemptionReason.SHORTEN,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hybrid_policy.preemption.fairness import TeamShares, fair_to_take, taken_by_team
+from hybrid_policy.preemption.fairness import TeamShares, fair_to_take
 from hybrid_policy.preemption.model import (
     PreemptionPlan,
     PreemptionReason,
@@ -33,7 +33,7 @@ from hybrid_policy.preemption.planner import (
     free_after,
     plan_by_tests,
 )
-from hybrid_policy.preemption.victims import VictimUnit
+from hybrid_policy.preemption.victims import VictimUnit, gpus_by_team
 from hybrid_policy.resources import GPU
 
 
@@ -103,7 +103,7 @@ def plan_shortest(
             delay = sum(costs.duration_s + u.lost_s(now_s) + costs.restart_s for u in units)
             if costs.wait_s <= costs.margin * delay:
                 return False
-        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
+        taken = gpus_by_team(units)
         return fair_to_take(shares, team, gpus, taken)
 
     return plan_by_tests(

@@ -71,6 +71,14 @@ class VictimUnit:
         return (self.work_lost(now_s), self.priority, -newest, min(p.uid for p in self.pods))
 
 
+def gpus_by_team(units: Iterable[VictimUnit]) -> dict[str, float]:
+    """GPUs ``units`` hold, per team: what a set of victims takes from each team."""
+    out: dict[str, float] = {}
+    for unit in units:
+        out[unit.namespace] = out.get(unit.namespace, 0.0) + float(unit.gpus())
+    return out
+
+
 def units_on(
     node: str,
     running: Iterable[RunningPod],

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hybrid_policy.preemption.fairness import TeamShares, fair_to_take, taken_by_team
+from hybrid_policy.preemption.fairness import TeamShares, fair_to_take
 from hybrid_policy.preemption.model import (
     PreemptionPlan,
     PreemptionReason,
@@ -31,7 +31,7 @@ from hybrid_policy.preemption.planner import (
     free_after,
     plan_by_tests,
 )
-from hybrid_policy.preemption.victims import VictimUnit
+from hybrid_policy.preemption.victims import VictimUnit, gpus_by_team
 from hybrid_policy.resources import GPU
 
 
@@ -75,7 +75,7 @@ def plan_wide(
         delay = sum(u.lost_s(now_s) + costs.restart_s for u in units)
         if wait <= costs.margin * delay:
             return False
-        taken = taken_by_team((u.namespace, float(u.gpus())) for u in units)
+        taken = gpus_by_team(units)
         return fair_to_take(shares, team, float(gpus), taken)
 
     return plan_by_tests(

@@ -64,7 +64,7 @@ class BindingCycle:
         counters: Counters,
         clock: Callable[[], float],
         leader_term: Callable[[], int | None],
-        unreachable: Callable[[str], None] = lambda _: None,
+        suspect: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.cache = cache
         self.queue = queue
@@ -76,8 +76,9 @@ class BindingCycle:
         self.clock = clock
         #: The current leadership term, or None while not leading (read at any moment).
         self.leader_term = leader_term
-        #: Told when a binding could not reach the API server (the watches may be cut too).
-        self.unreachable = unreachable
+        #: Told when the cache may be behind: a binding could not reach the API server (the
+        #: watches may be cut too), or found its pod bound or replaced already.
+        self.suspect = suspect
         self.tickets: dict[str, BindTicket] = {}
         #: What to tell each pod left pending with a node held, by UID (from the pass).
         self.notices: dict[str, ReservationNotice] = {}
@@ -165,11 +166,14 @@ class BindingCycle:
             # Bound by someone else, recreated, or deleted: the watch says what happens next.
             self.counters.conflicts += 1
             self.queue.done(pod.uid)
+            if result.outcome is BindOutcome.CONFLICT:
+                # Until a listing shows where, the room the pod holds looks free here.
+                self.suspect(f"the binding of {pod.key} found it bound or replaced already")
             log.info("binding %s to %s: %s (%s)", pod.key, node, result.outcome, result.detail)
         else:
             self.counters.errors += 1
             if result.unreachable:
-                self.unreachable("a binding could not reach the API server")
+                self.suspect("a binding could not reach the API server")
             self.queue.back_off(pod.uid, self.clock())
             self.queue.move_all_to_active()
             log.warning("binding %s to %s failed, will retry: %s", pod.key, node, result.detail)

@@ -10,8 +10,11 @@ is confirmed and dropped. :meth:`ClusterCache.snapshot` turns all of it into the
 
 Like an informer's store, it is reconciled against full listings
 (:meth:`ClusterCache.reconcile`): an object the cache last saw before a listing began and
-that the listing lacks was deleted during a watch gap, and goes. Only the scheduling loop
-(the event loop's thread) reads or changes it.
+that the listing lacks was deleted during a watch gap, and goes. A pod or node event older
+than what the cache already applied of the object (a smaller ``resourceVersion``: a watch
+event that lagged behind a listing) is not applied (:meth:`ClusterCache.accept`), so a
+listing is never undone by the stream it overtook. Only the scheduling loop (the event
+loop's thread) reads or changes it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ class ClusterCache:
         self.held: dict[str, Placement] = {}
         self.pods_seen: dict[str, float] = {}
         self.nodes_seen: dict[str, float] = {}
+        #: The ``resourceVersion`` of the latest event applied, per pod UID and node name
+        #: (a deleted object's is kept until a listing no longer shows it).
+        self.versions: dict[tuple[ObjectKind, str], int] = {}
 
     def upsert_node(self, node: NodeInfo) -> None:
         """A node was added or changed."""
@@ -153,6 +159,18 @@ class ClusterCache:
         """Pods bound or assumed after ``since_s`` (metrics may not show them yet)."""
         return [p for p in (*self.bound.values(), *self.assumed.values()) if p.since_s > since_s]
 
+    def accept(self, event: WatchEvent) -> bool:
+        """Whether a pod or node event is no older than what the cache applied of its
+        object (recorded as applied when so); events of other kinds, and events without
+        a numeric ``resourceVersion``, always are."""
+        if event.kind not in (ObjectKind.POD, ObjectKind.NODE) or event.version is None:
+            return True
+        key = (event.kind, event.uid if event.kind is ObjectKind.POD else event.name)
+        if self.versions.get(key, -1) > event.version:
+            return False
+        self.versions[key] = event.version
+        return True
+
     def seen_since(self, event: WatchEvent, ticks: float) -> bool:
         """Whether the cache has seen the event's pod or node at or after ``ticks``."""
         seen = {ObjectKind.POD: self.pods_seen, ObjectKind.NODE: self.nodes_seen}.get(event.kind)
@@ -177,6 +195,11 @@ class ClusterCache:
         lost: list[PendingPod] = []
         for name in nodes:
             lost.extend(self.delete_node(name))
+        seen = {ObjectKind.POD: self.pods_seen, ObjectKind.NODE: self.nodes_seen}
+        listed = {ObjectKind.POD: pod_uids, ObjectKind.NODE: node_names}
+        for kind, key in list(self.versions):
+            if key not in listed[kind] and seen[kind].get(key, -math.inf) < listed_at:
+                del self.versions[kind, key]  # gone before the listing: nothing lags now
         return Reconciled(pods, nodes, lost)
 
     def snapshot(self, now_s: float = 0.0) -> ClusterSnapshot:

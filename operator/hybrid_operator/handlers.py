@@ -83,8 +83,9 @@ def build_registry(scheduler: Scheduler) -> kopf.OperatorRegistry:
     return registry
 
 
-async def resync(scheduler: Scheduler, api_client: client.ApiClient) -> None:
-    """List the whole cluster in a thread, then reconcile the cache on the loop."""
+async def resync(scheduler: Scheduler, api_client: client.ApiClient) -> float:
+    """List the whole cluster in a thread, then reconcile the cache on the loop; returns
+    when the listing began (the cache's ticks)."""
     listed_at = scheduler.cache.ticks()
     listing = await asyncio.to_thread(list_cluster, api_client, scheduler.settings.api_timeout_s)
     scheduler.drain()
@@ -97,6 +98,7 @@ async def resync(scheduler: Scheduler, api_client: client.ApiClient) -> None:
         len(listing.pod_groups or ()),
         len(listing.jobs),
     )
+    return listed_at
 
 
 async def resync_forever(
@@ -118,13 +120,13 @@ async def resync_forever(
         if stop.is_set():
             return
         try:
-            await resync(scheduler, api_client)
+            listed_at = await resync(scheduler, api_client)
         except Exception as exc:  # the API server may be down: try again soon
             log.warning("could not list the cluster to reconcile: %s", exc)
             if scheduler.relisted.is_set():
                 await asyncio.sleep(RELIST_RETRY_S)
             continue
-        scheduler.relisted.clear()
+        scheduler.reconciled(listed_at)
 
 
 async def watch_late_pod_groups(

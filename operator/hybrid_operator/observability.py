@@ -44,6 +44,8 @@ class Counters:
     cancelled: int = 0
     #: Watch events that could not be applied (logged; the object is left as it was).
     bad_events: int = 0
+    #: Pod and node events older than what the cache had applied (left out).
+    stale_events: int = 0
     bind_attempts: dict[str, int] = field(default_factory=dict)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,8 @@ class Scheduler:
         #: Set when the cache may have missed events (the watches re-listed, or an API call
         #: could not reach the API server): no pass runs until a listing reconciles it.
         self.relisted = asyncio.Event()
+        #: When the cache was last suspected (the cache's ticks).
+        self.suspected_at = -math.inf
         #: Kinds whose watch has streamed events since its last listing.
         self.streaming: set[ObjectKind] = set()
 
@@ -243,10 +246,18 @@ class Scheduler:
         self.inbox.put_nowait(event)
 
     def suspect(self, why: str) -> None:
-        """The cache may have missed events: hold passes until a listing reconciles it."""
+        """The cache may have missed events: hold passes until a listing begun from now on
+        reconciles it."""
         if not self.relisted.is_set():
             log.warning("%s: holding passes until a listing reconciles the cache", why)
+        self.suspected_at = self.cache.ticks()
         self.relisted.set()
+
+    def reconciled(self, listed_at: float) -> None:
+        """A listing begun at ``listed_at`` (the cache's ticks) was applied: passes go on,
+        unless the cache was suspected after the listing began."""
+        if listed_at >= self.suspected_at:
+            self.relisted.clear()
 
     def drain(self) -> int:
         """Apply every event waiting in the inbox; returns how many."""
@@ -267,7 +278,11 @@ class Scheduler:
             )
 
     def apply(self, event: WatchEvent) -> None:
-        """Change the cache and the queue as one watch event says."""
+        """Change the cache and the queue as one watch event says; an event older than
+        what the cache applied of its object is left out (counted)."""
+        if not self.cache.accept(event):
+            self.counters.stale_events += 1
+            return
         if event.kind is ObjectKind.POD:
             self._pod(event)
         elif event.kind is ObjectKind.NODE:
@@ -549,8 +564,12 @@ class Scheduler:
             await self.shadow.flush()
 
     def _leadership(self) -> bool:
-        """Whether to run passes now; bindings on their way are called off when it ends."""
+        """Whether to run passes now; bindings on their way are called off when it ends.
+        A term begins with a listing: what the former leader bound may not have reached
+        this replica's watches yet."""
         leading = self.leader_term() is not None
+        if leading and not self.leading:
+            self.suspect("this replica began leading")
         if not leading and self.leading:
             self.binding.cancel_all(CancelReason.NOT_LEADER)
             if self.preemption is not None:

@@ -424,11 +424,22 @@ class Standby(LeaderElector):
         return self.leading
 
 
-def _loop_for(scheduler: Scheduler, seconds: float) -> None:
+def _loop_for(scheduler: Scheduler, seconds: float, listing: Listing) -> None:
+    """Run the loop for ``seconds``; whenever it holds passes for a listing, ``listing``
+    is what the cluster lists."""
+
+    async def lister(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if scheduler.relisted.is_set():
+                listed_at = scheduler.cache.ticks()
+                scheduler.reconcile(listing, listed_at)
+                scheduler.reconciled(listed_at)
+            await asyncio.sleep(0.01)
+
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)
-        await scheduler.run_forever(stop)
+        await asyncio.gather(scheduler.run_forever(stop), lister(stop))
 
     asyncio.run(main())
 
@@ -437,14 +448,17 @@ def test_only_the_leader_writes_podgroup_status() -> None:
     api, elector = FakeApi(), Standby()
     options = OperatorSettings(policy="binpack-gang", batch_interval_s=0.05)
     scheduler = Scheduler(options, api, clock=lambda: 1000.0, elector=elector)
-    scheduler.on_node(None, k8s_node("n0"))
-    scheduler.on_event(ObjectKind.POD_GROUP, None, pod_group("llm", 2))
-    for i in range(2):
-        scheduler.on_pod(None, member(f"w{i}"))
-    _loop_for(scheduler, 0.3)
+    listing = Listing(
+        namespaces=[],
+        nodes=[k8s_node("n0")],
+        pods=[member(f"w{i}") for i in range(2)],
+        pod_groups=[pod_group("llm", 2)],
+    )
+    scheduler.reconcile(listing, scheduler.cache.ticks())
+    _loop_for(scheduler, 0.3, listing)
     assert (api.group_status, api.events) == ([], [])
     elector.leading = True
-    _loop_for(scheduler, 0.3)
+    _loop_for(scheduler, 0.3, listing)
     assert [where for where, _ in api.group_status] == ["team-a/llm"]
 
 

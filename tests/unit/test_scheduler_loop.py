@@ -111,6 +111,20 @@ def test_conflicts_forget_the_reservation(outcome: BindOutcome) -> None:
     assert scheduler.counters.conflicts == 1
 
 
+def test_a_conflict_holds_passes_until_a_listing_shows_where_the_pod_is() -> None:
+    scheduler, api = _scheduler()
+    api.outcomes["a"] = BindOutcome.CONFLICT  # bound elsewhere already: the cache is behind
+    scheduler.on_pod(None, k8s_pod("a", gpus=8))
+    asyncio.run(scheduler.schedule_once())
+    assert scheduler.relisted.is_set()
+    # A pod gone (404) says nothing about the room: no listing is needed for it.
+    scheduler.reconciled(scheduler.cache.ticks())
+    api.outcomes["b"] = BindOutcome.GONE
+    scheduler.on_pod(None, k8s_pod("b", gpus=8))
+    asyncio.run(scheduler.schedule_once())
+    assert not scheduler.relisted.is_set()
+
+
 def test_bind_errors_are_retried() -> None:
     clock = [1000.0]
     scheduler, api = _scheduler(clock)

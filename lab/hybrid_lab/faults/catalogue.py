@@ -21,6 +21,7 @@ FAULTS: dict[str, Fault] = {
         Fault("crafted-objects", op.crafted_objects),
         Fault("node-deleted-mid-binding", cp.node_deleted_mid_binding, prepare=cp.prepare_node),
         Fault("restart-burst", op.restart_burst, burst=True),
+        Fault("lagging-takeover", op.lagging_takeover, burst=True),
     )
 }
 

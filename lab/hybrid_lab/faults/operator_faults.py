@@ -1,5 +1,6 @@
 """Faults of the operator and what it reads: the leader frozen, the leader killed in a
-burst, Prometheus killed or lying, objects crafted to hurt."""
+burst or while the watches show bindings late, Prometheus killed or lying, objects crafted
+to hurt."""
 
 from __future__ import annotations
 
@@ -64,6 +65,43 @@ def restart_burst(ctx: FaultContext) -> None:
     ctx.note(
         f"{leader.identity} killed, down {ctx.plan.restart_after_s:g} s, "
         f"listed again {time.monotonic() - started:.1f} s after its start"
+    )
+
+
+def lagging_takeover(ctx: FaultContext) -> None:
+    """The watches showing bindings late (completions and new pods on time), the leader
+    killed while it binds: the replica that takes over has not seen its latest bindings."""
+    rig, plan = ctx.rig, ctx.plan
+    leader = rig.wait_leader(plan.leader_timeout_s)
+    lagged_before = rig.proxy.counters.lagged
+    rig.proxy.lag_bindings(plan.watch_lag_s)
+    lagging_since = time.time()
+    try:
+        time.sleep(plan.lag_before_kill_s)
+        leader.kill()
+        killed_at = time.monotonic()
+        unseen = [
+            a for a in rig.proxy.attempts if a.sent_at >= lagging_since and 200 <= a.status < 300
+        ]
+
+        def successor() -> str | None:
+            now = rig.leader()
+            return now.identity if now is not None and now is not leader else None
+
+        taken = wait_for("another replica to take over", successor, plan.leader_timeout_s, 0.1)
+        took_s = time.monotonic() - killed_at
+        # The successor schedules while bindings still reach it late.
+        time.sleep(max(plan.watch_lag_s - took_s, 0.0))
+    finally:
+        rig.proxy.lag_bindings(0)
+        leader.start()
+    lagged = rig.proxy.counters.lagged - lagged_before
+    after = [a for a in rig.proxy.attempts if a.sent_at >= lagging_since and a.status == 409]
+    ctx.note(
+        f"bindings shown {plan.watch_lag_s:g} s late ({lagged} watch events held back); "
+        f"{leader.identity} bound {len(unseen)} pods in the {plan.lag_before_kill_s:g} s "
+        f"before it was killed; {taken} took over after {took_s:.1f} s; "
+        f"{len(after)} bindings found their pod bound already"
     )
 
 

@@ -44,6 +44,11 @@ class FaultPlan:
     """How long the crafted objects are watched before the fault counts as over (s)."""
     restart_after_s: float = 1.0
     """How long the killed operator stays down before it is started again (seconds)."""
+    watch_lag_s: float = 10.0
+    """How late the watches show bindings in the lagging takeover: longer than the Lease,
+    so the successor has not seen the former leader's latest bindings (seconds)."""
+    lag_before_kill_s: float = 2.0
+    """How long the leader binds with the bindings lagging before it is killed (s)."""
     recovery_timeout_s: float = 120.0
     """Longest wait, after a fault, for every pod to be bound or to have a reason (s)."""
     probe_timeout_s: float = 20.0

@@ -12,7 +12,10 @@ command the proxy:
   first receives the API server's ``410 Gone`` ERROR event, and from then on a watch that
   resumes from a resourceVersion at or below the cut's gets the same event, as from an
   API server whose watch cache has moved on, so the client has to list again;
-* **delays** every ``POST .../binding`` by some seconds, telling which are held.
+* **delays** every ``POST .../binding`` by some seconds, telling which are held;
+* **lags** the watches' bindings: an event showing a pod bound and not finished reaches
+  the operator some seconds late, every other event at once
+  (:mod:`hybrid_lab.faults.watch_lag`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hybrid_lab.faults.proxy_http import ClientConnection, ProxyHandler, reset
 from hybrid_lab.faults.records import DECISION_ANNOTATION
+from hybrid_lab.faults.watch_lag import shows_a_bound_pod
 
 
 class CutMode(StrEnum):
@@ -75,6 +79,8 @@ class ProxyCounters:
     cut: int = 0
     gone: int = 0
     held: int = 0
+    #: Watch events of bound pods held back by a lag.
+    lagged: int = 0
 
 
 class ApiProxy:
@@ -93,6 +99,7 @@ class ApiProxy:
         self._refuse_until = 0.0
         self._expired_below: int | None = None
         self._binding_delay_s = 0.0
+        self._watch_lag_s = 0.0
         self._held: list[HeldBinding] = []
         self.attempts: list[BindingAttempt] = []
         self._server = _Server(self)
@@ -147,6 +154,23 @@ class ApiProxy:
     def delay_bindings(self, seconds: float) -> None:
         """Hold every binding back this long before forwarding it (0: no delay)."""
         self._binding_delay_s = seconds
+
+    def lag_bindings(self, seconds: float) -> None:
+        """Relay the watch events of bound, unfinished pods this long after they arrived
+        (0: at once, and every one held is relayed now)."""
+        self._watch_lag_s = seconds
+
+    def lagging(self) -> bool:
+        """Whether watch events are held back now."""
+        return self._watch_lag_s > 0
+
+    def watch_lag_of(self, line: bytes) -> float:
+        """How long a watch line is held back before it is relayed."""
+        lag = self._watch_lag_s
+        if lag <= 0 or not shows_a_bound_pod(line):
+            return 0.0
+        self.count("lagged")
+        return lag
 
     def count(self, what: str) -> None:
         """Count one event (a field of :class:`ProxyCounters`)."""

@@ -3,9 +3,10 @@ to the API server and watch streams back, one chunk per event.
 
 A plain response is read whole and sent with its length; a watch (``watch=true``) is sent
 chunked, line by line, so that :class:`ClientConnection` can end it with a ``410 Gone``
-event between two lines. Each client connection has an upstream connection of its own;
-when that one went stale (the API server restarted) the request is sent once more on a
-fresh one, and when the API server cannot be reached the client's connection is reset.
+event between two lines, each line once it is due (:mod:`hybrid_lab.faults.watch_lag`).
+Each client connection has an upstream connection of its own; when that one went stale
+(the API server restarted) the request is sent once more on a fresh one, and when the API
+server cannot be reached the client's connection is reset.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
+
+from hybrid_lab.faults.watch_lag import LaggedLines
 
 GONE_EVENT = {
     "type": "ERROR",
@@ -131,6 +134,14 @@ class ProxyControl(Protocol):
         """Note a binding that went through (or could not)."""
         ...
 
+    def watch_lag_of(self, line: bytes) -> float:
+        """How long a watch line is held back before it is relayed (0: not at all)."""
+        ...
+
+    def lagging(self) -> bool:
+        """Whether watch lines are held back now."""
+        ...
+
 
 class ProxyHandler(BaseHTTPRequestHandler):
     """Relays the requests of one client connection."""
@@ -235,8 +246,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             state.watching = True
         if not state.send(head + b"Transfer-Encoding: chunked\r\n\r\n"):
             return
+        lines = LaggedLines(self.proxy.watch_lag_of, self.proxy.lagging)
+        threading.Thread(target=_read_lines, args=(response, lines), daemon=True).start()
         try:
-            while line := response.readline():
+            while line := lines.next():
                 if not state.send(chunk(line)):
                     break
             else:
@@ -261,3 +274,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if state.upstream is not None:
             state.upstream.close()
             state.upstream = None
+
+
+def _read_lines(response: http.client.HTTPResponse, lines: LaggedLines) -> None:
+    """Hand each line of a watch stream over as it arrives, then the end."""
+    try:
+        while line := response.readline():
+            lines.put(line)
+    except (OSError, ValueError, AttributeError, http.client.HTTPException):
+        pass  # the stream was closed under the reader
+    finally:
+        lines.end()

@@ -8,6 +8,7 @@ the same view, so no other module looks into a raw pod.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -224,6 +225,9 @@ class WatchEvent:
     #: is refused (so the scheduler it names can say why it will not schedule it).
     scheduler_name: str = ""
     has_node: bool = False
+    #: ``metadata.resourceVersion`` as a number (etcd's revision of the object's last
+    #: change); None when absent or not a decimal number.
+    version: int | None = None
 
 
 #: The ``apiVersion`` an Event's reference names, for the kinds outside core/v1.
@@ -248,6 +252,18 @@ def watch_event(
     kind: ObjectKind, raw_type: object, body: Body, default_weight: float = 1.0
 ) -> WatchEvent:
     """Convert one raw watch event of ``kind``."""
+    event = _converted(kind, raw_type, body, default_weight)
+    return dataclasses.replace(event, version=resource_version(_mapping(body.get("metadata"))))
+
+
+def resource_version(meta: Body) -> int | None:
+    """An object's ``metadata.resourceVersion`` as a number; None when absent or not a
+    decimal number (then nothing is compared)."""
+    raw = meta.get("resourceVersion")
+    return int(raw) if isinstance(raw, str) and raw.isdecimal() else None
+
+
+def _converted(kind: ObjectKind, raw_type: object, body: Body, default_weight: float) -> WatchEvent:
     meta = _mapping(body.get("metadata"))
     kind_type = WatchType.of(raw_type)
     ref = _reference(kind, meta)

@@ -1,0 +1,115 @@
+"""A replica's view when it takes over: a term begins with a listing, and watch events older
+than what the cache applied (events that lagged behind a listing) are left out, so a new
+leader never places a pod in room that the former leader gave away."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from builders import k8s_node, k8s_pod
+from fake_api import FakeApi
+from hybrid_operator.k8s.calls import Listing
+from hybrid_operator.scheduler import Scheduler
+from hybrid_operator.settings import OperatorSettings
+
+
+class Elector:
+    """Leadership the test switches on."""
+
+    def __init__(self) -> None:
+        self.epoch = 1
+        self.leading = False
+
+    def may_act(self, epoch: int | None = None) -> bool:
+        return self.leading and (epoch is None or epoch == self.epoch)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
+def _versioned(body: dict[str, Any], version: int) -> dict[str, Any]:
+    return {**body, "metadata": {**body["metadata"], "resourceVersion": str(version)}}
+
+
+def _run(scheduler: Scheduler, seconds: float, listing: Listing) -> list[float]:
+    """Run the loop for ``seconds`` beside a lister that answers every hold with
+    ``listing``; returns when each listing began (the cache's ticks)."""
+    listed: list[float] = []
+
+    async def lister(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if scheduler.relisted.is_set():
+                listed.append(scheduler.cache.ticks())
+                scheduler.reconcile(listing, listed[-1])
+                scheduler.reconciled(listed[-1])
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        await asyncio.gather(scheduler.run_forever(stop), lister(stop))
+
+    asyncio.run(main())
+    return listed
+
+
+def test_a_new_leader_lists_before_its_first_pass_and_keeps_the_former_leaders_room() -> None:
+    api, elector = FakeApi(), Elector()
+    settings = OperatorSettings(batch_interval_s=0.02)
+    scheduler = Scheduler(settings, api, clock=lambda: 1000.0, elector=elector)  # type: ignore[arg-type]
+    node = k8s_node("n1", gpus=8)
+    scheduler.on_node(None, node)
+    # The former leader bound "a" (all 8 GPUs); this replica's watch has shown only its
+    # creation so far. "b" waits for the same GPUs.
+    scheduler.on_pod(None, _versioned(k8s_pod("a", gpus=8), 10))
+    scheduler.on_pod(None, _versioned(k8s_pod("b", gpus=8), 11))
+    bound_a = _versioned(k8s_pod("a", gpus=8, node="n1", phase="Running"), 12)
+    listing = Listing(
+        namespaces=[], nodes=[node], pods=[bound_a, _versioned(k8s_pod("b", gpus=8), 11)]
+    )
+    elector.leading = True
+    listed = _run(scheduler, 0.3, listing)
+    assert listed, "no listing at the start of the term"
+    assert api.binds == []  # neither "a" again nor "b" where "a" runs
+    assert scheduler.cache.bound["uid-a"].node == "n1"
+    assert [p.name for p in scheduler.queue.pending()] == ["b"]
+
+
+def test_a_pass_waits_for_a_listing_begun_after_the_suspicion() -> None:
+    scheduler = Scheduler(OperatorSettings(leader_election=False), FakeApi(), clock=lambda: 1.0)
+    before = scheduler.cache.ticks()
+    scheduler.suspect("the pod watch listed again")
+    scheduler.reconciled(before)  # a listing begun before: it may lack what was missed
+    assert scheduler.relisted.is_set()
+    scheduler.reconciled(scheduler.cache.ticks())
+    assert not scheduler.relisted.is_set()
+
+
+def test_an_event_older_than_the_listing_does_not_undo_it() -> None:
+    api = FakeApi()
+    scheduler = Scheduler(OperatorSettings(leader_election=False), api, clock=lambda: 1000.0)
+    scheduler.on_node(None, k8s_node("n1"))
+    bound = _versioned(k8s_pod("a", gpus=8, node="n1", phase="Running"), 12)
+    scheduler.reconcile(Listing(namespaces=[], nodes=[], pods=[bound]), scheduler.cache.ticks())
+    # The watch delivers the pod's creation late, after the listing that showed it bound.
+    scheduler.on_pod("ADDED", _versioned(k8s_pod("a", gpus=8), 10))
+    assert scheduler.cache.bound["uid-a"].node == "n1"
+    assert scheduler.queue.pending() == []
+    assert scheduler.counters.stale_events == 1
+    # A newer event still applies: the pod ends and its room is free.
+    scheduler.on_pod("MODIFIED", _versioned(k8s_pod("a", gpus=8, node="n1", phase="Succeeded"), 13))
+    assert "uid-a" not in scheduler.cache.bound
+
+
+def test_a_stale_event_of_a_deleted_pod_does_not_bring_it_back_until_a_listing() -> None:
+    scheduler = Scheduler(OperatorSettings(leader_election=False), FakeApi(), clock=lambda: 1.0)
+    scheduler.on_node(None, k8s_node("n1"))
+    running = k8s_pod("a", gpus=8, node="n1", phase="Running")
+    scheduler.on_pod("DELETED", _versioned(running, 20))
+    scheduler.on_pod("MODIFIED", _versioned(running, 15))
+    assert "uid-a" not in scheduler.cache.bound
+    assert scheduler.counters.stale_events == 1
+    # A listing without the pod forgets its version (nothing can lag behind it now).
+    scheduler.reconcile(Listing(namespaces=[], nodes=[], pods=[]), scheduler.cache.ticks())
+    assert "uid-a" not in {key for _, key in scheduler.cache.versions}

@@ -1,6 +1,7 @@
 """The operator preempts for a waiting gang as one preemptor: one hold for all its
 members, each victim taken once, every member nominated and bound in the same pass once
-all the victims are gone, the whole hold ended when a member goes or a call fails; and
+all the victims are gone, the whole hold ended when a member goes, a call fails, a node
+goes, the victims outstay the timeout or leadership is lost; and
 ``preemptionPolicy: Never`` keeps a pod, or a gang with such a member, from preempting."""
 
 import asyncio
@@ -13,7 +14,8 @@ from fake_api import FakeApi
 from hybrid_operator.k8s.api import BindOutcome
 from hybrid_operator.k8s.preempt import PREEMPTIBLE, DeleteOutcome
 from hybrid_operator.k8s.views import ObjectKind
-from hybrid_operator.preemption import PER_TEAM, RETRY_AFTER_S
+from hybrid_operator.leader import LeaderElector
+from hybrid_operator.preemption import HOLD_MARGIN_S, PER_TEAM, RETRY_AFTER_S
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 
@@ -42,12 +44,25 @@ def _member(name: str, never: bool = False) -> dict[str, Any]:
     return pod
 
 
-def _cluster(never: tuple[str, ...] = ()) -> tuple[Scheduler, FakeApi, list[float]]:
+class Standby(LeaderElector):
+    """An elector that leads while told to."""
+
+    def __init__(self) -> None:
+        self.leading = True
+        self._epochs = 1
+
+    def may_act(self, epoch: int | None = None) -> bool:
+        return self.leading
+
+
+def _cluster(
+    never: tuple[str, ...] = (), elector: LeaderElector | None = None
+) -> tuple[Scheduler, FakeApi, list[float]]:
     """Four 4-GPU nodes, all held by team-a; team-b's gang of two 4-GPU pods waits."""
     clock = [NOW]
     api = FakeApi()
-    settings = OperatorSettings(policy="binpack-gang", preemption=RULES)
-    scheduler = Scheduler(settings, api, clock=lambda: clock[0])
+    settings = OperatorSettings(policy="binpack-gang", preemption=RULES, batch_interval_s=0.05)
+    scheduler = Scheduler(settings, api, clock=lambda: clock[0], elector=elector)
     for node, name in zip(NODES, TEAM_A, strict=True):
         scheduler.on_node(None, k8s_node(node, gpus=4))
         scheduler.on_pod(None, _running(name, node))
@@ -62,6 +77,12 @@ def _cluster(never: tuple[str, ...] = ()) -> tuple[Scheduler, FakeApi, list[floa
 def _pass(scheduler: Scheduler, clock: list[float], seconds: float = 1.0) -> None:
     asyncio.run(scheduler.schedule_once())
     clock[0] += seconds
+
+
+async def _loop_for(scheduler: Scheduler, seconds: float) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(seconds, stop.set)
+    await scheduler.run_forever(stop)
 
 
 def _events(api: FakeApi, name: str, reason: str) -> list[str]:
@@ -140,6 +161,40 @@ def test_a_member_deleted_during_the_hold_ends_it_for_the_whole_gang() -> None:
     assert told.startswith("gang team-b/llama: preemption on ")
     assert "failed: team-b/b1 was deleted; waiting, to be planned again" in told
     assert api.nominations[-1] == ("team-b/b0", None)  # its nomination is cleared
+    assert api.binds == []
+
+
+@pytest.mark.parametrize("ending", ["node", "timeout", "leadership"])
+def test_a_node_gone_the_timeout_or_lost_leadership_ends_the_hold_for_every_member(
+    ending: str,
+) -> None:
+    elector = Standby()
+    scheduler, api, clock = _cluster(elector=elector)
+    _pass(scheduler, clock)
+    phase = scheduler.preemption
+    assert phase is not None and sorted(scheduler.cache.held) == ["uid-b0", "uid-b1"]
+    [gone] = [node for key, node in api.nominations if key == "team-b/b1" and node]
+    if ending == "node":
+        scheduler.on_node("DELETED", k8s_node(gone, gpus=4))
+        expected = f"failed: node {gone} went away"
+    elif ending == "timeout":
+        _pass(scheduler, clock, 30 + HOLD_MARGIN_S + 1)  # the default grace period, and more
+        expected = "failed: its victims were still on "
+    else:
+        asyncio.run(_loop_for(scheduler, 0.1))  # the loop sees this replica leading
+        elector.leading = False
+        expected = "failed: this replica is no longer the leader"
+    if ending != "leadership":
+        _pass(scheduler, clock)
+        told = [m for name in ("b0", "b1") for m in _events(api, name, "FailedScheduling")]
+    else:
+        asyncio.run(_loop_for(scheduler, 0.1))  # it sees leadership lost: every hold ends
+        told = [m for _, m in phase.to_tell]
+    told = [m for m in told if m.startswith("gang team-b/llama: preemption on ")]
+    assert len(told) == 2 and all(expected in m for m in told), told
+    assert not scheduler.cache.held and not phase.holds
+    assert "uid-b0" in scheduler.queue and "uid-b1" in scheduler.queue
+    assert sorted(phase.not_before) == ["uid-b0", "uid-b1"]
     assert api.binds == []
 
 

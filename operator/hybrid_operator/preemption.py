@@ -251,9 +251,9 @@ class Preemptions:
             self.cache.hold(pod, node)
             self.holds[pod.uid] = hold
         self.started.append(hold)
-        for victim in hold.victims:
-            view = self.views.get(victim.uid)
-            owner = view.marks.owner_uid if view is not None else victim.uid
+        views_of = {v.uid: self.views.get(v.uid) for v in hold.victims}
+        owners = {view.marks.owner_uid if view else uid for uid, view in views_of.items()}
+        for owner in owners:  # a controller's pods taken in one plan count as one preemption
             self.counts[owner] = self.counts.get(owner, 0) + 1
         self.metrics.preemptions.labels(result="started").inc()
         log.info("%s", hold.logged(hold.preemptor_message))

@@ -1,7 +1,7 @@
 """The operator preempts for a waiting gang as one preemptor: one hold for all its
-members, each victim taken once, every member nominated and bound in the same pass once
-all the victims are gone, the whole hold ended when a member goes, a call fails, a node
-goes, the victims outstay the timeout or leadership is lost; and
+members, each victim taken once (its Job counted once), every member nominated and bound
+in the same pass once all the victims are gone, the whole hold ended when a member goes,
+a call fails, a node goes, the victims outstay the timeout or leadership is lost; and
 ``preemptionPolicy: Never`` keeps a pod, or a gang with such a member, from preempting."""
 
 import asyncio
@@ -27,11 +27,14 @@ TEAM_A = ("a1", "a2", "a3", "a4")
 
 
 def _running(name: str, node: str, **spec: Any) -> dict[str, Any]:
-    """A team-a pod that opted in, holding all 4 GPUs of ``node``, running for 10 minutes."""
+    """A pod of team-a's Job ``train`` that opted in, holding all 4 GPUs of ``node``,
+    running for 10 minutes."""
     status = {"startTime": rfc3339(NOW - 600)}
     pod = k8s_pod(
         name, gpus=4, node=node, phase="Running", status=status, annotations={PREEMPTIBLE: "true"}
     )
+    job = {"kind": "Job", "name": "train", "uid": "job-train", "controller": True}
+    pod["metadata"]["ownerReferences"] = [job]
     pod["spec"].update(spec)
     return pod
 
@@ -111,6 +114,7 @@ def test_a_gang_is_held_whole_and_bound_in_one_pass_once_every_victim_is_gone() 
     holds = scheduler.preemption.holds if scheduler.preemption else {}
     assert sorted(holds) == ["uid-b0", "uid-b1"] and len({id(h) for h in holds.values()}) == 1
     assert sorted(scheduler.cache.held) == ["uid-b0", "uid-b1"]
+    assert scheduler.preemption and scheduler.preemption.counts == {"job-train": 1}  # one Job
     for name in ("b0", "b1"):
         [told] = _events(api, name, "Preempting")
         assert told.startswith(f"gang team-b/llama: preempting {', '.join(victims)} on ")

@@ -1,19 +1,25 @@
-"""Preemption in the operator: after a pass, on the leader, a pod the pass left waiting
-may take back room from running pods that opted in, with the API calls kube-scheduler's
-DefaultPreemption makes.
+"""Preemption in the operator: after a pass, on the leader, a pod or a gang the pass left
+waiting may take back room from running pods that opted in, with the API calls
+kube-scheduler's DefaultPreemption makes.
 
 The plan is the policy core's (:func:`~hybrid_policy.preemption.phase.plan_preemptions`,
-the same code the simulator runs), on the nodes the pod would fit but for room. For each
-plan the preemptor leaves the queue and is *held* on the node in the cache, so that no
-other pod takes the room; each victim gets the ``DisruptionTarget`` condition, then is
-deleted with its own grace period and a UID precondition; the preemptor gets
-``status.nominatedNodeName``; both get an Event (the calls:
-:mod:`hybrid_operator.preemption_calls`). A later pass binds the preemptor once its
-victims are gone. Whatever fails (a condition or deletion refused, the node gone,
-victims still there :data:`HOLD_MARGIN_S` after their grace periods), the hold ends, the
-preemptor goes back to the queue with the reason (FailedScheduling, PodScheduled=False)
-and a later pass plans again, no sooner than :data:`RETRY_AFTER_S`. A pod is never bound
-twice: a held pod is decided by no pass.
+the same code the simulator runs), on the nodes each pod would fit but for room. A
+waiting gang (every waiting member of it) is offered as one preemptor, counted once among
+its team's :data:`PER_TEAM`; a pod whose ``preemptionPolicy`` is ``Never`` preempts
+nobody, nor does a gang with such a member. For each plan the preemptors leave the queue
+and are *held* on their nodes in the cache, one hold per plan
+(:mod:`hybrid_operator.preemption_holds`), so that no other pod takes the room; each
+victim (each once) gets the ``DisruptionTarget`` condition, then is deleted with its own
+grace period and a UID precondition; each preemptor gets ``status.nominatedNodeName``;
+all get an Event (the calls: :mod:`hybrid_operator.preemption_calls`). A later pass binds
+every preemptor of the plan, in the same pass, once all its victims are gone; a gang
+member whose binding fails then joins every pass until the gang is whole (the
+scheduling cycle's rule). Whatever fails (a condition or deletion refused, a node gone, a
+member deleted, leadership lost, victims still there :data:`HOLD_MARGIN_S` after their
+grace periods), the whole hold ends: every preemptor still waiting goes back to the queue
+with the reason (FailedScheduling, PodScheduled=False) and a later pass plans again, no
+sooner than :data:`RETRY_AFTER_S`. A pod is never bound twice: a held pod is decided by
+no pass.
 
 Who may be a victim: a running pod of ours (other schedulers' pods never are) that opted
 in by annotation, by its namespace's label, or by the ``preemption_all_pods`` setting
@@ -27,7 +33,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,6 +41,7 @@ from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
+from hybrid_operator.preemption_holds import HOLD_MARGIN_S, Hold, new_hold
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservations import held_arbitrator
 from hybrid_policy.domain import PendingPod
@@ -45,48 +51,23 @@ from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.framework.status import Status
 from hybrid_policy.policies import Policy
-from hybrid_policy.preemption.model import PreemptionPlan, PreemptionReason, RunningPod
-from hybrid_policy.preemption.phase import PreemptionSettings, plan_preemptions
-from hybrid_policy.resources import GPU
+from hybrid_policy.preemption.model import RunningPod
+from hybrid_policy.preemption.phase import PhasePlan, PreemptionSettings, plan_preemptions
 
+__all__ = ["HOLD_MARGIN_S", "PER_TEAM", "RETRY_AFTER_S", "Hold", "Preemptions"]
 log = logging.getLogger("hybrid_scheduler")
-#: Seconds a preemptor holds its node while its victims are still there, beyond the
-#: longest of their grace periods.
-HOLD_MARGIN_S = 120.0
 #: Seconds a preemptor whose preemption failed waits before it may preempt again.
 RETRY_AFTER_S = 10.0
-#: Waiting pods of each team the phase looks at per pass, in queue order.
+#: Waiting units (a pod alone, or a gang) of each team the phase looks at per pass, in
+#: queue order.
 PER_TEAM = 4
 #: The path decision records show for a preemptor bound to the room it made.
 PREEMPTION_PATH = PassPath("preemption")
 
 
-@dataclass
-class Hold:
-    """A preemptor held on ``node`` while its victims go."""
-
-    pod: PendingPod
-    node: str
-    plan: PreemptionPlan
-    since_s: float
-    #: What the preemptor and each victim are told.
-    preemptor_message: str
-    victim_message: str
-    #: How long the victims may take to go: their longest grace period and a margin.
-    timeout_s: float = HOLD_MARGIN_S
-    #: Every victim's deletion was accepted.
-    deleted: bool = False
-
-
-def _share_text(snapshot: ClusterSnapshot, namespace: str, active: set[str]) -> str:
-    """``team-a holds 0.31 of an entitled 0.20`` (of the cluster's GPUs)."""
-    gpu = snapshot.index[GPU]
-    total = float(snapshot.total_allocatable[gpu])
-    held = snapshot.namespace_allocated.get(namespace)
-    holds = float(held[gpu]) / total if held is not None and total > 0 else 0.0
-    weights = sum(snapshot.weight_of(ns) for ns in active | {namespace}) or 1.0
-    entitled = snapshot.weight_of(namespace) / weights
-    return f"{namespace} holds {holds:.2f} of an entitled {entitled:.2f}"
+def _unit(pod: PendingPod) -> str | tuple[str, str]:
+    """What a pod preempts as: itself, or its gang."""
+    return pod.uid if pod.gang_key is None else pod.gang_key
 
 
 class Preemptions:
@@ -125,8 +106,11 @@ class Preemptions:
         self.preemptible_namespaces: set[str] = set()
         #: When each waiting pod was first seen waiting.
         self.pending_since: dict[str, float] = {}
+        #: Pods whose ``preemptionPolicy`` is ``Never``.
+        self.never: set[str] = set()
         #: Preemptions so far per controller UID (a pod's own UID without one).
         self.counts: dict[str, int] = {}
+        #: The hold of each held preemptor (a gang's members share one).
         self.holds: dict[str, Hold] = {}
         #: Holds planned this pass, whose calls are still to be made.
         self.started: list[Hold] = []
@@ -145,12 +129,17 @@ class Preemptions:
             self.views[uid] = view
         else:
             self.views.pop(uid, None)
+        if view.marks.never_preempts:
+            self.never.add(uid)
+        else:
+            self.never.discard(uid)
         if view.waiting:
             self.pending_since.setdefault(uid, self.clock())
             return
         self.pending_since.pop(uid, None)
-        if self.holds.pop(uid, None) is not None:
-            self.cache.unhold(uid)  # bound by someone else, or ended
+        hold = self.holds.get(uid)
+        if hold is not None:  # bound by someone else, or ended
+            self.release(hold, f"{view.pod.key} no longer waits", leaving=uid)
         # A reserving policy's keeper clears the field of every bound pod of ours itself.
         clears = self.clears_nominations and uid in self.reporter.nominated
         if clears and view.node_name and view.nominated_node:
@@ -164,13 +153,16 @@ class Preemptions:
             self.preemptible_namespaces.discard(name)
 
     def gone(self, uid: str) -> None:
-        """The pod was deleted."""
+        """The pod was deleted: its hold ends (a gang's other members wait again)."""
         self.views.pop(uid, None)
         self.pending_since.pop(uid, None)
+        self.never.discard(uid)
         self.not_before.pop(uid, None)
         self.to_clear.pop(uid, None)
-        if self.holds.pop(uid, None) is not None:
-            self.cache.unhold(uid)
+        hold = self.holds.get(uid)
+        if hold is not None:
+            key = next(p.key for p in hold.pods if p.uid == uid)
+            self.release(hold, f"{key} was deleted", leaving=uid)
 
     @property
     def busy(self) -> bool:
@@ -210,15 +202,20 @@ class Preemptions:
     # -- the phase ----------------------------------------------------------------------
 
     def candidates(self, decisions: Sequence[Decision], now_s: float) -> list[PendingPod]:
-        """The first waiting single pods of each team in queue order."""
+        """The first :data:`PER_TEAM` waiting units of each team in queue order: a pod
+        alone, or every waiting member of a gang (counted once, where its first member
+        stands). A unit with a pod that may not preempt again yet is left out whole."""
         sort_key = self.policy.profile.queue_sort.sort_key
         waiting = {d.pod.uid: d.pod for d in decisions if not d.placed}
         waiting.update((p.uid, p) for p in self.queue.pending())
+        barred = {_unit(p) for p in waiting.values() if self.not_before.get(p.uid, 0.0) > now_s}
         heads: dict[str, list[PendingPod]] = {}
+        units: dict[str, set[str | tuple[str, str]]] = {}
         for pod in sorted(waiting.values(), key=sort_key):
-            team = heads.setdefault(pod.namespace, [])
-            allowed = self.not_before.get(pod.uid, 0.0) <= now_s
-            if pod.gang is None and allowed and len(team) < PER_TEAM:
+            unit = _unit(pod)
+            team, seen = heads.setdefault(pod.namespace, []), units.setdefault(pod.namespace, set())
+            if unit not in barred and (unit in seen or len(seen) < PER_TEAM):
+                seen.add(unit)
                 team.append(pod)
         return [pod for team in heads.values() for pod in team]
 
@@ -232,95 +229,100 @@ class Preemptions:
         cycle = BatchCycle(self.policy.profile, snapshot, self.rng, explain=False)
         masks = {p.uid: cycle.nodes_but_for_room(p) for p in left}
         running = self.running()
+        never = {p.uid for p in left if p.uid in self.never}
         plans = plan_preemptions(
-            snapshot, left, masks, running, self.pending_since, now, self.settings
+            snapshot, left, masks, running, self.pending_since, now, self.settings, never=never
         )
         active = {p.namespace for p in left} | {p.namespace for p in running}
-        started = 0
         for made in plans:
-            # The operator offers pods alone (no gang preemptors): one pod per plan.
-            if isinstance(made.plan, PreemptionPlan) and len(made.binds) == 1:
-                self._start(made.binds[0][0], made.plan, snapshot, active, now)
-                started += 1
-        return started
+            self._start(made, snapshot, active, now)
+        return len(plans)
 
     def _start(
-        self,
-        pod: PendingPod,
-        plan: PreemptionPlan,
-        snapshot: ClusterSnapshot,
-        active: set[str],
-        now_s: float,
+        self, made: PhasePlan, snapshot: ClusterSnapshot, active: set[str], now_s: float
     ) -> None:
-        victims = ", ".join(v.key for v in plan.victims)
-        if plan.reason is PreemptionReason.RECLAIM:
-            teams = sorted({v.namespace for v in plan.victims})
-            why = "; ".join(_share_text(snapshot, ns, active) for ns in teams)
-            mine = _share_text(snapshot, pod.namespace, active)
-        else:
-            why = f"{plan.reason.value}: priority {pod.priority}"
-            mine = why
-        victim_message = f"preempted by {pod.key} on {plan.node}: {why}"
-        preemptor_message = (
-            f"preempting {victims} on {plan.node} ({plan.reason.value}: {mine}); "
-            "waiting for them to go"
-        )
-        views = [self.views.get(v.uid) for v in plan.victims]
+        """Hold every preemptor of the plan on its node; the calls go after the pass."""
+        members = tuple((pod, snapshot.nodes[row].name) for pod, row in made.binds)
+        views = [self.views.get(v.uid) for v in made.victims]
         grace = max((v.marks.grace_period_s for v in views if v is not None), default=0.0)
-        hold = Hold(
-            pod, plan.node, plan, now_s, preemptor_message, victim_message, grace + HOLD_MARGIN_S
-        )
-        self.queue.remove(pod.uid)
-        self.cache.hold(pod, plan.node)
-        self.holds[pod.uid] = hold
+        hold = new_hold(made.plan, members, snapshot, active, now_s, grace + HOLD_MARGIN_S)
+        for pod, node in members:
+            self.queue.remove(pod.uid)
+            self.cache.hold(pod, node)
+            self.holds[pod.uid] = hold
         self.started.append(hold)
-        for victim in plan.victims:
-            view = self.views.get(victim.uid)
-            owner = view.marks.owner_uid if view is not None else victim.uid
+        views_of = {v.uid: self.views.get(v.uid) for v in hold.victims}
+        owners = {view.marks.owner_uid if view else uid for uid, view in views_of.items()}
+        for owner in owners:  # a controller's pods taken in one plan count as one preemption
             self.counts[owner] = self.counts.get(owner, 0) + 1
         self.metrics.preemptions.labels(result="started").inc()
-        log.info("%s: %s", pod.key, preemptor_message)
+        log.info("%s", hold.logged(hold.preemptor_message))
+
+    def records(self) -> list[Hold]:
+        """Every hold, once (a gang's is shared by its members)."""
+        return list({id(h): h for h in self.holds.values()}.values())
+
+    def holding(self, hold: Hold) -> bool:
+        """Whether ``hold`` still holds its preemptors."""
+        return self.holds.get(hold.pods[0].uid) is hold
 
     def due(self) -> list[Decision]:
-        """Bind the preemptors whose victims are gone (each assumed on its node and in
-        flight in the queue); end the holds that can no longer succeed."""
+        """Bind the preemptors whose victims are all gone, every member of a gang in this
+        same pass (each assumed on its node and in flight in the queue); end the holds
+        that can no longer succeed."""
         now = self.clock()
         ready = []
-        for uid, hold in list(self.holds.items()):
-            if hold.node not in self.cache.nodes:
-                self.release(uid, f"node {hold.node} went away")
-            elif not hold.deleted or any(v.uid in self.cache.bound for v in hold.plan.victims):
-                if now - hold.since_s > hold.timeout_s:
-                    self.release(uid, f"its victims were still on {hold.node} after "
-                                      f"{hold.timeout_s:.0f} s")  # fmt: skip
-            else:
-                ready.append(self._ready(hold))
+        for hold in self.records():
+            missing = [n for n in hold.nodes if n not in self.cache.nodes]
+            staying = [v for v in hold.victims if v.uid in self.cache.bound]
+            if missing:
+                self.release(hold, f"node {missing[0]} went away")
+            elif hold.deleted and not staying:
+                ready.extend(self._ready(hold))
+            elif now - hold.since_s > hold.timeout_s:
+                where = ", ".join(dict.fromkeys(v.node for v in staying)) or ", ".join(hold.nodes)
+                self.release(hold, f"its victims were still on {where} after "
+                                   f"{hold.timeout_s:.0f} s")  # fmt: skip
         return ready
 
-    def _ready(self, hold: Hold) -> Decision:
-        uid = hold.pod.uid
-        self.holds.pop(uid)
-        self.cache.unhold(uid)
-        self.queue.add(hold.pod)
-        self.queue.take([uid])
-        self.cache.assume(hold.pod, hold.node)
-        self.metrics.preemptions.labels(result="bound").inc()
-        return Decision(hold.pod, hold.node, Status.success(), PREEMPTION_PATH)
+    def _drop(self, hold: Hold) -> bool:
+        """Stop holding every preemptor of ``hold``; False if it held none any more."""
+        if not self.holding(hold):
+            return False
+        for pod in hold.pods:
+            self.holds.pop(pod.uid, None)
+            self.cache.unhold(pod.uid)
+        return True
 
-    def release(self, uid: str, why: str) -> None:
-        """End a hold: the preemptor waits in the queue again, told why."""
-        hold = self.holds.pop(uid, None)
-        if hold is None:
+    def _ready(self, hold: Hold) -> list[Decision]:
+        self._drop(hold)
+        out = []
+        for pod, node in hold.members:
+            self.queue.add(pod)
+            self.queue.take([pod.uid])
+            self.cache.assume(pod, node)
+            out.append(Decision(pod, node, Status.success(), PREEMPTION_PATH))
+        self.metrics.preemptions.labels(result="bound").inc()
+        return out
+
+    def release(self, hold: Hold, why: str, leaving: str | None = None) -> None:
+        """End a hold: every preemptor of it (but ``leaving``, deleted or no longer
+        waiting) waits in the queue again, told why, and preempts no sooner than
+        :data:`RETRY_AFTER_S`."""
+        if not self._drop(hold):
             return
-        self.cache.unhold(uid)
-        self.queue.add(hold.pod)
-        self.not_before[uid] = self.clock() + RETRY_AFTER_S
+        staying = [pod for pod in hold.pods if pod.uid != leaving]
+        if not staying:
+            return  # a pod alone that went or was bound elsewhere: nobody to tell
+        message = hold.failure(why)
         self.metrics.preemptions.labels(result="failed").inc()
-        message = f"preemption on {hold.node} failed: {why}; waiting, to be planned again"
-        log.warning("%s: %s", hold.pod.key, message)
-        self.to_tell.append((hold.pod, message))
+        log.warning("%s", hold.logged(message))
+        for pod in staying:
+            self.queue.add(pod)
+            self.not_before[pod.uid] = self.clock() + RETRY_AFTER_S
+            self.to_tell.append((pod, message))
 
     def release_all(self, why: str) -> None:
         """End every hold (leadership lost)."""
-        for uid in list(self.holds):
-            self.release(uid, why)
+        for hold in self.records():
+            self.release(hold, why)

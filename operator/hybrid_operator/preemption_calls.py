@@ -1,10 +1,11 @@
 """The API calls of the preemptions a pass planned (:mod:`hybrid_operator.preemption`), in
-kube-scheduler's order: per victim the ``DisruptionTarget`` condition, then the deletion
-with its own grace period and a UID precondition, then a ``Preempted`` Event; once every
-victim's deletion was accepted, the preemptor's ``status.nominatedNodeName`` and a
-``Preempting`` Event. A call that fails ends the hold with the reason; Events are best
-effort. Then the failures are told to their preemptors, and bound preemptors have their
-nominated node cleared.
+kube-scheduler's order: per victim (each once, for a gang as for a pod alone) the
+``DisruptionTarget`` condition, then the deletion with its own grace period and a UID
+precondition, then a ``Preempted`` Event; once every victim's deletion was accepted, each
+preemptor's ``status.nominatedNodeName`` (its own node: a gang's members each theirs) and
+a ``Preempting`` Event. A call that fails ends the whole hold with the reason; Events are
+best effort. Then the failures are told to their preemptors, and bound preemptors have
+their nominated node cleared.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import asyncio
 import logging
 
 from hybrid_operator.k8s.api import pod_reference
-from hybrid_operator.preemption import Hold, Preemptions
+from hybrid_operator.preemption import Preemptions
+from hybrid_operator.preemption_holds import Hold
 from hybrid_policy.preemption.model import RunningPod
 
 log = logging.getLogger("hybrid_scheduler")
@@ -34,26 +36,28 @@ async def carry_out(phase: Preemptions) -> None:
 
 
 async def _preempt(phase: Preemptions, hold: Hold) -> None:
-    """Condition, deletion and Event per victim; then the preemptor's nomination."""
-    plan, pod = hold.plan, hold.pod
-    for victim in plan.victims:
-        if phase.holds.get(pod.uid) is not hold:
-            return  # the preemptor went, or was bound elsewhere, meanwhile
+    """Condition, deletion and Event per victim; then each preemptor's nomination."""
+    for victim in hold.victims:
+        if not phase.holding(hold):
+            return  # a preemptor went, or was bound elsewhere, meanwhile
         why = await _take(phase, victim, hold.victim_message)
         if why is not None:
-            phase.release(pod.uid, why)
-            await _tell_victim(phase, victim, f"not preempted for {pod.key}: {why}", True)
+            phase.release(hold, why)
+            await _tell_victim(phase, victim, f"not preempted for {hold.who}: {why}", True)
             return
         phase.metrics.preemption_victims.inc()
         await _tell_victim(phase, victim, hold.victim_message, False)
-    phase.metrics.preemption_lost.inc(plan.work_lost_s)
+    phase.metrics.preemption_lost.inc(hold.plan.work_lost_s)
     hold.deleted = True
-    try:
-        await phase.threads.call(phase.api.nominate, pod, hold.node, hold.preemptor_message)
-        phase.reporter.nominated[pod.uid] = hold.node
-    except Exception as exc:  # the nomination is for people; the hold keeps the room
-        log.warning("could not set nominatedNodeName on %s: %s", pod.key, exc)
-    await _event(phase, pod_reference(pod), "Preempting", hold.preemptor_message)
+    for pod, node in hold.members:
+        if not phase.holding(hold):
+            return  # ended meanwhile: its preemptors are told why
+        try:
+            await phase.threads.call(phase.api.nominate, pod, node, hold.preemptor_message)
+            phase.reporter.nominated[pod.uid] = node
+        except Exception as exc:  # the nomination is for people; the hold keeps the room
+            log.warning("could not set nominatedNodeName on %s: %s", pod.key, exc)
+        await _event(phase, pod_reference(pod), "Preempting", hold.preemptor_message)
 
 
 async def _take(phase: Preemptions, victim: RunningPod, message: str) -> str | None:

@@ -2,12 +2,15 @@
 pod fits only by reclaim. With ``--preemption`` the operator marks a victim
 ``DisruptionTarget``, deletes it, and binds team-b's pod on its node; the Job's
 ``podFailurePolicy`` ignores the disruption, makes the pod again and completes with no
-failure counted. With preemption off the same stream deletes nothing."""
+failure counted. A gang of team-b (an indexed Job) takes back as one preemptor: both its
+pods are bound in the same pass, on the victims' nodes. With preemption off the same
+stream deletes nothing."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,6 +29,11 @@ pytestmark = pytest.mark.e2e
 SCHEDULER = "hybrid-scheduler-preempt"
 JOB_LABEL = "batch.kubernetes.io/job-name"
 RULES = "min_runtime_s=2,trigger_delay_s=0,max_plans=1"
+GANG = "hybrid-scheduler.io/gang"
+DECISION = "hybrid-scheduler.io/decision"
+#: The operator's pass interval in these tests (``operator_helpers``): records of bindings
+#: made in one pass are this close in time.
+PASS_S = 0.5
 
 
 def _job(name: str, pods: int, gpus: int, runtime: str) -> dict[str, Any]:
@@ -51,15 +59,40 @@ def _job(name: str, pods: int, gpus: int, runtime: str) -> dict[str, Any]:
     }
 
 
+def _gang_job(name: str, pods: int, gpus: int, runtime: str) -> dict[str, Any]:
+    """An indexed Job of ``pods`` pods of ``gpus`` GPUs, a gang by its pods' annotation."""
+    template = training_pod(
+        "x", gpus=gpus, cpu="1", memory="1Gi", runtime=runtime, scheduler_name=SCHEDULER
+    )
+    template["metadata"].pop("name")
+    template["metadata"]["annotations"][GANG] = "true"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "completionMode": "Indexed",
+            "parallelism": pods,
+            "completions": pods,
+            "backoffLimit": 0,
+            "template": {"metadata": template["metadata"], "spec": template["spec"]},
+        },
+    }
+
+
 @dataclass
 class PodWatch:
-    """Every pod of a Job seen, by UID, and those that carried ``DisruptionTarget``."""
+    """Every pod of a Job seen, by UID, those that carried ``DisruptionTarget``, and how
+    many were bound after each event (every state the watch observed)."""
 
     api: Any
     namespace: str
     job: str
     seen: dict[str, str] = field(default_factory=dict)
     disrupted: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    #: (monotonic time, pods bound) after each event that changed the count.
+    bound: list[tuple[float, int]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -85,6 +118,18 @@ class PodWatch:
         conditions = pod["status"].get("conditions") or []
         if any(c.get("type") == DISRUPTION_TARGET for c in conditions):
             self.disrupted[uid] = pod["spec"].get("nodeName", "")
+        node = pod["spec"].get("nodeName")
+        if node and uid not in self.nodes:
+            self.nodes[uid] = node
+            self.bound.append((time.monotonic(), len(self.nodes)))
+
+    def partly_bound_s(self, need: int) -> float:
+        """How long some but fewer than ``need`` pods were bound (0 when never)."""
+        first = self.bound[0][0] if self.bound else None
+        whole = next((t for t, n in self.bound if n >= need), None)
+        if first is None:
+            return 0.0
+        return (time.monotonic() if whole is None else whole) - first
 
 
 @contextmanager
@@ -182,3 +227,48 @@ def test_with_preemption_off_the_same_stream_deletes_nothing(
     assert watch.disrupted == {}
     assert len(watch.seen) == count  # no pod was deleted and made again
     assert status.get("failed", 0) == 0
+
+
+def test_a_gang_takes_back_as_one_and_is_bound_in_one_pass(
+    dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    args = instance_args(
+        SCHEDULER, "--no-leader-election", "--policy", "binpack-gang", "--preemption", RULES
+    )
+    with (
+        running_operator(dev_cluster, tmp_path / "operator.log", *args),
+        _stream(dev_cluster, "12s") as (team_a, team_b, job, gpus, count),
+        _watching(api, team_a, job) as victims,
+    ):
+        gang = f"llama-{uuid.uuid4().hex[:4]}"
+        api.create(f"/apis/batch/v1/namespaces/{team_b}/jobs", _gang_job(gang, 2, gpus, "4s"))
+        with _watching(api, team_b, gang) as members:
+            wait_for(
+                "both of team-b's pods to be bound", lambda: len(members.nodes) == 2 or None, 30
+            )
+            partly_s = members.partly_bound_s(2)
+        pods = api.items(f"/api/v1/namespaces/{team_b}/pods", labelSelector=f"{JOB_LABEL}={gang}")
+        records = [json.loads(p["metadata"]["annotations"][DECISION]) for p in pods]
+        preempting = [
+            e["message"]
+            for p in pods
+            for e in events(api, team_b, p["metadata"]["name"])
+            if e["reason"] == "Preempting"
+        ]
+        told = {
+            victims.seen[uid]: events(api, team_a, victims.seen[uid]) for uid in victims.disrupted
+        }
+        status = _completed(api, team_a, job, count, 60)
+    assert partly_s < PASS_S, members.bound  # never one bound on its own for longer
+    assert [r["path"] for r in records] == ["preemption", "preemption"]
+    assert abs(records[0]["at"] - records[1]["at"]) < PASS_S / 2  # bound in the same pass
+    assert sorted(victims.disrupted.values()) == sorted(members.nodes.values())  # their nodes
+    assert len(preempting) == 2, preempting
+    assert all(m.startswith(f"gang {team_b}/{gang}: preempting ") for m in preempting)
+    for victim, said in told.items():
+        preempted = [e["message"] for e in said if e["reason"] == "Preempted"]
+        assert preempted, victim
+        assert preempted[0].startswith(f"preempted by gang {team_b}/{gang} on "), preempted
+    assert status.get("failed", 0) == 0  # the victims' Job survives
+    assert len(victims.seen) == count + 2  # each victim made again, once

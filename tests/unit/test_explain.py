@@ -275,8 +275,9 @@ def test_a_pending_pod_of_a_waiting_gang_shows_the_gang_line(
     ]
 
 
-def test_a_preempting_pod_shows_its_victims_and_why() -> None:
-    message = "preempting team-a/a1 on n1 (reclaim: team-b holds 0.00 of an entitled 0.50)"
+@pytest.mark.parametrize("gang", ["", "gang team-b/llama: "])
+def test_a_preempting_pod_shows_its_victims_and_why(gang: str) -> None:
+    message = f"{gang}preempting team-a/a1 on n1 (reclaim: team-b holds 0.00 of an entitled 0.50)"
     result = explain_cmd.explain_pod("team-b/p", _pending("n1", message))
     assert result.code == 0
     assert "pending:         node n1 is held for it while its victims go" in result.out

@@ -9,8 +9,9 @@ disagreement, and the exit status is 1; so is a record that cannot be read, or a
 without one. A pending pod that holds a reservation shows it instead: the reserved node
 (``status.nominatedNodeName``), its place in its namespace's queue, and its predicted
 start with the prediction's source, as the scheduler wrote them in the ``PodScheduled``
-condition; a pending pod that preempts shows whom it preempts, and why, instead, and a pod
-preempted by the scheduler shows by whom (its ``DisruptionTarget`` condition). A pending
+condition; a pending pod that preempts (alone or for its gang) shows whom it preempts,
+and why, instead, and a pod preempted by the scheduler shows by whom (its
+``DisruptionTarget`` condition). A pending
 pod of a gang that waits shows the gang: its name, how many of its
 pods are bound, exist and are needed, and why it waits, as the scheduler wrote it. A bad
 argument or kubeconfig is one line and exit status 2.
@@ -38,6 +39,8 @@ from hybrid_operator.k8s.gangs import JOB_NAME_LABEL, POD_GROUP_LABEL
 from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTION_BY_SCHEDULER
 from hybrid_operator.reservations import ordinal, parse_notice
 
+#: What a preemptor's ``PodScheduled`` message starts with: a pod alone's, or a gang's.
+PREEMPTING = re.compile(r"(gang \S+: )?preempting ")
 PROG = "hybrid-scheduler explain"
 #: The gang notice the scheduler writes in a waiting member's PodScheduled condition.
 GANG_NOTICE = re.compile(r"gang (?P<gang>[^:]+): (?P<why>.*)")
@@ -99,7 +102,7 @@ def reservation(key: str, pod: dict[str, Any]) -> str | None:
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     messages = [str(c.get("message", "")) for c in conditions if c.get("type") == "PodScheduled"]
     notice = next((n for n in map(parse_notice, messages) if n is not None), None)
-    preempting = next((m for m in messages if m.startswith("preempting ")), None)
+    preempting = next((m for m in messages if PREEMPTING.match(m)), None)
     if preempting is not None:
         return "\n".join(
             [

@@ -6,7 +6,9 @@ A pod opts in with the annotation ``hybrid-scheduler.io/preemptible: "true"`` (o
 name; ``hybrid-scheduler.io/checkpoint-interval`` says how often the pod saves its work
 (a duration such as ``5m``, or ``none``). A value that cannot be read is a
 :class:`~hybrid_operator.k8s.problems.Problem` (an ``InvalidField`` Warning Event naming
-the field and value) and never opts a pod in.
+the field and value) and never opts a pod in. A pending pod whose
+``spec.preemptionPolicy`` is ``Never`` (set from its PriorityClass) never preempts, as
+with kube-scheduler; it may still be a victim.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ CHECKPOINT_ANNOTATION = f"{PREFIX}/checkpoint-interval"
 #: What a malformed opt-in value leads to.
 NOT_OPTED_IN = "not opting in by it"
 NO_CHECKPOINTS = "counting the pod as never saving its work"
+#: ``spec.preemptionPolicy`` values, as the API defines them.
+NEVER = "Never"
+PREEMPT_LOWER_PRIORITY = "PreemptLowerPriority"
+NEVER_PREEMPTING = "not preempting for the pod"
 #: Kubernetes' default ``terminationGracePeriodSeconds``.
 DEFAULT_GRACE_PERIOD_S = 30.0
 #: The condition a victim gets before it is deleted, as kube-scheduler writes it.
@@ -36,12 +42,14 @@ class PreemptionMarks:
     """A pod's own word on preemption: opted in, out, or silent (None); how often it saves
     its work (None: never); the UID of its controller (else its own), which counts its
     preemptions across the pods the controller makes again; its grace period
-    (``spec.terminationGracePeriodSeconds``, 30 s unless set), which a deletion gives it."""
+    (``spec.terminationGracePeriodSeconds``, 30 s unless set), which a deletion gives it;
+    whether, pending, it never preempts (``spec.preemptionPolicy: Never``)."""
 
     preemptible: bool | None = None
     checkpoint_interval_s: float | None = None
     owner_uid: str = ""
     grace_period_s: float = DEFAULT_GRACE_PERIOD_S
+    never_preempts: bool = False
 
 
 def _flag(raw: str, field: str, problems: list[Problem]) -> bool | None:
@@ -71,7 +79,20 @@ def pod_marks(
     grace_s = DEFAULT_GRACE_PERIOD_S
     if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0:
         grace_s = float(grace)
-    return PreemptionMarks(preemptible, interval, _owner_uid(meta), grace_s)
+    never = _never_preempts(spec.get("preemptionPolicy"), problems)
+    return PreemptionMarks(preemptible, interval, _owner_uid(meta), grace_s, never)
+
+
+def _never_preempts(raw: object, problems: list[Problem]) -> bool:
+    """Whether ``spec.preemptionPolicy`` is ``Never`` (a value the API would not accept
+    counts as ``Never``: the pod is told, and preempts nobody)."""
+    if raw is None or raw == PREEMPT_LOWER_PRIORITY:
+        return False
+    if raw == NEVER:
+        return True
+    problem = f"not {NEVER} or {PREEMPT_LOWER_PRIORITY}"
+    problems.append(Problem("spec.preemptionPolicy", raw, problem, NEVER_PREEMPTING))
+    return True
 
 
 def _owner_uid(meta: Body) -> str:

@@ -208,6 +208,10 @@ class LeaderElector:
     def _renewed(self, started: float, written: LeaseRecord) -> None:
         now = self.clock()
         self._seen = _Observation(written, now)
+        if now - started >= self.timings.renew_deadline_s:
+            # The round began a deadline ago (the process was stopped meanwhile): the
+            # write landed, but it leads nobody now; the next round renews or stands by.
+            return
         term = self._term
         if term is None or now - term.renewed_at >= self.timings.renew_deadline_s:
             self._epochs += 1

@@ -300,7 +300,8 @@ class Scheduler:
         view = event.pod
         uid = event.uid
         self.refused.discard(uid)
-        had_node = uid in self.cache.bound
+        # Bound, or assumed: a pod may end before the watch shows its binding.
+        had_node = uid in self.cache.bound or self.cache.assumed_on(uid) is not None
         if event.type is WatchType.DELETED or view is None:
             self._report(event)  # an unusable pod is left out, as if it were gone
             self._pod_gone(uid, had_node)
@@ -321,7 +322,7 @@ class Scheduler:
             self.gang_feed.held.pop(uid, None)
             if self.keeper is not None:
                 self.keeper.no_longer_waiting(view)
-            if had_node and uid not in self.cache.bound:
+            if had_node and not self.cache.is_placed(uid):
                 self.queue.move_all_to_active()  # capacity was freed
             return
         if ours and not self.cache.is_placed(uid):
@@ -458,8 +459,11 @@ class Scheduler:
         ]
         events = [e for e in converted if e is not None]
         for event in events:
-            # An object whose watch event came after the listing began is newer than it.
-            if not self.cache.seen_since(event, listed_at):
+            # The newer of the listing and what the cache applied wins: by resourceVersion
+            # (ClusterCache.accept) when the object has one, for an event applied after the
+            # listing began may still be older than it (it lagged); else an object whose
+            # event came after the listing began is taken to be newer than it.
+            if event.version is not None or not self.cache.seen_since(event, listed_at):
                 self.apply_safely(event)
         if not self.listed_once and self.keeper is not None:
             self.keeper.restore((e.pod for e in events if e.pod is not None), self.clock())

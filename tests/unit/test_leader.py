@@ -151,6 +151,27 @@ def test_a_stalled_renewal_ends_leadership_at_the_deadline_while_the_call_hangs(
     assert not a.is_leader
 
 
+def test_a_renewal_that_returns_a_deadline_after_its_round_began_starts_no_term() -> None:
+    store, clock = FakeLeases(), FakeClock()
+    a = _elector(store, "a", clock)
+    assert a.try_acquire_or_renew()
+    first = a.epoch
+    clock.now = 2.0
+    store.hold = threading.Event()
+    renewal = threading.Thread(target=a.try_acquire_or_renew)
+    renewal.start()
+    assert store.holding.wait(5)
+    clock.now = 12.0  # the process was stopped: the round began 10 s ago
+    store.hold.set()
+    renewal.join(5)
+    assert not a.is_leader
+    assert a.epoch == first  # no term that could never act
+    store.hold = None
+    clock.now = 13.0
+    assert a.try_acquire_or_renew()  # the next round renews: a new term, live
+    assert a.epoch == first + 1 and a.may_act(a.epoch)
+
+
 def test_a_standby_counts_the_lease_from_its_own_observation_not_remote_times() -> None:
     for skew in (timedelta(days=-3650), timedelta(days=1)):  # remote clock behind, ahead
         store, clock = FakeLeases(), FakeClock()

@@ -1,6 +1,7 @@
-"""A replica's view when it takes over: a term begins with a listing, and watch events older
-than what the cache applied (events that lagged behind a listing) are left out, so a new
-leader never places a pod in room that the former leader gave away."""
+"""A replica's view when its watches lag or reorder: a term begins with a listing, watch
+events older than what the cache applied (events that lagged behind a listing) are left
+out, so a new leader never places a pod in room that the former leader gave away; and a
+pod that ends before its binding is seen frees its room for the waiting pods."""
 
 from __future__ import annotations
 
@@ -113,3 +114,41 @@ def test_a_stale_event_of_a_deleted_pod_does_not_bring_it_back_until_a_listing()
     # A listing without the pod forgets its version (nothing can lag behind it now).
     scheduler.reconcile(Listing(namespaces=[], nodes=[], pods=[]), scheduler.cache.ticks())
     assert "uid-a" not in {key for _, key in scheduler.cache.versions}
+
+
+def test_a_pod_that_ends_before_its_binding_is_seen_wakes_the_waiting_pods() -> None:
+    api, clock = FakeApi(), [1000.0]
+    settings = OperatorSettings(leader_election=False, initial_backoff_s=1.0, max_parked_s=300)
+    scheduler = Scheduler(settings, api, clock=lambda: clock[0])
+    scheduler.on_node(None, k8s_node("n1", gpus=8))
+    scheduler.on_pod(None, _versioned(k8s_pod("a", gpus=8), 10))
+    scheduler.on_pod(None, _versioned(k8s_pod("b", gpus=8), 11))
+    asyncio.run(scheduler.schedule_once())  # "a" bound (assumed), "b" parked: no room
+    assert [pod for pod, _ in api.binds] == ["team-a/a"]
+    # The watch shows "a" finished before it shows "a" bound.
+    scheduler.on_pod("MODIFIED", _versioned(k8s_pod("a", gpus=8, node="n1", phase="Succeeded"), 13))
+    clock[0] += 2.0  # past the back-off, long before "b" would be tried again unasked
+    asyncio.run(scheduler.schedule_once())
+    assert [pod for pod, _ in api.binds] == ["team-a/a", "team-a/b"]
+    # The binding's own event, late and older, changes nothing.
+    scheduler.on_pod("MODIFIED", _versioned(k8s_pod("a", gpus=8, node="n1", phase="Running"), 12))
+    assert "uid-a" not in scheduler.cache.bound
+
+
+def test_an_older_event_applied_while_a_listing_was_on_its_way_does_not_hide_it() -> None:
+    scheduler = Scheduler(OperatorSettings(leader_election=False), FakeApi(), clock=lambda: 1.0)
+    scheduler.on_node(None, k8s_node("n1"))
+    listed_at = scheduler.cache.ticks()
+    # While the listing is on its way, a late event (a status change before the binding)
+    # reaches the handler: it was seen after the listing began, but it is older.
+    scheduler.on_pod("MODIFIED", _versioned(k8s_pod("a", gpus=8), 90))
+    bound = _versioned(k8s_pod("a", gpus=8, node="n1", phase="Running"), 105)
+    scheduler.reconcile(Listing(namespaces=[], nodes=[k8s_node("n1")], pods=[bound]), listed_at)
+    assert scheduler.cache.bound["uid-a"].node == "n1"
+    assert scheduler.queue.pending() == []
+    # An event newer than the listing, applied while it was on its way, still wins.
+    listed_at = scheduler.cache.ticks()
+    done = _versioned(k8s_pod("a", gpus=8, node="n1", phase="Succeeded"), 120)
+    scheduler.on_pod("MODIFIED", done)
+    scheduler.reconcile(Listing(namespaces=[], nodes=[k8s_node("n1")], pods=[bound]), listed_at)
+    assert "uid-a" not in scheduler.cache.bound

@@ -136,12 +136,25 @@ class Ledger:
                 )
                 what = (
                     f"{name}: {resource} {used.get(resource, 0)} requested, "
-                    f"{allocatable} allocatable"
+                    f"{allocatable} allocatable ({self._holders(name, resource)})"
                 )
                 self.overcommits.append(Violation(seen_at, fault, what))
                 self._over.add((name, resource))
             elif not over:
                 self._over.discard((name, resource))
+
+    def _holders(self, node: str, resource: str) -> str:
+        """Who holds ``resource`` on ``node``: each pod, its amount, and who bound it when
+        (the decision record's instance and time), latest binding first."""
+        held = []
+        for uid in self._on_node.get(node, ()):
+            record, binding = self.pods[uid], self.bindings.get(uid)
+            amount = record.requests.get(resource, 0)
+            if amount:
+                who = (binding.instance if binding else None) or "unknown"
+                at = binding.decided_at if binding and binding.decided_at else 0.0
+                held.append((at, f"{record.name} {amount} by {who} at {at:.1f}"))
+        return "; ".join(text for _, text in sorted(held, reverse=True))
 
     def used(self, node: str) -> dict[str, int]:
         """Requests of the pods that hold ``node``, by resource (``pods`` counts them)."""

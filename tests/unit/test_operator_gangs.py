@@ -18,6 +18,7 @@ from hybrid_operator.k8s.views import ObjectKind, pod_view
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
+from loop_runner import run_with_listings
 
 GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
 JOB_LABEL = "batch.kubernetes.io/job-name"
@@ -424,26 +425,6 @@ class Standby(LeaderElector):
         return self.leading
 
 
-def _loop_for(scheduler: Scheduler, seconds: float, listing: Listing) -> None:
-    """Run the loop for ``seconds``; whenever it holds passes for a listing, ``listing``
-    is what the cluster lists."""
-
-    async def lister(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if scheduler.relisted.is_set():
-                listed_at = scheduler.cache.ticks()
-                scheduler.reconcile(listing, listed_at)
-                scheduler.reconciled(listed_at)
-            await asyncio.sleep(0.01)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(seconds, stop.set)
-        await asyncio.gather(scheduler.run_forever(stop), lister(stop))
-
-    asyncio.run(main())
-
-
 def test_only_the_leader_writes_podgroup_status() -> None:
     api, elector = FakeApi(), Standby()
     options = OperatorSettings(policy="binpack-gang", batch_interval_s=0.05)
@@ -455,10 +436,10 @@ def test_only_the_leader_writes_podgroup_status() -> None:
         pod_groups=[pod_group("llm", 2)],
     )
     scheduler.reconcile(listing, scheduler.cache.ticks())
-    _loop_for(scheduler, 0.3, listing)
+    run_with_listings(scheduler, 0.3, listing)
     assert (api.group_status, api.events) == ([], [])
     elector.leading = True
-    _loop_for(scheduler, 0.3, listing)
+    run_with_listings(scheduler, 0.3, listing)
     assert [where for where, _ in api.group_status] == ["team-a/llm"]
 
 

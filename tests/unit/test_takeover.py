@@ -13,6 +13,7 @@ from fake_api import FakeApi
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
+from loop_runner import run_with_listings
 
 
 class Elector:
@@ -33,28 +34,6 @@ def _versioned(body: dict[str, Any], version: int) -> dict[str, Any]:
     return {**body, "metadata": {**body["metadata"], "resourceVersion": str(version)}}
 
 
-def _run(scheduler: Scheduler, seconds: float, listing: Listing) -> list[float]:
-    """Run the loop for ``seconds`` beside a lister that answers every hold with
-    ``listing``; returns when each listing began (the cache's ticks)."""
-    listed: list[float] = []
-
-    async def lister(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if scheduler.relisted.is_set():
-                listed.append(scheduler.cache.ticks())
-                scheduler.reconcile(listing, listed[-1])
-                scheduler.reconciled(listed[-1])
-            await asyncio.sleep(0.01)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(seconds, stop.set)
-        await asyncio.gather(scheduler.run_forever(stop), lister(stop))
-
-    asyncio.run(main())
-    return listed
-
-
 def test_a_new_leader_lists_before_its_first_pass_and_keeps_the_former_leaders_room() -> None:
     api, elector = FakeApi(), Elector()
     settings = OperatorSettings(batch_interval_s=0.02)
@@ -70,7 +49,7 @@ def test_a_new_leader_lists_before_its_first_pass_and_keeps_the_former_leaders_r
         namespaces=[], nodes=[node], pods=[bound_a, _versioned(k8s_pod("b", gpus=8), 11)]
     )
     elector.leading = True
-    listed = _run(scheduler, 0.3, listing)
+    listed = run_with_listings(scheduler, 0.3, listing)
     assert listed, "no listing at the start of the term"
     assert api.binds == []  # neither "a" again nor "b" where "a" runs
     assert scheduler.cache.bound["uid-a"].node == "n1"

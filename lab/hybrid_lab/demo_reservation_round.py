@@ -11,9 +11,9 @@ pass. Start and end times are when a poll first saw the pod running or succeeded
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
+from hybrid_lab.demo import Print
 from hybrid_lab.demo_reservation import (
     FILL,
     SMALL_GPUS,
@@ -34,11 +34,9 @@ from hybrid_lab.demo_reservation import (
     wait_running,
 )
 from hybrid_lab.devcluster.apiserver import ApiServer
-from hybrid_lab.devcluster.errors import DevClusterError
-from hybrid_lab.devcluster.workload import recreate_namespaces, wait_for
+from hybrid_lab.devcluster.workload import WaitTimeoutError, recreate_namespaces, wait_for
 from hybrid_operator.decision_record import DECISION_ANNOTATION, RecordError, parse_record
 
-Print = Callable[[str], None]
 POLL_S = 0.25
 #: Longest wait for the scheduler to look at the wide pod (dozens of passes).
 LOOK_S = 30.0
@@ -103,7 +101,7 @@ def _nominated(api: ApiServer) -> str:
             lambda: api.get(_pod_path(TEAM_A, WIDE))["status"].get("nominatedNodeName"),
             LOOK_S,
         )
-    except DevClusterError:
+    except WaitTimeoutError:
         raise WidePodError(
             f"the wide pod {TEAM_A}/{WIDE} got no reservation: "
             f"no status.nominatedNodeName within {LOOK_S:g} s"

@@ -183,11 +183,14 @@ def side_by_side(rounds: list[RoundResult]) -> str:
         (f"mean completion {team} (w={w}) (s)", [f"{r.jct(PREFIX + team):.1f}" for r in rounds])
         for team, w in WEIGHTS.items()
     ]
+    return table([r.label for r in rounds], rows)
+
+
+def table(labels: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    """Rows of values under one column per label, names on the left."""
     width = max(len(name) for name, _ in rows)
-    cols = [max(len(r.label), *(len(v[i]) for _, v in rows)) for i, r in enumerate(rounds)]
-    header = (
-        " " * width + "  " + "  ".join(r.label.rjust(c) for r, c in zip(rounds, cols, strict=True))
-    )
+    cols = [max(len(label), *(len(v[i]) for _, v in rows)) for i, label in enumerate(labels)]
+    header = " " * width + "  " + "  ".join(s.rjust(c) for s, c in zip(labels, cols, strict=True))
     lines = [header, "-" * len(header)]
     lines += [
         name.ljust(width) + "  " + "  ".join(v.rjust(c) for v, c in zip(values, cols, strict=True))

@@ -9,16 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from hybrid_lab.demo_reservation import estimated_pod, fill_nodes, predicted_start_s, wait_running
 from hybrid_lab.devcluster.testing import DevCluster
-from hybrid_lab.devcluster.workload import fresh_namespace, training_pod, wait_for
-from hybrid_operator.k8s.convert import PERFORMANCE_LABEL, RUNTIME_ANNOTATION
-from hybrid_operator.reservations import parse_notice
+from hybrid_lab.devcluster.workload import fresh_namespace, wait_for
+from hybrid_operator.k8s.convert import PERFORMANCE_LABEL
 from operator_helpers import decision, events, instance_args, running_operator
 
 pytestmark = pytest.mark.e2e
@@ -34,17 +32,6 @@ BUSY_S = 40
 STREAM = 16
 
 
-def _pod(name: str, gpus: int, runtime_s: float, estimate_s: float, **kw: str) -> dict[str, Any]:
-    """A simulated pod of ours that runs ``runtime_s`` and says it needs ``estimate_s`` of
-    work at performance 100."""
-    body = training_pod(
-        name, gpus=gpus, cpu="1", memory="1Gi", runtime=f"{runtime_s}s", scheduler_name=SCHEDULER,
-        **kw,
-    )  # fmt: skip
-    body["metadata"]["annotations"][RUNTIME_ANNOTATION] = f"{estimate_s:.3f}s"
-    return body
-
-
 @contextmanager
 def _namespaces(dev_cluster: DevCluster, *teams: str) -> Iterator[list[str]]:
     suffix = f"{time.time_ns() % 10**8}"
@@ -53,19 +40,6 @@ def _namespaces(dev_cluster: DevCluster, *teams: str) -> Iterator[list[str]]:
             stack.enter_context(fresh_namespace(dev_cluster.admin, f"e2e-{team}-{suffix}"))
             for team in teams
         ]
-
-
-def _fill(api: Any, namespace: str, performance: dict[str, float]) -> list[str]:
-    """Four 2-GPU pods pinned on every node; the last node drains first."""
-    names, draining = [], sorted(performance)[-1]
-    for node, perf in sorted(performance.items()):
-        runtimes = DRAINING_S if node == draining else (BUSY_S,) * 4
-        for i, runtime in enumerate(runtimes):
-            name = f"{node}-{i}"
-            body = _pod(name, 2, runtime, runtime * perf / 100, node=node)
-            api.create(f"/api/v1/namespaces/{namespace}/pods", body)
-            names.append(name)
-    return names
 
 
 def _explain(dev_cluster: DevCluster, key: str) -> subprocess.Popen[str]:
@@ -78,18 +52,6 @@ def _explain(dev_cluster: DevCluster, key: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _predicted_start(event: dict[str, Any]) -> float:
-    """The predicted start a Reserved Event names (HH:MM:SS UTC, on the Event's day)."""
-    notice = parse_notice(event["message"])
-    assert notice is not None, event["message"]
-    posted = datetime.fromisoformat(event["firstTimestamp"].replace("Z", "+00:00"))
-    clock = datetime.strptime(notice.predicted_start, "%H:%M:%S UTC").time()
-    start = datetime.combine(posted.date(), clock, UTC)
-    if start < posted - timedelta(hours=12):
-        start += timedelta(days=1)
-    return start.timestamp()
 
 
 def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
@@ -106,18 +68,11 @@ def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
         _namespaces(dev_cluster, "fill", "wide", "stream") as (fill, wide_ns, stream),
         running_operator(dev_cluster, tmp_path / "operator.log", *args) as log,
     ):
-        filled = f"/api/v1/namespaces/{fill}/pods"
-        names = _fill(api, fill, performance)
-        wait_for(
-            "the nodes to be full",
-            lambda: (
-                all(api.get(f"{filled}/{n}")["status"].get("phase") == "Running" for n in names)
-                or None
-            ),
-            30,
-        )
+        # Four 2-GPU pods pinned on every node; the last node drains first.
+        names = fill_nodes(api, fill, performance, DRAINING_S, BUSY_S, SCHEDULER)
+        wait_running(api, fill, names, 30)
         wide = f"/api/v1/namespaces/{wide_ns}/pods/wide"
-        api.create(f"/api/v1/namespaces/{wide_ns}/pods", _pod("wide", 8, 5, 5))
+        api.create(f"/api/v1/namespaces/{wide_ns}/pods", estimated_pod("wide", 8, 5, 5, SCHEDULER))
         nominated = wait_for(
             "the wide pod's nominated node",
             lambda: api.get(wide)["status"].get("nominatedNodeName"),
@@ -125,7 +80,10 @@ def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
         )
         explaining = _explain(dev_cluster, f"{wide_ns}/wide")
         for i in range(STREAM):  # small pods of another team keep coming while it drains
-            api.create(f"/api/v1/namespaces/{stream}/pods", _pod(f"small-{i}", 2, 30, 30))
+            api.create(
+                f"/api/v1/namespaces/{stream}/pods",
+                estimated_pod(f"small-{i}", 2, 30, 30, SCHEDULER),
+            )
             time.sleep(0.5)
         out, err = explaining.communicate(timeout=60)
         node = wait_for("the wide pod's binding", lambda: api.get(wide)["spec"].get("nodeName"), 30)
@@ -143,4 +101,4 @@ def test_a_wide_pod_behind_a_stream_of_small_pods_gets_its_reservation(
     assert nominated == node == draining
     assert len(reserved) == 1 and reserved[0]["type"] == "Normal"
     assert reserved[0]["message"].startswith(f"waiting for {node}: predicted start in ")
-    assert record["at"] <= _predicted_start(reserved[0]) + WHOLE_SECONDS * 2 + PASS_S
+    assert record["at"] <= predicted_start_s(reserved[0]) + WHOLE_SECONDS * 2 + PASS_S

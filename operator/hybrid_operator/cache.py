@@ -163,9 +163,9 @@ class ClusterCache:
         """Whether a pod or node event is no older than what the cache applied of its
         object (recorded as applied when so); events of other kinds, and events without
         a numeric ``resourceVersion``, always are."""
-        if event.kind not in (ObjectKind.POD, ObjectKind.NODE) or event.version is None:
+        if self._seen_table(event.kind) is None or event.version is None:
             return True
-        key = (event.kind, event.uid if event.kind is ObjectKind.POD else event.name)
+        key = (event.kind, _object_key(event))
         if self.versions.get(key, -1) > event.version:
             return False
         self.versions[key] = event.version
@@ -173,9 +173,12 @@ class ClusterCache:
 
     def seen_since(self, event: WatchEvent, ticks: float) -> bool:
         """Whether the cache has seen the event's pod or node at or after ``ticks``."""
-        seen = {ObjectKind.POD: self.pods_seen, ObjectKind.NODE: self.nodes_seen}.get(event.kind)
-        key = event.uid if event.kind is ObjectKind.POD else event.name
-        return seen is not None and seen.get(key, -math.inf) >= ticks
+        seen = self._seen_table(event.kind)
+        return seen is not None and seen.get(_object_key(event), -math.inf) >= ticks
+
+    def _seen_table(self, kind: ObjectKind) -> dict[str, float] | None:
+        """When each pod (by UID) or node (by name) was last seen; None for other kinds."""
+        return {ObjectKind.POD: self.pods_seen, ObjectKind.NODE: self.nodes_seen}.get(kind)
 
     def reconcile(
         self, pod_uids: Collection[str], node_names: Collection[str], listed_at: float
@@ -195,10 +198,10 @@ class ClusterCache:
         lost: list[PendingPod] = []
         for name in nodes:
             lost.extend(self.delete_node(name))
-        seen = {ObjectKind.POD: self.pods_seen, ObjectKind.NODE: self.nodes_seen}
         listed = {ObjectKind.POD: pod_uids, ObjectKind.NODE: node_names}
         for kind, key in list(self.versions):
-            if key not in listed[kind] and seen[kind].get(key, -math.inf) < listed_at:
+            seen = self._seen_table(kind) or {}
+            if key not in listed[kind] and seen.get(key, -math.inf) < listed_at:
                 del self.versions[kind, key]  # gone before the listing: nothing lags now
         return Reconciled(pods, nodes, lost)
 
@@ -210,3 +213,8 @@ class ClusterCache:
             if row is not None and placement.pod.uid not in snap.placements:
                 snap.assume(placement.pod, row)
         return snap
+
+
+def _object_key(event: WatchEvent) -> str:
+    """What the cache keys an object by: a pod's UID (names are reused), a node's name."""
+    return event.uid if event.kind is ObjectKind.POD else event.name

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from builders import k8s_node, k8s_pod
+from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.cli import build_parser, main
 from hybrid_operator.commands.run_cmd import settings_from
-from hybrid_operator.leader import LeaderElector
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings, SettingsError
 from hybrid_operator.settings_file import load_settings
@@ -89,19 +89,8 @@ def test_run_refuses_impossible_lease_timings_with_exit_2(
     assert "retry_period_s: must be a number > 0 (got -2.0)" in capsys.readouterr().err
 
 
-class Deposed(LeaderElector):
-    """An elector whose leadership ends once the pass has decided."""
-
-    def __init__(self) -> None:
-        self.leading = True
-        self._epochs = 1
-
-    def may_act(self, epoch: int | None = None) -> bool:
-        return self.leading
-
-
 def test_a_pass_decided_before_leadership_ended_binds_nothing() -> None:
-    api, elector = FakeApi(), Deposed()
+    api, elector = FakeApi(), SwitchedElector()
     scheduler = Scheduler(OperatorSettings(), api, clock=lambda: 1000.0, elector=elector)
     scheduler.on_node(None, k8s_node("n1"))
     for name in ("a", "b"):

@@ -13,6 +13,7 @@ from urllib3.exceptions import MaxRetryError
 
 from builders import k8s_node, k8s_pod
 from crafted_objects import Json, crafted_namespaces, crafted_nodes, crafted_pods
+from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.binding_cycle import BindTicket
 from hybrid_operator.handlers import build_registry
@@ -154,31 +155,10 @@ def test_a_pod_deleted_while_its_binding_waits_is_not_bound_and_not_requeued() -
     assert not scheduler.cache.assumed
 
 
-class Elector:
-    """Leadership the test switches; each new term has a higher epoch."""
-
-    def __init__(self) -> None:
-        self.epoch = 1
-        self.leading = True
-
-    def may_act(self, epoch: int | None = None) -> bool:
-        return self.leading and (epoch is None or epoch == self.epoch)
-
-    def lose(self) -> None:
-        self.leading = False
-
-    def win(self) -> None:
-        self.leading = True
-        self.epoch += 1
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-
-
 def test_leadership_lost_while_a_binding_waits_calls_it_off() -> None:
-    api, elector = GatedApi(), Elector()
+    api, elector = GatedApi(), SwitchedElector()
     settings = OperatorSettings(initial_backoff_s=1.0, max_backoff_s=4.0)
-    scheduler = Scheduler(settings, api, clock=lambda: 1000.0, elector=elector)  # type: ignore[arg-type]
+    scheduler = Scheduler(settings, api, clock=lambda: 1000.0, elector=elector)
     scheduler.on_node(None, k8s_node("n1"))
     scheduler.on_pod(None, k8s_pod("p"))
     assert scheduler._leadership()

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from builders import k8s_node, k8s_pod
+from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.gangs import GroupPhase, WaitReason, group_status
 from hybrid_operator.k8s.api import BindOutcome
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.k8s.convert import Body
 from hybrid_operator.k8s.views import ObjectKind, pod_view
-from hybrid_operator.leader import LeaderElector
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 from loop_runner import run_with_listings
@@ -414,19 +414,8 @@ def test_a_pod_seen_before_its_job_waits_quietly_for_it() -> None:
     assert bound(api) == ["train-0", "train-1"]
 
 
-class Standby(LeaderElector):
-    """An elector that leads only when told to."""
-
-    def __init__(self) -> None:
-        self.leading = False
-        self._epochs = 1
-
-    def may_act(self, epoch: int | None = None) -> bool:
-        return self.leading
-
-
 def test_only_the_leader_writes_podgroup_status() -> None:
-    api, elector = FakeApi(), Standby()
+    api, elector = FakeApi(), SwitchedElector(leading=False)
     options = OperatorSettings(policy="binpack-gang", batch_interval_s=0.05)
     scheduler = Scheduler(options, api, clock=lambda: 1000.0, elector=elector)
     listing = Listing(

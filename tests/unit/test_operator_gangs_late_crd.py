@@ -3,13 +3,16 @@ once, the operator's own PodGroup watch then feeds the loop, and a cut watch is 
 again (the loop then reconciles, as for any watch that re-lists)."""
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import kubernetes.watch
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from builders import k8s_node, k8s_pod
 from fake_api import FakeApi
@@ -180,3 +183,32 @@ def test_a_stream_delivers_changes_skips_bookmarks_and_is_cut_by_an_error(
     with pytest.raises(WatchCutError, match="410"):
         watch.stream("8", lambda kind, body: seen.append((kind, body)))
     assert len(seen) == 2
+
+
+class FailingAfterStop(PodGroupWatch):
+    """A watch whose listing is still on its way when the operator stops, and then fails
+    (the CRD was removed, the API server went away)."""
+
+    def __init__(self) -> None:
+        super().__init__(client.ApiClient(), lambda *_: None, timeout_s=1.0)
+
+    def list(self, deliver: Emit) -> str:
+        self._stopped.wait(5.0)
+        time.sleep(0.05)  # the call returns after the watch has stopped waiting for it
+        raise ApiException(status=404, reason="Not Found")
+
+
+def test_a_call_still_running_at_shutdown_leaves_no_error_for_the_loop_to_report() -> None:
+    reported: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        stop = asyncio.Event()
+        loop.call_later(0.1, stop.set)
+        await asyncio.wait_for(FailingAfterStop().run(stop), timeout=3.0)
+        await asyncio.sleep(0.3)  # the call ends with its error meanwhile
+        gc.collect()  # an unretrieved error is reported when its future is collected
+
+    asyncio.run(main())
+    assert reported == []

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from builders import k8s_node, k8s_pod, rfc3339
+from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.k8s.api import BindOutcome
 from hybrid_operator.k8s.preempt import PREEMPTIBLE, DeleteOutcome
@@ -45,17 +46,6 @@ def _member(name: str, never: bool = False) -> dict[str, Any]:
     if never:
         pod["spec"]["preemptionPolicy"] = "Never"
     return pod
-
-
-class Standby(LeaderElector):
-    """An elector that leads while told to."""
-
-    def __init__(self) -> None:
-        self.leading = True
-        self._epochs = 1
-
-    def may_act(self, epoch: int | None = None) -> bool:
-        return self.leading
 
 
 def _cluster(
@@ -172,7 +162,7 @@ def test_a_member_deleted_during_the_hold_ends_it_for_the_whole_gang() -> None:
 def test_a_node_gone_the_timeout_or_lost_leadership_ends_the_hold_for_every_member(
     ending: str,
 ) -> None:
-    elector = Standby()
+    elector = SwitchedElector()
     scheduler, api, clock = _cluster(elector=elector)
     _pass(scheduler, clock)
     phase = scheduler.preemption

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from builders import k8s_node, k8s_pod
+from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.scheduler import Scheduler
@@ -16,28 +17,14 @@ from hybrid_operator.settings import OperatorSettings
 from loop_runner import run_with_listings
 
 
-class Elector:
-    """Leadership the test switches on."""
-
-    def __init__(self) -> None:
-        self.epoch = 1
-        self.leading = False
-
-    def may_act(self, epoch: int | None = None) -> bool:
-        return self.leading and (epoch is None or epoch == self.epoch)
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-
-
 def _versioned(body: dict[str, Any], version: int) -> dict[str, Any]:
     return {**body, "metadata": {**body["metadata"], "resourceVersion": str(version)}}
 
 
 def test_a_new_leader_lists_before_its_first_pass_and_keeps_the_former_leaders_room() -> None:
-    api, elector = FakeApi(), Elector()
+    api, elector = FakeApi(), SwitchedElector(leading=False)
     settings = OperatorSettings(batch_interval_s=0.02)
-    scheduler = Scheduler(settings, api, clock=lambda: 1000.0, elector=elector)  # type: ignore[arg-type]
+    scheduler = Scheduler(settings, api, clock=lambda: 1000.0, elector=elector)
     node = k8s_node("n1", gpus=8)
     scheduler.on_node(None, node)
     # The former leader bound "a" (all 8 GPUs); this replica's watch has shown only its

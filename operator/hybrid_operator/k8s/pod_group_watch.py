@@ -141,10 +141,13 @@ class _StoppingError(Exception):
 
 
 async def _until(stopper: asyncio.Task[None], call: asyncio.Future[T]) -> T:
-    """``call``'s result, or :class:`_StoppingError` as soon as ``stopper`` is done."""
+    """``call``'s result, or :class:`_StoppingError` as soon as ``stopper`` is done (the
+    call is then cancelled: what it ends with later, a result or an error, is dropped,
+    not left for the loop to report as never retrieved)."""
     waits: list[asyncio.Future[Any]] = [stopper, call]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     if not call.done():
+        call.cancel()
         raise _StoppingError
     return call.result()
 

@@ -11,7 +11,8 @@ import pytest
 
 from builders import scenario_doc
 from hybrid_policy.policies import build_policy
-from hybrid_policy.preemption.options import parse_cost, parse_settings
+from hybrid_policy.preemption.model import PreemptionReason
+from hybrid_policy.preemption.options import SETTING_KEYS, parse_cost, parse_settings, settings_help
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.report.table import preemption_table
 from hybrid_policy.resources import GPU
@@ -98,6 +99,14 @@ def test_the_options_name_a_bad_key_or_value() -> None:
             parse_settings(text)
     spec = parse_cost("checkpoint_interval_minutes=none,opt_in=0.5", PreemptionCostSpec())
     assert spec.checkpoint_interval_s is None and spec.opt_in == 0.5
+
+
+def test_the_help_names_every_key_and_reason_the_options_take() -> None:
+    text = settings_help()
+    listed = [part.split(" ")[0] for part in text.split(", ")]
+    assert [k for k in SETTING_KEYS if k not in listed] == []
+    assert all(reason.value in text for reason in PreemptionReason)
+    assert "default priority+reclaim" in text
     with pytest.raises(ValueError, match="between 0 and 1"):
         parse_cost("opt_in=1.5", PreemptionCostSpec())
 

@@ -21,7 +21,7 @@ from hybrid_lab.plots import completion_figure, fairness_figure, utilisation_fig
 from hybrid_operator.commands.arguments import UsageError, output_dir, output_file, write_output
 from hybrid_policy.policies import ModelOptions, UnknownPolicyError, parse_policy_list
 from hybrid_policy.prediction.model import PredictionSource, describe_sources, parse_sources
-from hybrid_policy.preemption.options import parse_cost, parse_settings
+from hybrid_policy.preemption.options import parse_cost, parse_settings, settings_help
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.table import (
     gang_table,
@@ -73,8 +73,7 @@ def register(subparsers: Any) -> None:
         "--preemption",
         type=preemption_settings,
         help="let every policy take back opted-in pods after each pass (docs/preemption.md): "
-        "'on', or comma-separated KEY=VALUE among reasons (reclaim+priority), max_plans, "
-        "min_runtime_s, max_preemptions, trigger_delay_s, overdue_s; records are then "
+        f"'on', or comma-separated KEY=VALUE among {settings_help()}; records are then "
         "named e.g. hybrid-reserve[preempt]",
     )
     p.add_argument(

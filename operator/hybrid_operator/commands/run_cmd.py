@@ -19,6 +19,7 @@ from typing import Any
 
 from hybrid_operator.settings import OperatorSettings, SettingsError
 from hybrid_policy.policies import policy_names
+from hybrid_policy.preemption.options import settings_help
 
 #: Flag -> (settings field, type, help). Every flag defaults to "not given".
 FLAGS: list[tuple[str, str, type, str]] = [
@@ -87,8 +88,8 @@ FLAGS: list[tuple[str, str, type, str]] = [
         "--preemption",
         "preemption",
         str,
-        "off, on, or rules as KEY=VALUE,... (reasons, max_plans, min_runtime_s, "
-        "max_preemptions, trigger_delay_s); only opted-in pods are victims (off)",
+        f"off, on, or rules as KEY=VALUE,... among {settings_help()}; only opted-in pods "
+        "are victims (off)",
     ),
 ]
 

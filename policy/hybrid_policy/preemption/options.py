@@ -43,6 +43,15 @@ def _number(key: str, raw: str, whole: bool = False) -> float:
     return value
 
 
+def settings_help() -> str:
+    """The keys ``--preemption`` takes, for a command's help (from the keys themselves)."""
+    reasons = "+".join(sorted(r.value for r in PreemptionReason))
+    defaults = "+".join(sorted(r.value for r in PreemptionSettings().reasons))
+    waits = "|".join(e.value for e in WaitEstimate)
+    rest = ", ".join(k if k != "wait" else f"wait ({waits})" for k in SETTING_KEYS[1:])
+    return f"reasons (names joined by +, among {reasons}; default {defaults}), {rest}"
+
+
 def parse_settings(text: str) -> PreemptionSettings:
     """``on`` (the defaults) or changes to them, e.g. ``reasons=reclaim,max_plans=1``
     (``reasons`` joins names with ``+``: ``reclaim+priority``)."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hybrid_lab.commands import compare_cmd
+from hybrid_lab.commands.stopping import stops_on_sigterm
 from hybrid_operator.commands.arguments import (
     UsageError,
     non_negative_int,
@@ -84,6 +85,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cluster_bench)
 
 
+@stops_on_sigterm
 def cluster_bench(args: argparse.Namespace) -> int:
     """Run every round and print the comparison (``--compare``: the peers on one stream)."""
     if args.compare is not None:

@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybrid_lab.commands.stopping import stops_on_sigterm
 from hybrid_lab.launch import operator_argv
 from hybrid_operator.commands.arguments import (
     UsageError,
@@ -130,6 +131,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=demo)
 
 
+@stops_on_sigterm
 def demo(args: argparse.Namespace) -> int:
     """Run the chosen round under both schedulers and print the comparison."""
     from hybrid_lab.devcluster.errors import DevClusterError

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hybrid_lab.commands.stopping import stops_on_sigterm
+
 
 def register(subparsers: Any) -> None:
     """Add the ``faults`` sub-command."""
@@ -41,6 +43,7 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
+@stops_on_sigterm
 def faults(args: argparse.Namespace) -> int:
     """Run the faults and print the report."""
     from hybrid_lab.faults.catalogue import UnknownFaultError, select

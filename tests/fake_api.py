@@ -33,7 +33,8 @@ class FakeApi:
         self.config_maps: dict[tuple[str, str], StoredMap] = {}
         #: ConfigMap calls in order: ("read" | "write", namespace/name).
         self.config_map_calls: list[tuple[str, str]] = []
-        #: What the next ConfigMap writes raise, in turn (then they succeed).
+        #: What the next ConfigMap reads and writes raise, in turn (then they succeed).
+        self.read_failures: list[Exception] = []
         self.write_failures: list[Exception] = []
         #: Called before each ConfigMap write is applied (another writer, in a test).
         self.before_write: Callable[[], None] | None = None
@@ -93,6 +94,8 @@ class FakeApi:
 
     def read_config_map(self, namespace: str, name: str) -> StoredMap | None:
         self.config_map_calls.append(("read", f"{namespace}/{name}"))
+        if self.read_failures:
+            raise self.read_failures.pop(0)
         return self.config_maps.get((namespace, name))
 
     def write_config_map(

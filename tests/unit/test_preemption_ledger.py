@@ -12,6 +12,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from builders import k8s_node, k8s_pod, rfc3339
+from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.preemption_ledger import DATA_KEY, PRUNE_AFTER_S, READ_RETRY_S, Entry, parse
@@ -21,16 +22,6 @@ from hybrid_operator.settings import OperatorSettings
 NOW = 1_000_000.0
 RULES = "min_runtime_s=60,trigger_delay_s=0,max_preemptions=1"
 LEDGER = ("default", "hybrid-scheduler-preemptions")
-
-
-class Term(LeaderElector):
-    """An elector that leads in the term it is told."""
-
-    def __init__(self) -> None:
-        self._epochs = 1
-
-    def may_act(self, epoch: int | None = None) -> bool:
-        return epoch is None or epoch == self._epochs
 
 
 def _running(name: str, node: str, job: str | None, opted_in: bool = True) -> dict[str, Any]:
@@ -111,12 +102,13 @@ def test_the_count_is_written_first_and_a_restarted_operator_takes_no_pod_past_t
 
 
 def test_each_new_term_reads_the_counts_another_leader_wrote() -> None:
-    api, clock, elector = FakeApi(), [NOW], Term()
+    api, clock, elector = FakeApi(), [NOW], SwitchedElector()
     scheduler = _operator(api, clock, elector)
     scheduler.on_pod("DELETED", k8s_pod("b1", gpus=4, ns="team-b"))
     _pass(scheduler, clock)  # term 1 reads an empty ledger; nothing to preempt for
-    _put(api, {"job-a": {"count": 1, "at": NOW}})  # the leader of term 2 preempted for it
-    elector._epochs = 3  # term 3: this replica leads again
+    elector.lose()
+    _put(api, {"job-a": {"count": 1, "at": NOW}})  # another replica led, and preempted
+    elector.win()  # a new term: this replica leads again
     scheduler.on_pod(None, k8s_pod("b1", gpus=4, ns="team-b"))
     for _ in range(3):
         _pass(scheduler, clock)

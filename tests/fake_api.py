@@ -4,7 +4,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.k8s.api import BindOutcome, BindResult, StoredMap, WriteConflictError
 from hybrid_operator.k8s.preempt import DeleteOutcome, DeleteResult
 from hybrid_policy.domain import PendingPod
 
@@ -29,6 +29,15 @@ class FakeApi:
         self.calls: list[tuple[str, str, str]] = []
         #: Deletions that fail, by pod name, and with which outcome.
         self.delete_outcomes: dict[str, DeleteOutcome] = {}
+        #: ConfigMaps by (namespace, name): their data and resourceVersion.
+        self.config_maps: dict[tuple[str, str], StoredMap] = {}
+        #: ConfigMap calls in order: ("read" | "write", namespace/name).
+        self.config_map_calls: list[tuple[str, str]] = []
+        #: What the next ConfigMap reads and writes raise, in turn (then they succeed).
+        self.read_failures: list[Exception] = []
+        self.write_failures: list[Exception] = []
+        #: Called before each ConfigMap write is applied (another writer, in a test).
+        self.before_write: Callable[[], None] | None = None
 
     def bind(
         self,
@@ -82,3 +91,29 @@ class FakeApi:
 
     def patch_pod_group_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.group_status.append((f"{namespace}/{name}", status))
+
+    def read_config_map(self, namespace: str, name: str) -> StoredMap | None:
+        self.config_map_calls.append(("read", f"{namespace}/{name}"))
+        if self.read_failures:
+            raise self.read_failures.pop(0)
+        return self.config_maps.get((namespace, name))
+
+    def write_config_map(
+        self, namespace: str, name: str, data: Mapping[str, str], version: str | None
+    ) -> str:
+        self.config_map_calls.append(("write", f"{namespace}/{name}"))
+        if self.write_failures:
+            raise self.write_failures.pop(0)
+        if self.before_write is not None:
+            self.before_write()
+        stored = self.config_maps.get((namespace, name))
+        if (stored.version if stored else None) != version:
+            raise WriteConflictError(409, "the object has been modified")
+        return self.put_config_map(namespace, name, dict(data))
+
+    def put_config_map(self, namespace: str, name: str, data: dict[str, object]) -> str:
+        """Store a ConfigMap as another writer would; returns its new resourceVersion."""
+        stored = self.config_maps.get((namespace, name))
+        version = str(int(stored.version) + 1) if stored else "1"
+        self.config_maps[(namespace, name)] = StoredMap(data, version)
+        return version

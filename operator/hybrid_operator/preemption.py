@@ -23,10 +23,10 @@ no pass.
 
 Who may be a victim: a running pod of ours (other schedulers' pods never are) that opted
 in by annotation, by its namespace's label, or by the ``preemption_all_pods`` setting
-(the pod's own annotation wins). Its preemptions are counted per controller in memory:
-the victim itself is deleted, so a count on it would go with it, and writing one on every
-kind of controller would need write access to all of them; a restarted operator starts
-counting again.
+(the pod's own annotation wins). Its preemptions are counted per controller in a
+ConfigMap (:mod:`hybrid_operator.preemption_ledger`), read at the start of each
+leadership term before any plan, and written after a pass that planned, before any victim
+is touched: a restarted operator, or a standby that takes over, goes on counting.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.preemption_holds import HOLD_MARGIN_S, Hold, new_hold
+from hybrid_operator.preemption_ledger import PreemptionLedger
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservations import held_arbitrator
 from hybrid_policy.domain import PendingPod
@@ -86,6 +87,7 @@ class Preemptions:
         metrics: OperatorMetrics,
         clock: Callable[[], float],
         is_ours: Callable[[PodView], bool],
+        ledger: PreemptionLedger,
     ) -> None:
         self.settings = settings
         self.all_pods = all_pods
@@ -98,6 +100,8 @@ class Preemptions:
         self.metrics = metrics
         self.clock = clock
         self.is_ours = is_ours
+        #: Preemptions so far per controller UID (a pod's own UID without one).
+        self.ledger = ledger
         self.rng = np.random.default_rng(0)
         #: Whether bound preemptors' ``nominatedNodeName`` is cleared here (no keeper).
         self.clears_nominations = held_arbitrator(policy) is None
@@ -108,8 +112,8 @@ class Preemptions:
         self.pending_since: dict[str, float] = {}
         #: Pods whose ``preemptionPolicy`` is ``Never``.
         self.never: set[str] = set()
-        #: Preemptions so far per controller UID (a pod's own UID without one).
-        self.counts: dict[str, int] = {}
+        #: The controller UID (else its own) of every pod in the cache, by pod UID.
+        self.owners: dict[str, str] = {}
         #: The hold of each held preemptor (a gang's members share one).
         self.holds: dict[str, Hold] = {}
         #: Holds planned this pass, whose calls are still to be made.
@@ -125,6 +129,7 @@ class Preemptions:
     def observe(self, view: PodView) -> None:
         """A pod was listed, added or changed."""
         uid = view.uid
+        self.owners[uid] = view.marks.owner_uid or uid
         if view.holds_node:
             self.views[uid] = view
         else:
@@ -155,6 +160,7 @@ class Preemptions:
     def gone(self, uid: str) -> None:
         """The pod was deleted: its hold ends (a gang's other members wait again)."""
         self.views.pop(uid, None)
+        self.owners.pop(uid, None)
         self.pending_since.pop(uid, None)
         self.never.discard(uid)
         self.not_before.pop(uid, None)
@@ -192,7 +198,7 @@ class Preemptions:
                     pod.namespace, pod.name, uid, placement.node, pod.requests,
                     view.started_at_s or placement.since_s, pod.priority,
                     opted_in=self.opted_in(view) and not view.terminating,
-                    preemptions=self.counts.get(view.marks.owner_uid, 0),
+                    preemptions=self.ledger.count(view.marks.owner_uid),
                     checkpoint_interval_s=view.marks.checkpoint_interval_s,
                     gang=pod.gang_key,
                 )
@@ -219,8 +225,11 @@ class Preemptions:
                 team.append(pod)
         return [pod for team in heads.values() for pod in team]
 
-    def plan(self, decisions: Sequence[Decision]) -> int:
-        """Plan after a pass (its placements assumed); returns how many plans started."""
+    def plan(self, decisions: Sequence[Decision], term: int) -> int:
+        """Plan after a pass (its placements assumed) in leadership term ``term``, once the
+        counts were read in it; returns how many plans started."""
+        if not self.ledger.ready(term):
+            return 0
         now = self.clock()
         left = self.candidates(decisions, now)
         if not left or not self.cache.bound:
@@ -254,9 +263,13 @@ class Preemptions:
         views_of = {v.uid: self.views.get(v.uid) for v in hold.victims}
         owners = {view.marks.owner_uid if view else uid for uid, view in views_of.items()}
         for owner in owners:  # a controller's pods taken in one plan count as one preemption
-            self.counts[owner] = self.counts.get(owner, 0) + 1
+            self.ledger.add(owner, now_s)
         self.metrics.preemptions.labels(result="started").inc()
         log.info("%s", hold.logged(hold.preemptor_message))
+
+    def present_owners(self) -> set[str]:
+        """The owners the cache holds a pod of now."""
+        return set(self.owners.values())
 
     def records(self) -> list[Hold]:
         """Every hold, once (a gang's is shared by its members)."""

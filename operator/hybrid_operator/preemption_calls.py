@@ -1,5 +1,8 @@
-"""The API calls of the preemptions a pass planned (:mod:`hybrid_operator.preemption`), in
-kube-scheduler's order: per victim (each once, for a gang as for a pod alone) the
+"""The API calls of the preemptions a pass planned (:mod:`hybrid_operator.preemption`): first
+the preemption counts, written to their ConfigMap
+(:mod:`hybrid_operator.preemption_ledger`) for every plan of the pass at once (if that
+fails, every hold of the pass ends and no victim is touched); then, in kube-scheduler's
+order, per victim (each once, for a gang as for a pod alone) the
 ``DisruptionTarget`` condition, then the deletion with its own grace period and a UID
 precondition, then a ``Preempted`` Event; once every victim's deletion was accepted, each
 preemptor's ``status.nominatedNodeName`` (its own node: a gang's members each theirs) and
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hybrid_operator.k8s.api import pod_reference
+from hybrid_operator.k8s.api import pod_reference, said
 from hybrid_operator.preemption import Preemptions
 from hybrid_operator.preemption_holds import Hold
 from hybrid_policy.preemption.model import RunningPod
@@ -22,9 +25,16 @@ log = logging.getLogger("hybrid_scheduler")
 
 
 async def carry_out(phase: Preemptions) -> None:
-    """Make the calls of the plans started since the last time; tell the failures; clear
-    the nominated node of bound preemptors."""
+    """Write the counts, then make the calls of the plans started since the last time;
+    tell the failures; clear the nominated node of bound preemptors."""
     started, phase.started = phase.started, []
+    started = [hold for hold in started if phase.holding(hold)]
+    if started:
+        why = await phase.ledger.write(phase.present_owners())
+        if why is not None:  # counted nowhere: no victim is touched
+            for hold in started:
+                phase.release(hold, why)
+            started = []
     await asyncio.gather(*(_preempt(phase, hold) for hold in started))
     told, phase.to_tell = phase.to_tell, []
     for pod, message in told:
@@ -66,11 +76,11 @@ async def _take(phase: Preemptions, victim: RunningPod, message: str) -> str | N
     try:
         await phase.threads.call(phase.api.mark_disruption_target, ns, name, message)
     except Exception as exc:
-        return f"could not mark {victim.key} as a disruption target ({_said(exc)})"
+        return f"could not mark {victim.key} as a disruption target ({said(exc)})"
     try:
         result = await phase.threads.call(phase.api.delete_pod, ns, name, victim.uid)
     except Exception as exc:
-        return f"could not delete {victim.key} ({_said(exc)})"
+        return f"could not delete {victim.key} ({said(exc)})"
     if not result.deleted:
         return f"could not delete {victim.key}: {result.outcome} ({result.detail})"
     return None
@@ -89,9 +99,3 @@ async def _event(
         await phase.threads.call(phase.api.event, ref, reason, message, warning)
     except Exception as exc:  # Events are best effort
         log.warning("could not post %s on %s: %s", reason, ref.get("name"), exc)
-
-
-def _said(exc: Exception) -> str:
-    """What a failed call said, in one short line."""
-    status = getattr(exc, "status", None)
-    return f"{status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__

@@ -25,7 +25,8 @@ the PodGroups whose members changed (:mod:`hybrid_operator.gang_reports`).
 
 With preemption on, the leader plans after each pass which waiting pods take back room
 from opted-in running pods, makes the calls, and binds each preemptor in a later pass once
-its victims are gone (:mod:`hybrid_operator.preemption`).
+its victims are gone (:mod:`hybrid_operator.preemption`); each term reads the preemption
+counts before it plans (:mod:`hybrid_operator.preemption_ledger`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.predictions import PredictionFeed
 from hybrid_operator.preemption import Preemptions
 from hybrid_operator.preemption_calls import carry_out
+from hybrid_operator.preemption_ledger import PreemptionLedger
 from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservation_keeper import ReservationKeeper
@@ -164,10 +166,14 @@ class Scheduler:
             lambda pod, why: self.refusals.append((pod, why)),
         )  # fmt: skip
         rules = settings.preemption_settings()
+        ledger = PreemptionLedger(
+            api, self.threads, settings.lease_namespace, f"{settings.lease_name}-preemptions",
+            clock,
+        )  # fmt: skip
         self.preemption = None if rules is None else Preemptions(
             rules, settings.preemption_all_pods, self.cache, self.queue, self.policy, api,
             self.threads, self.reporter, self.metrics, clock,
-            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace),
+            lambda v: self._is_ours(v.scheduler_name, v.pod.namespace), ledger,
         )  # fmt: skip
         #: Whether the missing PodGroup CRD was logged.
         self.told_no_crd = False
@@ -528,7 +534,7 @@ class Scheduler:
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         if self.preemption is not None and term is not None:
-            self.preemption.plan(decisions)
+            self.preemption.plan(decisions, term)
         return decisions
 
     def use_progress(self, client: PromClient) -> None:
@@ -548,8 +554,17 @@ class Scheduler:
         reports = await asyncio.to_thread(self.progress.read)
         self.predictions.progress(reports)
 
+    async def read_ledger(self) -> None:
+        """With preemption on, read the preemption counts once per leadership term (once
+        without leader election) before the pass that may plan
+        (:mod:`hybrid_operator.preemption_ledger`)."""
+        term = self.leader_term()
+        if self.preemption is not None and term is not None:
+            await self.preemption.ledger.read(term)
+
     async def schedule_once(self) -> list[Decision]:
         """One pass: decide, then bind placements concurrently and report every outcome."""
+        await self.read_ledger()
         decisions = self.decide()
         await self.settle_all(decisions)
         return decisions
@@ -603,6 +618,7 @@ class Scheduler:
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     await self.read_progress()
+                    await self.read_ledger()
                     decisions = self.decide()
                     # Shadow records, problem Events and PodGroup status are written at the
                     # end of a pass.

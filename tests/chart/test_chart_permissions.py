@@ -1,6 +1,7 @@
 """The chart's permissions without a cluster: the ClusterRole grants what the operator calls
 and nothing more; pods may be patched only in shadow mode, and then only its annotation,
-and deleted only with preemption on."""
+and deleted only with preemption on, which also grants the one ConfigMap of its
+preemption counts."""
 
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ def _settings(objects: list[dict[str, Any]], tmp_path: Path) -> OperatorSettings
 def test_preemption_is_off_by_default_and_then_no_pod_may_be_deleted(tmp_path: Path) -> None:
     objects = render("--set", "preemption.allPodsOptIn=true")
     assert "delete" not in _grants(one(objects, "ClusterRole"))[("", "pods")]
+    assert not [o for o in objects if "preemptions" in o["metadata"]["name"]]  # no ConfigMap
     settings = _settings(objects, tmp_path)
     assert settings.preemption_settings() is None
     assert not settings.preemption_all_pods
@@ -112,7 +114,19 @@ def test_preemption_enabled_may_delete_pods_and_sets_the_rules(tmp_path: Path) -
     objects = render(*PREEMPTION)
     grants = _grants(one(objects, "ClusterRole"))
     assert grants == {**CLUSTER_WIDE, ("", "pods"): {"list", "watch", "delete"}}
-    assert _settings(objects, tmp_path).preemption == "on"
+    settings = _settings(objects, tmp_path)
+    assert settings.preemption == "on"
+    # The ConfigMap of the preemption counts, beside the Lease, and nothing else.
+    ledger = f"{settings.lease_name}-preemptions"
+    role = one(objects, "Role", "preemptions")
+    assert role["metadata"]["namespace"] == settings.lease_namespace
+    assert [(r["resources"], r["verbs"], r.get("resourceNames")) for r in role["rules"]] == [
+        (["configmaps"], ["create"], None),
+        (["configmaps"], ["get", "update"], [ledger]),
+    ]
+    binding = one(objects, "RoleBinding", "preemptions")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == one(objects, "RoleBinding", "leader-election")["subjects"]
     ruled = render(
         *PREEMPTION,
         "--set",

@@ -35,7 +35,7 @@ from hybrid_lab.devcluster.pki import write_kubeconfig
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.certificates import issue
-from hybrid_operator.k8s.api import KubeApi, load_client
+from hybrid_operator.k8s.api import KubeApi, WriteConflictError, load_client
 from hybrid_operator.k8s.convert import pending_pod
 from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTION_BY_SCHEDULER, DeleteOutcome
 from hybrid_operator.shadow import SHADOW_ANNOTATION
@@ -600,3 +600,22 @@ def test_preemption_lets_the_service_account_mark_and_delete_pods(
         wrong = client.delete_pod(namespace, "victim", "not-its-uid")
         assert wrong.outcome is DeleteOutcome.PRECONDITION, wrong
         assert client.delete_pod(namespace, "victim", uid).deleted
+        _preemption_counts_written(client, namespace, fullname)
+
+
+def _preemption_counts_written(client: KubeApi, namespace: str, fullname: str) -> None:
+    """The ConfigMap of the preemption counts (named after the Lease) may be created, read
+    and updated; no other ConfigMap may be read or updated."""
+    ledger = f"{fullname}-preemptions"
+    assert client.read_config_map(namespace, ledger) is None
+    created = client.write_config_map(namespace, ledger, {"counts.json": "{}"}, None)
+    updated = client.write_config_map(namespace, ledger, {"counts.json": '{"j":1}'}, created)
+    stored = client.read_config_map(namespace, ledger)
+    assert stored is not None and (stored.version, stored.data) == (
+        updated,
+        {"counts.json": '{"j":1}'},
+    )
+    with pytest.raises(WriteConflictError):  # the version read is no longer the object's
+        client.write_config_map(namespace, ledger, {}, created)
+    _refused(lambda: client.read_config_map(namespace, fullname))
+    _refused(lambda: client.write_config_map(namespace, fullname, {}, updated))

@@ -4,7 +4,8 @@ pod fits only by reclaim. With ``--preemption`` the operator marks a victim
 ``podFailurePolicy`` ignores the disruption, makes the pod again and completes with no
 failure counted. A gang of team-b (an indexed Job) takes back as one preemptor: both its
 pods are bound in the same pass, on the victims' nodes. With preemption off the same
-stream deletes nothing."""
+stream deletes nothing. With ``max_preemptions=1`` a Job preempted once is not preempted
+again by a restarted operator: the count is in its ConfigMap."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import fresh_namespace, training_pod, wait_for
 from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTIBLE
+from hybrid_operator.preemption_ledger import DATA_KEY
 from operator_helpers import bound_node, events, instance_args, running_operator
 
 pytestmark = pytest.mark.e2e
@@ -272,3 +274,51 @@ def test_a_gang_takes_back_as_one_and_is_bound_in_one_pass(
         assert preempted[0].startswith(f"preempted by gang {team_b}/{gang} on "), preempted
     assert status.get("failed", 0) == 0  # the victims' Job survives
     assert len(victims.seen) == count + 2  # each victim made again, once
+
+
+def test_a_restarted_operator_preempts_a_job_no_more_than_max_preemptions(
+    dev_cluster: DevCluster, tmp_path: Path
+) -> None:
+    api = dev_cluster.admin
+    lease = f"ledger-{uuid.uuid4().hex[:6]}"
+    ledger = f"/api/v1/namespaces/default/configmaps/{lease}-preemptions"
+    rules = "min_runtime_s=2,trigger_delay_s=0,max_plans=1,max_preemptions=1"
+    args = instance_args(SCHEDULER, "--no-leader-election", "--lease-name", lease,
+                         "--preemption", rules)  # fmt: skip
+    first = ExitStack()  # the first operator, stopped halfway
+    try:
+        with ExitStack() as stack:
+            stack.callback(first.close)
+            first.enter_context(running_operator(dev_cluster, tmp_path / "first.log", *args))
+            team_a, team_b, job, gpus, count = stack.enter_context(_stream(dev_cluster, "45s"))
+            watch = stack.enter_context(_watching(api, team_a, job))
+            pods_b = f"/api/v1/namespaces/{team_b}/pods"
+
+            def team_b_pod(name: str) -> None:
+                pod = training_pod(
+                    name, gpus=gpus, cpu="1", memory="1Gi", runtime="3s", scheduler_name=SCHEDULER
+                )
+                api.create(pods_b, pod)
+
+            team_b_pod("bert")
+            bound_node(api, pods_b, "bert")
+            assert len(watch.disrupted) == 1
+            first.close()  # the operator stops
+            counts = json.loads(api.get(ledger)["data"][DATA_KEY])
+            job_uid = api.get(f"/apis/batch/v1/namespaces/{team_a}/jobs/{job}")["metadata"]["uid"]
+            assert {k: v["count"] for k, v in counts.items()} == {job_uid: 1}
+            with running_operator(dev_cluster, tmp_path / "second.log", *args) as log:
+                # The Job's pod made again runs once bert is done, long enough to be a victim.
+                wait_for("the Job's new pod to be bound",
+                         lambda: len(watch.nodes) == count + 1 or None, 20)  # fmt: skip
+                time.sleep(2.5)
+                team_b_pod("gpt")
+                time.sleep(4)  # the first preemption took one pass (0.5 s) after bert came
+                assert api.get(f"{pods_b}/gpt")["spec"].get("nodeName") is None
+                assert len(watch.disrupted) == 1  # no pod of the Job taken a second time
+                assert len(watch.seen) == count + 1
+                assert f"read 1 preemption counts from ConfigMap default/{lease}" in log.read_text()
+            counts = json.loads(api.get(ledger)["data"][DATA_KEY])
+            assert {k: v["count"] for k, v in counts.items()} == {job_uid: 1}
+    finally:
+        api.delete(ledger)

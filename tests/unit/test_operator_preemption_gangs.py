@@ -104,7 +104,8 @@ def test_a_gang_is_held_whole_and_bound_in_one_pass_once_every_victim_is_gone() 
     holds = scheduler.preemption.holds if scheduler.preemption else {}
     assert sorted(holds) == ["uid-b0", "uid-b1"] and len({id(h) for h in holds.values()}) == 1
     assert sorted(scheduler.cache.held) == ["uid-b0", "uid-b1"]
-    assert scheduler.preemption and scheduler.preemption.counts == {"job-train": 1}  # one Job
+    assert scheduler.preemption
+    assert scheduler.preemption.ledger.counts() == {"job-train": 1}  # one Job
     for name in ("b0", "b1"):
         [told] = _events(api, name, "Preempting")
         assert told.startswith(f"gang team-b/llama: preempting {', '.join(victims)} on ")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from builders import k8s_node, k8s_pod
-from hybrid_operator.k8s.api import BindOutcome, BindResult
+from hybrid_operator.k8s.api import BindOutcome, BindResult, StoredMap
 from hybrid_operator.k8s.preempt import DeleteResult
 from hybrid_operator.promql import (
     SAMPLE_TIME_QUERIES,
@@ -336,6 +336,14 @@ class BindAll:
         raise AssertionError("preemption is off")
 
     def delete_pod(self, namespace: str, name: str, uid: str) -> DeleteResult:
+        raise AssertionError("preemption is off")
+
+    def read_config_map(self, namespace: str, name: str) -> StoredMap | None:
+        raise AssertionError("preemption is off")
+
+    def write_config_map(
+        self, namespace: str, name: str, data: Mapping[str, str], version: str | None
+    ) -> str:
         raise AssertionError("preemption is off")
 
 

@@ -16,6 +16,11 @@ server is down, a timeout, ...), is a :class:`BindResult` with outcome ``ERROR``
 can be called off after it waited for the rate limit and before it is sent
 (``still_wanted``): the node may have gone, or leadership been lost, meanwhile.
 
+The preemption counts live in one ConfigMap (:mod:`hybrid_operator.preemption_ledger`): it
+is read whole and written whole, each update carrying the ``resourceVersion`` read, so a
+write that another replica overtook fails with :class:`WriteConflictError` instead of undoing
+it.
+
 Calls are rate-limited like kube-scheduler's: ``api_qps``/``api_burst`` for bindings,
 patches and reads, and a second bucket with the same limits for Events (kube-scheduler
 posts its Events through a client of their own). Every call is blocking; the scheduler
@@ -74,6 +79,24 @@ class BindResult:
     unreachable: bool = False
 
 
+class WriteConflictError(Exception):
+    """A write found the object changed (or created, or gone) since it was read (409, or
+    404 for an update)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StoredMap:
+    """A ConfigMap's data as read, and the ``resourceVersion`` it was read at."""
+
+    data: dict[str, object]
+    version: str
+
+
 class ClusterApi(Protocol):
     """What the scheduling loop needs from the API server (:class:`KubeApi`, or a fake)."""
 
@@ -121,6 +144,17 @@ class ClusterApi(Protocol):
 
     def delete_pod(self, namespace: str, name: str, uid: str) -> DeleteResult:
         """Delete a pod with its own grace period, only if its UID is still ``uid``."""
+        ...
+
+    def read_config_map(self, namespace: str, name: str) -> StoredMap | None:
+        """ConfigMap ``namespace/name``'s data and resourceVersion; None when there is none."""
+        ...
+
+    def write_config_map(
+        self, namespace: str, name: str, data: Mapping[str, str], version: str | None
+    ) -> str:
+        """Create ConfigMap ``namespace/name`` (``version`` None) or replace it if it is still
+        at ``version``; returns the new resourceVersion. Raises :class:`WriteConflictError`."""
         ...
 
 
@@ -307,6 +341,54 @@ class KubeApi:
             return DeleteResult(DeleteOutcome.ERROR, f"{type(exc).__name__}: {exc}")
         return DeleteResult(DeleteOutcome.DELETED)
 
+    def read_config_map(self, namespace: str, name: str) -> StoredMap | None:
+        """GET ConfigMap ``namespace/name``; None on 404."""
+        self.limit.acquire()
+        try:
+            response: Any = self.core.read_namespaced_config_map(
+                name, namespace, _preload_content=False, _request_timeout=self.timeout_s
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        return StoredMap(dict(body.get("data") or {}), version)
+
+    def write_config_map(
+        self, namespace: str, name: str, data: Mapping[str, str], version: str | None
+    ) -> str:
+        """POST ConfigMap ``namespace/name`` when ``version`` is None, else PUT it with
+        ``version`` as its resourceVersion (the API server refuses it with 409 if the
+        object changed since)."""
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if version is not None:
+            metadata["resourceVersion"] = version
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": dict(data),
+        }
+        self.limit.acquire()
+        try:
+            if version is None:
+                response: Any = self.core.create_namespaced_config_map(
+                    namespace, body, _preload_content=False, _request_timeout=self.timeout_s
+                )
+            else:
+                response = self.core.replace_namespaced_config_map(
+                    name, namespace, body, _preload_content=False,
+                    _request_timeout=self.timeout_s,
+                )  # fmt: skip
+        except ApiException as exc:
+            if exc.status == 409 or (exc.status == 404 and version is not None):
+                raise WriteConflictError(exc.status, _reason(exc)) from exc
+            raise
+        written: dict[str, Any] = json.loads(response.data)
+        return str((written.get("metadata") or {}).get("resourceVersion") or "")
+
     def annotate(self, pod: PendingPod, key: str, record: dict[str, Any]) -> None:
         """Write ``record`` as compact JSON under annotation ``key``."""
         self.limit.acquire()
@@ -361,6 +443,13 @@ def _unschedulable(message: str) -> dict[str, str]:
 def record_json(record: Mapping[str, Any]) -> str:
     """A record as the compact JSON an annotation holds."""
     return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+def said(exc: Exception) -> str:
+    """What a failed call said, in one short line (the HTTP status and reason, else the
+    exception's kind)."""
+    status = getattr(exc, "status", None)
+    return f"{status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__
 
 
 def _reason(exc: ApiException) -> str:

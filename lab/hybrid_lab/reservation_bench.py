@@ -23,9 +23,10 @@ import numpy as np
 
 from hybrid_lab.game_bench import POD_SHAPE_PROBABILITY, POD_SHAPES, bench_cluster
 from hybrid_policy.domain import PendingPod
-from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.plugins.scores import binpack_scorer
 from hybrid_policy.policies import Policy, build_policy, reserving_policy
+from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.reservation import BackfillMode, ReservationSettings
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 
@@ -44,7 +45,8 @@ class Drawn:
     batch: list[PendingPod]
 
 
-def _pod(rng: np.random.Generator, name: str, namespace: str, at_s: float) -> PendingPod:
+def bench_pod(rng: np.random.Generator, name: str, namespace: str, at_s: float) -> PendingPod:
+    """A seed-paper-like pod (1-8 GPUs) with a log-normal run-time estimate."""
     gpus, cpu, mem = POD_SHAPES[rng.choice(len(POD_SHAPES), p=POD_SHAPE_PROBABILITY)]
     return PendingPod(
         namespace=namespace,
@@ -69,24 +71,43 @@ def draw(size: tuple[int, int, int], mode: BackfillMode, seed: int) -> Drawn:
     assert predictor is not None
     snapshot = ClusterSnapshot(cluster, weights, now_s=NOW_S)
     popularity = rng.dirichlet(np.ones(namespaces))
+    fill_running(rng, snapshot, predictor, names, popularity)
+    batch = [
+        bench_pod(rng, f"p{i}", names[rng.choice(namespaces, p=popularity)], float(i))
+        for i in range(pods)
+    ]
+    return Drawn(policy, snapshot, batch)
+
+
+def fill_running(
+    rng: np.random.Generator,
+    snapshot: ClusterSnapshot,
+    predictor: RuntimePredictor,
+    names: Sequence[str],
+    popularity: FloatArray,
+) -> list[tuple[PendingPod, int, float]]:
+    """Fill ``snapshot`` to about 90 % of its GPUs with running pods of the teams
+    ``names`` (drawn by ``popularity``), each started up to an hour before ``NOW_S`` and
+    known to ``predictor``, half with a progress report; returns each pod with its node
+    row and when it started."""
     gpu = snapshot.index[GPU]
-    for i in range(nodes * 8):
-        if snapshot.requested[:, gpu].sum() >= 0.9 * nodes * 8:
+    total = float(snapshot.total_allocatable[gpu])
+    started: list[tuple[PendingPod, int, float]] = []
+    for i in range(int(total)):
+        if snapshot.requested[:, gpu].sum() >= 0.9 * total:
             break
-        pod = _pod(rng, f"r{i}", names[rng.choice(namespaces, p=popularity)], 0.0)
+        pod = bench_pod(rng, f"r{i}", names[rng.choice(len(names), p=popularity)], 0.0)
         free = np.flatnonzero((snapshot.free >= snapshot.request_vector(pod)).all(axis=1))
         if free.size:
             row = int(rng.choice(free))
             snapshot.assume(pod, row)
+            node = snapshot.nodes[row]
             since = float(rng.uniform(0.0, NOW_S))
-            predictor.started(pod, cluster[row].name, since, cluster[row].performance)
+            started.append((pod, row, since))
+            predictor.started(pod, node.name, since, node.performance)
             if rng.random() < 0.5:
                 predictor.progress(pod.uid, float(rng.uniform(0.05, 0.95)), NOW_S)
-    batch = [
-        _pod(rng, f"p{i}", names[rng.choice(namespaces, p=popularity)], float(i))
-        for i in range(pods)
-    ]
-    return Drawn(policy, snapshot, batch)
+    return started
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,7 @@ def time_passes(drawn: Drawn, repeats: int, rng: np.random.Generator) -> PassTim
     return PassTimes(times, reference, held, placed)
 
 
-def _sizes(text: str) -> list[tuple[int, int, int]]:
+def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     """``ns:pods:nodes,...`` as triples of positive numbers; ValueError names the bad one."""
     if not text:
         return list(DEFAULT_SIZES)
@@ -145,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     try:
         seeds = [int(v) for v in args.seeds.split(",")]
-        sizes = _sizes(args.sizes)
+        sizes = parse_sizes(args.sizes)
     except ValueError as exc:
         parser.error(str(exc) if "--sizes" in str(exc) else f"--seeds: {args.seeds!r}")
     print(f"seeds {args.seeds}, {args.repeats} timed passes each; cluster about 90 % full")

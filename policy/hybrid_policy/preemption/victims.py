@@ -120,20 +120,28 @@ def minimal_units(
     spared; None when all of them together do not free enough."""
     if not short:
         return ()
-    ordered = sorted(units, key=lambda u: u.cost_key(now_s))
-    chosen: list[VictimUnit] = []
-    freed: Counter[str] = Counter()
-    for unit in ordered:
+    freed_by = [u.freed_on(node) for u in units]
+    if not _covers(_added({}, *freed_by), short):
+        return None
+    keys = [u.cost_key(now_s) for u in units]
+    chosen: list[int] = []
+    freed: dict[str, int] = {}
+    for i in sorted(range(len(units)), key=keys.__getitem__):
         if _covers(freed, short):
             break
-        chosen.append(unit)
-        freed.update(unit.freed_on(node))
-    if not _covers(freed, short):
-        return None
-    for unit in sorted(chosen, key=lambda u: u.cost_key(now_s), reverse=True):
-        spared = freed.copy()
-        spared.subtract(unit.freed_on(node))
+        chosen.append(i)
+        _added(freed, freed_by[i])
+    for i in sorted(chosen, key=keys.__getitem__, reverse=True):
+        spared = {r: q - freed_by[i].get(r, 0) for r, q in freed.items()}
         if _covers(spared, short):
-            chosen.remove(unit)
+            chosen.remove(i)
             freed = spared
-    return tuple(sorted(chosen, key=lambda u: u.cost_key(now_s)))
+    return tuple(units[i] for i in sorted(chosen, key=keys.__getitem__))
+
+
+def _added(total: dict[str, int], *parts: Mapping[str, int]) -> dict[str, int]:
+    """``total`` with every part added to it, in place."""
+    for part in parts:
+        for r, q in part.items():
+            total[r] = total.get(r, 0) + q
+    return total

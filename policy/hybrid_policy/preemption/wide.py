@@ -63,8 +63,15 @@ def plan_wide(
     gpus = preemptor.pod.requests.get(GPU, 0)
     if gpus < costs.wide_gpus or not rooms:
         return None
-    wait = min(free_after(room, preemptor.pod.requests, costs.remaining) for room in rooms)
     team = preemptor.pod.namespace
+    waits: list[float] = []  # the predicted wait, worked out when a set is first weighed
+
+    def wait() -> float:
+        if not waits:
+            waits.append(
+                min(free_after(room, preemptor.pod.requests, costs.remaining) for room in rooms)
+            )
+        return waits[0]
 
     def unit_ok(unit: VictimUnit) -> bool:
         if costs.max_lost_s is not None and unit.lost_s(now_s) > costs.max_lost_s:
@@ -73,7 +80,7 @@ def plan_wide(
 
     def set_ok(units: tuple[VictimUnit, ...]) -> bool:
         delay = sum(u.lost_s(now_s) + costs.restart_s for u in units)
-        if wait <= costs.margin * delay:
+        if wait() <= costs.margin * delay:
             return False
         taken = gpus_by_team(units)
         return fair_to_take(shares, team, float(gpus), taken)

@@ -134,6 +134,7 @@ class Predictions:
     def __init__(self, predictor: RuntimePredictor, now_s: float) -> None:
         self.predictor = predictor
         self.now_s = now_s
+        self._remaining: dict[str, float] = {}  # one phase asks of a pod many times
 
     def duration_s(self, pod: PendingPod) -> float:
         """A waiting pod's predicted run time."""
@@ -141,7 +142,11 @@ class Predictions:
 
     def remaining_s(self, pod: RunningPod) -> float:
         """A running pod's predicted time left (infinite if it is unknown)."""
-        try:
-            return self.predictor.remaining(pod.uid, self.now_s).seconds
-        except KeyError:
-            return float("inf")
+        known = self._remaining.get(pod.uid)
+        if known is None:
+            try:
+                known = self.predictor.remaining(pod.uid, self.now_s).seconds
+            except KeyError:
+                known = float("inf")
+            self._remaining[pod.uid] = known
+        return known

@@ -21,7 +21,7 @@ def test_the_drawn_cluster_is_nearly_full_of_opted_in_pods_and_some_pods_rank_hi
 def test_the_timed_phase_makes_plans_with_victims_under_the_default_rules() -> None:
     result = time_passes(draw((5, 100, 20), "fair-easy", 0), "on", 2, np.random.default_rng(0))
     assert result.plans > 0 and result.victims >= result.plans
-    assert len(result.ms) == len(result.phase_ms) == 2
+    assert len(result.ms) == len(result.phase_ms) == len(result.cpu_ms) == 2
     assert all(whole >= phase for whole, phase in zip(result.ms, result.phase_ms, strict=True))
 
 
@@ -29,7 +29,7 @@ def test_it_prints_one_line_per_policy_and_rule(capsys: pytest.CaptureFixture[st
     argv = ["--sizes", "2:30:6", "--seeds", "0", "--repeats", "1", "--policies", "fair-easy"]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "pass ms median p95 | phase ms median | plans victims" in lines[1]
+    assert "pass ms median p95 | CPU ms median | phase ms median | plans victims" in lines[1]
     assert len(lines[2:]) == len(RULES)
     assert all(line.split()[3] == "fair-easy" for line in lines[2:])
 

@@ -47,7 +47,7 @@ from hybrid_policy.preemption.planner import (
     plan_shorten,
 )
 from hybrid_policy.preemption.queue import QueueView, WaitEstimate
-from hybrid_policy.preemption.victims import may_be_victim
+from hybrid_policy.preemption.victims import may_be_victim, units_on
 from hybrid_policy.resources import GPU
 
 
@@ -111,27 +111,43 @@ class _Picture:
     on_node: dict[str, list[RunningPod]]
     shares: TeamShares
     rows: Mapping[str, int]
+    #: Each node as the planner saw it last, until a plan changes it.
+    rooms: dict[int, NodeRoom] = field(default_factory=dict)
 
     def apply(self, made: PhasePlan) -> None:
         """The victims leave (freeing room on every node they held); the pods take theirs."""
         gone = {v.uid for v in made.victims}
         taken: dict[str, float] = defaultdict(float)
         for victim in made.victims:
+            self.rooms.pop(self.rows[victim.node], None)
             self.on_node[victim.node] = [p for p in self.on_node[victim.node] if p.uid not in gone]
             taken[victim.namespace] -= victim.requests.get(GPU, 0)
             free = self.free[self.rows[victim.node]]
             for r, q in victim.requests.items():
                 free[r] = free.get(r, 0) + q
         for pod, row in made.binds:
+            self.rooms.pop(row, None)
             for r, q in pod.requests.items():
                 self.free[row][r] = self.free[row].get(r, 0) - q
             taken[pod.namespace] += pod.requests.get(GPU, 0)
         self.shares = self.shares.after(taken)
 
-    def room(self, snapshot: ClusterSnapshot, row: int) -> NodeRoom:
-        """Node ``row`` as the planner sees it now."""
-        name = snapshot.nodes[row].name
-        return NodeRoom(name, self.free[row], tuple(self.on_node[name]))
+    def room(
+        self,
+        snapshot: ClusterSnapshot,
+        row: int,
+        gangs: Mapping[tuple[str, str], Sequence[RunningPod]],
+        eligible: Mapping[str, bool],
+    ) -> NodeRoom:
+        """Node ``row`` as the planner sees it now, with its victim units (by ``gangs``
+        and ``eligible``, which stay the same through a phase)."""
+        known = self.rooms.get(row)
+        if known is None:
+            name = snapshot.nodes[row].name
+            running = tuple(self.on_node[name])
+            units = tuple(units_on(name, running, gangs, eligible))
+            known = self.rooms[row] = NodeRoom(name, self.free[row], running, units)
+        return known
 
 
 def _picture(
@@ -257,6 +273,9 @@ class _Context:
     gangs: Mapping[tuple[str, str], Sequence[RunningPod]]
     eligible: Mapping[str, bool]
 
+    def _room(self, row: int) -> NodeRoom:
+        return self.picture.room(self.snapshot, row, self.gangs, self.eligible)
+
     def _rows(self, pod: PendingPod) -> list[int]:
         return [int(r) for r in self.feasible[pod.uid].nonzero()[0]]
 
@@ -265,7 +284,7 @@ class _Context:
     ) -> PhasePlan | None:
         """Reclaim, then priority, then shorten, then the reasons that buy completion
         time, for a pod alone."""
-        rooms = [self.picture.room(self.snapshot, r) for r in self._rows(preemptor.pod)]
+        rooms = [self._room(r) for r in self._rows(preemptor.pod)]
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
         shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible
         plan = None
@@ -299,7 +318,7 @@ class _Context:
         members = tuple(GangMember(p, tuple(names[r].name for r in rows[p.uid])) for p in pods)
         preemptor = GangPreemptor(key, members, waited_s, never)
         rooms = {
-            names[r].name: self.picture.room(self.snapshot, r)
+            names[r].name: self._room(r)
             for r in sorted({r for rs in rows.values() for r in rs})
         }
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s

@@ -37,6 +37,9 @@ class NodeRoom:
     name: str
     free: Mapping[str, int]
     running: tuple[RunningPod, ...]
+    #: The victim units there, when the caller worked them out once for several plans
+    #: (with the same ``eligible`` and gangs it passes); None: worked out on each use.
+    units: tuple[VictimUnit, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,10 @@ def plan_by_tests(
     best: tuple[tuple[float, int, str], PreemptionPlan] | None = None
     for room in rooms:
         short = shortfall(preemptor.pod.requests, room.free)
-        units = [u for u in units_on(room.name, room.running, gang_pods, eligible) if unit_ok(u)]
+        here = room.units
+        if here is None:
+            here = tuple(units_on(room.name, room.running, gang_pods, eligible))
+        units = [u for u in here if unit_ok(u)]
         chosen = minimal_units(room.name, units, short, now_s)
         if not chosen or not set_ok(chosen):
             continue

@@ -61,13 +61,13 @@ class Bursts:
         return out
 
 
+#: A job's run time (s) and GPUs; a burst of 2 to 8 of them.
 job = st.tuples(st.floats(900.0, 7200.0), st.sampled_from([1, 2, 4, 8]))
+burst = st.lists(job, min_size=2, max_size=8).map(tuple)
 bursts = st.integers(2, 5).flatmap(
     lambda n: st.builds(
         Bursts,
-        jobs=st.lists(
-            st.lists(job, min_size=2, max_size=8).map(tuple), min_size=n, max_size=n
-        ).map(tuple),
+        jobs=st.lists(burst, min_size=n, max_size=n).map(tuple),
         gaps_s=st.lists(st.floats(300.0, 2400.0), min_size=n, max_size=n).map(tuple),
         nodes=st.integers(1, 3),
     )

@@ -130,6 +130,14 @@ def test_the_bursts_block_is_checked() -> None:
     ):
         with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
             parse_scenario({**doc, "bursts": bad}, "test.yaml")
+    cpu_only = {
+        "bursts": {"period_minutes": 10},
+        "nodes": [{**doc["nodes"][0], "gpus": 0}],
+        "task_types": [{**doc["task_types"][0], "gpus": {0: 1}}],
+    }
+    no_gpus = parse_scenario({**doc, **cpu_only}, "test.yaml")
+    with pytest.raises(ScenarioError, match="bursts: a burst is sized on the cluster's GPUs"):
+        prepare_workload(no_gpus, next(iter(no_gpus.workloads)), 0)
     gangs = {"share": 0.5, "members": {2: 1.0}}
     with pytest.raises(ScenarioError, match="not to gangs"):
         parse_scenario({**doc, "bursts": {"period_minutes": 10}, "gangs": gangs}, "test.yaml")

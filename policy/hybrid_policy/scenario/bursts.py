@@ -31,6 +31,10 @@ def burst_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
             scenario.source, "workloads", f"no workload level {level!r} (known: {known})"
         )
     capacity = sum(n.allocatable.get(GPU, 0) for n in build_nodes(scenario))
+    if capacity <= 0:
+        raise ScenarioError(
+            scenario.source, "bursts", "a burst is sized on the cluster's GPUs; it has none"
+        )
     wanted = scenario.workloads[level] * capacity
     teams = [n.name for n in scenario.namespaces]
     rng = np.random.default_rng([seed, 0x62757273])

@@ -54,9 +54,9 @@ def burst_jobs(scenario: Scenario, level: str, seed: int) -> list[Job]:
 
 def _draw(types: tuple[TaskType, ...], rng: np.random.Generator, submit_s: float, team: str) -> Job:
     """One job of ``team`` submitted at ``submit_s`` (numbered once all are in order)."""
-    task = types[int(rng.choice(len(types), p=[t.share for t in types]))]
+    task = types[int(rng.choice(len(types), p=_normalised([t.share for t in types])))]
     counts = list(task.gpus)
-    gpus = int(counts[int(rng.choice(len(counts), p=list(task.gpus.values())))])
+    gpus = int(counts[int(rng.choice(len(counts), p=_normalised(list(task.gpus.values()))))])
     runtime = float(np.exp(task.runtime.mu + task.runtime.sigma * rng.standard_normal()))
     return Job(
         job_id=0,
@@ -67,3 +67,9 @@ def _draw(types: tuple[TaskType, ...], rng: np.random.Generator, submit_s: float
         task_type=task.name,
         usage=task.usage,
     )
+
+
+def _normalised(weights: list[float]) -> list[float]:
+    """Probabilities from shares the loader let add up to 1 within its tolerance."""
+    total = sum(weights)
+    return [w / total for w in weights]

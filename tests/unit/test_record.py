@@ -48,6 +48,11 @@ NEWER_THAN_SAVED = (
     "most_preemptions",
     "preemption_counts",
     "lost_gpu_hours",
+    "preemptions_by_pair",
+    "back_and_forth",
+    "shortest_back_and_forth_s",
+    "team_reversals",
+    "team_reversals_at_once",
 )
 
 
@@ -70,6 +75,9 @@ def test_records_older_than_gangs_load_with_no_gangs() -> None:
         0.0,
     )
     assert loaded.preemption_counts == {}
+    assert (loaded.preemptions_by_pair, loaded.back_and_forth) == ({}, 0)
+    assert (loaded.team_reversals, loaded.team_reversals_at_once) == (0, 0)
+    assert math.isnan(loaded.shortest_back_and_forth_s)
     assert RunSummary.from_json(loaded.to_json()) == loaded
 
 

@@ -116,6 +116,16 @@ class RunSummary:
     preemption_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     #: GPU-hours of work thrown away by those stops (work since the last checkpoint).
     lost_gpu_hours: float = 0.0
+    #: Jobs stopped by the preemption phase per ordered pair of teams (``team-b->team-a``:
+    #: jobs of team-a stopped for team-b); the takes among them that were back and forth
+    #: (and the shortest time such a take came after the take it answered, NaN if none),
+    #: team reversals, and reversals at once (``sim/takes.py``). Empty, 0 and NaN in
+    #: older records.
+    preemptions_by_pair: dict[str, int] = dataclasses.field(default_factory=dict)
+    back_and_forth: int = 0
+    shortest_back_and_forth_s: float = math.nan
+    team_reversals: int = 0
+    team_reversals_at_once: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``simulate --json`` writes it (NaN stays NaN: the writer nulls it)."""
@@ -172,6 +182,17 @@ class RunSummary:
                 k: int(v) for k, v in r.numbers("preemption_counts", optional=True).items()
             },
             lost_gpu_hours=r.number("lost_gpu_hours") if "lost_gpu_hours" in record else 0.0,
+            preemptions_by_pair=r.counts("preemptions_by_pair"),
+            back_and_forth=r.whole("back_and_forth") if "back_and_forth" in record else 0,
+            shortest_back_and_forth_s=(
+                r.number("shortest_back_and_forth_s")
+                if "shortest_back_and_forth_s" in record
+                else math.nan
+            ),
+            team_reversals=r.whole("team_reversals") if "team_reversals" in record else 0,
+            team_reversals_at_once=(
+                r.whole("team_reversals_at_once") if "team_reversals_at_once" in record else 0
+            ),
         )
 
 
@@ -224,6 +245,13 @@ class _Reader:
             return {}
         part = self.part(key)
         return {str(name): part.number(name) for name in part.record}
+
+    def counts(self, key: str) -> dict[str, int]:
+        """Whole numbers by name; empty when the record has none (older records)."""
+        if key not in self.record:
+            return {}
+        part = self.part(key)
+        return {str(name): part.whole(name) for name in part.record}
 
     def prediction_errors(self, key: str) -> dict[str, dict[str, dict[str, float]]]:
         if key not in self.record:

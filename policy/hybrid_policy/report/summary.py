@@ -124,4 +124,9 @@ def summarise(run: RunResult) -> RunSummary:
             str(k): int(n) for k, n in enumerate(np.bincount(run.stops_per_job)) if n
         },
         lost_gpu_hours=run.lost_gpu_s / 3600.0,
+        preemptions_by_pair=dict(run.takes.by_pair),
+        back_and_forth=run.takes.back_and_forth,
+        shortest_back_and_forth_s=run.takes.shortest_gap_s,
+        team_reversals=run.takes.reversals,
+        team_reversals_at_once=run.takes.reversals_at_once,
     )

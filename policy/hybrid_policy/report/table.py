@@ -226,11 +226,23 @@ def gang_table(records: Sequence[Record]) -> str:
 
 
 def preemption_table(records: Sequence[Record]) -> str:
-    """Preemptions per job (mean, and the most any job had) and the GPU-hours of work they
-    threw away ("" when no run stopped a job)."""
+    """Preemptions per job (mean, and the most any job had), the GPU-hours of work they
+    threw away, the takes that were back and forth (and the shortest gap over the
+    records), team reversals and those at once, then the jobs stopped per ordered pair
+    of teams ("" when no run stopped a job)."""
     if not any(r.most_preemptions for r in records):
         return ""
-    header = ["workload", "policy", "preemptions/job", "most on one job", "lost GPU-h"]
+    header = [
+        "workload",
+        "policy",
+        "preemptions/job",
+        "most on one job",
+        "lost GPU-h",
+        "back-and-forth",
+        "shortest gap min",
+        "reversals",
+        "at once",
+    ]
     rows = [
         [
             level,
@@ -238,7 +250,37 @@ def preemption_table(records: Sequence[Record]) -> str:
             _cell(rs, lambda r: r.preemptions_per_job, 1.0, 3),
             _cell(rs, lambda r: float(r.most_preemptions), 1.0, 0),
             _cell(rs, lambda r: r.lost_gpu_hours, 1.0, 1),
+            _cell(rs, lambda r: float(r.back_and_forth), 1.0, 1),
+            _min_cell(rs, lambda r: r.shortest_back_and_forth_s, 1 / 60),
+            _cell(rs, lambda r: float(r.team_reversals), 1.0, 1),
+            _cell(rs, lambda r: float(r.team_reversals_at_once), 1.0, 1),
         ]
         for (level, policy), rs in group(records).items()
     ]
-    return _render(header, rows)
+    pairs = _pair_rows(records)
+    if not pairs:
+        return _render(header, rows)
+    pair_header = ["workload", "policy", "preemptor->victim", "jobs stopped/run"]
+    return _render(header, rows) + "\n\n" + _render(pair_header, pairs)
+
+
+def _min_cell(records: Sequence[Record], get: Getter, scale: float) -> str:
+    """The smallest value over the records ("-" when none has one)."""
+    values = [get(r) * scale for r in records if get(r) == get(r)]
+    return f"{min(values):.1f}" if values else "-"
+
+
+def _pair_rows(records: Sequence[Record]) -> list[list[str]]:
+    """One row per (level, policy) and ordered pair of teams with a take in some run."""
+    rows: list[list[str]] = []
+    for (level, policy), rs in group(records).items():
+        pairs = sorted({pair for r in rs for pair in r.preemptions_by_pair})
+        rows.extend([level, policy, pair, _cell(rs, _pair(pair), 1.0, 1)] for pair in pairs)
+    return rows
+
+
+def _pair(pair: str) -> Getter:
+    def get(record: Record) -> float:
+        return float(record.preemptions_by_pair.get(pair, 0))
+
+    return get

@@ -15,6 +15,7 @@ from hybrid_policy.resources import CPU, GPU, MEMORY
 from hybrid_policy.scenario.fields import FieldReader, ScenarioError, check_number
 from hybrid_policy.scenario.model import (
     DEFAULT_USAGE,
+    BurstSpec,
     GangSpec,
     MetricsSpec,
     NamespaceSpec,
@@ -82,6 +83,7 @@ _TOP = {
     "progress",
     "gangs",
     "preemption",
+    "bursts",
     "schedule_interval_s",
     "batch_size",
 }
@@ -125,6 +127,9 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
     workloads = _workloads(top) if trace is None else {"trace": 1.0}
     if trace is not None and top.has("gangs"):
         raise ScenarioError(source, "gangs", "applies to generated workloads, not to a trace")
+    if top.has("bursts") and (trace is not None or top.has("gangs")):
+        other = "a trace" if trace is not None else "gangs"
+        raise ScenarioError(source, "bursts", f"applies to single-pod jobs drawn, not to {other}")
     return Scenario(
         name=name,
         seed=seed,
@@ -139,6 +144,7 @@ def parse_scenario(data: object, source: str, base_dir: Path | None = None) -> S
         progress=_progress(top) if top.has("progress") else ProgressSpec(),
         gangs=_gangs(top) if top.has("gangs") else None,
         preemption=_preemption(top) if top.has("preemption") else PreemptionCostSpec(),
+        bursts=_bursts(top) if top.has("bursts") else None,
         schedule_interval_s=top.number("schedule_interval_s", 0.0, minimum=0.0),
         batch_size=top.integer("batch_size", 0, minimum=0),
         source=source,
@@ -343,6 +349,18 @@ def _preemption(top: FieldReader) -> PreemptionCostSpec:
         checkpoint_interval_s=interval,
         restart_overhead_s=r.number("restart_overhead_s", 0.0, minimum=0.0),
     )
+
+
+def _bursts(top: FieldReader) -> BurstSpec:
+    r = top.child("bursts")
+    r.check_keys({"period_minutes", "spread_minutes"})
+    period = r.number("period_minutes", minimum=0, exclusive_minimum=True) * 60.0
+    spread = r.number("spread_minutes", 0.0, minimum=0.0) * 60.0
+    if spread > period:
+        raise ScenarioError(
+            r.source, f"{r.path}.spread_minutes", "must not exceed period_minutes", spread / 60.0
+        )
+    return BurstSpec(period_s=period, spread_s=spread)
 
 
 def _gangs(top: FieldReader) -> GangSpec:

@@ -154,6 +154,17 @@ class GangSpec:
 
 
 @dataclass(frozen=True)
+class BurstSpec:
+    """Arrivals in bursts instead of Poisson arrivals: every ``period_s``, from 0 up to
+    the horizon, one team (the namespaces in the order the scenario lists them, in turn)
+    submits jobs drawn from the task types until they ask for the workload level times
+    the cluster's GPUs, their submissions spread uniformly over ``spread_s``."""
+
+    period_s: float
+    spread_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ProgressSpec:
     """Progress reports of running pods (fraction of work done), as a training job's
     step counter gives them: every ``interval_s`` once a pod has run ``warmup_s``, with
@@ -185,6 +196,8 @@ class Scenario:
     gangs: GangSpec | None = None
     #: What a preemption costs, and which jobs may be preempted.
     preemption: PreemptionCostSpec = field(default_factory=PreemptionCostSpec)
+    #: None: Poisson arrivals at the workload level's rate.
+    bursts: BurstSpec | None = None
     #: 0 runs a scheduling pass on every event; otherwise every this many seconds.
     schedule_interval_s: float = 0.0
     #: Largest batch one pass takes from the queue (0: no limit).

@@ -1,8 +1,8 @@
 """A workload ready to replay: nodes, jobs and horizon for one (scenario, level, seed).
 
-Generated scenarios draw Poisson arrivals for the level; trace scenarios load the trace
-(converting Philly on the fly), size the cluster for the stated load if asked, and take the
-arrival window as the horizon.
+Generated scenarios draw Poisson arrivals for the level, or the teams' bursts in turn
+(``bursts``); trace scenarios load the trace (converting Philly on the fly), size the
+cluster for the stated load if asked, and take the arrival window as the horizon.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hybrid_policy.domain import NodeInfo
 from hybrid_policy.resources import CPU, GPU, MEMORY, format_amount
+from hybrid_policy.scenario.bursts import burst_jobs
 from hybrid_policy.scenario.fields import ScenarioError
 from hybrid_policy.scenario.jobs import Job, build_nodes, generate_jobs, task_requests
 from hybrid_policy.scenario.model import Scenario, TraceSpec, WideJobs
@@ -66,7 +67,10 @@ def prepare_workload(scenario: Scenario, level: str, seed: int) -> Workload:
     if scenario.trace is None:
         nodes = build_nodes(scenario)
         check_task_types_fit(scenario, nodes)
-        jobs = generate_jobs(scenario, level, seed)
+        if scenario.bursts is not None:
+            jobs = burst_jobs(scenario, level, seed)
+        else:
+            jobs = generate_jobs(scenario, level, seed)
         return Workload(scenario, level, seed, nodes, jobs, scenario.horizon_s)
     rows, note = _trace_rows(scenario.trace)
     return _replay(scenario, level, seed, rows, [note])

@@ -40,6 +40,7 @@ from hybrid_policy.sim.queue_view import QueueReader
 from hybrid_policy.sim.result import RunResult
 from hybrid_policy.sim.signal import UtilisationSignal
 from hybrid_policy.sim.take_back import preemptors, take_back
+from hybrid_policy.sim.takes import TakeLedger
 from hybrid_policy.sim.waiting import WaitingPods
 
 ARRIVAL, COMPLETION, TICK, WAKE = 0, 1, 2, 3
@@ -104,6 +105,8 @@ class Simulation:
             else None
         )
         self.costs = PreemptionCosts(scenario.preemption, n, seed)
+        #: Who took from whom, and the ping-pong among the takes (:mod:`.takes`).
+        self.takes = TakeLedger([job.namespace for job in self.jobs])
         #: When each waiting pod became pending this time (arrival, or its preemption).
         self.pending_since: dict[str, float] = {}
         #: What the preemption phase reads of the queue (work ahead, overdue reservations).
@@ -233,6 +236,8 @@ class Simulation:
         if kind == COMPLETION and (job not in self.running or self.version[job] != version):
             return False
         self.event_count += 1
+        if kind in (ARRIVAL, COMPLETION):
+            self.takes.moved()
         if kind == ARRIVAL:
             self.requeue(job, at_s)
             self.accounting.arrive(self.ns_index[self.jobs[job].namespace], self.jobs[job].gpus)
@@ -285,6 +290,8 @@ class Simulation:
         self.pods_decided += len(batch)
         self.passes += 1
         placed = [d for d in decisions if d.placed]
+        if placed:
+            self.takes.moved()
         self.waiting.remove(d.pod for d in placed)
         for d in placed:
             self.pending_demand -= snap.request_vector(d.pod)
@@ -323,6 +330,7 @@ class Simulation:
         version = int(self.version[job])
         perf = float(min(self.snapshot.performance[list(nodes)]))
         self.running[job] = Running(nodes, now_s, perf)
+        self.takes.started(job)
         if np.isnan(self.start_s[job]):
             self.start_s[job] = now_s
         self._push(now_s + remaining * 100.0 / perf, COMPLETION, job, version)
@@ -477,6 +485,7 @@ class Simulation:
             deadlocked_gangs=stuck.deadlocked,
             stops_per_job=self.costs.count.copy(),
             lost_gpu_s=self.costs.lost_gpu_s,
+            takes=self.takes.tally(),
         )
 
 

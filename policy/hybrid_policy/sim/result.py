@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybrid_policy.framework.snapshot import FloatArray
+from hybrid_policy.sim.takes import TakeTally
 
 
 @dataclass
@@ -70,3 +71,6 @@ class RunResult:
     )
     #: Work thrown away by those stops, GPU-seconds of wall time.
     lost_gpu_s: float = 0.0
+    #: The preemption phase's takes per ordered pair of teams, and the ping-pong among
+    #: them (:mod:`.takes`).
+    takes: TakeTally = field(default_factory=TakeTally)

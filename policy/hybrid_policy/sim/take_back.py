@@ -71,7 +71,11 @@ def take_back(sim: Simulation, left: list[PendingPod], now_s: float) -> None:
 
 
 def apply(sim: Simulation, made: PhasePlan, now_s: float) -> None:
-    """Stop each victim job once (it waits again), then bind every pod of the plan."""
+    """Stop each victim job once (it waits again), then bind every pod of the plan; the
+    ledger hears of the take first, while the preemptor's job still waits."""
+    team = made.binds[0][0].namespace
+    placed = [sim.job_of[sim.by_uid[pod.uid]] for pod, _ in made.binds]
+    sim.takes.took(team, placed, (sim.job_of[sim.by_uid[v.uid]] for v in made.victims), now_s)
     for job in dict.fromkeys(sim.job_of[sim.by_uid[v.uid]] for v in made.victims):
         if sim.feed is not None:
             for p in sim.pods_of[job]:

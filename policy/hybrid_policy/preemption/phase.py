@@ -318,8 +318,7 @@ class _Context:
         members = tuple(GangMember(p, tuple(names[r].name for r in rows[p.uid])) for p in pods)
         preemptor = GangPreemptor(key, members, waited_s, never)
         rooms = {
-            names[r].name: self._room(r)
-            for r in sorted({r for rs in rows.values() for r in rs})
+            names[r].name: self._room(r) for r in sorted({r for rs in rows.values() for r in rs})
         }
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
         shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible

@@ -48,8 +48,11 @@ class VictimUnit:
         """GPUs the unit holds, on every node."""
         return sum(p.requests.get(GPU, 0) for p in self.pods)
 
-    def freed_on(self, node: str) -> Counter[str]:
+    def freed_on(self, node: str) -> Mapping[str, int]:
         """What the unit's members on ``node`` hold there."""
+        if len(self.pods) == 1:
+            only = self.pods[0]
+            return only.requests if only.node == node else {}
         out: Counter[str] = Counter()
         for p in self.pods:
             if p.node == node:
@@ -67,6 +70,9 @@ class VictimUnit:
 
     def cost_key(self, now_s: float) -> tuple[float, int, float, str]:
         """Cheapest first: least work lost, lowest priority, newest, then by uid."""
+        if len(self.pods) == 1:
+            only = self.pods[0]
+            return (self.work_lost(now_s), only.priority, -only.started_at_s, only.uid)
         newest = max(p.started_at_s for p in self.pods)
         return (self.work_lost(now_s), self.priority, -newest, min(p.uid for p in self.pods))
 

@@ -7,7 +7,8 @@ scenarios in turn. Every ``eval_every`` steps (checked between episodes) the gre
 network is run on the validation workloads (the validation seeds; a trace's last window)
 and compared with ``kube-default`` and ``binpack``; the best network, by validation mean
 JCT relative to ``binpack``'s averaged over the scenarios, is the one written out. Same
-seed, same weights.
+seed, same weights. With ``Discipline.RESERVE`` the episodes and the validation run
+``hybrid-reserve`` instead of ``dqn`` (:mod:`hybrid_lab.training_reserve`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hybrid_lab.discipline import Discipline
 from hybrid_lab.matrix import run_one
+from hybrid_lab.training_reserve import (
+    evaluate_in_reserve,
+    reserve_baselines,
+    reserve_training_policy,
+)
 from hybrid_policy.dqn.checkpoint import save_checkpoint
 from hybrid_policy.dqn.env import (
     ExplorationConfig,
@@ -39,7 +46,7 @@ from hybrid_policy.dqn.network import DEFAULT_HIDDEN, QNetwork
 from hybrid_policy.dqn.replay import ReplayBuffer
 from hybrid_policy.dqn.scorer import DqnScore
 from hybrid_policy.features import FEATURE_COUNT, FEATURE_SCHEMA_VERSION, group_columns
-from hybrid_policy.policies import scored_policy
+from hybrid_policy.policies import Policy, scored_policy
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
 from hybrid_policy.scenario.fields import ScenarioError
@@ -76,6 +83,8 @@ class TrainConfig:
     threads: int = 1
     #: Length of the windows a trace scenario is cut into, one episode each.
     trace_window_days: float = 7.0
+    #: The policy the network learns and is validated inside.
+    discipline: Discipline = Discipline.DQN
 
 
 @dataclass
@@ -142,6 +151,26 @@ def evaluate_network(network: QNetwork, workloads: Sequence[Workload]) -> float:
     return _mean_jct_min(records)
 
 
+def _episode_policy(cfg: TrainConfig, learner: DqnLearner, actor: LearningActor) -> Policy:
+    if cfg.discipline is Discipline.RESERVE:
+        return reserve_training_policy(learner.online, actor)
+    return scored_policy("dqn-train", DqnScore(learner.online, actor))
+
+
+def _baselines(cfg: TrainConfig, source: _Source) -> dict[str, float]:
+    if cfg.discipline is Discipline.RESERVE:
+        return reserve_baselines(source.validation)
+    return {b: _mean_jct_min([run_one(w, b) for w in source.validation]) for b in BASELINES}
+
+
+def _validate(cfg: TrainConfig, network: QNetwork, source: _Source) -> tuple[float, float | None]:
+    """Validation mean JCT (minutes) of ``network``, and Jain's index under reservation."""
+    if cfg.discipline is Discipline.RESERVE:
+        checked = evaluate_in_reserve(network, source.validation)
+        return checked.jct_min, checked.jain
+    return evaluate_network(network, source.validation), None
+
+
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -165,10 +194,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         learn_after=cfg.learn_after,
     )
     actor = LearningActor(learner, replay, explore, rng)
-    baselines = {
-        src.name: {b: _mean_jct_min([run_one(w, b) for w in src.validation]) for b in BASELINES}
-        for src in sources
-    }
+    label = cfg.discipline.policy_name
+    baselines = {src.name: _baselines(cfg, src) for src in sources}
     rows: list[dict[str, float | int | str]] = []
     best_state = {k: v.clone() for k, v in learner.online.state_dict().items()}
     best_score, best_jct = float("inf"), {src.name: float("inf") for src in sources}
@@ -179,7 +206,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         bar.update(actor.steps - bar.n)
 
     for episode, wl in enumerate(_episodes(sources)):
-        policy = scored_policy("dqn-train", DqnScore(learner.online, actor))
+        policy = _episode_policy(cfg, learner, actor)
         sim = TrainingSimulation(wl, policy, cfg.seed * 1000 + episode, progress=progress)
         actor.begin(sim)
         with contextlib.suppress(StepBudgetSpentError):
@@ -189,7 +216,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         progress(0.0)
         done = actor.steps >= cfg.steps
         if actor.steps >= next_eval or done:
-            jct = {src.name: evaluate_network(learner.online, src.validation) for src in sources}
+            checked = {src.name: _validate(cfg, learner.online, src) for src in sources}
+            jct = {name: value for name, (value, _) in checked.items()}
             score = float(np.mean([jct[n] / baselines[n]["binpack"] for n in jct]))
             if score < best_score:
                 best_score, best_jct = score, jct
@@ -203,13 +231,16 @@ def train(cfg: TrainConfig) -> TrainResult:
             }
             for name, value in jct.items():
                 prefix = "" if len(sources) == 1 else f"{name}_"
-                row[f"{prefix}dqn_jct_min"] = round(value, 4)
+                row[f"{prefix}{label}_jct_min"] = round(value, 4)
+                jain = checked[name][1]
+                if jain is not None:
+                    row[f"{prefix}{label}_jain"] = round(jain, 4)
                 for b, v in baselines[name].items():
                     row[f"{prefix}{b}_jct_min"] = round(v, 4)
             if len(sources) > 1:
                 row["dqn_vs_binpack"] = round(score, 4)
             rows.append(row)
-            bar.write(f"step {actor.steps}: validation mean JCT " + _versus(jct, baselines))
+            bar.write(f"step {actor.steps}: validation mean JCT " + _versus(jct, baselines, label))
             next_eval += cfg.eval_every
         if done:
             break
@@ -231,21 +262,25 @@ def train(cfg: TrainConfig) -> TrainResult:
     }
     if any(sc.trace is not None for sc in cfg.scenarios):
         metadata["trace_window_days"] = cfg.trace_window_days
+    if cfg.discipline is not Discipline.DQN:
+        metadata["discipline"] = cfg.discipline.value
     # No wall time in the file: the same command and seed must give the same bytes.
     save_checkpoint(network, cfg.out, metadata)
     log_csv, curve_png = cfg.out.with_suffix(".csv"), cfg.out.with_suffix(".png")
     _write_csv(log_csv, rows)
-    _plot(curve_png, rows, baselines)
+    _plot(curve_png, rows, baselines, label)
     return TrainResult(cfg.out, log_csv, curve_png, best_jct, baselines, actor.steps, wall)
 
 
-def _versus(jct: dict[str, float], baselines: dict[str, dict[str, float]]) -> str:
+def _versus(
+    jct: dict[str, float], baselines: dict[str, dict[str, float]], label: str = "dqn"
+) -> str:
     """``dqn 16.03 min, kube-default 18.36, binpack 16.99`` per scenario."""
     parts = []
     for name, value in jct.items():
         others = ", ".join(f"{b} {v:.2f}" for b, v in baselines[name].items())
-        label = "" if len(jct) == 1 else f"{name}: "
-        parts.append(f"{label}dqn {value:.2f} min, {others}")
+        scenario = "" if len(jct) == 1 else f"{name}: "
+        parts.append(f"{scenario}{label} {value:.2f} min, {others}")
     return "; ".join(parts)
 
 
@@ -260,7 +295,10 @@ def _write_csv(path: Path, rows: list[dict[str, float | int | str]]) -> None:
 
 
 def _plot(
-    path: Path, rows: list[dict[str, float | int | str]], baselines: dict[str, dict[str, float]]
+    path: Path,
+    rows: list[dict[str, float | int | str]],
+    baselines: dict[str, dict[str, float]],
+    label: str = "dqn",
 ) -> None:
     import matplotlib
 
@@ -272,7 +310,8 @@ def _plot(
     steps = [float(r["step"]) for r in rows]
     for ax, name in zip(axes[0], names, strict=True):
         prefix = "" if len(names) == 1 else f"{name}_"
-        ax.plot(steps, [float(r[f"{prefix}dqn_jct_min"]) for r in rows], marker="o", label="dqn")
+        values = [float(r[f"{prefix}{label}_jct_min"]) for r in rows]
+        ax.plot(steps, values, marker="o", label=label)
         for i, (baseline, value) in enumerate(baselines[name].items()):
             ax.axhline(value, linestyle="--", color=f"C{i + 1}", label=baseline)
         ax.set_xlabel("training step (pods placed)")

@@ -382,16 +382,21 @@ def fair_conservative(rng: np.random.Generator) -> Policy:
 HYBRID_RESERVE_MODE = BackfillMode.EASY
 
 
-def hybrid_reserve_policy(model: ModelOptions) -> Policy:
-    """The ``hybrid-reserve`` policy with its scorer from ``model``."""
-    scorer, fallback = _learned_scorer(model)
+def hybrid_reserve_with(scorer: ScorePlugin) -> Policy:
+    """``hybrid-reserve`` with ``scorer`` as its learned score (training runs it with the
+    network it is training)."""
     scorers: list[tuple[ScorePlugin, float]] = [
         (scorer, 1.0),
         (binpack_scorer(), HYBRID_BINPACK_WEIGHT),
     ]
     settings = ReservationSettings(HYBRID_RESERVE_MODE)
-    built = reserving_policy("hybrid-reserve", scorers, settings, needs_utilisation=True)
-    return replace(built, fallback=fallback)
+    return reserving_policy("hybrid-reserve", scorers, settings, needs_utilisation=True)
+
+
+def hybrid_reserve_policy(model: ModelOptions) -> Policy:
+    """The ``hybrid-reserve`` policy with its scorer from ``model``."""
+    scorer, fallback = _learned_scorer(model)
+    return replace(hybrid_reserve_with(scorer), fallback=fallback)
 
 
 @register(

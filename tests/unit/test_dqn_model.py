@@ -137,3 +137,17 @@ def test_dqn_policy_runs_in_the_simulator(tiny_scenario_path: Path) -> None:
     record = run_one(workload, "dqn")
     assert record.completed == record.jobs
     assert record.jct_s.mean >= record.fastest_node_bound_jct_s
+
+
+def test_reserve_checkpoint_ships_with_its_card_and_in_the_wheel(tmp_path: Path) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    path = default_checkpoint_path().with_name("dqn-reserve.pt")
+    loaded = load_checkpoint(path)
+    assert loaded.metadata["discipline"] == "reserve"
+    assert loaded.metadata["feature_schema_version"] == FEATURE_SCHEMA_VERSION
+    card = (path.parent / "MODEL_CARD-reserve.md").read_text()
+    assert file_sha256(path) in card
+    root = Path(__file__).resolve().parents[2]
+    files = {f.distribution_path for f in WheelBuilder(str(root)).recurse_included_files()}
+    assert "hybrid_policy/dqn/default/dqn-reserve.pt" in files

@@ -52,7 +52,9 @@ def register(subparsers: Any) -> None:
         "--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})"
     )
     p.add_argument(
-        "--model", type=Path, help="DQN checkpoint for dqn and hybrid (default: the shipped one)"
+        "--model",
+        type=Path,
+        help="DQN checkpoint for dqn, hybrid and hybrid-reserve (default: the shipped one)",
     )
     p.add_argument(
         "--predictor-sources",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_lab.commands.simulate_cmd import check_levels, whole_numbers
+from hybrid_lab.discipline import Discipline
 from hybrid_operator.commands.arguments import (
     non_negative_int,
     output_file,
@@ -61,6 +62,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--drop-features", default="", help="feature groups to hide (ablation)")
     p.add_argument("--horizon-hours", type=positive_float, help="shorten the arrival window")
+    p.add_argument(
+        "--discipline",
+        choices=[d.value for d in Discipline],
+        default=Discipline.DQN.value,
+        help="policy the network learns and is validated inside: dqn (the DQN alone) or "
+        "reserve (hybrid-reserve: fair order, reservation, backfill, DQN + binpack scores)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_train)
     b: argparse.ArgumentParser = subparsers.add_parser(
@@ -123,6 +131,7 @@ def run_train(args: argparse.Namespace) -> int:
         drop_groups=dropped,
         show_progress=not args.quiet and sys.stderr.isatty(),
         trace_window_days=args.trace_window_days,
+        discipline=Discipline(args.discipline),
     )
     try:
         result = train(config)

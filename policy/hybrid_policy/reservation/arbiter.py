@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from hybrid_policy.framework.gangs import (
     avoiding as _avoiding,
 )
 from hybrid_policy.framework.nomination import Nomination
-from hybrid_policy.framework.snapshot import BoolArray, FloatArray
+from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray
 from hybrid_policy.framework.status import Code, Status
 from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.reservation.gangs import GangHeld, GangKey, plan_gang
@@ -51,6 +52,16 @@ _BLOCKED = Status(
     ("the nodes with room are reserved for pods ahead in the queue",),
     RESERVATION,
 )
+
+
+class NodeChooser(Protocol):
+    """Picks the node a pod starts on from the nodes the pass allows it (training's actor;
+    by default the best-scored one)."""
+
+    def choose(self, table: ScoreTable, snapshot: ClusterSnapshot, rng: np.random.Generator) -> int:
+        """Node row, among ``table.candidates`` (the nodes where the pod delays no
+        reservation, with the profile's combined scores), to start ``table.pod`` on."""
+        ...
 
 
 class ReservingArbitrator:
@@ -71,6 +82,8 @@ class ReservingArbitrator:
         #: Whether a holder missing from a batch still waits (the driver says; by default
         #: a holder missing from a batch has started or gone, and its reservation ends).
         self.still_waiting: Callable[[str], bool] = lambda _: False
+        #: Who picks a single pod's node among the allowed ones (None: the best-scored).
+        self.chooser: NodeChooser | None = None
 
     def restore(self, uid: str, node: str, at_s: float) -> None:
         """Hold ``node`` for pod ``uid`` again, as made at ``at_s`` (a driver that restarted
@@ -291,7 +304,11 @@ class _Pass:
     def _commit(self, pod: PendingPod, table: ScoreTable, allowed: BoolArray) -> None:
         if not allowed.all():
             table = ScoreTable(pod, table.candidates[allowed], table.scores[allowed])
-        row = table.best(self.cycle.rng)
+        chooser = self.owner.chooser
+        if chooser is None:
+            row = table.best(self.cycle.rng)
+        else:
+            row = chooser.choose(table, self.snapshot, self.cycle.rng)
         self.cycle.commit(pod, row, table)
         self.owner.book.pop(pod.uid, None)
         self._record(pod, row)

@@ -11,8 +11,10 @@ import pytest
 from builders import k8s_node, k8s_pod, rfc3339
 from fake_api import FakeApi
 from hybrid_operator.k8s.preempt import PREEMPTIBLE
+from hybrid_operator.preemption_takes import FORGET_OWNER_S, TakeMemory
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
+from hybrid_policy.preemption.model import RunningPod
 
 NOW = 1_000_000.0
 RULES = "reasons=reclaim+priority,min_runtime_s=60,trigger_delay_s=0"
@@ -102,3 +104,19 @@ def test_a_pod_that_took_from_a_team_is_never_its_victim(guard: str, victim: str
     # b1 is still the cheapest victim (it ran 100 s), but it took from team-a; b0 (about
     # 1100 s) comes next, before team-a's own a3 (2000 s).
     assert _victim_of_urgent(scheduler, api, clock) == [victim]
+
+
+def test_an_owner_waits_until_a_new_pod_of_it_runs_or_it_is_gone_ten_minutes() -> None:
+    memory = TakeMemory()
+    victim = RunningPod("team-a", "a1", "uid-a1", "n1", {}, 0.0)
+    # job-a's a1 is taken; its a2 was running beside it and is not a new pod.
+    memory.planned("team-b", [(victim, "job-a")], {"job-a": {"uid-a1", "uid-a2"}})
+    memory.runs("uid-a2", "job-a")
+    memory.runs("uid-a1", "job-a")
+    assert memory.owed({"job-a"}, 0.0) == {"team-a": frozenset({"team-b"})}
+    memory.runs("uid-a3", "job-a")
+    assert memory.owed({"job-a"}, 1.0) == {}
+    memory.planned("team-b", [(victim, "job-a")], {})
+    assert memory.owed(set(), 100.0) == {"team-a": frozenset({"team-b"})}
+    assert memory.owed(set(), 100.0 + FORGET_OWNER_S) == {"team-a": frozenset({"team-b"})}
+    assert memory.owed(set(), 101.0 + FORGET_OWNER_S) == {}

@@ -26,7 +26,9 @@ in by annotation, by its namespace's label, or by the ``preemption_all_pods`` se
 (the pod's own annotation wins). Its preemptions are counted per controller in a
 ConfigMap (:mod:`hybrid_operator.preemption_ledger`), read at the start of each
 leadership term before any plan, and written after a pass that planned, before any victim
-is touched: a restarted operator, or a standby that takes over, goes on counting.
+is touched: a restarted operator, or a standby that takes over, goes on counting. With
+``guard=takeback`` the phase also hears who took from whom (kept in memory only:
+:mod:`hybrid_operator.preemption_takes`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.preemption_holds import HOLD_MARGIN_S, Hold, new_hold
 from hybrid_operator.preemption_ledger import PreemptionLedger
+from hybrid_operator.preemption_takes import TakeMemory
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservations import held_arbitrator
 from hybrid_policy.domain import PendingPod
@@ -52,6 +55,7 @@ from hybrid_policy.framework.queue import SchedulingQueue
 from hybrid_policy.framework.snapshot import ClusterSnapshot
 from hybrid_policy.framework.status import Status
 from hybrid_policy.policies import Policy
+from hybrid_policy.preemption.guard import Guard
 from hybrid_policy.preemption.model import RunningPod
 from hybrid_policy.preemption.phase import PhasePlan, PreemptionSettings, plan_preemptions
 
@@ -123,6 +127,9 @@ class Preemptions:
         #: Preemptors told why their preemption ended, and the bound ones to clear.
         self.to_tell: list[tuple[PendingPod, str]] = []
         self.to_clear: dict[str, PendingPod] = {}
+        #: What ``guard=takeback`` reads: who took from whom, who waits (kept only then).
+        self.takes = TakeMemory()
+        self.guarded = settings.guard is Guard.TAKEBACK
 
     # -- what the watches say -----------------------------------------------------------
 
@@ -132,6 +139,7 @@ class Preemptions:
         self.owners[uid] = view.marks.owner_uid or uid
         if view.holds_node:
             self.views[uid] = view
+            self.takes.runs(uid, self.owners[uid])
         else:
             self.views.pop(uid, None)
         if view.marks.never_preempts:
@@ -161,6 +169,7 @@ class Preemptions:
         """The pod was deleted: its hold ends (a gang's other members wait again)."""
         self.views.pop(uid, None)
         self.owners.pop(uid, None)
+        self.takes.gone(uid)
         self.pending_since.pop(uid, None)
         self.never.discard(uid)
         self.not_before.pop(uid, None)
@@ -200,7 +209,7 @@ class Preemptions:
                     opted_in=self.opted_in(view) and not view.terminating,
                     preemptions=self.ledger.count(view.marks.owner_uid),
                     checkpoint_interval_s=view.marks.checkpoint_interval_s,
-                    gang=pod.gang_key,
+                    gang=pod.gang_key, took_from=self.takes.took_from(uid),
                 )
             )  # fmt: skip
         return out
@@ -239,9 +248,11 @@ class Preemptions:
         masks = {p.uid: cycle.nodes_but_for_room(p) for p in left}
         running = self.running()
         never = {p.uid for p in left if p.uid in self.never}
+        owed = self.takes.owed(self.present_owners(), now) if self.guarded else None
         plans = plan_preemptions(
-            snapshot, left, masks, running, self.pending_since, now, self.settings, never=never
-        )
+            snapshot, left, masks, running, self.pending_since, now, self.settings, never=never,
+            owed=owed,
+        )  # fmt: skip
         active = {p.namespace for p in left} | {p.namespace for p in running}
         for made in plans:
             self._start(made, snapshot, active, now)
@@ -264,8 +275,18 @@ class Preemptions:
         owners = {view.marks.owner_uid if view else uid for uid, view in views_of.items()}
         for owner in owners:  # a controller's pods taken in one plan count as one preemption
             self.ledger.add(owner, now_s)
+        if self.guarded:
+            self._remember(hold)
         self.metrics.preemptions.labels(result="started").inc()
         log.info("%s", hold.logged(hold.preemptor_message))
+
+    def _remember(self, hold: Hold) -> None:
+        """The victims' owners wait from now on, owed by the preemptors' team."""
+        held: dict[str, set[str]] = {}
+        for uid in self.views:
+            held.setdefault(self.owners.get(uid, uid), set()).add(uid)
+        taken = ((v, self.owners.get(v.uid, v.uid)) for v in hold.victims)
+        self.takes.planned(hold.pods[0].namespace, taken, held)
 
     def present_owners(self) -> set[str]:
         """The owners the cache holds a pod of now."""
@@ -309,6 +330,8 @@ class Preemptions:
 
     def _ready(self, hold: Hold) -> list[Decision]:
         self._drop(hold)
+        if self.guarded:
+            self.takes.bound((pod.uid for pod in hold.pods), hold.victims)
         out = []
         for pod, node in hold.members:
             self.queue.add(pod)

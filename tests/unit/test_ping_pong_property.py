@@ -2,7 +2,9 @@
 alternating bursts (sizes, gaps, job lengths, pod widths) the simulator, with the default
 reasons and with wide and defragment added, answers no take at once (the share test of
 ``preemption/fairness.py``), takes back no job that took from the preemptor's team before
-it ran ``min_runtime_s``, and stops no job more than ``max_preemptions`` times."""
+it ran ``min_runtime_s``, and stops no job more than ``max_preemptions`` times. With the
+take-back guard (``guard=takeback``) no pair of teams takes back and forth at all: no
+back and forth and no team reversal, however long after."""
 
 from __future__ import annotations
 
@@ -106,11 +108,47 @@ def test_alternating_bursts_never_thrash(
     preemption = (
         f"reasons={reasons},min_runtime_s={min_runtime_s:g},max_preemptions={max_preemptions}"
     )
-    result = _run(drawn, policy_name, preemption)
+    result = _bounded(_run(drawn, policy_name, preemption), min_runtime_s, max_preemptions)
+    assert result.takes.total == int(result.stops_per_job.sum())
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    drawn=bursts,
+    policy_name=st.sampled_from(["drf", "fair-easy", "hybrid-reserve"]),
+    reasons=st.sampled_from(REASONS),
+    min_runtime_s=st.sampled_from([300.0, 900.0, 1800.0]),
+    max_preemptions=st.integers(1, 3),
+)
+def test_with_the_take_back_guard_no_pair_of_teams_takes_back_at_all(
+    drawn: Bursts, policy_name: str, reasons: str, min_runtime_s: float, max_preemptions: int
+) -> None:
+    preemption = (
+        f"reasons={reasons},min_runtime_s={min_runtime_s:g},max_preemptions={max_preemptions},"
+        "guard=takeback"
+    )
+    result = _bounded(_run(drawn, policy_name, preemption), min_runtime_s, max_preemptions)
+    takes = result.takes
+    assert takes.back_and_forth == 0, takes
+    assert takes.reversals == 0, takes
+    # Every stop is still one of the phase's takes, counted under its pair.
+    assert takes.total == int(result.stops_per_job.sum())
+
+
+def _bounded(result: RunResult, min_runtime_s: float, max_preemptions: int) -> RunResult:
+    """``result`` after the checks every run passes: no take answered at once, no back
+    and forth sooner than ``min_runtime_s``, no job stopped more than ``max_preemptions``
+    times, every job ended."""
     takes = result.takes
     assert takes.reversals_at_once == 0, takes
     gap = takes.shortest_gap_s
     assert math.isnan(gap) or gap >= min_runtime_s, takes
     assert int(result.stops_per_job.max(initial=0)) <= max_preemptions
-    assert takes.total == int(result.stops_per_job.sum())
     assert not np.isnan(result.end_s).any()
+    return result

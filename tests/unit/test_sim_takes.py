@@ -36,6 +36,19 @@ def _ledger() -> TakeLedger:
     return TakeLedger([A, A, A, B, B, B])
 
 
+def test_the_ledger_says_whom_a_running_job_took_from_and_who_is_owed() -> None:
+    ledger = _ledger()
+    ledger.took(B, placed=[3], stopped=[0, 4], now_s=100.0)  # team-b also stops its own
+    ledger.started(3)
+    assert ledger.took_from(3) == frozenset({A, B}) and ledger.took_from(1) == frozenset()
+    assert ledger.owed() == {A: frozenset({B})}  # within a team nobody is owed
+    ledger.took(A, placed=[1], stopped=[3], now_s=900.0)
+    assert ledger.took_from(3) == frozenset()  # stopped since
+    assert ledger.owed() == {A: frozenset({B}), B: frozenset({A})}
+    ledger.started(0)
+    assert ledger.owed() == {B: frozenset({A})}
+
+
 def test_a_take_of_the_job_that_took_from_the_team_is_back_and_forth() -> None:
     ledger = _ledger()
     ledger.took(B, placed=[3], stopped=[0], now_s=100.0)

@@ -54,7 +54,9 @@ class RunningPod:
     or cluster setting); ``checkpoint_interval_s`` is how often it saves its work (None:
     never, so a preemption loses everything it did); ``preemptions`` counts how often it
     (or the job it restarts for) was preempted before. ``gang`` is ``(namespace, name)``
-    of its gang: a gang is evicted whole."""
+    of its gang: a gang is evicted whole. ``took_from`` names the teams whose pods the
+    plan that placed it stopped (empty when a pass placed it, or it stopped since): what
+    the take-back guard reads (``guard.py``)."""
 
     namespace: str
     name: str
@@ -67,6 +69,7 @@ class RunningPod:
     preemptions: int = 0
     checkpoint_interval_s: float | None = None
     gang: tuple[str, str] | None = None
+    took_from: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:

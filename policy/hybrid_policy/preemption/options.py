@@ -8,12 +8,13 @@ import dataclasses
 import math
 
 from hybrid_policy.overrides import key_values
+from hybrid_policy.preemption.guard import Guard
 from hybrid_policy.preemption.model import PreemptionReason, PreemptionRules
 from hybrid_policy.preemption.phase import PreemptionSettings
 from hybrid_policy.preemption.queue import WaitEstimate
 from hybrid_policy.scenario.model import PreemptionCostSpec
 
-#: Keys of ``--preemption``: the rules' fields, ``reasons`` and ``max_plans``.
+#: Keys of ``--preemption``: the settings' fields and the rules'.
 SETTING_KEYS = (
     "reasons",
     "max_plans",
@@ -23,6 +24,7 @@ SETTING_KEYS = (
     "max_lost_s",
     "wide_gpus",
     "wait",
+    "guard",
     "min_runtime_s",
     "max_preemptions",
     "trigger_delay_s",
@@ -47,8 +49,11 @@ def settings_help() -> str:
     """The keys ``--preemption`` takes, for a command's help (from the keys themselves)."""
     reasons = "+".join(sorted(r.value for r in PreemptionReason))
     defaults = "+".join(sorted(r.value for r in PreemptionSettings().reasons))
-    waits = "|".join(e.value for e in WaitEstimate)
-    rest = ", ".join(k if k != "wait" else f"wait ({waits})" for k in SETTING_KEYS[1:])
+    choices = {
+        "wait": "|".join(e.value for e in WaitEstimate),
+        "guard": "|".join(g.value for g in Guard) + f"; default {PreemptionSettings().guard}",
+    }
+    rest = ", ".join(f"{k} ({choices[k]})" if k in choices else k for k in SETTING_KEYS[1:])
     return f"reasons (names joined by +, among {reasons}; default {defaults}), {rest}"
 
 
@@ -89,6 +94,12 @@ def parse_settings(text: str) -> PreemptionSettings:
         if raw not in estimates:
             raise ValueError(f"wait={raw!r}: expected one of {', '.join(estimates)}")
         settings = dataclasses.replace(settings, wait=estimates[raw])
+    if "guard" in values:
+        raw = values.pop("guard")
+        guards = {g.value: g for g in Guard}
+        if raw not in guards:
+            raise ValueError(f"guard={raw!r}: expected one of {', '.join(guards)}")
+        settings = dataclasses.replace(settings, guard=guards[raw])
     if "shorten_margin" in values:
         margin = _number("shorten_margin", values.pop("shorten_margin"))
         settings = dataclasses.replace(settings, shorten_margin=margin)

@@ -10,11 +10,13 @@ then (pods alone) shorten (``planner``) and the reasons that buy completion time
 (``completion``: defragment, wide, shorten with the queue counted, shortest); each plan's
 victims leave the phase's picture of the cluster, on every node they held, and its
 preemptors take their room, so two plans never count the same room. At most
-``max_plans`` plans per pass, a gang's counting as one.
+``max_plans`` plans per pass, a gang's counting as one. With ``guard=takeback`` no plan
+takes across teams what the take-back guard keeps from the preemptor's team (``guard``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from hybrid_policy.preemption.gang_planner import (
     plan_gang_priority,
     plan_gang_reclaim,
 )
+from hybrid_policy.preemption.guard import Guard, TakeBackGuard
 from hybrid_policy.preemption.model import (
     GangPlan,
     PreemptionPlan,
@@ -73,6 +76,8 @@ class PreemptionSettings:
     #: ``wide``: the fewest GPUs of a pod that may make room by stopping narrower ones.
     wide_gpus: int = 4
     wait: WaitEstimate = WaitEstimate.RUNNING
+    #: What the phase guards against across teams (``guard.py``).
+    guard: Guard = Guard.NONE
 
 
 class Predictions(Protocol):
@@ -224,6 +229,7 @@ def plan_preemptions(
     predictions: Predictions | None = None,
     never: Set[str] = frozenset(),
     queue: QueueView | None = None,
+    owed: Mapping[str, frozenset[str]] | None = None,
 ) -> list[PhasePlan]:
     """Plans for the pods and gangs a pass left waiting, in the order they were made.
 
@@ -233,7 +239,9 @@ def plan_preemptions(
     from its oldest member's); ``predictions`` what ``shorten`` weighs (without them it is
     not tried); ``never`` the uids whose ``preemptionPolicy`` is ``Never`` (a gang with
     one such member never preempts); ``queue`` what the driver knows of the queue (the
-    work ahead of each pod, the reservations held)."""
+    work ahead of each pod, the reservations held); ``owed`` for each team the teams that
+    took a job of it that still waits (what ``guard=takeback`` reads, with each running
+    pod's ``took_from``)."""
     eligible = {p.uid: may_be_victim(p, now_s, settings.rules) for p in running}
     if not any(eligible.values()):
         return []
@@ -242,7 +250,12 @@ def plan_preemptions(
     for member in running:
         if member.gang is not None:
             gangs[member.gang].append(member)
-    context = _Context(snapshot, feasible_without_room, picture, settings, now_s, gangs, eligible)
+    guard = None
+    if settings.guard is Guard.TAKEBACK:
+        guard = TakeBackGuard(running, eligible, owed or {})
+    context = _Context(
+        snapshot, feasible_without_room, picture, settings, now_s, gangs, eligible, guard
+    )
     plans: list[PhasePlan] = []
     for unit in candidates(snapshot, left_waiting, feasible_without_room):
         if len(plans) >= settings.max_plans:
@@ -256,6 +269,8 @@ def plan_preemptions(
         else:
             made = context.gang(unit.gang, unit.pods, waited, stop)
         if made is not None:
+            if guard is not None:
+                guard.took(unit.pods[0].namespace, made.victims)
             picture.apply(made)
             plans.append(made)
     return plans
@@ -272,9 +287,21 @@ class _Context:
     now_s: float
     gangs: Mapping[tuple[str, str], Sequence[RunningPod]]
     eligible: Mapping[str, bool]
+    guard: TakeBackGuard | None = None
 
     def _room(self, row: int) -> NodeRoom:
         return self.picture.room(self.snapshot, row, self.gangs, self.eligible)
+
+    def _eligible(self, team: str) -> Mapping[str, bool]:
+        """Who may be a victim of ``team``'s preemptor (the guard's say included)."""
+        return self.eligible if self.guard is None else self.guard.eligible_for(team)
+
+    def _guarded(self, room: NodeRoom, eligible: Mapping[str, bool]) -> NodeRoom:
+        """``room`` with only the units whose every member is in ``eligible``."""
+        if self.guard is None or room.units is None:
+            return room
+        units = tuple(u for u in room.units if all(eligible.get(p.uid, False) for p in u.pods))
+        return room if len(units) == len(room.units) else dataclasses.replace(room, units=units)
 
     def _rows(self, pod: PendingPod) -> list[int]:
         return [int(r) for r in self.feasible[pod.uid].nonzero()[0]]
@@ -284,9 +311,10 @@ class _Context:
     ) -> PhasePlan | None:
         """Reclaim, then priority, then shorten, then the reasons that buy completion
         time, for a pod alone."""
-        rooms = [self._room(r) for r in self._rows(preemptor.pod)]
+        eligible = self._eligible(preemptor.pod.namespace)
+        rooms = [self._guarded(self._room(r), eligible) for r in self._rows(preemptor.pod)]
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
-        shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible
+        shares, gangs = self.picture.shares, self.gangs
         plan = None
         if PreemptionReason.RECLAIM in reasons:
             plan = plan_reclaim(preemptor, rooms, shares, rules, now_s, gangs, eligible)
@@ -317,11 +345,13 @@ class _Context:
         names = self.snapshot.nodes
         members = tuple(GangMember(p, tuple(names[r].name for r in rows[p.uid])) for p in pods)
         preemptor = GangPreemptor(key, members, waited_s, never)
+        eligible = self._eligible(pods[0].namespace)
         rooms = {
-            names[r].name: self._room(r) for r in sorted({r for rs in rows.values() for r in rs})
+            names[r].name: self._guarded(self._room(r), eligible)
+            for r in sorted({r for rs in rows.values() for r in rs})
         }
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
-        shares, gangs, eligible = self.picture.shares, self.gangs, self.eligible
+        shares, gangs = self.picture.shares, self.gangs
         plan = None
         if PreemptionReason.RECLAIM in reasons:
             plan = plan_gang_reclaim(preemptor, rooms, shares, rules, now_s, gangs, eligible)

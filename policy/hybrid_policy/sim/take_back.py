@@ -5,6 +5,8 @@ A plan's victims' jobs stop, each once (paying the scenario's costs), and wait a
 every pod the plan binds (the pod alone, or every waiting member of a gang) is bound at
 once to the room they left: the simulator does not model grace periods, the restart
 overhead stands for them. A gang's job starts when its last pod is bound, as always.
+What the take-back guard reads (each running pod's ``took_from``, who is owed) comes
+from the run's ledger of takes (``takes.py``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def take_back(sim: Simulation, left: list[PendingPod], now_s: float) -> None:
         settings,
         predictions,
         queue=queue,
+        owed=sim.takes.owed(),
     )
     if sim.interval_s == 0 and sum(len(p.binds) for p in plans) < len(left):
         wake_when_allowed(sim, left, running, now_s)
@@ -127,6 +130,7 @@ def running_pods(sim: Simulation) -> list[RunningPod]:
                     preemptions=int(sim.costs.count[job]),
                     checkpoint_interval_s=spec.checkpoint_interval_s,
                     gang=pod.gang_key,
+                    took_from=sim.takes.took_from(job),
                 )
             )
     return out

@@ -120,6 +120,22 @@ class TakeLedger:
             if any(take.moves == self._moves for take in answered):
                 self._at_once += 1
 
+    def took_from(self, job: int) -> frozenset[str]:
+        """The teams whose jobs the plan that placed ``job`` stopped (empty when a pass
+        placed it, or it stopped since): what the take-back guard reads of a running job."""
+        take = self._placed_by.get(job)
+        return frozenset() if take is None else take.taken_from
+
+    def owed(self) -> dict[str, frozenset[str]]:
+        """For each team, the other teams that stopped a job of it that still waits to
+        start again."""
+        out: dict[str, set[str]] = {}
+        for job, take in self._stopped_by.items():
+            team = self._team_of[job]
+            if take.team != team:
+                out.setdefault(team, set()).add(take.team)
+        return {team: frozenset(takers) for team, takers in out.items()}
+
     def started(self, job: int) -> None:
         """``job`` runs (again): it no longer waits for the place a take cost it."""
         self._stopped_by.pop(job, None)

@@ -88,13 +88,18 @@ def _run(drawn: Bursts, policy_name: str, preemption: str) -> RunResult:
     return Simulation(workload, policy, 0, drain_factor=1000.0).run()
 
 
-@settings(
+#: The searches' settings: derandomised and without an example database, so every run
+#: tries the same examples.
+SEARCH = settings(
     max_examples=100,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+@SEARCH
 @given(
     drawn=bursts,
     policy_name=st.sampled_from(["drf", "fair-easy"]),
@@ -112,13 +117,7 @@ def test_alternating_bursts_never_thrash(
     assert result.takes.total == int(result.stops_per_job.sum())
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@SEARCH
 @given(
     drawn=bursts,
     policy_name=st.sampled_from(["drf", "fair-easy", "hybrid-reserve"]),

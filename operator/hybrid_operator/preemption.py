@@ -271,8 +271,7 @@ class Preemptions:
             self.cache.hold(pod, node)
             self.holds[pod.uid] = hold
         self.started.append(hold)
-        views_of = {v.uid: self.views.get(v.uid) for v in hold.victims}
-        owners = {view.marks.owner_uid if view else uid for uid, view in views_of.items()}
+        owners = {self.owner_of(v.uid) for v in hold.victims}
         for owner in owners:  # a controller's pods taken in one plan count as one preemption
             self.ledger.add(owner, now_s)
         if self.guarded:
@@ -284,9 +283,13 @@ class Preemptions:
         """The victims' owners wait from now on, owed by the preemptors' team."""
         held: dict[str, set[str]] = {}
         for uid in self.views:
-            held.setdefault(self.owners.get(uid, uid), set()).add(uid)
-        taken = ((v, self.owners.get(v.uid, v.uid)) for v in hold.victims)
+            held.setdefault(self.owner_of(uid), set()).add(uid)
+        taken = ((v, self.owner_of(v.uid)) for v in hold.victims)
         self.takes.planned(hold.pods[0].namespace, taken, held)
+
+    def owner_of(self, uid: str) -> str:
+        """The controller UID of pod ``uid`` (its own UID without one, or if unseen)."""
+        return self.owners.get(uid, uid)
 
     def present_owners(self) -> set[str]:
         """The owners the cache holds a pod of now."""

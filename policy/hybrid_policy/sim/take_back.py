@@ -78,8 +78,9 @@ def apply(sim: Simulation, made: PhasePlan, now_s: float) -> None:
     ledger hears of the take first, while the preemptor's job still waits."""
     team = made.binds[0][0].namespace
     placed = [sim.job_of[sim.by_uid[pod.uid]] for pod, _ in made.binds]
-    sim.takes.took(team, placed, (sim.job_of[sim.by_uid[v.uid]] for v in made.victims), now_s)
-    for job in dict.fromkeys(sim.job_of[sim.by_uid[v.uid]] for v in made.victims):
+    stopped = list(dict.fromkeys(sim.job_of[sim.by_uid[v.uid]] for v in made.victims))
+    sim.takes.took(team, placed, stopped, now_s)
+    for job in stopped:
         if sim.feed is not None:
             for p in sim.pods_of[job]:
                 sim.feed.stopped(sim.pods[p].uid)

@@ -53,7 +53,9 @@ class FakeApi:
         outcome = self.outcomes.get(pod.name, BindOutcome.BOUND)
         if outcome is BindOutcome.BOUND:
             for key, value in (annotations or {}).items():
-                self.annotations.setdefault(pod.key, {})[key] = json.loads(value)
+                # The decision record is JSON; other annotations are plain text.
+                stored = json.loads(value) if value.startswith("{") else value
+                self.annotations.setdefault(pod.key, {})[key] = stored
         return BindResult(outcome, "test")
 
     def event(

@@ -82,6 +82,8 @@ class BindingCycle:
         self.tickets: dict[str, BindTicket] = {}
         #: What to tell each pod left pending with a node held, by UID (from the pass).
         self.notices: dict[str, ReservationNotice] = {}
+        #: Annotations a pod's Binding carries besides the decision record, by UID.
+        self.annotations: dict[str, dict[str, str]] = {}
 
     def issue(self, decisions: list[Decision], term: int) -> None:
         """Tickets for the placements of a pass, at once, before any is awaited."""
@@ -143,7 +145,10 @@ class BindingCycle:
     async def _bind(self, d: Decision) -> None:
         pod, node = d.pod, str(d.node)
         ticket = self.tickets.get(pod.uid) or BindTicket(d, -1, CancelReason.POD_GONE)
-        annotations = self.reporter.record_annotations(d)
+        annotations = {
+            **self.reporter.record_annotations(d),
+            **self.annotations.pop(pod.uid, {}),
+        }
         try:
             result = await self.threads.call(
                 self.api.bind, pod, node, annotations, lambda: self.still_wanted(ticket)

@@ -27,25 +27,27 @@ in by annotation, by its namespace's label, or by the ``preemption_all_pods`` se
 ConfigMap (:mod:`hybrid_operator.preemption_ledger`), read at the start of each
 leadership term before any plan, and written after a pass that planned, before any victim
 is touched: a restarted operator, or a standby that takes over, goes on counting. With
-``guard=takeback`` the phase also hears who took from whom (kept in memory only:
-:mod:`hybrid_operator.preemption_takes`).
+the take-back guard (``guard=takeback``, the default) the phase also hears who took from
+whom: each bound preemptor's Binding writes the teams it took from on the pod, and the
+owners owed are kept with the counts (:mod:`hybrid_operator.preemption_takes`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
+from hybrid_operator.k8s.preempt import took_from_value
 from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.preemption_holds import HOLD_MARGIN_S, Hold, new_hold
 from hybrid_operator.preemption_ledger import PreemptionLedger
-from hybrid_operator.preemption_takes import TakeMemory
+from hybrid_operator.preemption_takes import TOOK_FROM_ANNOTATION, TakeMemory
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservations import held_arbitrator
 from hybrid_policy.domain import PendingPod
@@ -127,9 +129,12 @@ class Preemptions:
         #: Preemptors told why their preemption ended, and the bound ones to clear.
         self.to_tell: list[tuple[PendingPod, str]] = []
         self.to_clear: dict[str, PendingPod] = {}
-        #: What ``guard=takeback`` reads: who took from whom, who waits (kept only then).
-        self.takes = TakeMemory()
+        #: What ``guard=takeback`` reads: who took from whom, who waits (kept only then;
+        #: the owed owners with the counts, in the ledger).
+        self.takes = TakeMemory(waiting=ledger.owed)
         self.guarded = settings.guard is Guard.TAKEBACK
+        #: The annotations the Bindings of preemptors due this pass carry, by pod UID.
+        self.binding_annotations: dict[str, dict[str, str]] = {}
 
     # -- what the watches say -----------------------------------------------------------
 
@@ -209,7 +214,8 @@ class Preemptions:
                     opted_in=self.opted_in(view) and not view.terminating,
                     preemptions=self.ledger.count(view.marks.owner_uid),
                     checkpoint_interval_s=view.marks.checkpoint_interval_s,
-                    gang=pod.gang_key, took_from=self.takes.took_from(uid),
+                    gang=pod.gang_key,
+                    took_from=self.takes.took_from(uid) | view.marks.took_from,
                 )
             )  # fmt: skip
         return out
@@ -248,7 +254,7 @@ class Preemptions:
         masks = {p.uid: cycle.nodes_but_for_room(p) for p in left}
         running = self.running()
         never = {p.uid for p in left if p.uid in self.never}
-        owed = self.takes.owed(self.present_owners(), now) if self.guarded else None
+        owed = self._owed(now) if self.guarded else None
         plans = plan_preemptions(
             snapshot, left, masks, running, self.pending_since, now, self.settings, never=never,
             owed=owed,
@@ -286,6 +292,19 @@ class Preemptions:
             held.setdefault(self.owner_of(uid), set()).add(uid)
         taken = ((v, self.owner_of(v.uid)) for v in hold.victims)
         self.takes.planned(hold.pods[0].namespace, taken, held)
+
+    def take_annotations(self) -> dict[str, dict[str, str]]:
+        """The annotations the Bindings of the preemptors made due since the last call
+        carry (the teams they took from), by pod UID; handed over once."""
+        notes, self.binding_annotations = self.binding_annotations, {}
+        return notes
+
+    def _owed(self, now_s: float) -> Mapping[str, frozenset[str]]:
+        """Per team, the teams that took a job of it that still waits."""
+        holding: dict[str, set[str]] = {}
+        for uid in self.views:
+            holding.setdefault(self.owner_of(uid), set()).add(uid)
+        return self.takes.owed(self.present_owners(), holding, now_s)
 
     def owner_of(self, uid: str) -> str:
         """The controller UID of pod ``uid`` (its own UID without one, or if unseen)."""
@@ -334,7 +353,11 @@ class Preemptions:
     def _ready(self, hold: Hold) -> list[Decision]:
         self._drop(hold)
         if self.guarded:
-            self.takes.bound((pod.uid for pod in hold.pods), hold.victims)
+            teams = self.takes.bound((pod.uid for pod in hold.pods), hold.victims)
+            others = teams - {hold.pods[0].namespace}
+            if others:
+                note = {TOOK_FROM_ANNOTATION: took_from_value(others)}
+                self.binding_annotations.update((pod.uid, note) for pod in hold.pods)
         out = []
         for pod, node in hold.members:
             self.queue.add(pod)

@@ -5,7 +5,11 @@ Job's pods share one count; a pod without a controller counts alone). The count 
 live on the victim, which is deleted, nor on every kind of controller, which would take
 write access to all of them; so it lives in one ConfigMap, ``<lease_name>-preemptions``
 in ``lease_namespace``, beside the Lease: key :data:`DATA_KEY` holds JSON
-``{owner_uid: {"count": n, "at": unix_s}}`` (``at``: the latest preemption).
+``{owner_uid: {"count": n, "at": unix_s}}`` (``at``: the latest preemption). Key
+:data:`~hybrid_operator.preemption_takes.OWED_KEY` holds the take-back guard's owed
+owners (:mod:`hybrid_operator.preemption_takes`), read, merged (their union) and written
+with the counts, so that a new leader does not let a team take back what was taken from
+it.
 
 - **Read** at the start of each leadership term (with leader election off, once, at the
   first pass), before any preemption is planned: the counts found are merged into the
@@ -43,6 +47,7 @@ from dataclasses import dataclass
 from hybrid_operator.k8s.api import ClusterApi, StoredMap, WriteConflictError, said
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.problems import Problem
+from hybrid_operator.preemption_takes import OWED_KEY, Owed, encode_owed, parse_owed
 
 __all__ = ["DATA_KEY", "PRUNE_AFTER_S", "READ_RETRY_S", "Entry", "PreemptionLedger", "parse"]
 log = logging.getLogger("hybrid_scheduler")
@@ -106,10 +111,10 @@ def parse(data: Mapping[str, object]) -> tuple[dict[str, Entry], list[Problem]]:
     return entries, problems
 
 
-def encoded(entries: Mapping[str, Entry]) -> dict[str, str]:
-    """The ConfigMap data holding ``entries``."""
+def encoded(entries: Mapping[str, Entry], owed: Mapping[str, Owed]) -> dict[str, str]:
+    """The ConfigMap data holding ``entries`` and the ``owed`` owners."""
     counts = {o: {"count": e.count, "at": round(e.at_s, 3)} for o, e in sorted(entries.items())}
-    return {DATA_KEY: json.dumps(counts, separators=(",", ":"))}
+    return {DATA_KEY: json.dumps(counts, separators=(",", ":")), OWED_KEY: encode_owed(owed)}
 
 
 class PreemptionLedger:
@@ -129,6 +134,8 @@ class PreemptionLedger:
         self.name = name
         self.clock = clock
         self.entries: dict[str, Entry] = {}
+        #: The take-back guard's owed owners (shared with its memory).
+        self.owed: dict[str, Owed] = {}
         #: The resourceVersion last read or written; None: no ConfigMap seen.
         self.version: str | None = None
         #: The leadership term whose read succeeded (None: none yet).
@@ -167,11 +174,18 @@ class PreemptionLedger:
             return
         self.version = stored.version
         entries, problems = parse(stored.data)
-        for problem in problems:
+        owed, owed_problems = parse_owed(stored.data)
+        for problem in (*problems, *owed_problems):
             log.warning("%s: %s", self.where, problem.message)
         for owner, entry in entries.items():
             known = self.entries.get(owner)
             self.entries[owner] = entry if known is None else known.merged(entry)
+        for owner, read in owed.items():
+            mine = self.owed.get(owner)
+            if mine is None:
+                self.owed[owner] = read
+            else:
+                mine.merge(read)
 
     async def read(self, term: int) -> None:
         """Read the ConfigMap once in term ``term`` (a failed read is logged, and tried
@@ -223,7 +237,7 @@ class PreemptionLedger:
         return None
 
     async def _put(self) -> None:
-        data = encoded(self.entries)
+        data = encoded(self.entries, self.owed)
         self.version = await self.threads.call(
             self.api.write_config_map, self.namespace, self.name, data, self.version
         )

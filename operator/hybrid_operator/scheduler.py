@@ -520,6 +520,7 @@ class Scheduler:
         the pass left waiting may preempt afterwards."""
         self.drain()
         ready = self.preemption.due() if self.preemption is not None else []
+        notes = self.preemption.take_annotations() if self.preemption is not None else {}
         try:
             decisions = [*ready, *self.scheduling.decide()]
         except Exception:
@@ -530,6 +531,7 @@ class Scheduler:
         finally:
             self._gauge()
         self.binding.notices.update(self.scheduling.notices)
+        self.binding.annotations.update(notes)
         self.gangs.note(gang_outcomes(decisions))
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)

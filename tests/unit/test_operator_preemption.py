@@ -9,7 +9,14 @@ import pytest
 
 from builders import k8s_node, k8s_pod, rfc3339
 from fake_api import FakeApi
-from hybrid_operator.k8s.preempt import CHECKPOINT_ANNOTATION, PREEMPTIBLE, DeleteOutcome
+from hybrid_operator.k8s.preempt import (
+    CHECKPOINT_ANNOTATION,
+    PREEMPTIBLE,
+    TOOK_FROM_ANNOTATION,
+    DeleteOutcome,
+    pod_marks,
+)
+from hybrid_operator.k8s.problems import Problem
 from hybrid_operator.preemption import HOLD_MARGIN_S, RETRY_AFTER_S
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings, SettingsError
@@ -233,3 +240,29 @@ def test_the_hold_lasts_the_victims_grace_period() -> None:
     assert not scheduler.cache.held
     told = _events(api, "b1", "FailedScheduling")
     assert any("still on n1 after 720 s" in m for m in told), told
+
+
+@pytest.mark.parametrize(
+    ("raw", "teams", "told"),
+    [
+        ("team-a", {"team-a"}, False),
+        ("team-a, team-c", {"team-a", "team-c"}, False),
+        ("", set(), False),
+        ("Team A", set(), True),
+        ("team-a,,team-b", set(), True),
+    ],
+)
+def test_the_teams_a_preemptor_took_from_are_read_from_its_annotation(
+    raw: str, teams: set[str], told: bool
+) -> None:
+    problems: list[Problem] = []
+    marks = pod_marks({"uid": "u"}, {}, {TOOK_FROM_ANNOTATION: raw}, problems)
+    assert marks.took_from == teams
+    assert [p.message for p in problems] == (
+        [
+            f"metadata.annotations[{TOOK_FROM_ANNOTATION}]={raw!r}: not a comma-separated "
+            "list of namespaces; remembering no take of the pod"
+        ]
+        if told
+        else []
+    )

@@ -2,9 +2,10 @@
 alternating bursts (sizes, gaps, job lengths, pod widths) the simulator, with the default
 reasons and with wide and defragment added, answers no take at once (the share test of
 ``preemption/fairness.py``), takes back no job that took from the preemptor's team before
-it ran ``min_runtime_s``, and stops no job more than ``max_preemptions`` times. With the
-take-back guard (``guard=takeback``) no pair of teams takes back and forth at all: no
-back and forth and no team reversal, however long after."""
+it ran ``min_runtime_s``, and stops no job more than ``max_preemptions`` times, even
+without the take-back guard (``guard=none``). With the default settings, which have the
+guard (``guard=takeback``), no pair of teams takes back and forth at all: no back and
+forth and no team reversal, however long after."""
 
 from __future__ import annotations
 
@@ -111,7 +112,8 @@ def test_alternating_bursts_never_thrash(
     drawn: Bursts, policy_name: str, reasons: str, min_runtime_s: float, max_preemptions: int
 ) -> None:
     preemption = (
-        f"reasons={reasons},min_runtime_s={min_runtime_s:g},max_preemptions={max_preemptions}"
+        f"reasons={reasons},min_runtime_s={min_runtime_s:g},max_preemptions={max_preemptions},"
+        "guard=none"
     )
     result = _bounded(_run(drawn, policy_name, preemption), min_runtime_s, max_preemptions)
     assert result.takes.total == int(result.stops_per_job.sum())
@@ -125,12 +127,12 @@ def test_alternating_bursts_never_thrash(
     min_runtime_s=st.sampled_from([300.0, 900.0, 1800.0]),
     max_preemptions=st.integers(1, 3),
 )
-def test_with_the_take_back_guard_no_pair_of_teams_takes_back_at_all(
+def test_by_default_no_pair_of_teams_takes_back_at_all(
     drawn: Bursts, policy_name: str, reasons: str, min_runtime_s: float, max_preemptions: int
 ) -> None:
+    # No guard named: the default's (the take-back guard).
     preemption = (
-        f"reasons={reasons},min_runtime_s={min_runtime_s:g},max_preemptions={max_preemptions},"
-        "guard=takeback"
+        f"reasons={reasons},min_runtime_s={min_runtime_s:g},max_preemptions={max_preemptions}"
     )
     result = _bounded(_run(drawn, policy_name, preemption), min_runtime_s, max_preemptions)
     takes = result.takes

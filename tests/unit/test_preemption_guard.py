@@ -21,8 +21,13 @@ from hybrid_policy.preemption.phase import PhasePlan, PreemptionSettings, plan_p
 
 NOW = 10_000.0
 RULES = PreemptionRules(min_runtime_s=300, trigger_delay_s=60)
-BY_PRIORITY = PreemptionSettings(rules=RULES, reasons=frozenset({PreemptionReason.PRIORITY}))
-BY_RECLAIM = PreemptionSettings(rules=RULES, reasons=frozenset({PreemptionReason.RECLAIM}))
+#: Without the guard (the default has it), so that each test sets it on or off.
+BY_PRIORITY = PreemptionSettings(
+    rules=RULES, reasons=frozenset({PreemptionReason.PRIORITY}), guard=Guard.NONE
+)
+BY_RECLAIM = PreemptionSettings(
+    rules=RULES, reasons=frozenset({PreemptionReason.RECLAIM}), guard=Guard.NONE
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +144,11 @@ def test_within_a_team_nothing_changes() -> None:
     assert _victims(_phase(runs, waiting, _guarded(BY_PRIORITY), owed)) == [["n1"]]
 
 
-def test_the_setting_is_parsed_off_by_default_and_a_bad_value_named() -> None:
-    assert PreemptionSettings().guard is Guard.NONE
-    assert parse_settings("on").guard is Guard.NONE
-    assert parse_settings("reasons=reclaim,guard=takeback").guard is Guard.TAKEBACK
-    assert "guard (none|takeback; default none)" in settings_help()
+def test_the_setting_is_parsed_on_by_default_and_a_bad_value_named() -> None:
+    assert PreemptionSettings().guard is Guard.TAKEBACK
+    assert parse_settings("on").guard is Guard.TAKEBACK
+    assert parse_settings("reasons=reclaim").guard is Guard.TAKEBACK
+    assert parse_settings("reasons=reclaim,guard=none").guard is Guard.NONE
+    assert "guard (none|takeback; default takeback)" in settings_help()
     with pytest.raises(ValueError, match="guard='always': expected one of none, takeback"):
         parse_settings("guard=always")

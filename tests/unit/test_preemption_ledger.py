@@ -16,6 +16,7 @@ from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.leader import LeaderElector
 from hybrid_operator.preemption_ledger import DATA_KEY, PRUNE_AFTER_S, READ_RETRY_S, Entry, parse
+from hybrid_operator.preemption_takes import OWED_KEY, Owed, parse_owed
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 
@@ -60,8 +61,11 @@ def _stored(api: FakeApi) -> dict[str, Any]:
     return counts
 
 
-def _put(api: FakeApi, counts: dict[str, Any]) -> None:
-    api.put_config_map(*LEDGER, {DATA_KEY: json.dumps(counts)})
+def _put(api: FakeApi, counts: dict[str, Any], owed: dict[str, Any] | None = None) -> None:
+    data: dict[str, object] = {DATA_KEY: json.dumps(counts)}
+    if owed is not None:
+        data[OWED_KEY] = json.dumps(owed)
+    api.put_config_map(*LEDGER, data)
 
 
 def _deleted(api: FakeApi) -> list[str]:
@@ -236,3 +240,36 @@ def test_good_entries_beside_bad_ones_are_kept() -> None:
     entries, problems = parse({DATA_KEY: raw})
     assert entries == {"ok": Entry(2, 5.0)} and len(problems) == 1
     assert parse({}) == ({}, [])  # a ConfigMap without counts yet
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "value"),
+    [
+        ("{not json", f"data[{OWED_KEY}]", "'{not json'"),
+        ('{"j": 3}', f"data[{OWED_KEY}][j]", "3"),
+        ('{"j": {"team": "", "takers": [], "held": []}}', f"data[{OWED_KEY}][j].team", "''"),
+        ('{"j": {"team": "a", "takers": "b", "held": []}}', f"data[{OWED_KEY}][j].takers", "'b'"),
+        ('{"j": {"team": "a", "takers": ["b"], "held": [1]}}', f"data[{OWED_KEY}][j].held", "[1]"),
+    ],
+)
+def test_each_unreadable_owed_owner_is_named_with_its_value_and_left_out(
+    raw: str, field: str, value: str
+) -> None:
+    owed, problems = parse_owed({OWED_KEY: raw})
+    assert owed == {}
+    [problem] = problems
+    assert problem.message.startswith(f"{field}={value}: ")
+    assert problem.message.endswith("leaving it out of the take-back guard's memory")
+
+
+def test_the_owed_owners_are_written_with_the_counts_and_merged_on_read() -> None:
+    api, clock = FakeApi(), [NOW]
+    theirs = {"job-x": {"team": "team-c", "takers": ["team-a"], "held": ["uid-x1"]}}
+    _put(api, {}, owed=theirs)
+    scheduler = _operator(api, clock)
+    _pass(scheduler, clock)  # team-b's b1 takes team-a's a1 (of job-a)
+    stored = api.config_maps[LEDGER].data
+    owed, problems = parse_owed(stored)
+    assert problems == []
+    assert owed["job-x"] == Owed("team-c", {"team-a"}, {"uid-x1"})
+    assert owed["job-a"].team == "team-a" and owed["job-a"].takers == {"team-b"}

@@ -8,11 +8,14 @@ name; ``hybrid-scheduler.io/checkpoint-interval`` says how often the pod saves i
 :class:`~hybrid_operator.k8s.problems.Problem` (an ``InvalidField`` Warning Event naming
 the field and value) and never opts a pod in. A pending pod whose
 ``spec.preemptionPolicy`` is ``Never`` (set from its PriorityClass) never preempts, as
-with kube-scheduler; it may still be a victim.
+with kube-scheduler; it may still be a victim. A pod this scheduler bound to the room of
+victims of other teams carries those teams in ``hybrid-scheduler.io/took-from`` (written
+by its Binding; the take-back guard reads it, :mod:`hybrid_operator.preemption_takes`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +26,10 @@ from hybrid_operator.k8s.problems import Problem
 
 PREEMPTIBLE = f"{PREFIX}/preemptible"
 CHECKPOINT_ANNOTATION = f"{PREFIX}/checkpoint-interval"
+TOOK_FROM_ANNOTATION = f"{PREFIX}/took-from"
+#: A namespace name (an RFC 1123 label).
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+NO_TAKE = "remembering no take of the pod"
 #: What a malformed opt-in value leads to.
 NOT_OPTED_IN = "not opting in by it"
 NO_CHECKPOINTS = "counting the pod as never saving its work"
@@ -43,13 +50,15 @@ class PreemptionMarks:
     its work (None: never); the UID of its controller (else its own), which counts its
     preemptions across the pods the controller makes again; its grace period
     (``spec.terminationGracePeriodSeconds``, 30 s unless set), which a deletion gives it;
-    whether, pending, it never preempts (``spec.preemptionPolicy: Never``)."""
+    whether, pending, it never preempts (``spec.preemptionPolicy: Never``); the teams
+    whose pods it was bound in place of (``took-from``)."""
 
     preemptible: bool | None = None
     checkpoint_interval_s: float | None = None
     owner_uid: str = ""
     grace_period_s: float = DEFAULT_GRACE_PERIOD_S
     never_preempts: bool = False
+    took_from: frozenset[str] = frozenset()
 
 
 def _flag(raw: str, field: str, problems: list[Problem]) -> bool | None:
@@ -80,7 +89,25 @@ def pod_marks(
     if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0:
         grace_s = float(grace)
     never = _never_preempts(spec.get("preemptionPolicy"), problems)
-    return PreemptionMarks(preemptible, interval, _owner_uid(meta), grace_s, never)
+    took = _took_from(annotations.get(TOOK_FROM_ANNOTATION), problems)
+    return PreemptionMarks(preemptible, interval, _owner_uid(meta), grace_s, never, took)
+
+
+def took_from_value(teams: frozenset[str]) -> str:
+    """The ``took-from`` annotation's value for ``teams``."""
+    return ",".join(sorted(teams))
+
+
+def _took_from(raw: str | None, problems: list[Problem]) -> frozenset[str]:
+    """The teams of a ``took-from`` annotation (none, with a problem, if it is malformed)."""
+    if raw is None or not raw.strip():
+        return frozenset()
+    teams = [t.strip() for t in raw.split(",")]
+    if all(NAMESPACE_NAME.fullmatch(t) for t in teams):
+        return frozenset(teams)
+    where = f"metadata.annotations[{TOOK_FROM_ANNOTATION}]"
+    problems.append(Problem(where, raw, "not a comma-separated list of namespaces", NO_TAKE))
+    return frozenset()
 
 
 def _never_preempts(raw: object, problems: list[Problem]) -> bool:

@@ -77,7 +77,7 @@ class PreemptionSettings:
     wide_gpus: int = 4
     wait: WaitEstimate = WaitEstimate.RUNNING
     #: What the phase guards against across teams (``guard.py``).
-    guard: Guard = Guard.NONE
+    guard: Guard = Guard.TAKEBACK
 
 
 class Predictions(Protocol):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import fresh_namespace, training_pod, wait_for
@@ -107,12 +108,17 @@ class PodWatch:
             "watch": "true", "labelSelector": selector, "timeoutSeconds": "180",
             "resourceVersion": listed["metadata"]["resourceVersion"],
         }  # fmt: skip
-        with self.api.stream(path, params) as response:
-            for line in response.iter_lines():
-                if self.stop.is_set():
-                    return
-                if line:
-                    self.observe(json.loads(line)["object"])
+        try:
+            with self.api.stream(path, params) as response:
+                for line in response.iter_lines():
+                    if self.stop.is_set():
+                        return
+                    if line:
+                        self.observe(json.loads(line)["object"])
+        except requests.RequestException:
+            if not self.stop.is_set():
+                raise  # the stream broke while the test still watched
+            # Stopped while no event came: the stream was cut when the test ended.
 
     def observe(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]
@@ -282,7 +288,9 @@ def test_a_restarted_operator_preempts_a_job_no_more_than_max_preemptions(
     api = dev_cluster.admin
     lease = f"ledger-{uuid.uuid4().hex[:6]}"
     ledger = f"/api/v1/namespaces/default/configmaps/{lease}-preemptions"
-    rules = "min_runtime_s=2,trigger_delay_s=0,max_plans=1,max_preemptions=1"
+    # Without the take-back guard, so that the count alone keeps the Job from a second
+    # preemption.
+    rules = "min_runtime_s=2,trigger_delay_s=0,max_plans=1,max_preemptions=1,guard=none"
     args = instance_args(SCHEDULER, "--no-leader-election", "--lease-name", lease,
                          "--preemption", rules)  # fmt: skip
     first = ExitStack()  # the first operator, stopped halfway

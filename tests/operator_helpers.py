@@ -8,7 +8,8 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,25 @@ def metric_value(url: str, sample: str) -> float:
     text = session.get(url, timeout=5).text
     found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def follow_watch(
+    api: Any,
+    path: str,
+    params: dict[str, str],
+    stop: threading.Event,
+    observe: Callable[[dict[str, Any]], None],
+) -> None:
+    """Hand each object a watch of ``path`` shows to ``observe`` until ``stop`` is set (at
+    the next event); a stream cut once ``stop`` is set, as at the end of a test with no
+    event since, ends quietly."""
+    try:
+        with api.stream(path, {"watch": "true", **params}) as response:
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line:
+                    observe(json.loads(line)["object"])
+    except requests.RequestException:
+        if not stop.is_set():
+            raise  # the stream broke while the test still watched

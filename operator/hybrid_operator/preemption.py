@@ -42,12 +42,12 @@ import numpy as np
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.k8s.api import ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
-from hybrid_operator.k8s.preempt import took_from_value
+from hybrid_operator.k8s.preempt import TOOK_FROM_ANNOTATION, took_from_value
 from hybrid_operator.k8s.views import PodView
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.preemption_holds import HOLD_MARGIN_S, Hold, new_hold
 from hybrid_operator.preemption_ledger import PreemptionLedger
-from hybrid_operator.preemption_takes import TOOK_FROM_ANNOTATION, TakeMemory
+from hybrid_operator.preemption_takes import TakeMemory
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservations import held_arbitrator
 from hybrid_policy.domain import PendingPod
@@ -287,11 +287,8 @@ class Preemptions:
 
     def _remember(self, hold: Hold) -> None:
         """The victims' owners wait from now on, owed by the preemptors' team."""
-        held: dict[str, set[str]] = {}
-        for uid in self.views:
-            held.setdefault(self.owner_of(uid), set()).add(uid)
         taken = ((v, self.owner_of(v.uid)) for v in hold.victims)
-        self.takes.planned(hold.pods[0].namespace, taken, held)
+        self.takes.planned(hold.pods[0].namespace, taken, self._holding())
 
     def take_annotations(self) -> dict[str, dict[str, str]]:
         """The annotations the Bindings of the preemptors made due since the last call
@@ -301,10 +298,14 @@ class Preemptions:
 
     def _owed(self, now_s: float) -> Mapping[str, frozenset[str]]:
         """Per team, the teams that took a job of it that still waits."""
+        return self.takes.owed(self.present_owners(), self._holding(), now_s)
+
+    def _holding(self) -> dict[str, set[str]]:
+        """Per owner, its pods that hold a node now."""
         holding: dict[str, set[str]] = {}
         for uid in self.views:
             holding.setdefault(self.owner_of(uid), set()).add(uid)
-        return self.takes.owed(self.present_owners(), holding, now_s)
+        return holding
 
     def owner_of(self, uid: str) -> str:
         """The controller UID of pod ``uid`` (its own UID without one, or if unseen)."""

@@ -6,8 +6,9 @@ live on the victim, which is deleted, nor on every kind of controller, which wou
 write access to all of them; so it lives in one ConfigMap, ``<lease_name>-preemptions``
 in ``lease_namespace``, beside the Lease: key :data:`DATA_KEY` holds JSON
 ``{owner_uid: {"count": n, "at": unix_s}}`` (``at``: the latest preemption). Key
-:data:`~hybrid_operator.preemption_takes.OWED_KEY` holds the take-back guard's owed
-owners (:mod:`hybrid_operator.preemption_takes`), read, merged (their union) and written
+:data:`OWED_KEY` holds the take-back guard's owed owners
+(:mod:`hybrid_operator.preemption_takes`) as ``{owner_uid: {"team": ns, "takers": [ns],
+"held": [pod_uid]}}``, read (checked as the counts are), merged (their union) and written
 with the counts, so that a new leader does not let a team take back what was taken from
 it.
 
@@ -43,13 +44,24 @@ import logging
 import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hybrid_operator.k8s.api import ClusterApi, StoredMap, WriteConflictError, said
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.k8s.problems import Problem
-from hybrid_operator.preemption_takes import OWED_KEY, Owed, encode_owed, parse_owed
+from hybrid_operator.preemption_takes import Owed
 
-__all__ = ["DATA_KEY", "PRUNE_AFTER_S", "READ_RETRY_S", "Entry", "PreemptionLedger", "parse"]
+__all__ = [
+    "DATA_KEY",
+    "OWED_KEY",
+    "PRUNE_AFTER_S",
+    "READ_RETRY_S",
+    "Entry",
+    "PreemptionLedger",
+    "encode_owed",
+    "parse",
+    "parse_owed",
+]
 log = logging.getLogger("hybrid_scheduler")
 #: The ConfigMap's data key holding the counts.
 DATA_KEY = "counts.json"
@@ -57,8 +69,12 @@ DATA_KEY = "counts.json"
 PRUNE_AFTER_S = 3600.0
 #: Seconds between tries of a read of the ledger that failed.
 READ_RETRY_S = 10.0
+#: The ConfigMap's data key holding the take-back guard's owed owners.
+OWED_KEY = "owed.json"
 #: What is done with data that cannot be read.
 LEFT_OUT = "leaving it out of the preemption counts"
+OWED_LEFT_OUT = "leaving it out of the take-back guard's memory"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,12 +89,40 @@ class Entry:
         return Entry(max(self.count, other.count), max(self.at_s, other.at_s))
 
 
-def _entry(owner: str, value: object, problems: list[Problem]) -> Entry | None:
-    field = f"data[{DATA_KEY}][{owner}]"
-    if not owner or not isinstance(value, Mapping):
-        what = "an empty owner UID" if not owner else 'not {"count": n, "at": unix_s}'
-        problems.append(Problem(field, value, what, LEFT_OUT))
-        return None
+def _table(
+    data: Mapping[str, object],
+    key: str,
+    shape: str,
+    read: Callable[[str, Mapping[str, object], list[Problem]], T | None],
+    left_out: str,
+) -> tuple[dict[str, T], list[Problem]]:
+    """The JSON object of owners under ``key`` of a ConfigMap's data, each owner's value
+    ``read`` (``shape`` says what it must look like), and what could not be read (left
+    out, each with the field and the value)."""
+    raw = data.get(key)
+    if raw is None:
+        return {}, []
+    try:
+        decoded = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict):
+        return {}, [Problem(f"data[{key}]", raw, "not a JSON object", left_out)]
+    problems: list[Problem] = []
+    out = {}
+    for owner, value in decoded.items():
+        field = f"data[{key}][{owner}]"
+        if not owner or not isinstance(value, Mapping):
+            what = "an empty owner UID" if not owner else f"not {shape}"
+            problems.append(Problem(field, value, what, left_out))
+            continue
+        item = read(field, value, problems)
+        if item is not None:
+            out[owner] = item
+    return out, problems
+
+
+def _entry(field: str, value: Mapping[str, object], problems: list[Problem]) -> Entry | None:
     count, at = value.get("count"), value.get("at")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         problems.append(Problem(f"{field}.count", count, "not a whole number >= 0", LEFT_OUT))
@@ -91,24 +135,45 @@ def _entry(owner: str, value: object, problems: list[Problem]) -> Entry | None:
 
 def parse(data: Mapping[str, object]) -> tuple[dict[str, Entry], list[Problem]]:
     """The counts a ConfigMap's data holds, and what could not be read in it (left out)."""
-    raw = data.get(DATA_KEY)
-    if raw is None:
-        return {}, []
-    field = f"data[{DATA_KEY}]"
-    problems: list[Problem] = []
-    try:
-        decoded = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        decoded = None
-    if not isinstance(decoded, dict):
-        problems.append(Problem(field, raw, "not a JSON object", LEFT_OUT))
-        return {}, problems
-    entries = {}
-    for owner, value in decoded.items():
-        entry = _entry(owner, value, problems)
-        if entry is not None:
-            entries[owner] = entry
-    return entries, problems
+    return _table(data, DATA_KEY, '{"count": n, "at": unix_s}', _entry, LEFT_OUT)
+
+
+def _names(raw: object) -> set[str] | None:
+    """A JSON list of non-empty strings as a set; None if it is not one."""
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        return None
+    return set(raw)
+
+
+def _owed(field: str, value: Mapping[str, object], problems: list[Problem]) -> Owed | None:
+    team = value.get("team")
+    if not isinstance(team, str) or not team:
+        problems.append(Problem(f"{field}.team", team, "not a namespace name", OWED_LEFT_OUT))
+        return None
+    takers, held = _names(value.get("takers")), _names(value.get("held"))
+    if takers is None:
+        what = "not a list of namespace names"
+        problems.append(Problem(f"{field}.takers", value.get("takers"), what, OWED_LEFT_OUT))
+        return None
+    if held is None:
+        what = "not a list of pod UIDs"
+        problems.append(Problem(f"{field}.held", value.get("held"), what, OWED_LEFT_OUT))
+        return None
+    return Owed(team, takers, held)
+
+
+def parse_owed(data: Mapping[str, object]) -> tuple[dict[str, Owed], list[Problem]]:
+    """The owed owners a ConfigMap's data holds, and what could not be read (left out)."""
+    return _table(data, OWED_KEY, '{"team", "takers", "held"}', _owed, OWED_LEFT_OUT)
+
+
+def encode_owed(waiting: Mapping[str, Owed]) -> str:
+    """The JSON kept under :data:`OWED_KEY`."""
+    body = {
+        owner: {"team": o.team, "takers": sorted(o.takers), "held": sorted(o.held)}
+        for owner, o in sorted(waiting.items())
+    }
+    return json.dumps(body, separators=(",", ":"))
 
 
 def encoded(entries: Mapping[str, Entry], owed: Mapping[str, Owed]) -> dict[str, str]:

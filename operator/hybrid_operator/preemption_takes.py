@@ -4,42 +4,26 @@ which victims' owners wait for a pod of theirs to be bound again. Both survive a
 and a change of leader.
 
 A preemptor's take is remembered when the pass that binds it is decided (from its hold's
-victims), written on the pod by its Binding (annotation :data:`TOOK_FROM_ANNOTATION`, the
-teams, read back by :mod:`hybrid_operator.k8s.preempt`), and forgotten with the pod. A
+victims), written on the pod by its Binding (annotation ``hybrid-scheduler.io/took-from``,
+the teams, read back by :mod:`hybrid_operator.k8s.preempt`), and forgotten with the pod. A
 victim's owner (its controller's UID, else its own) is owed from the plan on, by the
 preemptor's team, until a pod of that owner other than those that held a node when it
 was taken from holds a node again; an owner with no pod in the cache for
 :data:`FORGET_OWNER_S` is forgotten (a Job deleted meanwhile never comes back). The owed
 owners are kept with the preemption counts, in the ledger's ConfigMap (key
-:data:`OWED_KEY`, :mod:`hybrid_operator.preemption_ledger`), and merged into memory when
-a term reads it. Within a team nothing is remembered.
+``owed.json``, :mod:`hybrid_operator.preemption_ledger`), and merged into memory when a
+term reads it. Within a team nothing is remembered.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
-from hybrid_operator.k8s.preempt import TOOK_FROM_ANNOTATION
-from hybrid_operator.k8s.problems import Problem
 from hybrid_policy.preemption.model import RunningPod
 
-__all__ = [
-    "FORGET_OWNER_S",
-    "OWED_KEY",
-    "TOOK_FROM_ANNOTATION",
-    "Owed",
-    "TakeMemory",
-    "encode_owed",
-    "parse_owed",
-]
 #: Seconds an owed owner may have no pod in the cache before it is forgotten.
 FORGET_OWNER_S = 600.0
-#: The ledger ConfigMap's data key holding the owed owners.
-OWED_KEY = "owed.json"
-#: What is done with owed data that cannot be read.
-LEFT_OUT = "leaving it out of the take-back guard's memory"
 
 
 @dataclass
@@ -123,61 +107,3 @@ class TakeMemory:
                 continue
             out.setdefault(owed.team, set()).update(owed.takers)
         return {team: frozenset(takers) for team, takers in out.items()}
-
-
-def _names(raw: object) -> set[str] | None:
-    """A JSON list of non-empty strings as a set; None if it is not one."""
-    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        return None
-    return set(raw)
-
-
-def _owed(owner: str, value: object, problems: list[Problem]) -> Owed | None:
-    where = f"data[{OWED_KEY}][{owner}]"
-    if not owner or not isinstance(value, Mapping):
-        what = "an empty owner UID" if not owner else 'not {"team", "takers", "held"}'
-        problems.append(Problem(where, value, what, LEFT_OUT))
-        return None
-    team = value.get("team")
-    if not isinstance(team, str) or not team:
-        problems.append(Problem(f"{where}.team", team, "not a namespace name", LEFT_OUT))
-        return None
-    takers, held = _names(value.get("takers")), _names(value.get("held"))
-    if takers is None:
-        what = "not a list of namespace names"
-        problems.append(Problem(f"{where}.takers", value.get("takers"), what, LEFT_OUT))
-        return None
-    if held is None:
-        what = "not a list of pod UIDs"
-        problems.append(Problem(f"{where}.held", value.get("held"), what, LEFT_OUT))
-        return None
-    return Owed(team, takers, held)
-
-
-def parse_owed(data: Mapping[str, object]) -> tuple[dict[str, Owed], list[Problem]]:
-    """The owed owners a ConfigMap's data holds, and what could not be read (left out)."""
-    raw = data.get(OWED_KEY)
-    if raw is None:
-        return {}, []
-    try:
-        decoded = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        decoded = None
-    if not isinstance(decoded, dict):
-        return {}, [Problem(f"data[{OWED_KEY}]", raw, "not a JSON object", LEFT_OUT)]
-    problems: list[Problem] = []
-    out = {}
-    for owner, value in decoded.items():
-        owed = _owed(owner, value, problems)
-        if owed is not None:
-            out[owner] = owed
-    return out, problems
-
-
-def encode_owed(waiting: Mapping[str, Owed]) -> str:
-    """The JSON kept under :data:`OWED_KEY`."""
-    body = {
-        owner: {"team": o.team, "takers": sorted(o.takers), "held": sorted(o.held)}
-        for owner, o in sorted(waiting.items())
-    }
-    return json.dumps(body, separators=(",", ":"))

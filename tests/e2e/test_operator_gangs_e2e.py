@@ -6,7 +6,6 @@ status follows the pods to Running and Finished."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from hybrid_lab.devcluster.apiserver import ApiServer
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_operator.cli import main
-from operator_helpers import SCHEDULER, bound_node, events, running_operator
+from operator_helpers import SCHEDULER, bound_node, events, follow_watch, running_operator
 
 pytestmark = pytest.mark.e2e
 CRD_FILE = (
@@ -107,13 +106,8 @@ class GangWatch:
     def run(self) -> None:
         path = f"/api/v1/namespaces/{self.namespace}/pods"
         version = self.api.get(path)["metadata"]["resourceVersion"]
-        params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "120"}
-        with self.api.stream(path, params) as response:
-            for line in response.iter_lines():
-                if self.stop.is_set():
-                    return
-                if line:
-                    self.observe(json.loads(line)["object"])
+        params = {"resourceVersion": version, "timeoutSeconds": "120"}
+        follow_watch(self.api, path, params, self.stop, self.observe)
 
     def observe(self, pod: dict[str, Any]) -> None:
         gang = (pod["metadata"].get("labels") or {}).get(self.label)

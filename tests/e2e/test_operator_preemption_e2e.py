@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from hybrid_lab.devcluster.testing import DevCluster
 from hybrid_lab.devcluster.workload import fresh_namespace, training_pod, wait_for
 from hybrid_operator.k8s.preempt import DISRUPTION_TARGET, PREEMPTIBLE
 from hybrid_operator.preemption_ledger import DATA_KEY
-from operator_helpers import bound_node, events, instance_args, running_operator
+from operator_helpers import bound_node, events, follow_watch, instance_args, running_operator
 
 pytestmark = pytest.mark.e2e
 SCHEDULER = "hybrid-scheduler-preempt"
@@ -105,20 +104,10 @@ class PodWatch:
         for pod in listed["items"]:
             self.observe(pod)
         params = {
-            "watch": "true", "labelSelector": selector, "timeoutSeconds": "180",
+            "labelSelector": selector, "timeoutSeconds": "180",
             "resourceVersion": listed["metadata"]["resourceVersion"],
         }  # fmt: skip
-        try:
-            with self.api.stream(path, params) as response:
-                for line in response.iter_lines():
-                    if self.stop.is_set():
-                        return
-                    if line:
-                        self.observe(json.loads(line)["object"])
-        except requests.RequestException:
-            if not self.stop.is_set():
-                raise  # the stream broke while the test still watched
-            # Stopped while no event came: the stream was cut when the test ended.
+        follow_watch(self.api, path, params, self.stop, self.observe)
 
     def observe(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]

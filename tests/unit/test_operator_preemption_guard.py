@@ -13,13 +13,8 @@ import pytest
 from builders import k8s_node, k8s_pod, rfc3339
 from fake_api import FakeApi
 from hybrid_operator.k8s.preempt import PREEMPTIBLE, TOOK_FROM_ANNOTATION
-from hybrid_operator.preemption_takes import (
-    FORGET_OWNER_S,
-    OWED_KEY,
-    TakeMemory,
-    encode_owed,
-    parse_owed,
-)
+from hybrid_operator.preemption_ledger import OWED_KEY, encode_owed, parse_owed
+from hybrid_operator.preemption_takes import FORGET_OWNER_S, TakeMemory
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 from hybrid_policy.preemption.model import RunningPod

@@ -15,8 +15,16 @@ from builders import k8s_node, k8s_pod, rfc3339
 from electors import SwitchedElector
 from fake_api import FakeApi
 from hybrid_operator.leader import LeaderElector
-from hybrid_operator.preemption_ledger import DATA_KEY, PRUNE_AFTER_S, READ_RETRY_S, Entry, parse
-from hybrid_operator.preemption_takes import OWED_KEY, Owed, parse_owed
+from hybrid_operator.preemption_ledger import (
+    DATA_KEY,
+    OWED_KEY,
+    PRUNE_AFTER_S,
+    READ_RETRY_S,
+    Entry,
+    parse,
+    parse_owed,
+)
+from hybrid_operator.preemption_takes import Owed
 from hybrid_operator.scheduler import Scheduler
 from hybrid_operator.settings import OperatorSettings
 

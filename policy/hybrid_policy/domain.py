@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import cast
 
 from hybrid_policy.constraints import NO_CONSTRAINTS, PlacementConstraints
 
@@ -127,6 +128,11 @@ class PendingPod:
                 # Its own terms and spread selectors may select the pod itself.
                 signature += (self.namespace, tuple(sorted(self.labels.items())))
         object.__setattr__(self, "constraint_signature", signature)
+
+    @property
+    def requests_key(self) -> tuple[tuple[str, int], ...]:
+        """The requests, sorted: equal for pods that request the same."""
+        return cast("tuple[tuple[str, int], ...]", self.constraint_signature[0])
 
     @property
     def key(self) -> str:

@@ -11,6 +11,9 @@ a mismatch.
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -90,23 +93,63 @@ def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.ND
     return out
 
 
-def _global_context(snapshot: ClusterSnapshot, feasible: int) -> list[float]:
-    cols = [snapshot.index[r] for r in (GPU, CPU, MEMORY)]
-    total = snapshot.allocatable[:, cols].sum(axis=0)
+@dataclass(frozen=True)
+class _NodeTable:
+    """What the features read of a snapshot's nodes that never changes during its life
+    (allocatable, performance and pod slots are fixed when it is built)."""
+
+    #: Snapshot columns of GPU, CPU and memory.
+    cols: IntArray
+    #: Allocatable GPU, CPU and memory per node, and where it is positive.
+    alloc: npt.NDArray[np.float64]
+    has_alloc: npt.NDArray[np.bool_]
+    total: npt.NDArray[np.float64]
+    #: ``max(max_pods, 1)`` per node.
+    slots: IntArray
+    gpu_nodes: npt.NDArray[np.bool_]
+    gpu_node_count: int
+    #: Each node's row before the pod is known: 0 but for the ``performance`` columns
+    #: (``performance / 100``, the raw performance, ``50 / max(performance, 1)``).
+    rows: npt.NDArray[np.float64]
+
+
+_TABLES: weakref.WeakKeyDictionary[ClusterSnapshot, _NodeTable] = weakref.WeakKeyDictionary()
+
+
+def _node_table(snapshot: ClusterSnapshot) -> _NodeTable:
+    """The snapshot's :class:`_NodeTable`, built once per snapshot."""
+    table = _TABLES.get(snapshot)
+    if table is None:
+        cols = np.array([snapshot.index[r] for r in (GPU, CPU, MEMORY)], dtype=np.int64)
+        alloc = snapshot.allocatable[:, cols]
+        gpu_nodes = alloc[:, 0] > 0
+        perf = snapshot.performance
+        rows = np.zeros((len(snapshot), FEATURE_COUNT))
+        rows[:, _PERF] = np.stack([perf / 100.0, perf, 50.0 / np.maximum(perf, 1.0)], axis=1)
+        table = _NodeTable(
+            cols, alloc, alloc > 0, alloc.sum(axis=0), np.maximum(snapshot.max_pods, 1),
+            gpu_nodes, max(int(gpu_nodes.sum()), 1), rows,
+        )  # fmt: skip
+        _TABLES[snapshot] = table
+    return table
+
+
+def _global_context(
+    snapshot: ClusterSnapshot, table: _NodeTable, feasible: int
+) -> npt.NDArray[np.float64]:
+    """The :data:`FEATURE_GROUPS` ``global`` columns, the same on every row."""
+    cols, total = table.cols, table.total
     used = snapshot.requested[:, cols].sum(axis=0)
     demand = snapshot.queue.pending_demand
     queue = demand[cols] if demand is not None else np.zeros(3)
-    gpu_alloc = snapshot.allocatable[:, cols[0]]
-    gpu_nodes = gpu_alloc > 0
-    whole_free = (snapshot.requested[:, cols[0]] <= 0) & gpu_nodes
-    n = max(len(snapshot), 1)
-    return [
-        float(np.log1p(snapshot.queue.pending_pods) / LOG_SCALE),
-        *(float(x) for x in np.minimum(_ratio(queue, total), 10.0)),
-        *(float(x) for x in _ratio(used, total)),
-        float(whole_free.sum() / max(int(gpu_nodes.sum()), 1)),
-        feasible / n,
-    ]
+    whole_free = (snapshot.requested[:, cols[0]] <= 0) & table.gpu_nodes
+    out = np.empty(len(FEATURE_GROUPS["global"]))
+    out[0] = np.log1p(snapshot.queue.pending_pods) / LOG_SCALE
+    out[1:4] = np.minimum(_ratio(queue, total), 10.0)
+    out[4:7] = _ratio(used, total)
+    out[7] = whole_free.sum() / table.gpu_node_count
+    out[8] = feasible / max(len(snapshot), 1)
+    return out
 
 
 #: The columns that depend on the pod beyond its requests (task type and run time).
@@ -135,54 +178,59 @@ def alike_features(features: Float32Array, pod: PendingPod) -> Float32Array:
     return out
 
 
+def _columns(group: str) -> slice:
+    """The contiguous columns of ``group``."""
+    first = FEATURE_NAMES.index(FEATURE_GROUPS[group][0])
+    return slice(first, first + len(FEATURE_GROUPS[group]))
+
+
+_POD, _CAPACITY = _columns("pod"), _columns("capacity")
+_UTIL, _PERF = _columns("utilisation"), _columns("performance")
+_FRAG, _GLOBAL = _columns("fragmentation"), _columns("global")
+
+
 def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> Float32Array:
-    """Feature rows for ``pod`` on each node row of ``candidates`` (candidates x features)."""
-    n = candidates.size
-    cols = np.array([snapshot.index[r] for r in (GPU, CPU, MEMORY)], dtype=np.int64)
+    """Feature rows for ``pod`` on each node row of ``candidates`` (candidates x features).
+
+    Every column is worked out in float64 and the rows are cast to float32 once, which
+    gives the same numbers as casting each column."""
+    table = _node_table(snapshot)
+    n, cols = candidates.size, table.cols
     need = snapshot.request_vector(pod)[cols]
-    alloc = snapshot.allocatable[np.ix_(candidates, cols)]
-    requested = snapshot.requested[np.ix_(candidates, cols)]
-    free = alloc - requested
+    alloc, has = table.alloc[candidates], table.has_alloc[candidates]
+    free = alloc - snapshot.requested[candidates][:, cols]
     free_after = free - need
-    out = np.empty((n, FEATURE_COUNT), dtype=np.float32)
-    at = 0
-
-    def put(block: npt.ArrayLike) -> None:
-        # Assignment casts to float32 as np.asarray(block, dtype=np.float32) would; a
-        # scalar or a row fills the columns by broadcasting.
-        nonlocal at
-        arr = np.asarray(block)
-        width = arr.shape[-1] if arr.ndim == 2 else 1
-        out[:, at : at + width] = arr if arr.ndim == 2 else arr.reshape(-1, 1)
-        at += width
-
-    # pod
-    put(_ratio(np.broadcast_to(need, alloc.shape), alloc))
-    put(need[0] / GPU_SCALE)
-    put(np.asarray(_own_columns(pod), dtype=np.float32).reshape(1, -1))
-    # capacity
-    put(_ratio(free, alloc))
-    put(_ratio(np.maximum(free_after, 0.0), alloc))
-    put(snapshot.pod_count[candidates] / np.maximum(snapshot.max_pods[candidates], 1))
-    # utilisation
-    util = snapshot.utilisation[np.ix_(candidates, cols)]
-    missing = np.isnan(util).any(axis=1)
-    put(np.nan_to_num(util, nan=0.0))
-    put(missing)
+    kept_after = np.maximum(free_after, 0.0)
+    out = table.rows[candidates]  # a copy: 0 but for the node's performance
+    pod_, cap, util_, perf_, frag = (
+        out[:, _POD], out[:, _CAPACITY], out[:, _UTIL], out[:, _PERF], out[:, _FRAG]
+    )  # fmt: skip
+    # pod: requests over the node, GPUs over 8, task type and run time
+    np.divide(need, alloc, out=pod_[:, 0:3], where=has)
+    pod_[:, 3] = need[0] / GPU_SCALE
+    pod_[:, 4:9] = _own_columns(pod)
+    # capacity: free now and after, over allocatable; pod slots taken
+    np.divide(free, alloc, out=cap[:, 0:3], where=has)
+    np.divide(kept_after, alloc, out=cap[:, 3:6], where=has)
+    cap[:, 6] = snapshot.pod_count[candidates] / table.slots[candidates]
+    # utilisation: live fractions (0 where missing), whether missing, staleness
+    util = snapshot.utilisation[candidates][:, cols]
+    missing = np.isnan(util)
+    util_[:, 0:3] = util
+    np.copyto(util_[:, 0:3], 0.0, where=missing)  # an infinity stays one in float32
+    util_[:, 3] = missing.any(axis=1)
     age = snapshot.utilisation_age_s[candidates]
-    put(np.where(np.isfinite(age), np.minimum(age / STALE_AFTER_S, 1.0), 1.0))
-    # performance
-    perf = snapshot.performance[candidates]
-    put(perf / 100.0)
-    put(perf / max(float(perf.max()), 1e-9) if n else perf)
-    put(50.0 / np.maximum(perf, 1.0))
-    # fragmentation
+    util_[:, 4] = np.where(np.isfinite(age), np.minimum(age / STALE_AFTER_S, 1.0), 1.0)
+    # performance: the node's against the best candidate's (the others are the node's own)
+    if n:
+        best = perf_[:, 1]
+        best /= max(float(best.max()), 1e-9)
+    # fragmentation of the node's GPUs
     gpu_alloc, gpu_free, gpu_after = alloc[:, 0], free[:, 0], free_after[:, 0]
-    put((gpu_alloc > 0) & (gpu_free >= gpu_alloc))
-    put((need[0] > 0) & (gpu_after <= 0))
-    put((gpu_after > 0) & (gpu_after < gpu_alloc))
-    put(np.maximum(gpu_after, 0.0) / GPU_SCALE)
-    # global
-    put(np.asarray(_global_context(snapshot, n), dtype=np.float32).reshape(1, -1))
-    assert at == FEATURE_COUNT, f"wrote {at} features, schema has {FEATURE_COUNT}"
-    return out
+    frag[:, 0] = has[:, 0] & (gpu_free >= gpu_alloc)
+    if need[0] > 0:
+        frag[:, 1] = gpu_after <= 0
+    frag[:, 2] = (gpu_after > 0) & (gpu_after < gpu_alloc)
+    frag[:, 3] = kept_after[:, 0] / GPU_SCALE
+    out[:, _GLOBAL] = _global_context(snapshot, table, n)
+    return out.astype(np.float32)

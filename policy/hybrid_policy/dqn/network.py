@@ -45,11 +45,12 @@ class QNetwork(nn.Module):
         q: torch.Tensor = self.body(features * self.input_mask).squeeze(-1)
         return q
 
-    def infer(self, features: torch.Tensor) -> torch.Tensor:
+    def infer(self, features: torch.Tensor, masked: bool = True) -> torch.Tensor:
         """:meth:`forward` without the modules' call machinery (the same kernels, so the
         same values): scoring calls it once per pod, where that machinery cost as much as
-        the arithmetic."""
-        h = features * self.input_mask
+        the arithmetic. ``masked=False`` leaves out the input mask, for a caller that
+        knows it keeps every column (multiplying by 1 changes nothing)."""
+        h = features * self.input_mask if masked else features
         for layer in self.body:
             if isinstance(layer, nn.Linear):
                 h = functional.linear(h, layer.weight, layer.bias)

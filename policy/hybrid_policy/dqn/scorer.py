@@ -52,12 +52,17 @@ class DqnScore(MinMaxNormalized):
         torch.set_num_threads(1)
         self.network = network.eval()
         self.actor = actor
+        self.device = network.input_mask.device
+        #: Whether the network sees every column (then the input mask is not applied).
+        self.sees_all = bool(network.input_mask.all())
 
     def q_values(self, features: Float32Array) -> FloatArray:
         """One batched forward pass over the candidate rows."""
-        device = self.network.input_mask.device
+        rows = torch.from_numpy(features)
+        if self.device.type != "cpu":
+            rows = rows.to(self.device)
         with torch.inference_mode():
-            q = self.network.infer(torch.from_numpy(features).to(device))
+            q = self.network.infer(rows, masked=not self.sees_all)
         values: FloatArray = q.cpu().numpy().astype(np.float64)
         return values
 

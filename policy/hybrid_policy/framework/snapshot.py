@@ -123,7 +123,7 @@ class ClusterSnapshot:
         Resources no node offers are not representable; :meth:`unknown_resources` names
         them so the fit filter can reject the pod with a clear reason.
         """
-        key = tuple(sorted(pod.requests.items()))
+        key = pod.requests_key
         vec = self._request_vectors.get(key)
         if vec is None:
             vec = np.zeros(len(self.resources))

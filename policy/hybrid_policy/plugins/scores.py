@@ -40,20 +40,26 @@ def _requested_after(
             need[col] = NON_ZERO_CPU_MILLICORES
         elif need[col] == 0 and name == MEMORY:
             need[col] = NON_ZERO_MEMORY_BYTES
-    columns = np.array(resources, dtype=np.int64)
-    requested = snapshot.requested[np.ix_(candidates, columns)] + need
-    allocatable = snapshot.allocatable[np.ix_(candidates, columns)]
+    requested = snapshot.requested[candidates][:, resources] + need
+    allocatable = snapshot.allocatable[candidates][:, resources]
     return requested, allocatable
 
 
 @dataclass
 class _ResourceScorer(Normalized):
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RESOURCE_WEIGHTS))
+    #: The columns and weights of each resource order seen (the weights never change).
+    _by_order: dict[tuple[str, ...], tuple[list[int], FloatArray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def _columns(self, snapshot: ClusterSnapshot) -> tuple[list[int], FloatArray]:
-        cols = [snapshot.index[r] for r in self.weights if r in snapshot.index]
-        w = np.array([self.weights[snapshot.resources[c]] for c in cols], dtype=float)
-        return cols, w
+        known = self._by_order.get(snapshot.resources)
+        if known is None:
+            cols = [snapshot.index[r] for r in self.weights if r in snapshot.index]
+            w = np.array([self.weights[snapshot.resources[c]] for c in cols], dtype=float)
+            known = self._by_order[snapshot.resources] = (cols, w)
+        return known
 
     def score_alike(
         self, pods: Sequence[PendingPod], snapshot: ClusterSnapshot, candidates: IntArray

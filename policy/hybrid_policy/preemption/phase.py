@@ -269,9 +269,7 @@ def plan_preemptions(
         else:
             made = context.gang(unit.gang, unit.pods, waited, stop)
         if made is not None:
-            if guard is not None:
-                guard.took(unit.pods[0].namespace, made.victims)
-            picture.apply(made)
+            context.planned(made, unit.pods[0].namespace)
             plans.append(made)
     return plans
 
@@ -288,9 +286,26 @@ class _Context:
     gangs: Mapping[tuple[str, str], Sequence[RunningPod]]
     eligible: Mapping[str, bool]
     guard: TakeBackGuard | None = None
+    #: Each node as a preemptor of a team sees it (the guard's say included), by team and
+    #: row, until the next plan of the phase changes the picture or the guard.
+    seen: dict[tuple[str, int], NodeRoom] = field(default_factory=dict)
 
     def _room(self, row: int) -> NodeRoom:
         return self.picture.room(self.snapshot, row, self.gangs, self.eligible)
+
+    def _room_for(self, team: str, row: int, eligible: Mapping[str, bool]) -> NodeRoom:
+        """Node ``row`` as ``team``'s preemptors see it (``eligible``: who they may take)."""
+        known = self.seen.get((team, row))
+        if known is None:
+            known = self.seen[(team, row)] = self._guarded(self._room(row), eligible)
+        return known
+
+    def planned(self, made: PhasePlan, team: str) -> None:
+        """A plan of ``team`` was made: the guard and the picture change."""
+        if self.guard is not None:
+            self.guard.took(team, made.victims)
+        self.picture.apply(made)
+        self.seen.clear()
 
     def _eligible(self, team: str) -> Mapping[str, bool]:
         """Who may be a victim of ``team``'s preemptor (the guard's say included)."""
@@ -311,8 +326,9 @@ class _Context:
     ) -> PhasePlan | None:
         """Reclaim, then priority, then shorten, then the reasons that buy completion
         time, for a pod alone."""
-        eligible = self._eligible(preemptor.pod.namespace)
-        rooms = [self._guarded(self._room(r), eligible) for r in self._rows(preemptor.pod)]
+        team = preemptor.pod.namespace
+        eligible = self._eligible(team)
+        rooms = [self._room_for(team, r, eligible) for r in self._rows(preemptor.pod)]
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
         shares, gangs = self.picture.shares, self.gangs
         plan = None
@@ -345,9 +361,10 @@ class _Context:
         names = self.snapshot.nodes
         members = tuple(GangMember(p, tuple(names[r].name for r in rows[p.uid])) for p in pods)
         preemptor = GangPreemptor(key, members, waited_s, never)
-        eligible = self._eligible(pods[0].namespace)
+        team = pods[0].namespace
+        eligible = self._eligible(team)
         rooms = {
-            names[r].name: self._guarded(self._room(r), eligible)
+            names[r].name: self._room_for(team, r, eligible)
             for r in sorted({r for rs in rows.values() for r in rs})
         }
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s

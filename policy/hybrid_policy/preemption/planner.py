@@ -89,13 +89,13 @@ def plan_by_tests(
     (``unit_ok``) and of a chosen set (``set_ok``)."""
     if preemptor.never or preemptor.waiting_s < rules.trigger_delay_s:
         return None
-    if any(not shortfall(preemptor.pod.requests, room.free) for room in rooms):
+    shorts = [shortfall(preemptor.pod.requests, room.free) for room in rooms]
+    if not all(shorts):
         return None  # it fits somewhere without anyone's loss
     if eligible is None:
         eligible = victims_allowed(rooms, gang_pods, rules, now_s)
     best: tuple[tuple[float, int, str], PreemptionPlan] | None = None
-    for room in rooms:
-        short = shortfall(preemptor.pod.requests, room.free)
+    for room, short in zip(rooms, shorts, strict=True):
         here = room.units
         if here is None:
             here = tuple(units_on(room.name, room.running, gang_pods, eligible))

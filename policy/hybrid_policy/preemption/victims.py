@@ -46,6 +46,8 @@ class VictimUnit:
 
     def gpus(self) -> int:
         """GPUs the unit holds, on every node."""
+        if len(self.pods) == 1:  # most units: a pod alone
+            return self.pods[0].requests.get(GPU, 0)
         return sum(p.requests.get(GPU, 0) for p in self.pods)
 
     def freed_on(self, node: str) -> Mapping[str, int]:
@@ -66,6 +68,8 @@ class VictimUnit:
 
     def lost_s(self, now_s: float) -> float:
         """Wall seconds of work the unit's longest-losing member would lose now."""
+        if len(self.pods) == 1:
+            return self.pods[0].work_lost_s(now_s)
         return max(p.work_lost_s(now_s) for p in self.pods)
 
     def cost_key(self, now_s: float) -> tuple[float, int, float, str]:

@@ -6,9 +6,10 @@ user's run-time estimate, half of them with a progress report), and a batch of
 seed-paper-like pods (1-8 GPUs) spread unevenly over namespaces with weights 1-3. A first
 pass makes the reservations; then every timed pass runs the whole reserving profile
 (fair order, the timeline of predicted ends, the sticky reservations, backfill checks,
-binpack scores) on a fresh copy of the same cluster, with the reservations held from the
-first pass. It prints the median and p95 pass time per size and mode, and how many
-reservations and placements a pass made.
+binpack scores, or with ``--scores dqn`` the shipped network's scores plus binpack as
+``hybrid-reserve`` weighs them) on a fresh copy of the same cluster, with the reservations
+held from the first pass. It prints the median and p95 pass time per size and mode, and
+how many reservations and placements a pass made.
 """
 
 from __future__ import annotations
@@ -18,14 +19,22 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
 from hybrid_lab.game_bench import POD_SHAPE_PROBABILITY, POD_SHAPES, bench_cluster
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.dqn.scorer import load_scorer
+from hybrid_policy.framework.plugins import ScorePlugin
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray
 from hybrid_policy.plugins.scores import binpack_scorer
-from hybrid_policy.policies import Policy, build_policy, reserving_policy
+from hybrid_policy.policies import (
+    HYBRID_BINPACK_WEIGHT,
+    Policy,
+    build_policy,
+    reserving_policy,
+)
 from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.reservation import BackfillMode, ReservationSettings
 from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
@@ -34,6 +43,21 @@ from hybrid_policy.resources import CPU, GIB, GPU, MEMORY
 DEFAULT_SIZES = ((10, 200, 100), (50, 2000, 1000))
 TARGET_MS = {(10, 200, 100): 20.0, (50, 2000, 1000): 250.0}
 NOW_S = 3600.0
+
+
+class Scores(StrEnum):
+    """The node scores a timed pass uses."""
+
+    BINPACK = "binpack"
+    """Binpack alone."""
+    DQN = "dqn"
+    """The shipped network's scores plus binpack, weighed as ``hybrid-reserve`` does."""
+
+    def scorers(self) -> list[tuple[ScorePlugin, float]]:
+        """The weighted scorers of a pass."""
+        if self is Scores.BINPACK:
+            return [(binpack_scorer(), 1.0)]
+        return [(load_scorer(), 1.0), (binpack_scorer(), HYBRID_BINPACK_WEIGHT)]
 
 
 @dataclass(frozen=True)
@@ -59,14 +83,17 @@ def bench_pod(rng: np.random.Generator, name: str, namespace: str, at_s: float) 
     )
 
 
-def draw(size: tuple[int, int, int], mode: BackfillMode, seed: int) -> Drawn:
-    """One drawn cluster and batch for ``size``, with a reserving policy of ``mode``."""
+def draw(
+    size: tuple[int, int, int], mode: BackfillMode, seed: int, scores: Scores = Scores.BINPACK
+) -> Drawn:
+    """One drawn cluster and batch for ``size``, with a reserving policy of ``mode``
+    scoring nodes with ``scores``."""
     namespaces, pods, nodes = size
     rng = np.random.default_rng([seed, namespaces, pods, nodes])
     cluster, weights = bench_cluster(rng, namespaces, nodes)
     names = [ns.name for ns in weights]
     settings = ReservationSettings(mode=mode)
-    policy = reserving_policy(f"bench-{mode.value}", [(binpack_scorer(), 1.0)], settings)
+    policy = reserving_policy(f"bench-{mode.value}", scores.scorers(), settings)
     predictor = policy.predictor
     assert predictor is not None
     snapshot = ClusterSnapshot(cluster, weights, now_s=NOW_S)
@@ -161,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per seed")
     parser.add_argument("--sizes", default="", help="ns:pods:nodes,... (default: two sizes)")
+    parser.add_argument(
+        "--scores",
+        choices=[s.value for s in Scores],
+        default=Scores.BINPACK.value,
+        help="node scores: binpack (default) or dqn (the shipped network's, plus binpack)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -169,15 +202,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = parse_sizes(args.sizes)
     except ValueError as exc:
         parser.error(str(exc) if "--sizes" in str(exc) else f"--seeds: {args.seeds!r}")
-    print(f"seeds {args.seeds}, {args.repeats} timed passes each; cluster about 90 % full")
+    print(
+        f"seeds {args.seeds}, {args.repeats} timed passes each; cluster about 90 % full; "
+        f"{args.scores} scores"
+    )
     print(
         "namespaces pods nodes mode         | pass ms median p95 | binpack ms median "
         "| held placed | target"
     )
+    scores = Scores(args.scores)
     for size in sizes:
         for mode in (BackfillMode.EASY, BackfillMode.CONSERVATIVE):
             results = [
-                time_passes(draw(size, mode, seed), args.repeats, np.random.default_rng(seed))
+                time_passes(
+                    draw(size, mode, seed, scores), args.repeats, np.random.default_rng(seed)
+                )
                 for seed in seeds
             ]
             ms = [t for r in results for t in r.ms]

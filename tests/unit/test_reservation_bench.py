@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from hybrid_lab.reservation_bench import draw, main, time_passes
+from hybrid_lab.reservation_bench import Scores, draw, main, time_passes
+from hybrid_policy.dqn.scorer import DqnScore
 from hybrid_policy.reservation import BackfillMode
 from hybrid_policy.resources import GPU
 
@@ -26,6 +27,14 @@ def test_a_timed_pass_holds_reservations_and_places_pods() -> None:
         assert len(result.ms) == len(result.binpack_ms) == 2
 
 
+def test_learned_scores_are_the_networks_plus_binpack() -> None:
+    drawn = draw((3, 30, 6), BackfillMode.EASY, 0, Scores.DQN)
+    plugins = [type(p).__name__ for p, _ in drawn.policy.profile.scorers]
+    assert plugins == [DqnScore.__name__, "MostAllocated"]
+    assert isinstance(drawn.policy.profile.scorers[0][0], DqnScore)
+    assert time_passes(drawn, 1, np.random.default_rng(0)).placed > 0
+
+
 def test_it_prints_one_line_per_size_and_mode(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--sizes", "2:30:6", "--seeds", "0", "--repeats", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -39,6 +48,7 @@ def test_it_prints_one_line_per_size_and_mode(capsys: pytest.CaptureFixture[str]
         (["--repeats", "0"], "--repeats must be at least 1, got 0"),
         (["--sizes", "2:30"], "--sizes: '2:30' is not namespaces:pods:nodes (positive)"),
         (["--seeds", "a"], "--seeds: 'a'"),
+        (["--scores", "kube"], "argument --scores: invalid choice: 'kube'"),
     ],
 )
 def test_bad_arguments_stop_with_a_message(

@@ -130,6 +130,8 @@ def minimal_units(
     spared; None when all of them together do not free enough."""
     if not short:
         return ()
+    if not units:
+        return None
     freed_by = [u.freed_on(node) for u in units]
     if not _covers(_added({}, *freed_by), short):
         return None

@@ -7,6 +7,12 @@ leadership is lost; the API thread asks the ticket right before sending the Bind
 the rate limit, so a cancelled placement is never sent. Whatever happens (a refused
 binding, an API server that is down, an exception anywhere), the pod ends bound, back in
 the queue (at once, or after a back-off), or forgotten because it is gone: never held.
+
+A Binding that got no answer may have been committed: its pod keeps its room and the same
+Binding is sent again after a back-off (:mod:`hybrid_operator.resends`) instead of the pod
+being decided again, which could give its room to another pod while it runs there. A
+resend answered 409 found the pod bound (most likely by the first request): the pod keeps
+its room until a listing shows where it is bound.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from hybrid_operator.k8s.api import BindOutcome, BindResult, ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
 from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.reporting import Reporter
+from hybrid_operator.resends import Resend, Resends
 from hybrid_operator.reservations import ReservationNotice
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
@@ -84,6 +91,8 @@ class BindingCycle:
         self.notices: dict[str, ReservationNotice] = {}
         #: Annotations a pod's Binding carries besides the decision record, by UID.
         self.annotations: dict[str, dict[str, str]] = {}
+        #: Bindings whose outcome is unknown, to be sent again.
+        self.resends = Resends(cache, queue, clock)
 
     def issue(self, decisions: list[Decision], term: int) -> None:
         """Tickets for the placements of a pass, at once, before any is awaited."""
@@ -92,24 +101,27 @@ class BindingCycle:
                 self.tickets[d.pod.uid] = BindTicket(d, term)
 
     def cancel(self, uid: str, reason: CancelReason) -> bool:
-        """Call off the binding of ``uid`` if it is on its way; True if there was one."""
+        """Call off the binding of ``uid`` if it is on its way or to be sent again; True
+        if there was one."""
+        resent = self.resends.call_off(uid)
         ticket = self.tickets.get(uid)
         if ticket is None:
-            return False
+            return resent
         if ticket.cancelled is None:
             ticket.cancelled = reason
         return True
 
     def cancel_on_node(self, node: str) -> list[str]:
         """Call off every binding to ``node``; returns their pods' UIDs."""
-        uids = [u for u, t in self.tickets.items() if t.decision.node == node]
+        on_way = [u for u, t in self.tickets.items() if t.decision.node == node]
+        uids = list(dict.fromkeys([*on_way, *self.resends.to(node)]))
         for uid in uids:
             self.cancel(uid, CancelReason.NODE_GONE)
         return uids
 
     def cancel_all(self, reason: CancelReason) -> None:
-        """Call off every binding on its way (leadership lost)."""
-        for uid in list(self.tickets):
+        """Call off every binding on its way or to be sent again (leadership lost)."""
+        for uid in dict.fromkeys([*self.tickets, *self.resends.book]):
             self.cancel(uid, reason)
 
     def still_wanted(self, ticket: BindTicket) -> bool:
@@ -127,9 +139,16 @@ class BindingCycle:
         finally:
             self.tickets.pop(uid, None)
             if self.queue.is_in_flight(uid):
-                # Nothing above settled it (an exception): try again after a back-off.
-                self.cache.forget(uid)
-                self.queue.back_off(uid, self.clock())
+                self._unsettled(uid)
+
+    def _unsettled(self, uid: str) -> None:
+        """Nothing settled the pod (an exception): try again after a back-off, sending the
+        same Binding again while its first one's outcome is unknown."""
+        if uid in self.resends:
+            self.resends.wait(uid)
+            return
+        self.cache.forget(uid)
+        self.queue.back_off(uid, self.clock())
 
     async def _unschedulable(self, d: Decision) -> None:
         self.counters.unschedulable += 1
@@ -145,25 +164,29 @@ class BindingCycle:
     async def _bind(self, d: Decision) -> None:
         pod, node = d.pod, str(d.node)
         ticket = self.tickets.get(pod.uid) or BindTicket(d, -1, CancelReason.POD_GONE)
-        annotations = {
+        resend = self.resends.of(d)
+        annotations = dict(resend.annotations) if resend is not None else {
             **self.reporter.record_annotations(d),
             **self.annotations.pop(pod.uid, {}),
-        }
+        }  # fmt: skip
+        if resend is not None:
+            log.info("sending the binding of %s to %s again: no answer came", pod.key, node)
         try:
             result = await self.threads.call(
                 self.api.bind, pod, node, annotations, lambda: self.still_wanted(ticket)
             )
         except Exception as exc:  # whatever the client raised: the pod is retried
             result = BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}", True)
-        self.counters.bind_attempts[result.outcome] = (
-            self.counters.bind_attempts.get(result.outcome, 0) + 1
-        )
-        self.metrics.attempts.labels(result=result.outcome.value).inc()
+        self._count(result, resend)
         self.reporter.forget(pod.uid)
         if result.outcome is BindOutcome.BOUND:
+            self.resends.drop(pod.uid)
             self._bound(d, ticket)
             await self.reporter.scheduled(d)
             return
+        if self._holds_room(d, ticket) and self._unanswered(d, result, annotations, resend):
+            return
+        self.resends.drop(pod.uid)
         self.cache.forget(pod.uid)
         if result.outcome is BindOutcome.CANCELLED:
             self._called_off(d, ticket)
@@ -177,11 +200,55 @@ class BindingCycle:
             log.info("binding %s to %s: %s (%s)", pod.key, node, result.outcome, result.detail)
         else:
             self.counters.errors += 1
-            if result.unreachable:
-                self.suspect("a binding could not reach the API server")
             self.queue.back_off(pod.uid, self.clock())
             self.queue.move_all_to_active()
             log.warning("binding %s to %s failed, will retry: %s", pod.key, node, result.detail)
+
+    def _count(self, result: BindResult, resend: Resend | None) -> None:
+        outcome = result.outcome
+        self.counters.bind_attempts[outcome] = self.counters.bind_attempts.get(outcome, 0) + 1
+        self.metrics.attempts.labels(result=outcome.value).inc()
+        if resend is not None:
+            self.counters.resends[outcome] = self.counters.resends.get(outcome, 0) + 1
+            self.metrics.resends.labels(result=outcome.value).inc()
+
+    def _holds_room(self, d: Decision, ticket: BindTicket) -> bool:
+        """Whether the pod still waits for this binding alone, assumed on its node: not
+        called off, not settled by the watch, a listing or a deletion meanwhile."""
+        uid = d.pod.uid
+        return (
+            ticket.cancelled is None
+            and self.queue.is_in_flight(uid)
+            and self.cache.assumed_on(uid) == d.node
+        )
+
+    def _unanswered(
+        self,
+        d: Decision,
+        result: BindResult,
+        annotations: dict[str, str],
+        resend: Resend | None,
+    ) -> bool:
+        """Keep the pod's room and send the same Binding again after a back-off when the
+        outcome is unknown (no answer), or when a resend found the pod bound already (409,
+        most likely by the first request: a listing shows where); False otherwise."""
+        pod, node = d.pod, d.node
+        if result.outcome is BindOutcome.ERROR and result.unreachable:
+            self.counters.errors += 1
+            self.suspect("a binding could not reach the API server")
+            log.warning(
+                "binding %s to %s got no answer, its room is kept and it will be sent again: %s",
+                pod.key, node, result.detail,
+            )  # fmt: skip
+        elif result.outcome is BindOutcome.CONFLICT and resend is not None:
+            self.counters.conflicts += 1
+            self.suspect(f"the binding of {pod.key} sent again found it bound already")
+            log.info("binding %s to %s again: %s (%s)", pod.key, node, result.outcome,
+                     result.detail)  # fmt: skip
+        else:
+            return False
+        self.resends.keep(d, annotations)
+        return True
 
     def _bound(self, d: Decision, ticket: BindTicket) -> None:
         self.counters.bound += 1

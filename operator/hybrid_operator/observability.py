@@ -1,13 +1,14 @@
 """The operator's own metrics, liveness and readiness, served over HTTP.
 
-``/metrics`` (Prometheus text format) counts scheduling attempts by result, times
-pending-to-bound latency, passes and their sizes, tracks pending pods, fallbacks by
-reason, Prometheus series left out by resource and reason, each namespace's weighted GPU
-share and Jain's index over them, the age of the utilisation metrics, and for reserving
-policies the reservations held, placements backfilled onto a node reserved for another
-pod, the relative error of run-time predictions by source and progress series ignored,
-the gangs waiting for their pods and placed whole, and preemptions (plans by result,
-victims deleted, GPU-seconds of work they lost).
+``/metrics`` (Prometheus text format) counts scheduling attempts by result, Bindings sent
+again after an unknown outcome by result, times pending-to-bound latency, passes and their
+sizes, tracks pending pods, fallbacks by reason, Prometheus series left out by resource
+and reason, each namespace's weighted GPU share and Jain's index over them, the age of the
+utilisation metrics, and for reserving policies the reservations held, placements
+backfilled onto a node reserved for another pod, the relative error of run-time
+predictions by source and progress series ignored, the gangs waiting for their pods and
+placed whole, and preemptions (plans by result, victims deleted, GPU-seconds of work they
+lost).
 ``/healthz``
 answers while the event loop runs; ``/readyz`` once the cluster has been listed and the
 first pass has run.
@@ -47,6 +48,8 @@ class Counters:
     #: Pod and node events older than what the cache had applied (left out).
     stale_events: int = 0
     bind_attempts: dict[str, int] = field(default_factory=dict)
+    #: Bindings sent again because the outcome of the first was unknown, by outcome.
+    resends: dict[str, int] = field(default_factory=dict)
 
 
 class OperatorMetrics:
@@ -57,6 +60,12 @@ class OperatorMetrics:
         r = self.registry
         self.attempts = Counter(
             "hybrid_scheduler_schedule_attempts", "Pods tried, by result.", ["result"], registry=r
+        )
+        self.resends = Counter(
+            "hybrid_scheduler_binding_resends",
+            "Bindings sent again because the first got no answer, by result.",
+            ["result"],
+            registry=r,
         )
         self.latency = Histogram(
             "hybrid_scheduler_pending_to_bound_seconds",

@@ -11,7 +11,8 @@ re-list.
 
 A pod is bound at most once: a pod that is bound or assumed is never queued or decided
 again, a binding carries the pod's UID, and a binding whose node or pod went, or whose
-leadership term ended, is called off before it is sent.
+leadership term ended, is called off before it is sent. A binding that got no answer is
+sent again as it was, its pod keeping its room meanwhile (:mod:`hybrid_operator.resends`).
 
 With a reserving policy the loop also feeds the policy's run-time predictor from the
 watch (:mod:`hybrid_operator.predictions`), reads training progress before each pass
@@ -325,6 +326,8 @@ class Scheduler:
             self.predictions.observe(view)
         if not view.waiting:
             self.queue.remove(uid)
+            # Bound (the assumption became the bound pod) or ended: nothing to send again.
+            self.binding.resends.drop(uid)
             self.gang_feed.held.pop(uid, None)
             if self.keeper is not None:
                 self.keeper.no_longer_waiting(view)
@@ -427,6 +430,7 @@ class Scheduler:
         pending = (
             len(self.queue)
             + self.queue.in_flight_count
+            + self.queue.resending_count
             + len(self.refused)
             + len(self.gang_feed.held)
         )
@@ -515,15 +519,19 @@ class Scheduler:
     # -- the pass -----------------------------------------------------------------------
 
     def decide(self) -> list[Decision]:
-        """One scheduling cycle; its placements get their binding tickets at once. With
-        preemption on, preemptors whose victims are gone are bound first, and the pods
-        the pass left waiting may preempt afterwards."""
+        """One scheduling cycle; its placements get their binding tickets at once. The
+        Bindings whose outcome was unknown are sent again first; with preemption on,
+        preemptors whose victims are gone are bound next, and the pods the pass left
+        waiting may preempt afterwards."""
         self.drain()
+        resent = self.binding.resends.due()
         ready = self.preemption.due() if self.preemption is not None else []
         notes = self.preemption.take_annotations() if self.preemption is not None else {}
         try:
-            decisions = [*ready, *self.scheduling.decide()]
+            decisions = [*resent, *ready, *self.scheduling.decide()]
         except Exception:
+            for d in resent:  # sent by no one after all: again after a back-off
+                self.binding.resends.wait(d.pod.uid)
             for d in ready:  # decided by no one after all: back to the queue
                 self.cache.forget(d.pod.uid)
                 self.queue.back_off(d.pod.uid, self.clock())

@@ -162,6 +162,31 @@ def test_a_failed_attempt_backs_off_in_the_active_queue_and_a_verdict_parks() ->
     assert [p.name for p in queue.pop_batch(1.0, PrioritySort().sort_key)] == [popped[0].name]
 
 
+def test_a_pod_waiting_to_resend_is_taken_by_no_batch_until_its_back_off_ends() -> None:
+    queue = SchedulingQueue(initial_backoff_s=1.0, max_backoff_s=8.0)
+    sort = PrioritySort().sort_key
+    pod = make_pod("unanswered")
+    queue.add(pod)
+    queue.pop_batch(0.0, sort)
+    queue.wait_to_resend(pod.uid, 0.0)
+    assert pod.uid in queue and not queue.add(pod)
+    assert (queue.in_flight_count, queue.resending_count, len(queue)) == (0, 1, 0)
+    # No batch, no take of queued pods, no count of waiting pods sees it.
+    queue.move_all_to_active()
+    assert queue.pop_batch(5.0, sort) == [] and queue.take([pod.uid]) == []
+    assert queue.pending() == []
+    assert queue.take_resends(0.5) == []  # backing off for 1 s
+    assert queue.take_resends(1.0) == [pod]
+    assert queue.is_in_flight(pod.uid)
+    queue.wait_to_resend(pod.uid, 1.0)
+    assert queue.take_resends(2.5) == []  # the back-off doubled
+    assert queue.decide_again(pod.uid) and not queue.decide_again(pod.uid)
+    assert queue.pop_batch(3.0, sort) == [pod]
+    queue.wait_to_resend(pod.uid, 3.0)
+    assert queue.remove(pod.uid) == pod
+    assert pod.uid not in queue
+
+
 def _table(scores: list[float]) -> ScoreTable:
     candidates = np.array([10, 11, 12, 13, 14, 15][: len(scores)], dtype=np.int64)
     return ScoreTable(make_pod("p"), candidates, np.array(scores))

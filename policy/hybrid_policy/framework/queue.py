@@ -9,6 +9,10 @@ popped, its verdict is not in yet) cannot move it, so when that pod is then foun
 unschedulable it goes back to the active queue instead of being parked (kube-scheduler's
 move-request cycle). As a last resort, a pod parked longer than ``max_parked_s`` is tried
 again whatever happened.
+
+A pod whose placement's outcome is unknown (its binding got no answer: it may have been
+committed) is not decided again: it waits, with the same back-off, for the binding to be
+sent again (:meth:`SchedulingQueue.wait_to_resend`), and no batch takes it meanwhile.
 """
 
 from __future__ import annotations
@@ -51,17 +55,27 @@ class SchedulingQueue:
         self._active: dict[str, QueuedPod] = {}
         self._unschedulable: dict[str, QueuedPod] = {}
         self._in_flight: dict[str, QueuedPod] = {}
+        #: Pods whose binding is to be sent again once their back-off ends.
+        self._resending: dict[str, QueuedPod] = {}
 
     def __len__(self) -> int:
         return len(self._active) + len(self._unschedulable)
 
     def __contains__(self, uid: object) -> bool:
-        return uid in self._active or uid in self._unschedulable or uid in self._in_flight
+        return any(uid in pods for pods in self._states())
+
+    def _states(self) -> tuple[dict[str, QueuedPod], ...]:
+        return self._active, self._unschedulable, self._in_flight, self._resending
 
     @property
     def in_flight_count(self) -> int:
         """Pods taken by a pass and not yet bound, parked or requeued."""
         return len(self._in_flight)
+
+    @property
+    def resending_count(self) -> int:
+        """Pods waiting for their binding to be sent again."""
+        return len(self._resending)
 
     def is_in_flight(self, uid: str) -> bool:
         """Whether ``uid`` was taken by a pass and is not settled yet."""
@@ -81,12 +95,11 @@ class SchedulingQueue:
 
     def remove(self, uid: str) -> PendingPod | None:
         """Drop a pod (bound elsewhere or deleted); returns it when it was queued."""
-        entry = (
-            self._active.pop(uid, None)
-            or self._unschedulable.pop(uid, None)
-            or self._in_flight.pop(uid, None)
-        )
-        return entry.pod if entry else None
+        for pods in self._states():
+            entry = pods.pop(uid, None)
+            if entry is not None:
+                return entry.pod
+        return None
 
     def pop_batch(
         self, now_s: float, sort_key: SortKey, limit: int | None = None
@@ -137,6 +150,31 @@ class SchedulingQueue:
         entry = self._delay(uid, now_s)
         if entry is not None:
             self._active[uid] = entry
+
+    def wait_to_resend(self, uid: str, now_s: float) -> None:
+        """The popped pod's binding got no answer (it may have been committed): no pass
+        decides it again; its binding is sent again after the back-off."""
+        entry = self._delay(uid, now_s)
+        if entry is not None:
+            self._resending[uid] = entry
+
+    def take_resends(self, now_s: float) -> list[PendingPod]:
+        """Take the pods whose back-off has ended to send their binding again."""
+        due = [e for e in self._resending.values() if e.not_before_s <= now_s]
+        for entry in due:
+            del self._resending[entry.pod.uid]
+            entry.popped_at_move = self._moves
+            self._in_flight[entry.pod.uid] = entry
+        return [e.pod for e in due]
+
+    def decide_again(self, uid: str) -> bool:
+        """A pod waiting for its binding to be sent again is to be decided again instead,
+        once its back-off ends; False if it was not waiting so."""
+        entry = self._resending.pop(uid, None)
+        if entry is None:
+            return False
+        self._active[uid] = entry
+        return True
 
     def _delay(self, uid: str, now_s: float) -> QueuedPod | None:
         entry = self._in_flight.pop(uid, None)

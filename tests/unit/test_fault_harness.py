@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from hybrid_lab.faults.catalogue import FAULTS, UnknownFaultError, select
+from hybrid_lab.faults.control_plane import decided_again
 from hybrid_lab.faults.plan import FaultPlan
 from hybrid_lab.faults.prometheus import FakePrometheus, PrometheusAnswer, garbage_answers
+from hybrid_lab.faults.proxy import BindingAttempt, LostAnswer
 from hybrid_lab.faults.report import table
 from hybrid_lab.faults.verdict import FaultResult
 from hybrid_operator.cli import main
@@ -130,6 +132,21 @@ def test_a_refused_request_from_a_former_leader_is_listed_not_counted() -> None:
     assert any("refused by the API server" in line for line in refused.details())
     row = table([refused], FaultPlan()).splitlines()[2]
     assert "| 0 (1) |" in row
+
+
+def test_a_pod_whose_answer_was_lost_is_sent_again_only_to_the_same_node() -> None:
+    lost = [LostAnswer("r0", "ns/a", "n1", 0.0), LostAnswer("r0", "ns/b", "n2", 2.5)]
+    sent = [
+        BindingAttempt("r0", "ns/a", "n1", 1.0, 201),
+        BindingAttempt("r0", "ns/b", "n2", 1.0, 0),
+        BindingAttempt("r0", "ns/b", "n2", 2.0, 201),  # sent again as it was
+        BindingAttempt("r1", "ns/a", "n3", 3.0, 409),  # a new leader decides anew
+    ]
+    assert decided_again(lost, sent) == []
+    moved = [*sent, BindingAttempt("r0", "ns/b", "n3", 2.0, 201)]
+    assert decided_again(lost, moved) == [
+        "ns/b decided again by r0: sent to n3 after its binding to n2 lost its answer"
+    ]
 
 
 def test_the_table_has_one_row_per_fault_with_its_numbers() -> None:

@@ -197,3 +197,24 @@ def test_bindings_are_held_back_and_recorded_with_their_author(
         "node-7",
         201,
     )
+
+
+def test_a_binding_whose_answer_is_lost_still_reaches_the_api_server_late(
+    proxy: tuple[ApiProxy, requests.Session],
+) -> None:
+    running, session = proxy
+    running.lose_binding_answers(1, late_s=(1.0,))
+    body = {"metadata": {"name": "p"}, "target": {"name": "node-7"}}
+    url = f"{running.url}/api/v1/namespaces/ns/pods/p/binding"
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.post(url, json=body, timeout=5)
+    assert running.attempts == []  # cut off before the binding went on
+    assert [(a.pod, a.node, a.late_s) for a in running.lost_answers] == [("ns/p", "node-7", 1.0)]
+    deadline = time.monotonic() + 5
+    while not running.attempts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [attempt] = running.attempts
+    assert (attempt.pod, attempt.status) == ("ns/p", 201)  # the API server took it
+    # Only the next ``count`` lose their answer.
+    assert session.post(url, json=body, timeout=5).status_code == 201
+    assert running.counters.lost == 1

@@ -20,6 +20,7 @@ FAULTS: dict[str, Fault] = {
         Fault("prometheus-bad", op.prometheus_bad),
         Fault("crafted-objects", op.crafted_objects),
         Fault("node-deleted-mid-binding", cp.node_deleted_mid_binding, prepare=cp.prepare_node),
+        Fault("binding-reply-lost", cp.binding_reply_lost),
         Fault("restart-burst", op.restart_burst, burst=True),
         Fault("lagging-takeover", op.lagging_takeover, burst=True),
     )

@@ -1,16 +1,17 @@
 """Faults of the control plane and of the way to it: the API server or etcd stopped, the
 operator cut off from the API server (objects deleted meanwhile), a node deleted while
-bindings to it are on their way."""
+bindings to it are on their way, bindings that land without the operator hearing so."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from hybrid_lab.devcluster import cluster
 from hybrid_lab.devcluster.errors import DevClusterError
 from hybrid_lab.devcluster.workload import training_pod, wait_for
 from hybrid_lab.faults.context import EXTRA_NODE_GPUS, FaultContext
-from hybrid_lab.faults.proxy import CutMode
+from hybrid_lab.faults.proxy import BindingAttempt, CutMode, LostAnswer
 from hybrid_lab.faults.workload import NAMESPACE_WEIGHTS, labelled
 
 
@@ -103,3 +104,52 @@ def node_deleted_mid_binding(ctx: FaultContext) -> None:
         f"bindings held {plan.binding_delay_s:g} s each; {node} deleted with "
         f"{in_flight} bindings to it on their way"
     )
+
+
+def binding_reply_lost(ctx: FaultContext) -> None:
+    """Bindings whose answer never reaches the operator (its connection reset) though they
+    reach the API server, at once or a moment later: the operator cannot tell whether they
+    were committed.
+
+    Each such pod must keep its room and, if the same replica sends it again, be sent to
+    the same node (a new leader, which knows nothing of it, may decide it anew).
+    """
+    rig, plan = ctx.rig, ctx.plan
+    first, started = len(rig.proxy.lost_answers), time.time()
+    rig.proxy.lose_binding_answers(plan.lost_answers, plan.lost_answer_late_s)
+    try:
+
+        def all_lost() -> bool | None:
+            return len(rig.proxy.lost_answers) - first >= plan.lost_answers or None
+
+        try:
+            wait_for(f"{plan.lost_answers} bindings to lose their answer", all_lost, 30, 0.05)
+        except DevClusterError as exc:
+            ctx.note(str(exc))
+    finally:
+        rig.proxy.lose_binding_answers(0)
+    # The latest of them reaches the API server; the operator sends it again meanwhile.
+    time.sleep(max(plan.lost_answer_late_s) + 1.0)
+    lost = rig.proxy.lost_answers[first:]
+    pods = {a.pod for a in lost}
+    sent = [a for a in rig.proxy.attempts if a.sent_at >= started and a.pod in pods]
+    ctx.violations.extend(decided_again(lost, sent))
+    answers = Counter(a.status for a in sent)
+    ctx.note(
+        f"{len(lost)} bindings lost their answer, reaching the API server "
+        f"{'/'.join(f'{s:g}' for s in plan.lost_answer_late_s)} s after the operator was cut "
+        f"off; {len(sent) - len(lost)} sent again; answers to those pods' bindings: "
+        + ", ".join(f"{status} x{n}" for status, n in sorted(answers.items()))
+    )
+
+
+def decided_again(lost: list[LostAnswer], sent: list[BindingAttempt]) -> list[str]:
+    """Bindings that a replica sent to another node for a pod whose binding by that same
+    replica lost its answer."""
+    first = {a.pod: a for a in lost}
+    return [
+        f"{a.pod} decided again by {a.instance}: sent to {a.node} after its binding to "
+        f"{first[a.pod].node} lost its answer"
+        for a in sent
+        if a.instance == first[a.pod].instance and a.node != first[a.pod].node
+    ]

@@ -33,6 +33,13 @@ class FaultPlan:
     """Pending and running pods deleted while the operator is cut off (each)."""
     binding_delay_s: float = 3.0
     """How long the proxy holds each binding back while a node is deleted (seconds)."""
+    lost_answers: int = 6
+    """Bindings whose answer the proxy loses in the binding-reply-lost fault."""
+    lost_answer_late_s: tuple[float, ...] = (0.0, 0.5, 2.5)
+    """How long after its client was cut off each of those bindings reaches the API
+    server, in turn: at once (committed before the operator can list), after the listing
+    the operator makes at once (which shows the pod still pending), and after the first
+    back-off (1 s), so the operator's second Binding goes first (seconds)."""
     frozen_after_takeover_s: float = 2.0
     """The frozen leader stays frozen this long after the takeover, and is watched this
     long after it resumes (seconds)."""

@@ -13,6 +13,9 @@ command the proxy:
   resumes from a resourceVersion at or below the cut's gets the same event, as from an
   API server whose watch cache has moved on, so the client has to list again;
 * **delays** every ``POST .../binding`` by some seconds, telling which are held;
+* **loses the answers** of some bindings: the client's connection is reset without an
+  answer, and the binding reaches the API server all the same, at once or some seconds
+  later (as when a client times out while its request is still on its way);
 * **lags** the watches' bindings: an event showing a pod bound and not finished reaches
   the operator some seconds late, every other event at once
   (:mod:`hybrid_lab.faults.watch_lag`).
@@ -28,6 +31,7 @@ import socketserver
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -57,6 +61,18 @@ class HeldBinding:
 
 
 @dataclass(frozen=True)
+class LostAnswer:
+    """A binding whose client was cut off without an answer."""
+
+    instance: str | None
+    """``instance`` of the decision record the binding carries."""
+    pod: str
+    node: str
+    late_s: float
+    """How long after the client was cut off the binding reached the API server."""
+
+
+@dataclass(frozen=True)
 class BindingAttempt:
     """A binding the operator sent, as the proxy saw it go through."""
 
@@ -81,6 +97,8 @@ class ProxyCounters:
     held: int = 0
     #: Watch events of bound pods held back by a lag.
     lagged: int = 0
+    #: Bindings whose answer was lost (their client cut off).
+    lost: int = 0
 
 
 class ApiProxy:
@@ -101,6 +119,9 @@ class ApiProxy:
         self._binding_delay_s = 0.0
         self._watch_lag_s = 0.0
         self._held: list[HeldBinding] = []
+        self._answers_to_lose = 0
+        self._late_s: tuple[float, ...] = (0.0,)
+        self.lost_answers: list[LostAnswer] = []
         self.attempts: list[BindingAttempt] = []
         self._server = _Server(self)
         self._thread = threading.Thread(
@@ -154,6 +175,26 @@ class ApiProxy:
     def delay_bindings(self, seconds: float) -> None:
         """Hold every binding back this long before forwarding it (0: no delay)."""
         self._binding_delay_s = seconds
+
+    def lose_binding_answers(self, count: int, late_s: Sequence[float] = (0.0,)) -> None:
+        """Cut the client off from the next ``count`` bindings (0: none) without an
+        answer; each reaches the API server the next of ``late_s`` seconds later."""
+        with self._lock:
+            self._answers_to_lose = count
+            self._late_s = tuple(late_s) or (0.0,)
+
+    def answer_lost(self, path: str, body: bytes | None) -> float | None:
+        """Whether this binding's answer is lost: how long after its client is cut off it
+        goes on to the API server; None when it is relayed as usual."""
+        pod, node, instance = _binding_target(path, body)
+        with self._lock:
+            if self._answers_to_lose <= 0:
+                return None
+            self._answers_to_lose -= 1
+            late_s = self._late_s[len(self.lost_answers) % len(self._late_s)]
+            self.lost_answers.append(LostAnswer(instance, pod, node, late_s))
+            self.counters.lost += 1
+        return late_s
 
     def lag_bindings(self, seconds: float) -> None:
         """Relay the watch events of bound, unfinished pods this long after they arrived

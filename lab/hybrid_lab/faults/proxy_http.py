@@ -6,7 +6,8 @@ chunked, line by line, so that :class:`ClientConnection` can end it with a ``410
 event between two lines, each line once it is due (:mod:`hybrid_lab.faults.watch_lag`).
 Each client connection has an upstream connection of its own; when that one went stale
 (the API server restarted) the request is sent once more on a fresh one, and when the API
-server cannot be reached the client's connection is reset.
+server cannot be reached the client's connection is reset. A binding whose answer is to
+be lost has its client's connection reset first, and is sent on afterwards.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ class ClientConnection:
             self.ended = True
             return True
 
+    def hang_up(self) -> None:
+        """End the client's side at once without a word; the upstream stays usable."""
+        with self.lock:
+            self.ended = True
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        reset(self.sock)
+
     def close(self) -> None:
         """Shut both directions, and the upstream, so blocked readers wake up."""
         with self.lock:
@@ -124,6 +133,10 @@ class ProxyControl(Protocol):
 
     def hold(self, path: str, body: bytes | None) -> None:
         """Hold a binding back, if bindings are delayed."""
+        ...
+
+    def answer_lost(self, path: str, body: bytes | None) -> float | None:
+        """How late a binding whose answer is lost goes on (None: relayed as usual)."""
         ...
 
     def count(self, what: str) -> None:
@@ -166,9 +179,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return
         binding = self.command == "POST" and urlsplit(self.path).path.endswith("/binding")
         received_at = time.time()
-        if binding:
-            self.proxy.hold(self.path, body)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if binding:
+            late_s = self.proxy.answer_lost(self.path, body)
+            if late_s is not None:
+                self._lose_answer(body, headers, received_at, late_s)
+                return
+            self.proxy.hold(self.path, body)
         try:
             response = self._upstream_call(body, headers)
         except (OSError, http.client.HTTPException):
@@ -185,6 +202,21 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self._stream(response)
         else:
             self._relay(response)
+
+    def _lose_answer(
+        self, body: bytes | None, headers: dict[str, str], received_at: float, late_s: float
+    ) -> None:
+        """Reset the client's connection without an answer, then send the binding on to
+        the API server ``late_s`` seconds later; its answer goes nowhere."""
+        self.close_connection = True
+        self.connection_state.hang_up()
+        time.sleep(late_s)
+        status = 0
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            response = self._upstream_call(body, headers)
+            response.read()
+            status = response.status
+        self.proxy.record_binding(self.path, body, received_at, status)
 
     def do_GET(self) -> None:
         """Relay a GET."""

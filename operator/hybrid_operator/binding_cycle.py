@@ -98,6 +98,11 @@ class BindingCycle:
         """Tickets for the placements of a pass, at once, before any is awaited."""
         for d in decisions:
             if d.node is not None:
+                if d.pod.uid in self.tickets:
+                    log.warning(
+                        "%s was decided again while its binding to %s is on its way",
+                        d.pod.key, self.tickets[d.pod.uid].decision.node,
+                    )  # fmt: skip
                 self.tickets[d.pod.uid] = BindTicket(d, term)
 
     def cancel(self, uid: str, reason: CancelReason) -> bool:

@@ -140,7 +140,7 @@ class Scheduler:
         )  # fmt: skip
         self.scheduling = SchedulingCycle(
             self.cache, self.queue, self.policy, self.rng, self.metrics, clock,
-            settings.batch_size, collector,
+            settings.batch_size, collector, binding=lambda uid: uid in self.binding.tickets,
         )  # fmt: skip
         self.binding = BindingCycle(
             self.cache, self.queue, api, self.threads, self.reporter, self.metrics,

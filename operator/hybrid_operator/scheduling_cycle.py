@@ -56,6 +56,7 @@ class SchedulingCycle:
         batch_size: int,
         collector: UtilisationCollector | None = None,
         min_resources_of: MinResourcesOf | None = None,
+        binding: Callable[[str], bool] = lambda _: False,
     ) -> None:
         self.cache = cache
         self.queue = queue
@@ -67,6 +68,8 @@ class SchedulingCycle:
         self.collector = collector
         #: Each gang's ``minResources`` (None: not checked).
         self.min_resources_of = min_resources_of
+        #: Whether a pod's binding is on its way (the binding cycle holds its ticket).
+        self.binding = binding
         self.arbitrator = held_arbitrator(policy)
         #: The notices of the last pass's pods left pending with a node held, by UID.
         self.notices: dict[str, ReservationNotice] = {}
@@ -86,6 +89,13 @@ class SchedulingCycle:
         for pod in batch:
             if self.cache.is_placed(pod.uid):
                 self.queue.done(pod.uid)
+            elif self.binding(pod.uid):
+                # Deciding it again would move its room while the binding may land: the
+                # binding settles it (bound, back in the queue, or gone).
+                log.warning(
+                    "%s was queued while its binding is on its way: left to that binding",
+                    pod.key,
+                )
             else:
                 fresh.append(pod)
         if not fresh:

@@ -338,3 +338,26 @@ def test_the_next_pass_decides_and_binds_while_a_binding_is_slow() -> None:
     bound_while_slow = asyncio.run(scenario())
     assert [key for key, _ in bound_while_slow] == ["team-a/fast"]
     assert sorted(key for key, _ in api.binds) == ["team-a/fast", "team-a/slow"]
+
+
+def test_a_queued_pod_whose_binding_is_on_its_way_is_left_to_that_binding(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler, api = _scheduler()
+    scheduler.on_pod(None, k8s_pod("a"))
+    scheduler.on_pod(None, k8s_pod("b"))
+    first = scheduler.decide()
+    assert {d.pod.name for d in first if d.placed} == {"a", "b"}
+    a = next(d for d in first if d.pod.name == "a")
+    # Whatever put "a" back in the queue, its binding is still on its way: the next pass
+    # must not decide it again (its room would move while the binding may land).
+    scheduler.cache.forget(a.pod.uid)
+    scheduler.queue.requeue(a.pod.uid)
+    with caplog.at_level("WARNING", logger="hybrid_scheduler"):
+        second = scheduler.decide()
+    assert second == []
+    assert "team-a/a was queued while its binding is on its way" in caplog.text
+    asyncio.run(scheduler.settle_all(first))
+    assert sorted(key for key, _ in api.binds) == ["team-a/a", "team-a/b"]
+    assert scheduler.queue.is_in_flight(a.pod.uid) is False
+    assert a.pod.uid not in scheduler.queue

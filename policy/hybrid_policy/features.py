@@ -106,7 +106,7 @@ class _NodeTable:
     total: npt.NDArray[np.float64]
     #: ``max(max_pods, 1)`` per node.
     slots: IntArray
-    gpu_nodes: npt.NDArray[np.bool_]
+    #: Nodes with GPUs (at least one counted).
     gpu_node_count: int
     #: Each node's row before the pod is known: 0 but for the ``performance`` columns
     #: (``performance / 100``, the raw performance, ``50 / max(performance, 1)``).
@@ -122,13 +122,12 @@ def _node_table(snapshot: ClusterSnapshot) -> _NodeTable:
     if table is None:
         cols = np.array([snapshot.index[r] for r in (GPU, CPU, MEMORY)], dtype=np.int64)
         alloc = snapshot.allocatable[:, cols]
-        gpu_nodes = alloc[:, 0] > 0
         perf = snapshot.performance
         rows = np.zeros((len(snapshot), FEATURE_COUNT))
         rows[:, _PERF] = np.stack([perf / 100.0, perf, 50.0 / np.maximum(perf, 1.0)], axis=1)
         table = _NodeTable(
             cols, alloc, alloc > 0, alloc.sum(axis=0), np.maximum(snapshot.max_pods, 1),
-            gpu_nodes, max(int(gpu_nodes.sum()), 1), rows,
+            max(int((alloc[:, 0] > 0).sum()), 1), rows,
         )  # fmt: skip
         _TABLES[snapshot] = table
     return table
@@ -142,7 +141,7 @@ def _global_context(
     used = snapshot.requested[:, cols].sum(axis=0)
     demand = snapshot.queue.pending_demand
     queue = demand[cols] if demand is not None else np.zeros(3)
-    whole_free = (snapshot.requested[:, cols[0]] <= 0) & table.gpu_nodes
+    whole_free = (snapshot.requested[:, cols[0]] <= 0) & table.has_alloc[:, 0]
     out = np.empty(len(FEATURE_GROUPS["global"]))
     out[0] = np.log1p(snapshot.queue.pending_pods) / LOG_SCALE
     out[1:4] = np.minimum(_ratio(queue, total), 10.0)
@@ -179,9 +178,9 @@ def alike_features(features: Float32Array, pod: PendingPod) -> Float32Array:
 
 
 def _columns(group: str) -> slice:
-    """The contiguous columns of ``group``."""
-    first = FEATURE_NAMES.index(FEATURE_GROUPS[group][0])
-    return slice(first, first + len(FEATURE_GROUPS[group]))
+    """The columns of ``group`` (:func:`group_columns`), which are contiguous, as a slice."""
+    cols = group_columns(group)
+    return slice(cols[0], cols[-1] + 1)
 
 
 _POD, _CAPACITY = _columns("pod"), _columns("capacity")

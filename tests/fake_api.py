@@ -1,12 +1,36 @@
 """A fake of the operator's API calls that records what the scheduling loop asks for."""
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from hybrid_operator.k8s.api import BindOutcome, BindResult, StoredMap, WriteConflictError
 from hybrid_operator.k8s.preempt import DeleteOutcome, DeleteResult
 from hybrid_policy.domain import PendingPod
+
+
+class Gate:
+    """Holds a call on its way (as the rate limit or a slow answer would) until the test
+    lets it go."""
+
+    def __init__(self) -> None:
+        #: Set once a call waits at the gate.
+        self.waiting = threading.Event()
+        #: Set by the test to let every call through.
+        self.go = threading.Event()
+
+    def hold(self) -> None:
+        """In the API thread: wait here (at most 10 s) unless the gate is open."""
+        if not self.go.is_set():
+            self.waiting.set()
+            self.go.wait(timeout=10)
+
+    async def reached(self) -> None:
+        """On the loop: until a call waits at the gate."""
+        while not self.waiting.is_set():
+            await asyncio.sleep(0.01)
 
 
 class FakeApi:

@@ -87,6 +87,10 @@ class BindingCycle:
         #: watches may be cut too), or found its pod bound or replaced already.
         self.suspect = suspect
         self.tickets: dict[str, BindTicket] = {}
+        #: The latest decision of each pod not yet settled, by UID. An earlier one may
+        #: still be told (its Event on its way) after its pod was parked and decided
+        #: again: only the latest may settle the pod, its ticket and its queue state.
+        self.latest: dict[str, Decision] = {}
         #: What to tell each pod left pending with a node held, by UID (from the pass).
         self.notices: dict[str, ReservationNotice] = {}
         #: Annotations a pod's Binding carries besides the decision record, by UID.
@@ -95,8 +99,10 @@ class BindingCycle:
         self.resends = Resends(cache, queue, clock)
 
     def issue(self, decisions: list[Decision], term: int) -> None:
-        """Tickets for the placements of a pass, at once, before any is awaited."""
+        """Tickets for the placements of a pass, at once, before any is awaited; every
+        decision of the pass becomes its pod's latest."""
         for d in decisions:
+            self.latest[d.pod.uid] = d
             if d.node is not None:
                 if d.pod.uid in self.tickets:
                     log.warning(
@@ -133,8 +139,19 @@ class BindingCycle:
         """Asked by the API thread right before sending: not cancelled, still leading."""
         return ticket.cancelled is None and self.leader_term() == ticket.term
 
+    def is_latest(self, d: Decision) -> bool:
+        """Whether ``d`` is its pod's latest decision, not yet settled."""
+        return self.latest.get(d.pod.uid) is d
+
+    def skip(self, d: Decision) -> None:
+        """A decision of the pass that is not settled here (a preemptor held on a node,
+        told by the preemption)."""
+        if self.is_latest(d):
+            del self.latest[d.pod.uid]
+
     async def settle(self, d: Decision) -> None:
-        """Bind (or report) one decision; the pod always ends settled."""
+        """Bind (or report) one decision; the pod always ends settled. A decision that
+        was superseded while it was told leaves the pod to its latest one."""
         uid = d.pod.uid
         try:
             if d.node is None:
@@ -142,9 +159,11 @@ class BindingCycle:
             else:
                 await self._bind(d)
         finally:
-            self.tickets.pop(uid, None)
-            if self.queue.is_in_flight(uid):
-                self._unsettled(uid)
+            if self.is_latest(d):
+                del self.latest[uid]
+                self.tickets.pop(uid, None)
+                if self.queue.is_in_flight(uid):
+                    self._unsettled(uid)
 
     def _unsettled(self, uid: str) -> None:
         """Nothing settled the pod (an exception): try again after a back-off, sending the
@@ -164,11 +183,15 @@ class BindingCycle:
             await self.reporter.reserved(d.pod, notice)
             return
         await self.reporter.unreserved(d.pod)
-        await self.reporter.unschedulable(d.pod, d.status.message)
+        # A later pass may place the pod while the Event is on its way.
+        placed = self.cache.is_placed
+        await self.reporter.unschedulable(d.pod, d.status.message, lambda: not placed(d.pod.uid))
 
     async def _bind(self, d: Decision) -> None:
         pod, node = d.pod, str(d.node)
-        ticket = self.tickets.get(pod.uid) or BindTicket(d, -1, CancelReason.POD_GONE)
+        ticket = self.tickets.get(pod.uid)
+        if ticket is None or ticket.decision is not d:  # settled meanwhile: the pod went
+            ticket = BindTicket(d, -1, CancelReason.POD_GONE)
         resend = self.resends.of(d)
         annotations = dict(resend.annotations) if resend is not None else {
             **self.reporter.record_annotations(d),

@@ -104,8 +104,12 @@ class Reporter:
                 problem.message, True,
             )  # fmt: skip
 
-    async def unschedulable(self, pod: PendingPod, message: str) -> None:
-        """FailedScheduling and PodScheduled=False, once per distinct message."""
+    async def unschedulable(
+        self, pod: PendingPod, message: str, waiting: Callable[[], bool] = lambda: True
+    ) -> None:
+        """FailedScheduling and PodScheduled=False, once per distinct message; the
+        condition is not written once ``waiting`` says the pod no longer waits (a later
+        pass placed it)."""
         if self.last_failure.get(pod.uid) == message:
             return
         self.last_failure[pod.uid] = message
@@ -113,7 +117,8 @@ class Reporter:
         await self._call(
             "post FailedScheduling", pod.key, self.api.event, ref, "FailedScheduling", message, True
         )
-        await self._call("set PodScheduled", pod.key, self.api.mark_unschedulable, pod, message)
+        if waiting():
+            await self._call("set PodScheduled", pod.key, self.api.mark_unschedulable, pod, message)
 
     async def scheduled(self, d: Decision) -> None:
         """The ``Scheduled`` Event of a bound pod."""

@@ -544,7 +544,10 @@ class Scheduler:
         term = self.leader_term()
         self.binding.issue(decisions, -1 if term is None else term)
         if self.preemption is not None and term is not None:
-            self.preemption.plan(decisions, term)
+            try:
+                self.preemption.plan(decisions, term)
+            except Exception:  # the pass's decisions are settled all the same
+                log.exception("planning preemptions failed")
         return decisions
 
     def use_progress(self, client: PromClient) -> None:
@@ -584,6 +587,9 @@ class Scheduler:
         holds = self.preemption.holds if self.preemption is not None else {}
         # A preemptor held on a node is told by the preemption, not as unschedulable.
         settled = [d for d in decisions if d.placed or d.pod.uid not in holds]
+        for d in decisions:
+            if not d.placed and d.pod.uid in holds:
+                self.binding.skip(d)
         await asyncio.gather(*(self.binding.settle(d) for d in settled))
         if self.preemption is not None:
             await carry_out(self.preemption)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -14,7 +13,7 @@ from prometheus_client import generate_latest
 
 from builders import k8s_node, k8s_pod
 from electors import SwitchedElector
-from fake_api import FakeApi
+from fake_api import FakeApi, Gate
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
@@ -38,10 +37,8 @@ class LostReplyApi(FakeApi):
         self.sent: list[tuple[str, str, dict[str, str]]] = []
         #: What the API server answers the next Bindings instead, in turn.
         self.refusals: list[BindResult] = []
-        #: When set, a Binding waits on its way (sent, not answered) until ``go`` is set.
-        self.gated = False
-        self.waiting = threading.Event()
-        self.go = threading.Event()
+        #: When set, a Binding waits on its way (sent, not answered) at this gate.
+        self.gate: Gate | None = None
 
     def bind(
         self,
@@ -54,9 +51,8 @@ class LostReplyApi(FakeApi):
             self.called_off.append((pod.key, node))
             return BindResult(BindOutcome.CANCELLED, "test")
         self.sent.append((pod.key, node, dict(annotations or {})))
-        if self.gated:
-            self.waiting.set()
-            self.go.wait(timeout=10)
+        if self.gate is not None:
+            self.gate.hold()
         if self.refusals:
             return self.refusals.pop(0)
         if pod.key in self.committed:
@@ -309,12 +305,12 @@ async def _while_on_its_way(
     scheduler: Scheduler, api: LostReplyApi, meanwhile: Callable[[], None]
 ) -> None:
     """Decide and send; run ``meanwhile`` on the loop while the Binding is on its way."""
-    api.gated = True
+    api.gate = gate = Gate()
     settling = asyncio.create_task(scheduler.settle_all(scheduler.decide()))
-    sent = await asyncio.to_thread(api.waiting.wait, 5)
+    sent = await asyncio.to_thread(gate.waiting.wait, 5)
     if sent:
         meanwhile()
-    api.go.set()
+    gate.go.set()
     await settling
     assert sent, "no binding was sent"
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import inspect
-import threading
 from collections.abc import Callable, Mapping
 from typing import cast
 
@@ -14,7 +13,7 @@ from urllib3.exceptions import MaxRetryError
 from builders import k8s_node, k8s_pod
 from crafted_objects import Json, crafted_namespaces, crafted_nodes, crafted_pods
 from electors import SwitchedElector
-from fake_api import FakeApi
+from fake_api import FakeApi, Gate
 from hybrid_operator.binding_cycle import BindTicket
 from hybrid_operator.handlers import build_registry
 from hybrid_operator.k8s.api import BindResult
@@ -99,8 +98,7 @@ class GatedApi(FakeApi):
 
     def __init__(self) -> None:
         super().__init__()
-        self.waiting = threading.Event()
-        self.go = threading.Event()
+        self.gate = Gate()
 
     def bind(
         self,
@@ -109,9 +107,7 @@ class GatedApi(FakeApi):
         annotations: Mapping[str, str] | None = None,
         still_wanted: Callable[[], bool] | None = None,
     ) -> BindResult:
-        if not self.go.is_set():
-            self.waiting.set()
-            self.go.wait(timeout=10)
+        self.gate.hold()
         return super().bind(pod, node, annotations, still_wanted)
 
 
@@ -121,10 +117,9 @@ async def _while_binding(
     """Decide, start binding, run ``meanwhile`` on the loop while the call waits."""
     decisions = scheduler.decide()
     settling = asyncio.create_task(scheduler.settle_all(decisions))
-    while not api.waiting.is_set():
-        await asyncio.sleep(0.01)
+    await api.gate.reached()
     meanwhile()
-    api.go.set()
+    api.gate.go.set()
     await settling
 
 

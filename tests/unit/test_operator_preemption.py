@@ -76,6 +76,7 @@ def test_a_plan_marks_deletes_with_the_uid_then_nominates_and_binds_after_the_vi
     assert not _events(api, "b1", "FailedScheduling")
     _pass(scheduler, clock)
     assert api.binds == []
+    assert scheduler.binding.latest == {}  # the held preemptor's decisions are not kept
     scheduler.on_pod("DELETED", _running("a1", "n1", annotations=OPTED_IN))
     for _ in range(3):
         _pass(scheduler, clock)
@@ -90,6 +91,25 @@ def test_a_plan_marks_deletes_with_the_uid_then_nominates_and_binds_after_the_vi
     for _ in range(2):
         _pass(scheduler, clock)
     assert api.nominations == [("team-b/b1", "n1"), ("team-b/b1", None)]  # cleared once
+
+
+def test_a_failing_preemption_plan_leaves_the_pass_settled(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler, api, clock = _cluster()
+    scheduler.on_pod(None, k8s_pod("c1", gpus=0, ns="team-c"))
+
+    def broken(*_: Any) -> int:
+        raise RuntimeError("a bug")
+
+    assert scheduler.preemption is not None
+    monkeypatch.setattr(scheduler.preemption, "plan", broken)
+    with caplog.at_level("ERROR", logger="hybrid_scheduler"):
+        _pass(scheduler, clock)
+    assert "planning preemptions failed" in caplog.text
+    assert [key for key, _ in api.binds] == ["team-c/c1"]  # bound all the same
+    assert _events(api, "b1", "FailedScheduling")  # and its waiting pod told
+    assert scheduler.queue.in_flight_count == 0
 
 
 @pytest.mark.parametrize("policy", ["binpack", "fair-easy", "hybrid-reserve"])

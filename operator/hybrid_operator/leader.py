@@ -12,8 +12,12 @@ scheduling passes, so a takeover needs no warm-up. The rules are client-go's
 - the holder leads only while ``now - last successful renewal < renew_deadline_s``,
   checked on every read of :attr:`LeaderElector.is_leader`, so a leader whose renewal
   hangs stops at the deadline even though the renewing call has not returned;
-- every Lease call has a request timeout of half the retry period, and every write
-  carries the Lease's resourceVersion, so two replicas racing for it cannot both win.
+- every Lease call has a request timeout of half the renew deadline (client-go gives all
+  the attempts of one renewal the renew deadline), so a slow API server slows the rounds
+  down without ending leadership; rounds begin every ``retry_period_s`` however long the
+  calls took, or at once after a round that took longer;
+- every write carries the Lease's resourceVersion, so two replicas racing for it cannot
+  both win.
 
 A renewal counts from the moment its round began (before the read), which is no later
 than the moment any other replica can observe it: a stalled leader stops at most
@@ -52,8 +56,13 @@ class LeaseTimings:
 
     @property
     def request_timeout_s(self) -> float:
-        """Timeout of one Lease call: a read and a write fit in one retry period."""
-        return self.retry_period_s / 2
+        """Timeout of one Lease call: a read and a write fit in one renew deadline."""
+        return self.renew_deadline_s / 2
+
+    def pause_after(self, started: float, now: float) -> float:
+        """How long to wait at ``now`` before the next round, the last one having begun
+        at ``started``: rounds begin every retry period, at once after a slow one."""
+        return max(self.retry_period_s - (now - started), 0.0)
 
 
 @dataclass(frozen=True)
@@ -244,10 +253,12 @@ class LeaderElector:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """A round every ``retry_period_s`` until ``stop`` is set."""
         while not stop.is_set():
+            started = self.clock()
             try:
                 await asyncio.to_thread(self.try_acquire_or_renew)
             except Exception as exc:  # a failed round must never end the operator
                 log.warning("leader election round failed: %s", exc)
             self._note_deadline()
+            pause = self.timings.pause_after(started, self.clock())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.timings.retry_period_s)
+                await asyncio.wait_for(stop.wait(), timeout=pause)

@@ -77,8 +77,8 @@ class OperatorSettings:
     #: Seconds the leader keeps leading without a successful renewal; then it stops
     #: binding at once. Less than ``lease_duration_s``. Default 10 (``renewDeadline``).
     renew_deadline_s: float = 10.0
-    #: Seconds between election rounds (the leader's renewals, the standbys' checks);
-    #: each Lease call times out after half of it. Less than ``renew_deadline_s``.
+    #: Seconds between election rounds (the leader's renewals, the standbys' checks).
+    #: Less than ``renew_deadline_s``; each Lease call times out after half of that.
     #: Default 2 (``retryPeriod``).
     retry_period_s: float = 2.0
     #: This replica's name in the Lease and in Events; empty means ``<hostname>-<pid>``.

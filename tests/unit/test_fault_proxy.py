@@ -173,6 +173,25 @@ def test_a_plain_cut_closes_watches_without_a_word(
     old.close()
 
 
+def test_a_slow_api_server_answers_every_call_late_but_watches_stream_on_time(
+    proxy: tuple[ApiProxy, requests.Session],
+) -> None:
+    running, session = proxy
+    running.slow_requests(0.4)
+    began = time.monotonic()
+    assert session.get(f"{running.url}/api/v1/pods", timeout=5).json()["kind"] == "PodList"
+    assert time.monotonic() - began >= 0.4
+    watch = session.get(
+        f"{running.url}/api/v1/pods?watch=true&resourceVersion=5", stream=True, timeout=5
+    )
+    assert json.loads(next(watch.iter_lines())) == EVENT
+    watch.close()
+    assert running.counters.slowed == 1  # the list, not the watch
+    running.slow_requests(0)
+    session.get(f"{running.url}/api/v1/pods", timeout=5)
+    assert running.counters.slowed == 1
+
+
 def test_bindings_are_held_back_and_recorded_with_their_author(
     proxy: tuple[ApiProxy, requests.Session],
 ) -> None:

@@ -4,7 +4,9 @@ local observation, request timeouts, optimistic concurrency."""
 import asyncio
 import copy
 import logging
+import math
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,9 +47,21 @@ class FakeLeases:
         self.holding = threading.Event()
         self.error: Exception | None = None
         self.lock = threading.Lock()
+        #: A slow API server: each call takes ``latency_s`` on ``clock`` (or times out).
+        self.clock: FakeClock | None = None
+        self.latency_s = 0.0
+        #: Called at the start and the end of every call (to sample an elector).
+        self.observe: Callable[[], None] = lambda: None
 
     def _call(self, kw: dict[str, Any]) -> None:
-        self.timeouts.append(kw.get("_request_timeout"))
+        timeout = kw.get("_request_timeout")
+        self.timeouts.append(timeout)
+        self.observe()
+        if self.clock is not None and self.latency_s > 0:
+            self.clock.now += min(self.latency_s, timeout or math.inf)
+            self.observe()
+            if timeout is not None and self.latency_s > timeout:
+                raise ReadTimeoutError(None, "/leases", "Read timed out.")  # type: ignore[arg-type]
         if self.error is not None:
             raise self.error
 
@@ -264,7 +278,26 @@ def test_an_unreadable_lease_ends_leadership_at_the_renew_deadline() -> None:
     assert not a.is_leader
 
 
-def test_every_lease_call_has_a_timeout_shorter_than_the_retry_period() -> None:
+def test_a_slow_api_server_slows_the_rounds_down_but_the_leader_keeps_leading() -> None:
+    store, clock = FakeLeases(), FakeClock()
+    a = _elector(store, "a", clock)
+    timings = a.timings
+    # Each call takes a fifth of the renew deadline: twice the retry period's half, so a
+    # round (a read and a write) takes twice the retry period.
+    store.clock, store.latency_s = clock, timings.renew_deadline_s / 5
+    leading: list[bool] = []
+    store.observe = lambda: leading.append(a.is_leader)
+    for _ in range(10):
+        started = clock.now
+        a.try_acquire_or_renew()
+        clock.now += timings.pause_after(started, clock.now)
+    first = leading.index(True)
+    assert first == 4  # the end of the first round's write (a read, a create)
+    assert all(leading[first:]), "leadership lapsed between two slow renewals"
+    assert len(leading[first:]) > 30
+
+
+def test_every_lease_call_has_a_timeout_that_fits_a_round_in_the_renew_deadline() -> None:
     store, clock = FakeLeases(), FakeClock()
     a, b = _elector(store, "a", clock), _elector(store, "b", clock)
     for now in (0.0, 2.0, 4.0):  # a creates, then renews; b reads
@@ -274,8 +307,8 @@ def test_every_lease_call_has_a_timeout_shorter_than_the_retry_period() -> None:
     clock.now = 30.0
     assert b.try_acquire_or_renew()  # b reads and takes over
     assert len(store.timeouts) == 11
-    assert set(store.timeouts) == {1.0}
-    assert all(0 < t < LeaseTimings().retry_period_s for t in store.timeouts)
+    assert set(store.timeouts) == {5.0}
+    assert all(0 < 2 * t <= LeaseTimings().renew_deadline_s for t in store.timeouts)
 
 
 def test_the_loop_retries_failed_rounds_and_stops_leading_at_the_deadline(

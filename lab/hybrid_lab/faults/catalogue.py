@@ -13,6 +13,7 @@ FAULTS: dict[str, Fault] = {
     for f in (
         Fault("baseline", cp.no_fault),
         Fault("apiserver-down", cp.apiserver_down),
+        Fault("apiserver-slow", cp.apiserver_slow),
         Fault("etcd-restart", cp.etcd_restart),
         Fault("watch-disconnect", cp.watch_disconnect, prepare=cp.prepare_gap),
         Fault("watch-expired", cp.watch_expired, prepare=cp.prepare_gap),

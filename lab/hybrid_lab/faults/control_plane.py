@@ -106,6 +106,42 @@ def node_deleted_mid_binding(ctx: FaultContext) -> None:
     )
 
 
+def apiserver_slow(ctx: FaultContext) -> None:
+    """The API server slow, not down: every call of the operator's but its watches answered
+    late, its Lease renewals too.
+
+    The leader must keep its Lease and keep binding: a call this slow is well within what
+    kube-scheduler's leader election tolerates (client-go gives a renewal's attempts the
+    whole renew deadline).
+    """
+    rig, plan = ctx.rig, ctx.plan
+    leader = rig.wait_leader(plan.leader_timeout_s)
+    offset, slowed = leader.log_size(), rig.proxy.counters.slowed
+    started = time.time()
+    rig.proxy.slow_requests(plan.latency_s)
+    ctx.cleanups.append(lambda: rig.proxy.slow_requests(0))
+    try:
+        time.sleep(plan.slow_s)
+    finally:
+        rig.proxy.slow_requests(0)
+    ended = time.time()
+    bound = [a for a in rig.proxy.attempts if started <= a.sent_at < ended and a.status == 201]
+    lapses = [line for line in leader.text(offset).splitlines() if "stopped leading" in line]
+    if lapses:
+        ctx.violations.append(
+            f"{leader.identity} stopped leading while every call took {plan.latency_s:g} s: "
+            + lapses[0].split(": ", 1)[-1]
+        )
+    if not bound:
+        ctx.violations.append(f"nothing was bound in the {plan.slow_s:g} s the API server was slow")
+    ctx.note(
+        f"every call but the watches {plan.latency_s:g} s late for {plan.slow_s:g} s "
+        f"({rig.proxy.counters.slowed - slowed} calls); {leader.identity} "
+        f"{'stopped leading' if lapses else 'led throughout'}; {len(bound)} bindings went "
+        "through meanwhile"
+    )
+
+
 def binding_reply_lost(ctx: FaultContext) -> None:
     """Bindings whose answer never reaches the operator (its connection reset) though they
     reach the API server, at once or a moment later: the operator cannot tell whether they

@@ -33,6 +33,11 @@ class FaultPlan:
     """Pending and running pods deleted while the operator is cut off (each)."""
     binding_delay_s: float = 3.0
     """How long the proxy holds each binding back while a node is deleted (seconds)."""
+    slow_s: float = 15.0
+    """How long the API server answers late in the apiserver-slow fault (seconds)."""
+    latency_s: float = 0.7
+    """How late it answers each call then: more than the half retry period that once
+    timed a Lease call out, less than a quarter of the rig's renew deadline (seconds)."""
     lost_answers: int = 6
     """Bindings whose answer the proxy loses in the binding-reply-lost fault."""
     lost_answer_late_s: tuple[float, ...] = (0.0, 0.5, 2.5)
@@ -73,6 +78,7 @@ class FaultPlan:
             apiserver_down_s=10.0,
             etcd_down_s=3.0,
             cut_s=3.0,
+            slow_s=6.0,
             binding_delay_s=2.0,
             prometheus_phase_s=2.5,
             crafted_watch_s=3.0,

@@ -12,6 +12,8 @@ command the proxy:
   first receives the API server's ``410 Gone`` ERROR event, and from then on a watch that
   resumes from a resourceVersion at or below the cut's gets the same event, as from an
   API server whose watch cache has moved on, so the client has to list again;
+* **slows** every request but a watch by some seconds before it goes on (an API server
+  that answers late);
 * **delays** every ``POST .../binding`` by some seconds, telling which are held;
 * **loses the answers** of some bindings: the client's connection is reset without an
   answer, and the binding reaches the API server all the same, at once or some seconds
@@ -99,6 +101,8 @@ class ProxyCounters:
     lagged: int = 0
     #: Bindings whose answer was lost (their client cut off).
     lost: int = 0
+    #: Requests slowed down.
+    slowed: int = 0
 
 
 class ApiProxy:
@@ -117,6 +121,7 @@ class ApiProxy:
         self._refuse_until = 0.0
         self._expired_below: int | None = None
         self._binding_delay_s = 0.0
+        self._latency_s = 0.0
         self._watch_lag_s = 0.0
         self._held: list[HeldBinding] = []
         self._answers_to_lose = 0
@@ -171,6 +176,17 @@ class ApiProxy:
     def refusing(self) -> bool:
         """Whether new connections are reset now."""
         return time.monotonic() < self._refuse_until
+
+    def slow_requests(self, seconds: float) -> None:
+        """Hold every request but a watch this long before it goes on (0: none)."""
+        self._latency_s = seconds
+
+    def latency(self, watch: bool) -> float:
+        """How long a request waits before it goes on (counted when it does)."""
+        latency = 0.0 if watch else self._latency_s
+        if latency > 0:
+            self.count("slowed")
+        return latency
 
     def delay_bindings(self, seconds: float) -> None:
         """Hold every binding back this long before forwarding it (0: no delay)."""

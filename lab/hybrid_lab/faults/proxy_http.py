@@ -131,6 +131,10 @@ class ProxyControl(Protocol):
         """Whether a watch resumes from before an expiring cut."""
         ...
 
+    def latency(self, watch: bool) -> float:
+        """How long a request waits before it goes on (an API server answering late)."""
+        ...
+
     def hold(self, path: str, body: bytes | None) -> None:
         """Hold a binding back, if bindings are delayed."""
         ...
@@ -180,6 +184,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         binding = self.command == "POST" and urlsplit(self.path).path.endswith("/binding")
         received_at = time.time()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        latency = self.proxy.latency(watch)
+        if latency > 0:
+            time.sleep(latency)
         if binding:
             late_s = self.proxy.answer_lost(self.path, body)
             if late_s is not None:

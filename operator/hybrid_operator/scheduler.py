@@ -585,10 +585,11 @@ class Scheduler:
     async def settle_all(self, decisions: list[Decision]) -> None:
         """Bind (or report) every decision of a pass."""
         holds = self.preemption.holds if self.preemption is not None else {}
-        # A preemptor held on a node is told by the preemption, not as unschedulable.
-        settled = [d for d in decisions if d.placed or d.pod.uid not in holds]
+        settled = []
         for d in decisions:
-            if not d.placed and d.pod.uid in holds:
+            if d.placed or d.pod.uid not in holds:
+                settled.append(d)
+            else:  # a preemptor held on a node is told by the preemption
                 self.binding.skip(d)
         await asyncio.gather(*(self.binding.settle(d) for d in settled))
         if self.preemption is not None:

@@ -119,7 +119,6 @@ def apiserver_slow(ctx: FaultContext) -> None:
     offset, slowed = leader.log_size(), rig.proxy.counters.slowed
     started = time.time()
     rig.proxy.slow_requests(plan.latency_s)
-    ctx.cleanups.append(lambda: rig.proxy.slow_requests(0))
     try:
         time.sleep(plan.slow_s)
     finally:

@@ -12,7 +12,6 @@ from hybrid_policy.domain import PendingPod
 from hybrid_policy.dqn.checkpoint import load_checkpoint
 from hybrid_policy.dqn.env import LearningActor
 from hybrid_policy.features import Float32Array
-from hybrid_policy.framework.cycle import ScoreTable
 from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.reservation import arbiter
 from hybrid_policy.scenario.loader import load_scenario
@@ -46,9 +45,9 @@ def test_the_actor_chooses_only_among_the_nodes_that_delay_no_reservation(
     real_allowed = arbiter._Pass._allowed
     real_act = LearningActor.act
 
-    def spy_allowed(self: arbiter._Pass, pod: PendingPod, table: ScoreTable) -> BoolArray:
-        mask = real_allowed(self, pod, table)
-        allowed_now[pod.uid] = ({int(r) for r in table.candidates[mask]}, table.candidates.size)
+    def spy_allowed(self: arbiter._Pass, pod: PendingPod, candidates: IntArray) -> BoolArray:
+        mask = real_allowed(self, pod, candidates)
+        allowed_now[pod.uid] = ({int(r) for r in candidates[mask]}, candidates.size)
         return mask
 
     def spy_act(

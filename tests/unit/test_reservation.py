@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from builders import make_node, make_pod
 from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import Decision
-from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.plugins.scores import binpack_scorer
 from hybrid_policy.policies import Policy, reserving_policy
 from hybrid_policy.prediction import PredictionSource
@@ -322,3 +322,39 @@ def test_a_gang_reservation_sticks_and_the_gang_starts_whole_on_its_nodes() -> N
     start = cluster.schedule(gang, now_s=2000.0)
     assert sorted(str(start[p.name].node) for p in gang) == ["n1", "n2"]
     assert cluster.policy.profile.arbitrator.gang_book == {}  # type: ignore[attr-defined]
+
+
+class _CountingBinpack:
+    """The binpack scorer, noting every pod it scores."""
+
+    def __init__(self) -> None:
+        self.inner = binpack_scorer()
+        self.name = self.inner.name
+        self.scored: list[str] = []
+
+    def score(self, pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> FloatArray:
+        self.scored.append(pod.name)
+        return self.inner.score(pod, snapshot, candidates)
+
+    def normalize(self, scores: FloatArray) -> FloatArray:
+        return self.inner.normalize(scores)
+
+
+def test_a_pod_that_may_use_none_of_its_nodes_is_not_scored() -> None:
+    # "long" fits only on n0, which the reservation holds from 1000 s: backfill refuses
+    # it, so scoring its nodes (a forward pass of the network, for the learned scores)
+    # would be wasted. "short" may use n0 and is scored; the decisions are unchanged.
+    cluster = _half_full(BackfillMode.EASY)
+    counting = _CountingBinpack()
+    settings = ReservationSettings(mode=BackfillMode.EASY, backfill_factor=1.0)
+    cluster.policy = reserving_policy("test", [(counting, 1.0)], settings)
+    assert cluster.policy.predictor is not None
+    cluster.predictor = cluster.policy.predictor
+    cluster.predictor.started(_pod("a", 4, 1000.0), "n0", 0.0, 100.0)
+    cluster.predictor.started(_pod("b", 8, 5000.0), "n1", 0.0, 100.0)
+    batch = [_pod("wide", 8, 600.0, at=0.0), _pod("long", 4, 2000.0, at=1.0)]
+    batch.append(_pod("short", 4, 900.0, at=2.0))
+    decisions = cluster.schedule(batch, 0.0)
+    assert decisions["wide"].nomination is not None and decisions["wide"].nomination.node == "n0"
+    assert not decisions["long"].placed and decisions["short"].node == "n0"
+    assert counting.scored == ["short"]

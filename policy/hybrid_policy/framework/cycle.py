@@ -219,7 +219,12 @@ class BatchCycle:
         mask = self.feasible(pod)
         if isinstance(mask, Status):
             return mask
-        candidates = np.flatnonzero(mask)
+        return self.score(pod, np.flatnonzero(mask))
+
+    def score(self, pod: PendingPod, candidates: IntArray) -> ScoreTable:
+        """Score and NormalizeScore for ``pod`` on ``candidates``, the node rows
+        :meth:`feasible` allows it now (a caller that filters further first, and finds
+        nothing left, is spared the scoring)."""
         total = np.zeros(candidates.size)
         if self._scorers is None:
             self._scorers = [(p, w, _conditional(p)) for p, w in self.profile.scorers]

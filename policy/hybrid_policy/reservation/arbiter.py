@@ -38,7 +38,7 @@ from hybrid_policy.framework.gangs import (
     avoiding as _avoiding,
 )
 from hybrid_policy.framework.nomination import Nomination
-from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray
+from hybrid_policy.framework.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.framework.status import Code, Status
 from hybrid_policy.prediction.predictor import RuntimePredictor
 from hybrid_policy.reservation.gangs import GangHeld, GangKey, plan_gang
@@ -182,12 +182,13 @@ class _Pass:
     def serve(self, pod: PendingPod, holder: bool) -> None:
         """Start ``pod`` if it delays no reservation; else reserve for it or leave it."""
         self.done.add(pod.uid)
-        table = self.cycle.evaluate(pod)
-        status = table if isinstance(table, Status) else _BLOCKED
-        if isinstance(table, ScoreTable):
-            allowed = self._allowed(pod, table)
-            if allowed.any():
-                self._commit(pod, table, allowed)
+        mask = self.cycle.feasible(pod)
+        status = mask if isinstance(mask, Status) else _BLOCKED
+        if not isinstance(mask, Status):
+            candidates = np.flatnonzero(mask)
+            allowed = self._allowed(pod, candidates)
+            if allowed.any():  # scored only now: a pod held off every candidate is not
+                self._commit(pod, self.cycle.score(pod, candidates), allowed)
                 return
         may_reserve = holder or self.holds < self.settings.bound
         if status.code is Code.UNSCHEDULABLE and may_reserve and self._reserve(pod, status):
@@ -200,9 +201,10 @@ class _Pass:
         durations: FloatArray = work * 100.0 / np.maximum(self.snapshot.performance, 1e-9)
         return durations
 
-    def _allowed(self, pod: PendingPod, table: ScoreTable) -> BoolArray:
-        """Which candidates of ``table`` delay no reservation held in this pass."""
-        allowed = np.ones(table.candidates.size, dtype=bool)
+    def _allowed(self, pod: PendingPod, candidates: IntArray) -> BoolArray:
+        """Which of ``candidates`` (node rows, in node order) delay no reservation held in
+        this pass."""
+        allowed = np.ones(candidates.size, dtype=bool)
         if self._timeline is None or not self._timeline.holds:
             return allowed
         timeline = self._timeline
@@ -210,8 +212,8 @@ class _Pass:
         factor = self.settings.backfill_factor
         durations: FloatArray | None = None
         for row in timeline.holds:
-            i = int(np.searchsorted(table.candidates, row))
-            if i == table.candidates.size or table.candidates[i] != row:
+            i = int(np.searchsorted(candidates, row))
+            if i == candidates.size or candidates[i] != row:
                 continue  # candidates are in node order
             if self.settings.mode is BackfillMode.RESERVE:
                 allowed[i] = False

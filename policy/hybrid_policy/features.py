@@ -85,14 +85,6 @@ def group_columns(group: str) -> list[int]:
     return [FEATURE_NAMES.index(n) for n in names]
 
 
-def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``num / den`` where ``den > 0``, else 0."""
-    out: npt.NDArray[np.float64] = np.divide(
-        num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0
-    )
-    return out
-
-
 @dataclass(frozen=True)
 class _NodeTable:
     """What the features read of a snapshot's nodes that never changes during its life
@@ -103,7 +95,9 @@ class _NodeTable:
     #: Allocatable GPU, CPU and memory per node, and where it is positive.
     alloc: npt.NDArray[np.float64]
     has_alloc: npt.NDArray[np.bool_]
+    #: Their sums over the nodes, and where those are positive.
     total: npt.NDArray[np.float64]
+    has_total: npt.NDArray[np.bool_]
     #: ``max(max_pods, 1)`` per node.
     slots: IntArray
     #: Nodes with GPUs (at least one counted).
@@ -122,11 +116,12 @@ def _node_table(snapshot: ClusterSnapshot) -> _NodeTable:
     if table is None:
         cols = np.array([snapshot.index[r] for r in (GPU, CPU, MEMORY)], dtype=np.int64)
         alloc = snapshot.allocatable[:, cols]
+        total = alloc.sum(axis=0)
         perf = snapshot.performance
         rows = np.zeros((len(snapshot), FEATURE_COUNT))
         rows[:, _PERF] = np.stack([perf / 100.0, perf, 50.0 / np.maximum(perf, 1.0)], axis=1)
         table = _NodeTable(
-            cols, alloc, alloc > 0, alloc.sum(axis=0), np.maximum(snapshot.max_pods, 1),
+            cols, alloc, alloc > 0, total, total > 0, np.maximum(snapshot.max_pods, 1),
             max(int((alloc[:, 0] > 0).sum()), 1), rows,
         )  # fmt: skip
         _TABLES[snapshot] = table
@@ -138,15 +133,18 @@ def _global_context(
 ) -> npt.NDArray[np.float64]:
     """The :data:`FEATURE_GROUPS` ``global`` columns, the same on every row."""
     cols, total = table.cols, table.total
-    used = snapshot.requested[:, cols].sum(axis=0)
+    used = snapshot.requested.sum(axis=0).take(cols)
     demand = snapshot.queue.pending_demand
-    queue = demand[cols] if demand is not None else np.zeros(3)
-    whole_free = (snapshot.requested[:, cols[0]] <= 0) & table.has_alloc[:, 0]
-    out = np.empty(len(FEATURE_GROUPS["global"]))
+    queue = demand.take(cols) if demand is not None else np.zeros(3)
+    whole_free = np.count_nonzero(
+        (snapshot.requested[:, cols[0]] <= 0) & table.has_alloc[:, 0]
+    )  # fmt: skip
+    out = np.zeros(len(FEATURE_GROUPS["global"]))
     out[0] = np.log1p(snapshot.queue.pending_pods) / LOG_SCALE
-    out[1:4] = np.minimum(_ratio(queue, total), 10.0)
-    out[4:7] = _ratio(used, total)
-    out[7] = whole_free.sum() / table.gpu_node_count
+    np.divide(queue, total, out=out[1:4], where=table.has_total)
+    np.minimum(out[1:4], 10.0, out=out[1:4])
+    np.divide(used, total, out=out[4:7], where=table.has_total)
+    out[7] = whole_free / table.gpu_node_count
     out[8] = feasible / max(len(snapshot), 1)
     return out
 
@@ -195,12 +193,13 @@ def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArr
     gives the same numbers as casting each column."""
     table = _node_table(snapshot)
     n, cols = candidates.size, table.cols
-    need = snapshot.request_vector(pod)[cols]
-    alloc, has = table.alloc[candidates], table.has_alloc[candidates]
-    free = alloc - snapshot.requested[candidates][:, cols]
+    # take() gathers: a few times faster than fancy indexing on a pod's few candidates
+    need = snapshot.request_vector(pod).take(cols)
+    alloc, has = table.alloc.take(candidates, axis=0), table.has_alloc.take(candidates, axis=0)
+    free = alloc - snapshot.requested.take(candidates, axis=0).take(cols, axis=1)
     free_after = free - need
     kept_after = np.maximum(free_after, 0.0)
-    out = table.rows[candidates]  # a copy: 0 but for the node's performance
+    out = table.rows.take(candidates, axis=0)  # a copy: 0 but for the node's performance
     pod_, cap, util_, perf_, frag = (
         out[:, _POD], out[:, _CAPACITY], out[:, _UTIL], out[:, _PERF], out[:, _FRAG]
     )  # fmt: skip
@@ -213,11 +212,11 @@ def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArr
     np.divide(kept_after, alloc, out=cap[:, 3:6], where=has)
     cap[:, 6] = snapshot.pod_count[candidates] / table.slots[candidates]
     # utilisation: live fractions (0 where missing), whether missing, staleness
-    util = snapshot.utilisation[candidates][:, cols]
+    util = snapshot.utilisation.take(candidates, axis=0).take(cols, axis=1)
     missing = np.isnan(util)
     util_[:, 0:3] = util
     np.copyto(util_[:, 0:3], 0.0, where=missing)  # an infinity stays one in float32
-    util_[:, 3] = missing.any(axis=1)
+    util_[:, 3] = missing[:, 0] | missing[:, 1] | missing[:, 2]
     age = snapshot.utilisation_age_s[candidates]
     util_[:, 4] = np.where(np.isfinite(age), np.minimum(age / STALE_AFTER_S, 1.0), 1.0)
     # performance: the node's against the best candidate's (the others are the node's own)

@@ -40,8 +40,9 @@ def _requested_after(
             need[col] = NON_ZERO_CPU_MILLICORES
         elif need[col] == 0 and name == MEMORY:
             need[col] = NON_ZERO_MEMORY_BYTES
-    requested = snapshot.requested[candidates][:, resources] + need
-    allocatable = snapshot.allocatable[candidates][:, resources]
+    # take() gathers: a few times faster than fancy indexing on a pod's few candidates
+    requested = snapshot.requested.take(candidates, axis=0).take(resources, axis=1) + need
+    allocatable = snapshot.allocatable.take(candidates, axis=0).take(resources, axis=1)
     return requested, allocatable
 
 

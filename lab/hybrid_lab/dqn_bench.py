@@ -64,7 +64,7 @@ def time_scoring(network: QNetwork, nodes: int, repeats: int, seed: int = 0) -> 
         created_at_s=0.0,
         task_type="nlp",
     )
-    scorer = DqnScore(network, frozen=True)
+    scorer = DqnScore(network)
     candidates = np.arange(nodes, dtype=np.int64)
     samples = []
     for i in range(repeats + 10):

@@ -18,7 +18,6 @@ import torch
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.dqn.checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint
-from hybrid_policy.dqn.frozen import FrozenQNetwork
 from hybrid_policy.dqn.network import QNetwork
 from hybrid_policy.features import Float32Array, alike_features, pair_features
 from hybrid_policy.framework.paths import ModelFallback
@@ -47,10 +46,7 @@ class DqnScore(MinMaxNormalized):
 
     name = "DqnScore"
 
-    def __init__(self, network: QNetwork, actor: Actor | None = None, frozen: bool = False) -> None:
-        """``frozen``: the network's weights will not change (a loaded checkpoint), so on
-        the CPU they are copied once and scored in numpy (:mod:`hybrid_policy.dqn.frozen`);
-        a network being trained is read through torch at every call."""
+    def __init__(self, network: QNetwork, actor: Actor | None = None) -> None:
         # One pod's candidates are a small batch: extra intra-op threads only spin and,
         # on a busy machine, made scoring 8x slower. Scoring is single-threaded.
         torch.set_num_threads(1)
@@ -59,12 +55,9 @@ class DqnScore(MinMaxNormalized):
         self.device = network.input_mask.device
         #: Whether the network sees every column (then the input mask is not applied).
         self.sees_all = bool(network.input_mask.all())
-        self.frozen = FrozenQNetwork.of(network) if frozen else None
 
     def q_values(self, features: Float32Array) -> FloatArray:
         """One batched forward pass over the candidate rows."""
-        if self.frozen is not None:
-            return self.frozen.q_values(features)
         rows = torch.from_numpy(features)
         if self.device.type != "cpu":
             rows = rows.to(self.device)
@@ -122,7 +115,7 @@ def load_scorer_or_fallback(
     """
     target = path or default_checkpoint_path()
     try:
-        return DqnScore(load_checkpoint(target).network, frozen=True), None
+        return DqnScore(load_checkpoint(target).network), None
     except CheckpointError as exc:
         if fallback is not ModelFallback.BINPACK:
             raise

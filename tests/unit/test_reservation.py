@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from builders import make_node, make_pod
 from hybrid_policy.domain import Gang, Namespace, PendingPod
 from hybrid_policy.framework.cycle import Decision
+from hybrid_policy.framework.plugins import ScorePlugin
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.plugins.scores import binpack_scorer
 from hybrid_policy.policies import Policy, reserving_policy
@@ -27,9 +28,11 @@ def _pod(name: str, gpus: int, run_s: float, ns: str = "team-a", at: float = 0.0
 class Cluster:
     """Nodes of 8 GPUs, pods running on them, and a reserving policy fed like a driver."""
 
-    def __init__(self, nodes: int, mode: BackfillMode, **settings: float) -> None:
+    def __init__(
+        self, nodes: int, mode: BackfillMode, scorer: ScorePlugin | None = None, **settings: float
+    ) -> None:
         self.snapshot = ClusterSnapshot([make_node(f"n{i}") for i in range(nodes)], NAMESPACES)
-        scorers = [(binpack_scorer(), 1.0)]
+        scorers = [(scorer or binpack_scorer(), 1.0)]
         # Backfill takes predicted durations at face value unless a test says otherwise.
         settings = {"backfill_factor": 1.0, **settings}
         config = ReservationSettings(mode=mode, **settings)  # type: ignore[arg-type]
@@ -81,9 +84,9 @@ def test_a_reservation_sticks_unless_another_node_starts_it_clearly_earlier() ->
     assert moved is not None and (moved.node, moved.predicted_start_s) == ("n1", 500.0)
 
 
-def _half_full(mode: BackfillMode) -> Cluster:
+def _half_full(mode: BackfillMode, scorer: ScorePlugin | None = None) -> Cluster:
     """n0: 4 GPUs free, the other 4 busy until 1000 s; n1: full until 5000 s."""
-    cluster = Cluster(2, mode)
+    cluster = Cluster(2, mode, scorer)
     cluster.run(_pod("a", 4, 1000.0), 0)
     cluster.run(_pod("b", 8, 5000.0), 1)
     return cluster
@@ -344,14 +347,8 @@ def test_a_pod_that_may_use_none_of_its_nodes_is_not_scored() -> None:
     # "long" fits only on n0, which the reservation holds from 1000 s: backfill refuses
     # it, so scoring its nodes (a forward pass of the network, for the learned scores)
     # would be wasted. "short" may use n0 and is scored; the decisions are unchanged.
-    cluster = _half_full(BackfillMode.EASY)
     counting = _CountingBinpack()
-    settings = ReservationSettings(mode=BackfillMode.EASY, backfill_factor=1.0)
-    cluster.policy = reserving_policy("test", [(counting, 1.0)], settings)
-    assert cluster.policy.predictor is not None
-    cluster.predictor = cluster.policy.predictor
-    cluster.predictor.started(_pod("a", 4, 1000.0), "n0", 0.0, 100.0)
-    cluster.predictor.started(_pod("b", 8, 5000.0), "n1", 0.0, 100.0)
+    cluster = _half_full(BackfillMode.EASY, counting)
     batch = [_pod("wide", 8, 600.0, at=0.0), _pod("long", 4, 2000.0, at=1.0)]
     batch.append(_pod("short", 4, 900.0, at=2.0))
     decisions = cluster.schedule(batch, 0.0)

@@ -183,13 +183,15 @@ class _Pass:
         """Start ``pod`` if it delays no reservation; else reserve for it or leave it."""
         self.done.add(pod.uid)
         mask = self.cycle.feasible(pod)
-        status = mask if isinstance(mask, Status) else _BLOCKED
-        if not isinstance(mask, Status):
+        if isinstance(mask, Status):
+            status = mask
+        else:
             candidates = np.flatnonzero(mask)
             allowed = self._allowed(pod, candidates)
             if allowed.any():  # scored only now: a pod held off every candidate is not
                 self._commit(pod, self.cycle.score(pod, candidates), allowed)
                 return
+            status = _BLOCKED
         may_reserve = holder or self.holds < self.settings.bound
         if status.code is Code.UNSCHEDULABLE and may_reserve and self._reserve(pod, status):
             return

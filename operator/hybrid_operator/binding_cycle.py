@@ -12,7 +12,9 @@ A Binding that got no answer may have been committed: its pod keeps its room and
 Binding is sent again after a back-off (:mod:`hybrid_operator.resends`) instead of the pod
 being decided again, which could give its room to another pod while it runs there. A
 resend answered 409 found the pod bound (most likely by the first request): the pod keeps
-its room until a listing shows where it is bound.
+its room until a listing shows where it is bound. Such a Binding's pod gets its
+``Scheduled`` Event when the watch shows that the Binding landed
+(:mod:`hybrid_operator.landings`), even after leadership was lost.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from enum import StrEnum
 from hybrid_operator.cache import ClusterCache
 from hybrid_operator.k8s.api import BindOutcome, BindResult, ClusterApi
 from hybrid_operator.k8s.calls import ApiThreads
+from hybrid_operator.k8s.views import DECISION_ANNOTATION
+from hybrid_operator.landings import Landings
 from hybrid_operator.observability import Counters, OperatorMetrics
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.resends import Resend, Resends
@@ -97,6 +101,8 @@ class BindingCycle:
         self.annotations: dict[str, dict[str, str]] = {}
         #: Bindings whose outcome is unknown, to be sent again.
         self.resends = Resends(cache, queue, clock)
+        #: Bindings that got no answer, told once the watch shows that they landed.
+        self.landings = Landings()
 
     def issue(self, decisions: list[Decision], term: int) -> None:
         """Tickets for the placements of a pass, at once, before any is awaited; every
@@ -165,6 +171,11 @@ class BindingCycle:
                 if self.queue.is_in_flight(uid):
                     self._unsettled(uid)
 
+    async def tell_landed(self) -> None:
+        """The ``Scheduled`` Events of the Bindings seen to land though unanswered."""
+        for d in self.landings.take():
+            await self.reporter.scheduled(d)
+
     def _unsettled(self, uid: str) -> None:
         """Nothing settled the pod (an exception): try again after a back-off, sending the
         same Binding again while its first one's outcome is unknown."""
@@ -207,7 +218,11 @@ class BindingCycle:
             result = BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}", True)
         self._count(result, resend)
         self.reporter.forget(pod.uid)
+        if result.outcome is BindOutcome.ERROR and result.unreachable:
+            record = annotations.get(DECISION_ANNOTATION)
+            self.landings.unanswered(d, record, self.cache.bound.get(pod.uid))
         if result.outcome is BindOutcome.BOUND:
+            self.landings.answered(pod.uid)
             self.resends.drop(pod.uid)
             self._bound(d, ticket)
             await self.reporter.scheduled(d)

@@ -37,6 +37,8 @@ class Placement:
     node: str
     #: When this scheduler assumed it, or when the watch first showed it bound.
     since_s: float
+    #: The decision record its Binding carried, once the watch showed it bound.
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class ClusterCache:
             return
         known = self.bound.get(uid) or self.assumed.get(uid)
         since = known.since_s if known is not None else self.clock()
-        self.bound[uid] = Placement(view.pod, view.node_name, since)
+        self.bound[uid] = Placement(view.pod, view.node_name, since, view.record)
         self.assumed.pop(uid, None)
         self.held.pop(uid, None)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
+from hybrid_operator.k8s.views import DECISION_ANNOTATION as DECISION_ANNOTATION
+
 #: How far the record's time may be from the API server's binding time, in seconds (the
 #: two clocks, and the wait for the rate limiter before the binding call).
 CLOCK_SLACK_S = 60.0

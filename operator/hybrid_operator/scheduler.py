@@ -328,6 +328,7 @@ class Scheduler:
             self.queue.remove(uid)
             # Bound (the assumption became the bound pod) or ended: nothing to send again.
             self.binding.resends.drop(uid)
+            self.binding.landings.seen(uid, view.node_name, view.record)
             self.gang_feed.held.pop(uid, None)
             if self.keeper is not None:
                 self.keeper.no_longer_waiting(view)
@@ -357,6 +358,7 @@ class Scheduler:
 
     def _pod_gone(self, uid: str, had_node: bool) -> None:
         self.binding.cancel(uid, CancelReason.POD_GONE)
+        self.binding.landings.seen(uid, None, None)
         self.gang_feed.gone(uid)
         if self.predictions is not None:
             self.predictions.gone(uid)
@@ -425,6 +427,7 @@ class Scheduler:
         if self.keeper is not None:
             await self.keeper.flush()
         await self.gang_reports.flush()
+        await self.binding.tell_landed()
 
     def _gauge(self) -> None:
         pending = (
@@ -628,9 +631,14 @@ class Scheduler:
                 self.drain()
                 leading = self._leadership()
                 if not leading:
-                    # Problems are told by the leader; listings bring them up again.
+                    # Problems are told by the leader; listings bring them up again. The
+                    # Bindings of this replica seen to land are its own to tell.
                     self.reports.clear()
                     self.refusals.clear()
+                    if self.binding.landings.due:
+                        task = asyncio.create_task(self.binding.tell_landed())
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
                 elif not self.relisted.is_set():
                     while len(in_flight) >= MAX_PASSES_IN_FLIGHT:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -641,7 +649,7 @@ class Scheduler:
                     # end of a pass.
                     if (
                         decisions or self.shadow is not None or self.reports or self.refusals
-                        or self.gang_reports.due()
+                        or self.gang_reports.due() or self.binding.landings.due
                         or (self.preemption is not None and self.preemption.busy)
                     ):  # fmt: skip
                         task = asyncio.create_task(self._settle_pass(decisions))

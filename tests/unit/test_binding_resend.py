@@ -16,6 +16,7 @@ from electors import SwitchedElector
 from fake_api import FakeApi, Gate
 from hybrid_operator.k8s.api import BindOutcome, BindResult
 from hybrid_operator.k8s.calls import Listing
+from hybrid_operator.k8s.views import ObjectKind
 from hybrid_operator.scheduler import DECISION_ANNOTATION, Scheduler
 from hybrid_operator.settings import OperatorSettings
 from hybrid_policy.domain import PendingPod
@@ -109,6 +110,16 @@ def _gauge(scheduler: Scheduler) -> float:
     return float(scheduler.metrics.pending._value.get())
 
 
+def _scheduled(api: FakeApi) -> list[str]:
+    return [name for name, reason, _, _ in api.events if reason == "Scheduled"]
+
+
+def _bound_as_sent(api: LostReplyApi, index: int = 0) -> dict[str, object]:
+    """Pod "a" as the API server has it once the ``index``-th Binding sent landed."""
+    key, node, annotations = api.sent[index]
+    return k8s_pod(key.split("/")[1], gpus=8, node=node, annotations=annotations)
+
+
 def test_the_room_of_a_pod_whose_answer_was_lost_stays_held() -> None:
     scheduler, api, clock = _lost_reply()
     assert scheduler.cache.assumed_on("uid-a") == "n1"
@@ -166,6 +177,9 @@ def test_a_resend_that_binds_settles_the_pod_with_its_event() -> None:
     assert scheduler.binding.resends.book == {}
     assert scheduler.cache.assumed_on("uid-a") == "n1"  # until the watch shows it bound
     assert _gauge(scheduler) == 0.0
+    scheduler.on_pod("MODIFIED", _bound_as_sent(api, 1))  # the same record: told once
+    _pass(scheduler, clock, 0.1)
+    assert _scheduled(api) == ["a"]
 
 
 def test_no_answer_again_keeps_waiting_with_a_longer_back_off() -> None:
@@ -195,6 +209,7 @@ def test_a_deleted_pod_drops_its_resend() -> None:
     scheduler, api, clock = _lost_reply()
     scheduler.on_pod("DELETED", k8s_pod("a", gpus=8))
     _nothing_left(scheduler)
+    assert scheduler.binding.landings.waiting == {}
     assert scheduler.queue.pending() == []
     _pass(scheduler, clock, PAST_BACK_OFF_S)
     assert len(api.sent) == 1
@@ -343,3 +358,62 @@ def test_a_node_deleted_while_an_unanswered_binding_was_on_its_way_decides_again
     )
     _nothing_left(scheduler)
     assert [p.name for p in scheduler.queue.pending()] == ["a"]
+
+
+def test_a_binding_whose_answer_was_lost_is_told_once_the_watch_shows_it_landed() -> None:
+    scheduler, api, clock = _lost_reply()
+    assert _scheduled(api) == []
+    scheduler.on_pod("MODIFIED", _bound_as_sent(api))
+    asyncio.run(scheduler.flush_reports())
+    assert _scheduled(api) == ["a"]
+    scheduler.on_pod("MODIFIED", _bound_as_sent(api))  # seen again: told once
+    _pass(scheduler, clock, PAST_BACK_OFF_S)
+    assert _scheduled(api) == ["a"]
+    assert len(api.sent) == 1
+
+
+def test_a_pod_bound_by_another_replica_to_the_same_node_is_not_told() -> None:
+    scheduler, api, clock = _lost_reply()
+    other = {DECISION_ANNOTATION: '{"instance": "replica-b"}'}
+    scheduler.on_pod("MODIFIED", k8s_pod("a", gpus=8, node="n1", annotations=other))
+    _pass(scheduler, clock, PAST_BACK_OFF_S)
+    assert _scheduled(api) == []
+    assert scheduler.binding.landings.waiting == {}
+
+
+def test_the_watch_showing_the_landing_before_the_lost_answer_comes_back() -> None:
+    api, clock = LostReplyApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_pod(None, k8s_pod("a", gpus=8))
+    asyncio.run(
+        _while_on_its_way(scheduler, api, lambda: scheduler.on_pod("MODIFIED", _bound_as_sent(api)))
+    )
+    asyncio.run(scheduler.flush_reports())
+    assert _scheduled(api) == ["a"]
+
+
+def test_a_replica_that_lost_leadership_still_tells_its_binding_that_landed() -> None:
+    api, clock, elector = LostReplyApi(), [1000.0], SwitchedElector()
+    settings = OperatorSettings(batch_interval_s=0.02, initial_backoff_s=1.0)
+    scheduler = Scheduler(settings, api, clock=lambda: clock[0], elector=elector)
+    scheduler.on_node(None, k8s_node("n1", gpus=8))
+    scheduler.on_pod(None, k8s_pod("a", gpus=8))
+    assert scheduler._leadership()
+    _pass(scheduler, clock)
+    elector.lose()  # another replica took over while the answer was lost
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(scheduler.run_forever(stop))
+        await asyncio.sleep(0.05)
+        scheduler.feed(ObjectKind.POD, "MODIFIED", _bound_as_sent(api))
+        for _ in range(200):
+            if api.events:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await loop
+
+    asyncio.run(scenario())
+    assert _scheduled(api) == ["a"]
+    assert len(api.sent) == 1

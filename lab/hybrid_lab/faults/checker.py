@@ -15,6 +15,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,12 +174,17 @@ class InvariantChecker:
                 if p.fault in wanted
             ]
 
-    def failed_scheduling(self, namespaces: Iterable[str]) -> set[str]:
-        """UIDs of pods with a FailedScheduling Event in ``namespaces``."""
-        uids = set()
+    def told(self, namespaces: Iterable[str], reason: str) -> Counter[str]:
+        """How many Events with ``reason`` each pod (by UID) got in ``namespaces``."""
+        told: Counter[str] = Counter()
         for namespace in namespaces:
             for event in self.api.items(
-                f"/api/v1/namespaces/{namespace}/events", fieldSelector="reason=FailedScheduling"
+                f"/api/v1/namespaces/{namespace}/events", fieldSelector=f"reason={reason}"
             ):
-                uids.add(str((event.get("involvedObject") or {}).get("uid") or ""))
-        return uids
+                uid = str((event.get("involvedObject") or {}).get("uid") or "")
+                told[uid] += int(event.get("count") or 1)
+        return told
+
+    def failed_scheduling(self, namespaces: Iterable[str]) -> set[str]:
+        """UIDs of pods with a FailedScheduling Event in ``namespaces``."""
+        return set(self.told(namespaces, "FailedScheduling"))

@@ -4,6 +4,7 @@ bindings to it are on their way, bindings that land without the operator hearing
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 
@@ -147,7 +148,8 @@ def binding_reply_lost(ctx: FaultContext) -> None:
     were committed.
 
     Each such pod must keep its room and, if the same replica sends it again, be sent to
-    the same node (a new leader, which knows nothing of it, may decide it anew).
+    the same node (a new leader, which knows nothing of it, may decide it anew). Once
+    bound, each gets one ``Scheduled`` Event, whichever of its bindings landed.
     """
     rig, plan = ctx.rig, ctx.plan
     first, started = len(rig.proxy.lost_answers), time.time()
@@ -169,6 +171,7 @@ def binding_reply_lost(ctx: FaultContext) -> None:
     pods = {a.pod for a in lost}
     sent = [a for a in rig.proxy.attempts if a.sent_at >= started and a.pod in pods]
     ctx.violations.extend(decided_again(lost, sent))
+    ctx.violations.extend(untold(ctx, pods))
     answers = Counter(a.status for a in sent)
     ctx.note(
         f"{len(lost)} bindings lost their answer, reaching the API server "
@@ -176,6 +179,31 @@ def binding_reply_lost(ctx: FaultContext) -> None:
         f"off; {len(sent) - len(lost)} sent again; answers to those pods' bindings: "
         + ", ".join(f"{status} x{n}" for status, n in sorted(answers.items()))
     )
+
+
+#: How long the operator may take to tell a binding it found landed (passes and a post).
+TOLD_WITHIN_S = 15.0
+
+
+def untold(ctx: FaultContext, pods: set[str]) -> list[str]:
+    """Pods (``namespace/name``) bound without exactly one ``Scheduled`` Event."""
+    bound = [p for p in ctx.rig.checker.pods_of([ctx.fault]) if p.node]
+    bound = [p for p in bound if f"{p.namespace}/{p.name}" in pods]
+
+    def counts() -> Counter[str]:
+        return ctx.rig.checker.told({p.namespace for p in bound}, "Scheduled")
+
+    def all_told() -> bool | None:
+        return all(counts()[p.uid] for p in bound) or None
+
+    with contextlib.suppress(DevClusterError):
+        wait_for("every bound pod to be told Scheduled", all_told, TOLD_WITHIN_S, 0.5)
+    told = counts()
+    return [
+        f"{p.namespace}/{p.name} bound to {p.node} with {told[p.uid]} Scheduled Events"
+        for p in bound
+        if told[p.uid] != 1
+    ]
 
 
 def decided_again(lost: list[LostAnswer], sent: list[BindingAttempt]) -> list[str]:

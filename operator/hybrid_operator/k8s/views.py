@@ -31,6 +31,9 @@ from hybrid_policy.domain import Namespace, NodeInfo, PendingPod
 
 #: Namespaces labelled so opt their pods in through the admission webhook.
 OPT_IN_LABEL = "hybrid-scheduler.io/enabled"
+#: The decision record the scheduler writes with each Binding (see
+#: :mod:`hybrid_operator.decision_record`).
+DECISION_ANNOTATION = "hybrid-scheduler.io/decision"
 
 
 class ObjectKind(StrEnum):
@@ -99,6 +102,8 @@ class PodView:
     claim: GangClaim = field(default_factory=GangClaim)
     #: What the pod says about being preempted (opt-in, checkpoints, its controller).
     marks: PreemptionMarks = field(default_factory=PreemptionMarks)
+    #: The decision record its Binding carried (``hybrid-scheduler.io/decision``), if any.
+    record: str | None = None
 
     @property
     def uid(self) -> str:
@@ -172,6 +177,7 @@ def pod_view(body: Body) -> Conversion[PodView]:
         nominated_node=_text(status.get("nominatedNodeName")) or None,
         claim=claim or GangClaim(),
         marks=marks,
+        record=annotations.get(DECISION_ANNOTATION),
     )
     return Conversion(view, problems)
 

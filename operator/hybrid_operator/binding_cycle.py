@@ -136,6 +136,15 @@ class BindingCycle:
             self.cancel(uid, CancelReason.NODE_GONE)
         return uids
 
+    def stop_sending_to(self, node: str) -> None:
+        """Mark every ticket to ``node`` cancelled at once, its deletion just seen: the API
+        threads send nothing more there while the deletion waits for the loop, which
+        settles the rest (the queue, the cache, the Bindings to send again) when it
+        applies it."""
+        for ticket in self.tickets.values():
+            if ticket.decision.node == node and ticket.cancelled is None:
+                ticket.cancelled = CancelReason.NODE_GONE
+
     def cancel_all(self, reason: CancelReason) -> None:
         """Call off every binding on its way or to be sent again (leadership lost)."""
         for uid in dict.fromkeys([*self.tickets, *self.resends.book]):

@@ -250,6 +250,9 @@ class Scheduler:
             # A listing after events were streamed: the watch was lost and re-listed.
             self.streaming.discard(kind)
             self.suspect(f"the {kind.value} watch listed again")
+        if kind is ObjectKind.NODE and (event.type is WatchType.DELETED or event.node is None):
+            # Not a batch interval later: Bindings waiting for the rate limit go meanwhile.
+            self.binding.stop_sending_to(event.name)
         self.inbox.put_nowait(event)
 
     def suspect(self, why: str) -> None:

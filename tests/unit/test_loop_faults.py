@@ -138,6 +138,23 @@ def test_a_node_deleted_while_its_binding_waits_gets_nothing_and_the_pod_goes_el
     assert api.binds == [("team-a/p", "n2")]
 
 
+def test_a_node_deletion_calls_its_bindings_off_before_the_loop_applies_it() -> None:
+    api, clock = GatedApi(), [1000.0]
+    scheduler = _scheduler(api, clock)
+    scheduler.on_pod(None, k8s_pod("p", gpus=8))
+
+    def deleted() -> None:
+        scheduler.feed(ObjectKind.NODE, "DELETED", k8s_node("n1"))  # into the inbox
+
+    asyncio.run(_while_binding(scheduler, api, deleted))
+    assert api.binds == []
+    assert api.called_off == [("team-a/p", "n1")]
+    assert "n1" in scheduler.cache.nodes  # the loop has not applied the deletion yet
+    assert scheduler.drain() == 1
+    assert "n1" not in scheduler.cache.nodes
+    assert [p.name for p in scheduler.queue.pending()] == ["p"]
+
+
 def test_a_pod_deleted_while_its_binding_waits_is_not_bound_and_not_requeued() -> None:
     api, clock = GatedApi(), [1000.0]
     scheduler = _scheduler(api, clock)

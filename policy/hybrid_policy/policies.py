@@ -378,6 +378,22 @@ def fair_conservative(rng: np.random.Generator) -> Policy:
     return _binpack_reserving("fair-conservative", BackfillMode.CONSERVATIVE)
 
 
+#: The node-speed term's weight next to binpack in ``fair-speed`` (chosen on the Philly
+#: tuning trace, ``philly-train``, seed 0: docs/benchmarks.md).
+SPEED_WEIGHT = 3.0
+
+
+@register("fair-speed", "fair order (a pod that fits nowhere skipped), binpack + node speed")
+def fair_speed(rng: np.random.Generator) -> Policy:
+    """``fair-order`` whose placements also prefer fast nodes: on the Philly trace's mixed
+    node speeds, packing alone ran the same jobs on slower nodes (docs/benchmarks.md)."""
+    scorers: list[tuple[ScorePlugin, float]] = [
+        (binpack_scorer(), 1.0),
+        (NodePerformance(), SPEED_WEIGHT),
+    ]
+    return reserving_policy("fair-speed", scorers, ReservationSettings(mode=BackfillMode.NONE))
+
+
 #: Backfill mode of ``hybrid-reserve`` (chosen on tuning seeds 0-9, docs/benchmarks.md).
 HYBRID_RESERVE_MODE = BackfillMode.EASY
 

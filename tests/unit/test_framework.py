@@ -234,3 +234,16 @@ def test_a_parked_pod_is_tried_again_after_the_longest_wait_without_a_change() -
     assert queue.pop_batch(59.0, PrioritySort().sort_key) == []
     assert queue.flush_parked(60.0) == 1
     assert [p.name for p in queue.pop_batch(60.0, PrioritySort().sort_key)] == ["p"]
+
+
+def test_fair_speed_takes_a_fast_empty_node_over_packing_a_slow_one() -> None:
+    def place(policy: str) -> str | None:
+        snap = ClusterSnapshot([make_node("slow", performance=50), make_node("fast")])
+        snap.assume(make_pod("already", gpus=4), 0)  # half of the slow node is taken
+        (decision,) = build_policy(policy, np.random.default_rng(0)).profile.schedule_batch(
+            [make_pod("p", gpus=1)], snap, np.random.default_rng(0)
+        )
+        return decision.node
+
+    assert place("fair-order") == "slow"  # packing alone fills the slow node
+    assert place("fair-speed") == "fast"

@@ -60,6 +60,11 @@ class BindTicket:
     term: int
     cancelled: CancelReason | None = None
 
+    def call_off(self, reason: CancelReason) -> None:
+        """Mark it cancelled for ``reason``, unless it is already."""
+        if self.cancelled is None:
+            self.cancelled = reason
+
 
 class BindingCycle:
     """Binds decided placements and settles every pod it was given."""
@@ -124,14 +129,16 @@ class BindingCycle:
         ticket = self.tickets.get(uid)
         if ticket is None:
             return resent
-        if ticket.cancelled is None:
-            ticket.cancelled = reason
+        ticket.call_off(reason)
         return True
+
+    def _on_way_to(self, node: str) -> list[str]:
+        """The pods whose binding to ``node`` is on its way."""
+        return [u for u, t in self.tickets.items() if t.decision.node == node]
 
     def cancel_on_node(self, node: str) -> list[str]:
         """Call off every binding to ``node``; returns their pods' UIDs."""
-        on_way = [u for u, t in self.tickets.items() if t.decision.node == node]
-        uids = list(dict.fromkeys([*on_way, *self.resends.to(node)]))
+        uids = list(dict.fromkeys([*self._on_way_to(node), *self.resends.to(node)]))
         for uid in uids:
             self.cancel(uid, CancelReason.NODE_GONE)
         return uids
@@ -141,9 +148,8 @@ class BindingCycle:
         threads send nothing more there while the deletion waits for the loop, which
         settles the rest (the queue, the cache, the Bindings to send again) when it
         applies it."""
-        for ticket in self.tickets.values():
-            if ticket.decision.node == node and ticket.cancelled is None:
-                ticket.cancelled = CancelReason.NODE_GONE
+        for uid in self._on_way_to(node):
+            self.tickets[uid].call_off(CancelReason.NODE_GONE)
 
     def cancel_all(self, reason: CancelReason) -> None:
         """Call off every binding on its way or to be sent again (leadership lost)."""

@@ -54,9 +54,7 @@ class Landings:
         """The pod was seen settled: bound to ``node`` with ``record``, or gone or ended
         unbound (``node`` None)."""
         entry = self.waiting.pop(uid, None)
-        if entry is None or node is None or node != entry.decision.node:
-            return
-        if record != entry.record:
+        if entry is None or node != entry.decision.node or record != entry.record:
             return
         log.info(
             "the binding of %s to %s landed, though its answer was lost",

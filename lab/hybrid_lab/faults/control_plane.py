@@ -187,8 +187,10 @@ TOLD_WITHIN_S = 15.0
 
 def untold(ctx: FaultContext, pods: set[str]) -> list[str]:
     """Pods (``namespace/name``) bound without exactly one ``Scheduled`` Event."""
-    bound = [p for p in ctx.rig.checker.pods_of([ctx.fault]) if p.node]
-    bound = [p for p in bound if f"{p.namespace}/{p.name}" in pods]
+    bound = [
+        p for p in ctx.rig.checker.pods_of([ctx.fault])
+        if p.node and f"{p.namespace}/{p.name}" in pods
+    ]  # fmt: skip
 
     def counts() -> Counter[str]:
         return ctx.rig.checker.told({p.namespace for p in bound}, "Scheduled")

@@ -233,7 +233,9 @@ class BindingCycle:
             result = BindResult(BindOutcome.ERROR, f"{type(exc).__name__}: {exc}", True)
         self._count(result, resend)
         self.reporter.forget(pod.uid)
-        if result.outcome is BindOutcome.ERROR and result.unreachable:
+        # A pod whose deletion was applied meanwhile has nothing left to tell.
+        known = pod.uid in self.cache.pods_seen
+        if result.outcome is BindOutcome.ERROR and result.unreachable and known:
             record = annotations.get(DECISION_ANNOTATION)
             self.landings.unanswered(d, record, self.cache.bound.get(pod.uid))
         if result.outcome is BindOutcome.BOUND:

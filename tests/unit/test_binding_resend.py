@@ -347,6 +347,7 @@ def test_a_pod_deleted_while_its_unanswered_binding_was_on_its_way_leaves_nothin
     asyncio.run(_while_on_its_way(scheduler, api, delete))
     _nothing_left(scheduler)
     assert scheduler.queue.pending() == []
+    assert scheduler.binding.landings.waiting == {}  # nothing kept for a pod that is gone
 
 
 def test_a_node_deleted_while_an_unanswered_binding_was_on_its_way_decides_again() -> None:

@@ -11,13 +11,16 @@ a mismatch.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from hybrid_policy import feature_rows
 from hybrid_policy.domain import PendingPod
+from hybrid_policy.feature_rows import fill_rows
 from hybrid_policy.framework.snapshot import ClusterSnapshot, IntArray
 from hybrid_policy.resources import CPU, GPU, MEMORY
 
@@ -102,9 +105,9 @@ class _NodeTable:
     slots: IntArray
     #: Nodes with GPUs (at least one counted).
     gpu_node_count: int
-    #: Each node's row before the pod is known: 0 but for the ``performance`` columns
-    #: (``performance / 100``, the raw performance, ``50 / max(performance, 1)``).
-    rows: npt.NDArray[np.float64]
+    #: Each node's ``performance`` columns before the best candidate is known:
+    #: ``performance / 100``, the raw performance, ``50 / max(performance, 1)``.
+    perf: npt.NDArray[np.float64]
 
 
 _TABLES: weakref.WeakKeyDictionary[ClusterSnapshot, _NodeTable] = weakref.WeakKeyDictionary()
@@ -118,35 +121,14 @@ def _node_table(snapshot: ClusterSnapshot) -> _NodeTable:
         alloc = snapshot.allocatable[:, cols]
         total = alloc.sum(axis=0)
         perf = snapshot.performance
-        rows = np.zeros((len(snapshot), FEATURE_COUNT))
-        rows[:, _PERF] = np.stack([perf / 100.0, perf, 50.0 / np.maximum(perf, 1.0)], axis=1)
+        perf_columns = np.stack([perf / 100.0, perf, 50.0 / np.maximum(perf, 1.0)], axis=1)
         table = _NodeTable(
-            cols, alloc, alloc > 0, total, total > 0, np.maximum(snapshot.max_pods, 1),
-            max(int((alloc[:, 0] > 0).sum()), 1), rows,
+            cols, np.ascontiguousarray(alloc), alloc > 0, total, total > 0,
+            np.maximum(snapshot.max_pods, 1), max(int((alloc[:, 0] > 0).sum()), 1),
+            np.ascontiguousarray(perf_columns),
         )  # fmt: skip
         _TABLES[snapshot] = table
     return table
-
-
-def _global_context(
-    snapshot: ClusterSnapshot, table: _NodeTable, feasible: int
-) -> npt.NDArray[np.float64]:
-    """The :data:`FEATURE_GROUPS` ``global`` columns, the same on every row."""
-    cols, total = table.cols, table.total
-    used = snapshot.requested.sum(axis=0).take(cols)
-    demand = snapshot.queue.pending_demand
-    queue = demand.take(cols) if demand is not None else np.zeros(3)
-    whole_free = np.count_nonzero(
-        (snapshot.requested[:, cols[0]] <= 0) & table.has_alloc[:, 0]
-    )  # fmt: skip
-    out = np.zeros(len(FEATURE_GROUPS["global"]))
-    out[0] = np.log1p(snapshot.queue.pending_pods) / LOG_SCALE
-    np.divide(queue, total, out=out[1:4], where=table.has_total)
-    np.minimum(out[1:4], 10.0, out=out[1:4])
-    np.divide(used, total, out=out[4:7], where=table.has_total)
-    out[7] = whole_free / table.gpu_node_count
-    out[8] = feasible / max(len(snapshot), 1)
-    return out
 
 
 #: The columns that depend on the pod beyond its requests (task type and run time).
@@ -155,23 +137,27 @@ OWN_COLUMNS = slice(
 )
 
 
-def _own_columns(pod: PendingPod) -> list[float]:
-    """The pod's task type (one-hot) and expected run time, :data:`OWN_COLUMNS`."""
-    task, runtime = pod.task_type, pod.expected_runtime_s
-    return [
-        float(task == KNOWN_TASK_TYPES[0]),
-        float(task == KNOWN_TASK_TYPES[1]),
-        float(task not in KNOWN_TASK_TYPES),
-        float(runtime is not None),
-        float(np.log1p((runtime or 0.0) / 60.0) / LOG_SCALE),
-    ]
+@functools.lru_cache(maxsize=4096)
+def _own_columns(task: str | None, runtime: float | None) -> npt.NDArray[np.float64]:
+    """A pod's task type (one-hot) and expected run time, :data:`OWN_COLUMNS` (read-only)."""
+    out = np.array(
+        [
+            float(task == KNOWN_TASK_TYPES[0]),
+            float(task == KNOWN_TASK_TYPES[1]),
+            float(task not in KNOWN_TASK_TYPES),
+            float(runtime is not None),
+            float(np.log1p((runtime or 0.0) / 60.0) / LOG_SCALE),
+        ]
+    )
+    out.flags.writeable = False
+    return out
 
 
 def alike_features(features: Float32Array, pod: PendingPod) -> Float32Array:
     """:func:`pair_features` for ``pod`` from the rows of another pod with the same
     requests on the same candidates and snapshot: only :data:`OWN_COLUMNS` differ."""
     out = features.copy()
-    out[:, OWN_COLUMNS] = np.asarray(_own_columns(pod), dtype=np.float32)
+    out[:, OWN_COLUMNS] = _own_columns(pod.task_type, pod.expected_runtime_s).astype(np.float32)
     return out
 
 
@@ -184,51 +170,47 @@ def _columns(group: str) -> slice:
 _POD, _CAPACITY = _columns("pod"), _columns("capacity")
 _UTIL, _PERF = _columns("utilisation"), _columns("performance")
 _FRAG, _GLOBAL = _columns("fragmentation"), _columns("global")
+if (
+    (_POD.start, _CAPACITY.start, _UTIL.start, _PERF.start, _FRAG.start, _GLOBAL.start)
+    != (
+        feature_rows.POD, feature_rows.CAPACITY, feature_rows.UTILISATION,
+        feature_rows.PERFORMANCE, feature_rows.FRAGMENTATION, feature_rows.GLOBAL,
+    )
+    or FEATURE_COUNT != feature_rows.COLUMNS
+    or (GPU_SCALE, STALE_AFTER_S) != (feature_rows.GPU_SCALE, feature_rows.STALE_AFTER_S)
+):  # fmt: skip
+    raise ImportError("hybrid_policy.feature_rows writes a different feature layout")
 
 
 def pair_features(pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray) -> Float32Array:
     """Feature rows for ``pod`` on each node row of ``candidates`` (candidates x features).
 
     Every column is worked out in float64 and the rows are cast to float32 once, which
-    gives the same numbers as casting each column."""
+    gives the same numbers as casting each column. The rows are written by one compiled
+    loop (:mod:`hybrid_policy.feature_rows`): each feature is one IEEE operation or a
+    comparison, so compiled code gives the same bits as numpy's array operations would."""
     table = _node_table(snapshot)
-    n, cols = candidates.size, table.cols
-    # take() gathers: a few times faster than fancy indexing on a pod's few candidates
-    need = snapshot.request_vector(pod).take(cols)
-    alloc, has = table.alloc.take(candidates, axis=0), table.has_alloc.take(candidates, axis=0)
-    free = alloc - snapshot.requested.take(candidates, axis=0).take(cols, axis=1)
-    free_after = free - need
-    kept_after = np.maximum(free_after, 0.0)
-    out = table.rows.take(candidates, axis=0)  # a copy: 0 but for the node's performance
-    pod_, cap, util_, perf_, frag = (
-        out[:, _POD], out[:, _CAPACITY], out[:, _UTIL], out[:, _PERF], out[:, _FRAG]
-    )  # fmt: skip
-    # pod: requests over the node, GPUs over 8, task type and run time
-    np.divide(need, alloc, out=pod_[:, 0:3], where=has)
-    pod_[:, 3] = need[0] / GPU_SCALE
-    pod_[:, 4:9] = _own_columns(pod)
-    # capacity: free now and after, over allocatable; pod slots taken
-    np.divide(free, alloc, out=cap[:, 0:3], where=has)
-    np.divide(kept_after, alloc, out=cap[:, 3:6], where=has)
-    cap[:, 6] = snapshot.pod_count[candidates] / table.slots[candidates]
-    # utilisation: live fractions (0 where missing), whether missing, staleness
-    util = snapshot.utilisation.take(candidates, axis=0).take(cols, axis=1)
-    missing = np.isnan(util)
-    util_[:, 0:3] = util
-    np.copyto(util_[:, 0:3], 0.0, where=missing)  # an infinity stays one in float32
-    util_[:, 3] = missing[:, 0] | missing[:, 1] | missing[:, 2]
-    age = snapshot.utilisation_age_s[candidates]
-    util_[:, 4] = np.where(np.isfinite(age), np.minimum(age / STALE_AFTER_S, 1.0), 1.0)
-    # performance: the node's against the best candidate's (the others are the node's own)
-    if n:
-        best = perf_[:, 1]
-        best /= max(float(best.max()), 1e-9)
-    # fragmentation of the node's GPUs
-    gpu_alloc, gpu_free, gpu_after = alloc[:, 0], free[:, 0], free_after[:, 0]
-    frag[:, 0] = has[:, 0] & (gpu_free >= gpu_alloc)
-    if need[0] > 0:
-        frag[:, 1] = gpu_after <= 0
-    frag[:, 2] = (gpu_after > 0) & (gpu_after < gpu_alloc)
-    frag[:, 3] = kept_after[:, 0] / GPU_SCALE
-    out[:, _GLOBAL] = _global_context(snapshot, table, n)
-    return out.astype(np.float32)
+    queue = snapshot.queue
+    demand = queue.pending_demand
+    out = np.empty((candidates.size, FEATURE_COUNT), dtype=np.float32)
+    fill_rows(
+        out,
+        np.ascontiguousarray(candidates, dtype=np.int64),
+        table.cols,
+        snapshot.request_vector(pod),
+        table.alloc,
+        table.has_alloc,
+        table.total,
+        table.has_total,
+        table.perf,
+        snapshot.requested,
+        snapshot.pod_count,
+        table.slots,
+        snapshot.utilisation,
+        snapshot.utilisation_age_s,
+        _own_columns(pod.task_type, pod.expected_runtime_s),
+        np.zeros(len(snapshot.resources)) if demand is None else demand,
+        float(np.log1p(queue.pending_pods)) / LOG_SCALE,
+        table.gpu_node_count,
+    )
+    return out

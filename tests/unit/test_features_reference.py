@@ -153,9 +153,11 @@ def test_rows_equal_the_reference_as_the_snapshot_changes(
 
 def test_scores_are_the_forward_pass_with_or_without_masked_columns() -> None:
     torch.manual_seed(0)
-    x = torch.from_numpy(np.random.default_rng(0).random((30, FEATURE_COUNT), np.float32))
-    for dropped in ((), (0, 5, FEATURE_COUNT - 1)):
-        network = QNetwork(FEATURE_COUNT, dropped_columns=dropped).eval()
-        with torch.inference_mode():
-            expected = network(x).numpy().astype(np.float64)
-        assert np.array_equal(DqnScore(network).q_values(x.numpy()), expected)
+    rng = np.random.default_rng(0)
+    for rows in (0, 1, 30, 517):
+        x = torch.from_numpy(rng.random((rows, FEATURE_COUNT), np.float32) * 4.0 - 1.0)
+        for dropped in ((), (0, 5, FEATURE_COUNT - 1)):
+            network = QNetwork(FEATURE_COUNT, dropped_columns=dropped).eval()
+            with torch.inference_mode():
+                expected = network(x).numpy().astype(np.float64)
+            assert np.array_equal(DqnScore(network).q_values(x.numpy()), expected)

@@ -1,14 +1,20 @@
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builders import make_node, make_pod
-from hybrid_policy.framework.snapshot import ClusterSnapshot
+from hybrid_policy.domain import PendingPod
+from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
 from hybrid_policy.plugins.scores import (
+    NON_ZERO_CPU_MILLICORES,
+    NON_ZERO_MEMORY_BYTES,
     BalancedAllocation,
     LeastAllocated,
     MostAllocated,
     TargetLoadPacking,
+    binpack_scorer,
 )
-from hybrid_policy.resources import GPU
+from hybrid_policy.resources import CPU, GPU, MEMORY
 
 
 def _snapshot() -> ClusterSnapshot:
@@ -61,3 +67,64 @@ def test_target_load_packing_curve_and_missing_metrics() -> None:
     tlp = TargetLoadPacking(targets_percent={GPU: 80.0})
     scores = tlp.score(make_pod("p", gpus=1), snap, np.array([0, 1, 2, 3]))
     assert np.allclose(scores, [(20 * 10 / 80) + 80, 100.0, 80 * 5 / 20, 0.0])
+
+
+def _numpy_weighted(
+    pod: PendingPod, snap: ClusterSnapshot, rows: IntArray, weights: dict[str, float], free: bool
+) -> FloatArray:
+    """The resource-allocation score as numpy's array expression works it out."""
+    cols = [snap.index[r] for r in weights if r in snap.index]
+    w = np.array([weights[snap.resources[c]] for c in cols])
+    need = snap.request_vector(pod)[cols].copy()
+    for k, c in enumerate(cols):
+        if need[k] == 0 and snap.resources[c] == CPU:
+            need[k] = NON_ZERO_CPU_MILLICORES
+        elif need[k] == 0 and snap.resources[c] == MEMORY:
+            need[k] = NON_ZERO_MEMORY_BYTES
+    requested = snap.requested[rows][:, cols] + need
+    alloc = snap.allocatable[rows][:, cols]
+    counted = alloc - requested if free else requested
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where((alloc > 0) & (requested <= alloc), np.floor(counted * 100.0 / alloc), 0.0)
+    out: FloatArray = np.floor(per @ w / w.sum())
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_compiled_allocation_scores_equal_the_array_expression(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    nodes = [
+        make_node(
+            f"n{i}",
+            gpus=int(rng.choice([0, 4, 8])),
+            cpu=int(rng.choice([1, 7, 64])),
+            memory_gib=int(rng.choice([1, 96, 512])),
+        )
+        for i in range(12)
+    ]
+    snap = ClusterSnapshot(nodes)
+    for j in range(int(rng.integers(0, 30))):  # some nodes overfull: those score 0
+        snap.assume(
+            make_pod(
+                f"r{j}",
+                gpus=int(rng.integers(0, 3)),
+                cpu=int(rng.choice([0, 1, 3, 9])),
+                memory_gib=int(rng.choice([0, 1, 20, 200])),
+            ),
+            int(rng.integers(12)),
+        )
+    pod = make_pod(
+        "p",
+        gpus=int(rng.integers(0, 9)),
+        cpu=int(rng.choice([0, 1, 4, 33])),
+        memory_gib=int(rng.choice([0, 2, 32, 300])),
+    )
+    rows = np.sort(rng.choice(12, size=int(rng.integers(0, 13)), replace=False))
+    for scorer, free in (
+        (LeastAllocated(), True),
+        (MostAllocated(), False),
+        (binpack_scorer(), False),
+    ):
+        got = scorer.score(pod, snap, rows)
+        assert np.array_equal(got, _numpy_weighted(pod, snap, rows, dict(scorer.weights), free))

@@ -17,6 +17,7 @@ import numpy as np
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.plugins import MinMaxNormalized, Normalized
 from hybrid_policy.framework.snapshot import ClusterSnapshot, FloatArray, IntArray
+from hybrid_policy.plugins.allocation_rows import weighted_scores
 from hybrid_policy.resources import CPU, GPU, MEMORY
 
 MAX_NODE_SCORE = 100.0
@@ -29,10 +30,9 @@ NON_ZERO_MEMORY_BYTES = 200.0 * 1024 * 1024
 DEFAULT_RESOURCE_WEIGHTS: Mapping[str, float] = {CPU: 1.0, MEMORY: 1.0}
 
 
-def _requested_after(
-    pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray, resources: list[int]
-) -> tuple[FloatArray, FloatArray]:
-    """Requested (including the pod, with non-zero defaults) and allocatable, per column."""
+def _counted_need(pod: PendingPod, snapshot: ClusterSnapshot, resources: list[int]) -> FloatArray:
+    """The pod's requests at ``resources``, a request of 0 CPU or memory counted as
+    kube-scheduler's non-zero default."""
     need = snapshot.request_vector(pod)[resources].copy()
     for col, res in enumerate(resources):
         name = snapshot.resources[res]
@@ -40,6 +40,14 @@ def _requested_after(
             need[col] = NON_ZERO_CPU_MILLICORES
         elif need[col] == 0 and name == MEMORY:
             need[col] = NON_ZERO_MEMORY_BYTES
+    return need
+
+
+def _requested_after(
+    pod: PendingPod, snapshot: ClusterSnapshot, candidates: IntArray, resources: list[int]
+) -> tuple[FloatArray, FloatArray]:
+    """Requested (including the pod, with non-zero defaults) and allocatable, per column."""
+    need = _counted_need(pod, snapshot, resources)
     # take() gathers: a few times faster than fancy indexing on a pod's few candidates
     requested = snapshot.requested.take(candidates, axis=0).take(resources, axis=1) + need
     allocatable = snapshot.allocatable.take(candidates, axis=0).take(resources, axis=1)
@@ -53,6 +61,9 @@ class _ResourceScorer(Normalized):
     _by_order: dict[tuple[str, ...], tuple[list[int], FloatArray]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _whole: dict[tuple[str, ...], tuple[IntArray, float] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def _columns(self, snapshot: ClusterSnapshot) -> tuple[list[int], FloatArray]:
         known = self._by_order.get(snapshot.resources)
@@ -61,6 +72,18 @@ class _ResourceScorer(Normalized):
             w = np.array([self.weights[snapshot.resources[c]] for c in cols], dtype=float)
             known = self._by_order[snapshot.resources] = (cols, w)
         return known
+
+    def _compiled_columns(self, snapshot: ClusterSnapshot) -> tuple[IntArray, float] | None:
+        """The columns as an array and the weights' sum, when the weights are whole
+        numbers (then :func:`weighted_scores` gives the same scores); None otherwise."""
+        order = snapshot.resources
+        if order not in self._whole:
+            cols, w = self._columns(snapshot)
+            whole = bool(np.array_equal(w, np.floor(w))) and float(w.sum()) > 0
+            self._whole[order] = (
+                (np.asarray(cols, dtype=np.int64), float(w.sum())) if whole else None
+            )
+        return self._whole[order]
 
     def score_alike(
         self, pods: Sequence[PendingPod], snapshot: ClusterSnapshot, candidates: IntArray
@@ -80,6 +103,15 @@ class _ResourceScorer(Normalized):
         """kube-scheduler's resource-allocation score: per resource the free (or used)
         share in integer percent, then the integer weighted mean; 0 where it cannot fit."""
         cols, w = self._columns(snapshot)
+        compiled = self._compiled_columns(snapshot)
+        if compiled is not None:  # whole weights: the compiled loop, the same numbers
+            out: FloatArray = np.empty(candidates.size)
+            weighted_scores(
+                out, np.ascontiguousarray(candidates, dtype=np.int64), compiled[0],
+                _counted_need(pod, snapshot, cols), snapshot.requested, snapshot.allocatable,
+                w, compiled[1], free,
+            )  # fmt: skip
+            return out
         requested, alloc = _requested_after(pod, snapshot, candidates, cols)
         counted = alloc - requested if free else requested
         with np.errstate(divide="ignore", invalid="ignore"):

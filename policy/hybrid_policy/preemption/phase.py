@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, overload
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.shares import namespace_share
@@ -274,6 +274,39 @@ def plan_preemptions(
     return plans
 
 
+class _Rooms(Sequence[NodeRoom]):
+    """A preemptor's rooms, worked out when a reason first reads one: most reasons turn
+    most pods away first (a narrow pod is never wide), and the count is known before."""
+
+    def __init__(self, count: int, make: Callable[[], list[NodeRoom]]) -> None:
+        self._count = count
+        self._make = make
+        self._rooms: list[NodeRoom] | None = None
+        #: What the planner's searches over these rooms found, kept for the next
+        #: preemptor of the same requests (``planner.plan_by_tests``).
+        self.searches: dict[Hashable, object] = {}
+
+    def _all(self) -> list[NodeRoom]:
+        if self._rooms is None:
+            self._rooms = self._make()
+        return self._rooms
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> NodeRoom: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[NodeRoom]: ...
+
+    def __getitem__(self, index: int | slice) -> NodeRoom | list[NodeRoom]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[NodeRoom]:
+        return iter(self._all())
+
+
 @dataclass(frozen=True, slots=True)
 class _Context:
     """What every plan of one phase is made from."""
@@ -289,6 +322,8 @@ class _Context:
     #: Each node as a preemptor of a team sees it (the guard's say included), by team and
     #: row, until the next plan of the phase changes the picture or the guard.
     seen: dict[tuple[str, int], NodeRoom] = field(default_factory=dict)
+    #: The room lists of a team's preemptors, by team and feasible rows, for as long.
+    lists: dict[tuple[str, tuple[int, ...]], _Rooms] = field(default_factory=dict)
 
     def _room(self, row: int) -> NodeRoom:
         return self.picture.room(self.snapshot, row, self.gangs, self.eligible)
@@ -306,6 +341,7 @@ class _Context:
             self.guard.took(team, made.victims)
         self.picture.apply(made)
         self.seen.clear()
+        self.lists.clear()
 
     def _eligible(self, team: str) -> Mapping[str, bool]:
         """Who may be a victim of ``team``'s preemptor (the guard's say included)."""
@@ -328,7 +364,12 @@ class _Context:
         time, for a pod alone."""
         team = preemptor.pod.namespace
         eligible = self._eligible(team)
-        rooms = [self._room_for(team, r, eligible) for r in self._rows(preemptor.pod)]
+        rows = self._rows(preemptor.pod)
+        rooms = self.lists.get((team, tuple(rows)))
+        if rooms is None:
+            rooms = self.lists[(team, tuple(rows))] = _Rooms(
+                len(rows), lambda: [self._room_for(team, r, eligible) for r in rows]
+            )
         rules, reasons, now_s = self.settings.rules, self.settings.reasons, self.now_s
         shares, gangs = self.picture.shares, self.gangs
         plan = None

@@ -8,8 +8,8 @@ deterministic: the same state gives the same plan."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.preemption.fairness import TeamShares, reclaim_allowed
@@ -40,6 +40,15 @@ class NodeRoom:
     #: The victim units there, when the caller worked them out once for several plans
     #: (with the same ``eligible`` and gangs it passes); None: worked out on each use.
     units: tuple[VictimUnit, ...] | None = None
+    #: What :func:`plan_by_tests` worked out here for earlier preemptors of the same pass
+    #: (the room never changes): the shortfall by requests, the units a reason's test
+    #: keeps by the test's key.
+    shorts: dict[tuple[object, ...], dict[str, int]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    kept: dict[Hashable, list[VictimUnit]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,32 +93,97 @@ def plan_by_tests(
     now_s: float,
     gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
     eligible: Mapping[str, bool] | None = None,
+    unit_key: Hashable | None = None,
 ) -> PreemptionPlan | None:
     """The search every reason shares, a reason being defined by its test of a unit
-    (``unit_ok``) and of a chosen set (``set_ok``)."""
+    (``unit_ok``) and of a chosen set (``set_ok``). ``unit_key``, when given, names what
+    ``unit_ok`` depends on: two tests with equal keys keep the same units, and a room
+    remembers which."""
     if preemptor.never or preemptor.waiting_s < rules.trigger_delay_s:
         return None
-    shorts = [shortfall(preemptor.pod.requests, room.free) for room in rooms]
-    if not all(shorts):
+    searches: dict[Hashable, _Space | None] | None = getattr(rooms, "searches", None)
+    if unit_key is None or searches is None or any(r.units is None for r in rooms):
+        space = _space(preemptor.pod, rooms, unit_ok, unit_key, now_s, gang_pods, eligible, rules)
+    else:
+        memo_key = (preemptor.pod.requests_key, unit_key)
+        if memo_key in searches:
+            space = searches[memo_key]
+        else:
+            space = searches[memo_key] = _space(
+                preemptor.pod, rooms, unit_ok, unit_key, now_s, gang_pods, eligible, rules
+            )
+    if space is None:
         return None  # it fits somewhere without anyone's loss
-    if eligible is None:
-        eligible = victims_allowed(rooms, gang_pods, rules, now_s)
+    candidates = space
     best: tuple[tuple[float, int, str], PreemptionPlan] | None = None
-    for room, short in zip(rooms, shorts, strict=True):
-        here = room.units
-        if here is None:
-            here = tuple(units_on(room.name, room.running, gang_pods, eligible))
-        units = [u for u in here if unit_ok(u)]
+    for least, room, short, units in candidates:
+        if best is not None and least > best[0][0]:
+            break
         chosen = minimal_units(room.name, units, short, now_s)
         if not chosen or not set_ok(chosen):
             continue
-        lost = sum(u.work_lost(now_s) for u in chosen)
+        lost = sum(u.cost_key(now_s)[0] for u in chosen)
         victims = tuple(p for u in chosen for p in u.pods)
         key = (lost, len(victims), room.name)
         if best is None or key < best[0]:
             plan = PreemptionPlan(preemptor.pod.uid, room.name, victims, reason, lost)
             best = (key, plan)
     return None if best is None else best[1]
+
+
+#: The rooms a search weighs, cheapest first by the least a plan there loses, with the
+#: shortfall and the units the reason's test keeps there.
+_Space = list[tuple[float, NodeRoom, dict[str, int], list[VictimUnit]]]
+
+
+def _space(
+    pod: PendingPod,
+    rooms: Sequence[NodeRoom],
+    unit_ok: UnitTest,
+    unit_key: Hashable | None,
+    now_s: float,
+    gang_pods: Mapping[tuple[str, str], Sequence[RunningPod]],
+    eligible: Mapping[str, bool] | None,
+    rules: PreemptionRules,
+) -> _Space | None:
+    """What :func:`plan_by_tests` searches for ``pod``: None when it fits in some room
+    already. A caller that plans for several pods may keep it (``rooms.searches``) for
+    pods of the same requests and a test of the same key, until the rooms change."""
+    shorts = [_shortfall(pod, room) for room in rooms]
+    if not all(shorts):
+        return None
+    if eligible is None:
+        eligible = victims_allowed(rooms, gang_pods, rules, now_s)
+    candidates: _Space = []
+    for room, short in zip(rooms, shorts, strict=True):
+        here = room.units
+        if here is None:
+            here = tuple(units_on(room.name, room.running, gang_pods, eligible))
+            units = [u for u in here if unit_ok(u)]
+        elif unit_key is None:
+            units = [u for u in here if unit_ok(u)]
+        else:
+            known = room.kept.get(unit_key)
+            if known is None:
+                known = room.kept[unit_key] = [u for u in here if unit_ok(u)]
+            units = known
+        if units:
+            # a room's plan loses at least its cheapest unit's work (``short`` is not
+            # empty, so a plan takes at least one unit, and no unit loses less than 0)
+            candidates.append((min(u.cost_key(now_s)[0] for u in units), room, short, units))
+    # Cheapest rooms first, so that the others can be left out by that bound alone; the
+    # plan is the same as in any order (its key names the node, so no two rooms tie).
+    candidates.sort(key=lambda c: c[0])
+    return candidates
+
+
+def _shortfall(pod: PendingPod, room: NodeRoom) -> dict[str, int]:
+    """:func:`shortfall` of ``pod`` on ``room``, remembered by the room per requests."""
+    key = pod.requests_key
+    known = room.shorts.get(key)
+    if known is None:
+        known = room.shorts[key] = shortfall(pod.requests, room.free)
+    return known
 
 
 def victims_allowed(
@@ -165,6 +239,7 @@ def plan_reclaim(
         now_s,
         gang_pods or {},
         eligible,
+        unit_key=(PreemptionReason.RECLAIM, frozenset(above)),
     )
 
 
@@ -195,6 +270,7 @@ def plan_priority(
         now_s,
         gang_pods or {},
         eligible,
+        unit_key=(PreemptionReason.PRIORITY, mine),
     )
 
 

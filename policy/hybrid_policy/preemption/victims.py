@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hybrid_policy.preemption.model import PreemptionRules, RunningPod
 from hybrid_policy.resources import GPU
@@ -32,6 +32,14 @@ class VictimUnit:
     """Running pods taken back together: one pod, or every running pod of a gang."""
 
     pods: tuple[RunningPod, ...]
+    #: :meth:`cost_key` by time asked (the members never change; a pass asks for the same
+    #: units' costs once per preemptor and node), and :meth:`freed_on` by node.
+    _costs: dict[float, tuple[float, int, float, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _freed: dict[str, Mapping[str, int]] = field(default_factory=dict, compare=False, repr=False)
+    #: :meth:`lost_s` by time asked.
+    _lost: dict[float, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def namespace(self) -> str:
@@ -52,6 +60,12 @@ class VictimUnit:
 
     def freed_on(self, node: str) -> Mapping[str, int]:
         """What the unit's members on ``node`` hold there."""
+        known = self._freed.get(node)
+        if known is None:
+            known = self._freed[node] = self._freed_on(node)
+        return known
+
+    def _freed_on(self, node: str) -> Mapping[str, int]:
         if len(self.pods) == 1:
             only = self.pods[0]
             return only.requests if only.node == node else {}
@@ -68,12 +82,24 @@ class VictimUnit:
 
     def lost_s(self, now_s: float) -> float:
         """Wall seconds of work the unit's longest-losing member would lose now."""
+        known = self._lost.get(now_s)
+        if known is None:
+            known = self._lost[now_s] = self._lost_s(now_s)
+        return known
+
+    def _lost_s(self, now_s: float) -> float:
         if len(self.pods) == 1:
             return self.pods[0].work_lost_s(now_s)
         return max(p.work_lost_s(now_s) for p in self.pods)
 
     def cost_key(self, now_s: float) -> tuple[float, int, float, str]:
         """Cheapest first: least work lost, lowest priority, newest, then by uid."""
+        known = self._costs.get(now_s)
+        if known is None:
+            known = self._costs[now_s] = self._cost_key(now_s)
+        return known
+
+    def _cost_key(self, now_s: float) -> tuple[float, int, float, str]:
         if len(self.pods) == 1:
             only = self.pods[0]
             return (self.work_lost(now_s), only.priority, -only.started_at_s, only.uid)

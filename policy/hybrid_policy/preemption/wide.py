@@ -95,4 +95,5 @@ def plan_wide(
         now_s,
         gang_pods or {},
         eligible,
+        unit_key=(PreemptionReason.WIDE, gpus, costs.max_lost_s, now_s),
     )

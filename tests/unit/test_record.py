@@ -38,7 +38,8 @@ def test_every_saved_results_file_loads() -> None:
         assert [r.seed for r in load_records([path])] == [int(r["seed"]) for r in runs], path
 
 
-#: Fields added after the newest saved results (their defaults stand in for them there).
+#: Fields added after the reservation runs' saved results (``reserve-seed-paper-light-
+#: medium.json``; their defaults stand in for them there).
 NEWER_THAN_SAVED = (
     "gang_jobs",
     "idle_gang_gpu_hours",
@@ -57,14 +58,19 @@ NEWER_THAN_SAVED = (
 
 
 def test_a_fresh_record_has_the_keys_of_the_saved_ones(fresh: RunSummary) -> None:
-    newest = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"][0]
+    newest = json.loads((RESULTS / "reserve-seed-paper-light-medium.json").read_text())["runs"][0]
     record = {k: v for k, v in fresh.to_json().items() if k not in NEWER_THAN_SAVED}
     assert _shape(record) == _shape(newest)
     assert list(fresh.to_json())[-len(NEWER_THAN_SAVED) :] == list(NEWER_THAN_SAVED)
 
 
+def test_a_fresh_record_has_the_keys_of_a_file_saved_since(fresh: RunSummary) -> None:
+    newest = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"][0]
+    assert _shape(fresh.to_json()) == _shape(newest)
+
+
 def test_records_older_than_gangs_load_with_no_gangs() -> None:
-    old = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"][0]
+    old = json.loads((RESULTS / "reserve-seed-paper-light-medium.json").read_text())["runs"][0]
     assert "gang_jobs" not in old
     loaded = RunSummary.from_json(old)
     assert (loaded.gang_jobs, loaded.idle_gang_gpu_hours) == (0, 0.0)
@@ -88,7 +94,7 @@ def test_records_older_than_the_prediction_error_still_load() -> None:
 
 
 def test_a_malformed_prediction_error_is_named() -> None:
-    saved = json.loads((RESULTS / "reserve-seed-paper-heavy.json").read_text())["runs"]
+    saved = json.loads((RESULTS / "reserve-seed-paper-light-medium.json").read_text())["runs"]
     record = next(r for r in saved if r["prediction_error"])
     kind = next(iter(record["prediction_error"]))
     source = next(iter(record["prediction_error"][kind]))

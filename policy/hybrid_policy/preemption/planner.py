@@ -102,21 +102,19 @@ def plan_by_tests(
     if preemptor.never or preemptor.waiting_s < rules.trigger_delay_s:
         return None
     searches: dict[Hashable, _Space | None] | None = getattr(rooms, "searches", None)
-    if unit_key is None or searches is None or any(r.units is None for r in rooms):
-        space = _space(preemptor.pod, rooms, unit_ok, unit_key, now_s, gang_pods, eligible, rules)
+    if unit_key is None or any(r.units is None for r in rooms):
+        searches = None  # what the test keeps is not named, or depends on ``eligible``
+    memo_key = (preemptor.pod.requests_key, unit_key)
+    if searches is not None and memo_key in searches:
+        space = searches[memo_key]
     else:
-        memo_key = (preemptor.pod.requests_key, unit_key)
-        if memo_key in searches:
-            space = searches[memo_key]
-        else:
-            space = searches[memo_key] = _space(
-                preemptor.pod, rooms, unit_ok, unit_key, now_s, gang_pods, eligible, rules
-            )
+        space = _space(preemptor.pod, rooms, unit_ok, unit_key, now_s, gang_pods, eligible, rules)
+        if searches is not None:
+            searches[memo_key] = space
     if space is None:
         return None  # it fits somewhere without anyone's loss
-    candidates = space
     best: tuple[tuple[float, int, str], PreemptionPlan] | None = None
-    for least, room, short, units in candidates:
+    for least, room, short, units in space:
         if best is not None and least > best[0][0]:
             break
         chosen = minimal_units(room.name, units, short, now_s)

@@ -88,7 +88,7 @@ def test_records_older_than_gangs_load_with_no_gangs() -> None:
 
 
 def test_records_older_than_the_prediction_error_still_load() -> None:
-    old = json.loads((RESULTS / "hybrid-philly-eval.json").read_text())["runs"][0]
+    old = json.loads((RESULTS / "dqn-philly-eval.json").read_text())["runs"][0]
     assert "prediction_error" not in old
     assert RunSummary.from_json(old).prediction_error == {}
 

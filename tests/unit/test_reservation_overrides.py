@@ -10,7 +10,12 @@ import pytest
 from cli_helpers import refused
 from hybrid_lab.matrix import override_reservation, run_one
 from hybrid_policy.policies import build_policy
-from hybrid_policy.reservation import BackfillMode, ReservationSettings, ReservingArbitrator
+from hybrid_policy.reservation import (
+    BackfillMode,
+    OrderRule,
+    ReservationSettings,
+    ReservingArbitrator,
+)
 from hybrid_policy.scenario.loader import load_scenario
 from hybrid_policy.scenario.workload import prepare_workload
 
@@ -26,6 +31,9 @@ def test_overrides_are_read_with_their_types() -> None:
         backfill_factor=0.5,
     )
     assert ReservationSettings().overridden("") == ReservationSettings()
+    assert ReservationSettings().overridden("order=capped,level_slack=-0.05") == (
+        ReservationSettings(order=OrderRule.CAPPED, level_slack=-0.05)
+    )
 
 
 @pytest.mark.parametrize(
@@ -36,6 +44,8 @@ def test_overrides_are_read_with_their_types() -> None:
         ("backfill_factor=lots", "backfill_factor='lots': not a number"),
         ("backfill_factor=0", "reservation settings out of range"),
         ("switch_margin_s=inf", "switch_margin_s='inf': must be finite"),
+        ("order=fifo", "order='fifo': expected one of drf, capped"),
+        ("level_slack=-1", "level_slack: must be > -1 (got -1.0)"),
     ],
 )
 def test_bad_overrides_name_the_key_and_value(text: str, message: str) -> None:

@@ -9,6 +9,6 @@ See docs/reservation.md.
 """
 
 from hybrid_policy.reservation.arbiter import ReservingArbitrator
-from hybrid_policy.reservation.model import BackfillMode, ReservationSettings
+from hybrid_policy.reservation.model import BackfillMode, OrderRule, ReservationSettings
 
-__all__ = ["BackfillMode", "ReservationSettings", "ReservingArbitrator"]
+__all__ = ["BackfillMode", "OrderRule", "ReservationSettings", "ReservingArbitrator"]

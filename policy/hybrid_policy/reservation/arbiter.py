@@ -113,7 +113,7 @@ class ReservingArbitrator:
         for unit in self._holders(batch_units, cycle):
             settled.serve_unit(unit, holder=True)
         rest = [unit for unit in batch_units if unit[0].uid not in settled.done]
-        for unit in fair_order(rest, cycle.snapshot, settled.now_s, self.settings.max_wait_s):
+        for unit in fair_order(rest, cycle.snapshot, settled.now_s, self.settings):
             settled.serve_unit(unit, holder=False)
 
     def _holders(self, batch_units: Sequence[Unit], cycle: BatchCycle) -> list[Unit]:

@@ -26,6 +26,16 @@ class BackfillMode(Enum):
     CONSERVATIVE = "conservative"
 
 
+class OrderRule(Enum):
+    """Which namespace gives the next unit of a pass (after the aged units)."""
+
+    #: Weighted DRF: the namespace with the smallest dominant share over its weight.
+    DRF = "drf"
+    #: Oldest first among the namespaces whose dominant share over weight is at most the
+    #: pass's water level (times ``1 + level_slack``); the others after them, by DRF.
+    CAPPED = "capped"
+
+
 @dataclass(frozen=True)
 class ReservationSettings:
     """The arbitrator's tunables (defaults chosen on tuning seeds 0-9, docs/benchmarks.md)."""
@@ -43,12 +53,19 @@ class ReservationSettings:
     #: long-tailed: most are shorter), at the risk of delaying a reserved start; above 1
     #: it guards reserved starts against under-estimates.
     backfill_factor: float = 0.35
+    #: How the fair order picks the next namespace.
+    order: OrderRule = OrderRule.DRF
+    #: With the capped order: how far above the water level a namespace's share may be
+    #: and still be served oldest first (0: up to the level; negative: below it).
+    level_slack: float = -0.1
 
     def __post_init__(self) -> None:
         if self.max_reservations < 1:
             raise ValueError(f"max_reservations: must be >= 1 (got {self.max_reservations})")
         if self.max_wait_s <= 0 or self.switch_margin_s < 0 or self.backfill_factor <= 0:
             raise ValueError(f"reservation settings out of range: {self}")
+        if self.level_slack <= -1:
+            raise ValueError(f"level_slack: must be > -1 (got {self.level_slack})")
 
     def overridden(self, text: str) -> ReservationSettings:
         """These settings with ``text`` (``key=value`` pairs, comma-separated) applied, as
@@ -67,17 +84,25 @@ class ReservationSettings:
 
 
 #: Settings ``simulate --reservation`` may change, and how each value is read.
-_OVERRIDABLE = ("mode", "max_reservations", "max_wait_s", "switch_margin_s", "backfill_factor")
+_OVERRIDABLE = (
+    "mode",
+    "max_reservations",
+    "max_wait_s",
+    "switch_margin_s",
+    "backfill_factor",
+    "order",
+    "level_slack",
+)
 
 
 def _override_value(key: str, raw: str) -> object:
-    """One override's value: a mode name, a whole number, or a number (``max_wait_s``
-    also ``none``: no ageing)."""
-    if key == "mode":
-        modes = {m.value: m for m in BackfillMode}
-        if raw not in modes:
-            raise ValueError(f"mode={raw!r}: expected one of {', '.join(modes)}")
-        return modes[raw]
+    """One override's value: a mode or order name, a whole number, or a number
+    (``max_wait_s`` also ``none``: no ageing)."""
+    if key in ("mode", "order"):
+        names = {m.value: m for m in (BackfillMode if key == "mode" else OrderRule)}
+        if raw not in names:
+            raise ValueError(f"{key}={raw!r}: expected one of {', '.join(names)}")
+        return names[raw]
     if key == "max_wait_s" and raw == "none":
         return math.inf
     try:

@@ -115,3 +115,19 @@ def test_the_capped_order_keeps_every_unit_and_each_namespace_s_queue_order(
     for ns in WEIGHTS:
         mine = [unit[0].name for unit in batch if unit[0].namespace == ns]
         assert [name for name in order if name in mine] == mine
+
+
+def test_the_level_is_worked_out_before_aged_units_are_placed() -> None:
+    cluster = Cluster(
+        1, BackfillMode.EASY, order=OrderRule.CAPPED, level_slack=0.0, max_wait_s=7200.0
+    )
+    cluster.run(make_pod("big", gpus=5, cpu=5, memory_gib=5), 0)
+    # Demands: team-a 6/8, team-b 3/8 (its aged pod included once): the level gives
+    # team-b its 3/8 and team-a 5/8, what it holds, so team-a is inside the level.
+    batch = [
+        make_pod("aged", gpus=2, cpu=2, memory_gib=2, namespace="team-b", created_at_s=0.0),
+        make_pod("old", gpus=1, cpu=1, memory_gib=1, created_at_s=7000.0),
+        make_pod("new", gpus=1, cpu=1, memory_gib=1, namespace="team-b", created_at_s=7500.0),
+    ]
+    decisions = cluster.schedule(batch, now_s=8000.0)
+    assert sorted(name for name, d in decisions.items() if d.placed) == ["aged", "old"]

@@ -51,8 +51,13 @@ def fair_order(
     """Yield the units of ``batch`` (in queue order of their first pods) in fair order.
 
     Shares are read from ``snapshot`` when a namespace is next considered, so placements
-    the caller commits between two units count at once.
+    the caller commits between two units count at once; the capped rule's water level is
+    worked out before the first unit is yielded, from the batch and what is held then.
     """
+    total = snapshot.total_allocatable
+    scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    capped = settings.order is OrderRule.CAPPED
+    level = water_level(_demands(batch, snapshot, scale), snapshot.weight_of) if capped else 0.0
     aged = sorted(
         (u for u in batch if is_aged(u[0], now_s, settings.max_wait_s)),
         key=lambda u: (u[0].created_at_s, u[0].uid),
@@ -62,8 +67,6 @@ def fair_order(
     for unit in batch:
         if not is_aged(unit[0], now_s, settings.max_wait_s):
             queues.setdefault(unit[0].namespace, deque()).append(unit)
-    total = snapshot.total_allocatable
-    scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
 
     def share(namespace: str) -> float:
         held = snapshot.namespace_allocated.get(namespace)
@@ -71,8 +74,7 @@ def fair_order(
             return 0.0
         return float((held * scale).max()) / snapshot.weight_of(namespace)
 
-    if settings.order is OrderRule.CAPPED:
-        level = water_level(_demands(batch, snapshot, scale), snapshot.weight_of)
+    if capped:
         yield from _capped(queues, share, level * (1.0 + settings.level_slack) + _EPS)
     else:
         yield from _drf(queues, share)

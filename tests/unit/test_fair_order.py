@@ -131,3 +131,23 @@ def test_the_level_is_worked_out_before_aged_units_are_placed() -> None:
     ]
     decisions = cluster.schedule(batch, now_s=8000.0)
     assert sorted(name for name, d in decisions.items() if d.placed) == ["aged", "old"]
+
+
+@pytest.mark.parametrize(
+    ("order", "old_placed"), [(OrderRule.CAPPED, True), (OrderRule.DRF, False)]
+)
+def test_a_team_at_the_level_up_to_rounding_counts_as_inside(
+    order: OrderRule, old_placed: bool
+) -> None:
+    cluster = Cluster(5, BackfillMode.EASY, order=order, level_slack=0.0)
+    for node, gpus in enumerate([8, 8, 8, 4]):
+        cluster.run(make_pod(f"r{node}", gpus=gpus, cpu=gpus, memory_gib=gpus), node)
+    # team-a holds 28/40 and asks 4 more, team-b asks 12/40: the level is 1 - 12/40,
+    # which rounds to 0.7 while team-a's 28/40 rounds to 0.7000000000000001.
+    batch = [make_pod("old", gpus=4, cpu=4, memory_gib=4, created_at_s=0.0)] + [
+        make_pod(f"b{i}", gpus=4, cpu=4, memory_gib=4, namespace="team-b", created_at_s=50.0 + i)
+        for i in range(3)
+    ]
+    placed = {name for name, d in cluster.schedule(batch, now_s=100.0).items() if d.placed}
+    assert len(placed) == 3
+    assert ("old" in placed) is old_placed

@@ -17,12 +17,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_policy.policies import ModelOptions, Policy, build_policy
+from hybrid_policy.policies import ModelOptions, Policy, build_policy, override_reservation
 from hybrid_policy.prediction.model import PredictionSource, describe_sources
 from hybrid_policy.preemption.options import parse_settings
 from hybrid_policy.report.record import RunSummary
 from hybrid_policy.report.summary import summarise
-from hybrid_policy.reservation import ReservingArbitrator
 from hybrid_policy.scenario.model import Scenario
 from hybrid_policy.scenario.workload import Workload, prepare_workload
 from hybrid_policy.sim.engine import Simulation
@@ -56,17 +55,6 @@ def run_one(
     sim = Simulation(workload, built, workload.seed, progress=progress)
     summary = summarise(sim.run())
     return summary if name == policy else dataclasses.replace(summary, policy=name)
-
-
-def override_reservation(policy: Policy, text: str) -> Policy | None:
-    """``policy`` with its reservation settings changed by ``text`` (see
-    :meth:`ReservationSettings.overridden`); None when it does not reserve."""
-    arbitrator = policy.profile.arbitrator
-    if not isinstance(arbitrator, ReservingArbitrator):
-        return None
-    arbitrator.settings = arbitrator.settings.overridden(text)
-    arbitrator.name = f"fair-{arbitrator.settings.mode.value}"
-    return dataclasses.replace(policy, queue_heads=arbitrator.settings.bound)
 
 
 def restrict_sources(policy: Policy, sources: frozenset[PredictionSource]) -> bool:

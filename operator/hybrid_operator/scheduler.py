@@ -69,14 +69,14 @@ from hybrid_operator.progress import ProgressReader
 from hybrid_operator.reporting import Reporter
 from hybrid_operator.reservation_keeper import ReservationKeeper
 from hybrid_operator.scheduling_cycle import SchedulingCycle
-from hybrid_operator.settings import OperatorSettings
+from hybrid_operator.settings import OperatorSettings, SettingsError
 from hybrid_operator.shadow import ShadowContext, ShadowRecorder
 from hybrid_operator.utilisation import PromClient, UtilisationCollector
 from hybrid_operator.webhook import NamespaceOptIn
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.framework.queue import SchedulingQueue
-from hybrid_policy.policies import ModelOptions, Policy, build_policy
+from hybrid_policy.policies import ModelOptions, Policy, build_policy, override_reservation
 
 __all__ = ["DECISION_ANNOTATION", "Scheduler", "policy_from"]
 log = logging.getLogger("hybrid_scheduler")
@@ -95,7 +95,13 @@ def policy_from(settings: OperatorSettings, rng: np.random.Generator) -> Policy:
     model = ModelOptions(
         Path(settings.model_path) if settings.model_path else None, settings.model_fallback
     )
-    return build_policy(settings.policy, rng, model)
+    policy = build_policy(settings.policy, rng, model)
+    if not settings.reservation.strip():
+        return policy
+    changed = override_reservation(policy, settings.reservation)
+    if changed is None:
+        raise SettingsError(f"reservation: policy {settings.policy!r} does not reserve")
+    return changed
 
 
 class Scheduler:

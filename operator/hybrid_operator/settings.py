@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from hybrid_policy.framework.paths import ModelFallback
-from hybrid_policy.policies import policy_names
+from hybrid_policy.policies import policy_names, reserving_policy_names
 from hybrid_policy.preemption.options import parse_settings
 from hybrid_policy.preemption.phase import PreemptionSettings
+from hybrid_policy.reservation import ReservationSettings
 
 DEFAULT_SCHEDULER_NAME = "hybrid-scheduler"
 #: ``model_fallback`` values: refuse to start, or schedule with the binpack scorer.
@@ -136,11 +137,24 @@ class OperatorSettings:
     preemption: str = "off"
     #: Every pod of ours may be a victim unless it opts out by annotation. Default off.
     preemption_all_pods: bool = False
+    #: Changes to a reserving policy's reservation settings (docs/reservation.md), as
+    #: ``KEY=VALUE`` pairs joined by commas, as ``simulate --reservation`` takes them:
+    #: ``mode`` (none, reserve, easy, conservative), ``max_reservations``, ``max_wait_s``
+    #: (seconds before a pod goes ahead of the fair order; ``none``: never),
+    #: ``switch_margin_s``, ``backfill_factor``, ``order`` (drf, capped), ``level_slack``.
+    #: Only for the reserving policies. Default empty: the policy's own settings.
+    reservation: str = ""
 
     def preemption_settings(self) -> PreemptionSettings | None:
         """The preemption rules, or None when preemption is off."""
         text = self.preemption.strip()
         return None if text == "off" else parse_settings(text)
+
+    def reservation_settings(self) -> ReservationSettings | None:
+        """What ``reservation`` makes of the default settings (None when it is empty), so
+        that a bad key or value is named before the policy is built."""
+        text = self.reservation.strip()
+        return ReservationSettings().overridden(text) if text else None
 
     def validate(self) -> OperatorSettings:
         """Return self, or raise :class:`SettingsError` naming the bad setting and value."""
@@ -188,6 +202,7 @@ class OperatorSettings:
             raise SettingsError(
                 f"preemption: {exc} (got {self.preemption!r}; off, on or KEY=VALUE,...)"
             ) from None
+        self._validate_reservation()
         if not 0 < self.webhook_port <= 65535:
             raise SettingsError(f"webhook_port: must be a port number (got {self.webhook_port})")
         if not 0 <= self.http_port <= 65535:
@@ -199,6 +214,23 @@ class OperatorSettings:
                 raise SettingsError(f"{name}: must be a number >= {minimum:g} (got {value!r})")
         self._validate_lease_timings()
         return self
+
+    def _validate_reservation(self) -> None:
+        """Reservation changes only for a reserving policy, each key and value usable."""
+        if not self.reservation.strip():
+            return
+        if self.policy not in reserving_policy_names():
+            reserving = ", ".join(reserving_policy_names())
+            raise SettingsError(
+                f"reservation: policy {self.policy!r} does not reserve (got "
+                f"{self.reservation!r}; reserving policies: {reserving})"
+            )
+        try:
+            self.reservation_settings()
+        except ValueError as exc:
+            raise SettingsError(
+                f"reservation: {exc} (got {self.reservation!r}; KEY=VALUE,...)"
+            ) from None
 
     def _validate_lease_timings(self) -> None:
         """Each positive, and retry period < renew deadline < lease duration."""

@@ -97,17 +97,25 @@ class ModelOptions:
 
 PolicyFactory = Callable[[np.random.Generator], Policy]
 _REGISTRY: dict[str, tuple[str, PolicyFactory]] = {}
+#: The registered policies that reserve (fair order, reservations, backfill), in
+#: registration order: :func:`override_reservation` changes their settings.
+_RESERVING: list[str] = []
 
 
 class UnknownPolicyError(ValueError):
     """A policy name that is not registered."""
 
 
-def register(name: str, description: str) -> Callable[[PolicyFactory], PolicyFactory]:
-    """Decorator adding a policy factory to the registry under ``name``."""
+def register(
+    name: str, description: str, *, reserves: bool = False
+) -> Callable[[PolicyFactory], PolicyFactory]:
+    """Decorator adding a policy factory to the registry under ``name``; ``reserves``: its
+    policies are built by :func:`reserving_policy`."""
 
     def decorate(factory: PolicyFactory) -> PolicyFactory:
         _REGISTRY[name] = (description, factory)
+        if reserves:
+            _RESERVING.append(name)
         return factory
 
     return decorate
@@ -116,6 +124,11 @@ def register(name: str, description: str) -> Callable[[PolicyFactory], PolicyFac
 def policy_names() -> list[str]:
     """Every registered policy name, in registration order."""
     return list(_REGISTRY)
+
+
+def reserving_policy_names() -> list[str]:
+    """The registered policies whose reservation settings may be changed."""
+    return list(_RESERVING)
 
 
 def describe(name: str) -> str:
@@ -348,30 +361,56 @@ def reserving_policy(
     return Policy(name, description, profile, predictor=predictor, queue_heads=settings.bound)
 
 
+def override_reservation(policy: Policy, text: str) -> Policy | None:
+    """``policy`` with its reservation settings changed by ``text`` (``key=value`` pairs,
+    see :meth:`ReservationSettings.overridden`, which raises ValueError naming a bad key or
+    value); None when it does not reserve."""
+    arbitrator = policy.profile.arbitrator
+    if not isinstance(arbitrator, ReservingArbitrator):
+        return None
+    arbitrator.settings = arbitrator.settings.overridden(text)
+    arbitrator.name = f"fair-{arbitrator.settings.mode.value}"
+    return replace(policy, queue_heads=arbitrator.settings.bound)
+
+
 def _binpack_reserving(name: str, mode: BackfillMode) -> Policy:
     return reserving_policy(name, [(binpack_scorer(), 1.0)], ReservationSettings(mode=mode))
 
 
-@register("fair-order", "fair order (weighted DRF across namespaces, ageing), binpack scores")
+@register(
+    "fair-order",
+    "fair order (weighted DRF across namespaces, ageing), binpack scores",
+    reserves=True,
+)
 def fair_order(rng: np.random.Generator) -> Policy:
     """The reservation ablation's base: fair order alone, a pod that fits nowhere skipped."""
     return _binpack_reserving("fair-order", BackfillMode.NONE)
 
 
-@register("fair-reserve", "fair order + one reservation (its node closed to others), binpack")
+@register(
+    "fair-reserve",
+    "fair order + one reservation (its node closed to others), binpack",
+    reserves=True,
+)
 def fair_reserve(rng: np.random.Generator) -> Policy:
     """Fair order, and the node of the pod whose turn it is reserved for it alone."""
     return _binpack_reserving("fair-reserve", BackfillMode.RESERVE)
 
 
-@register("fair-easy", "fair order + one reservation + EASY backfill (predicted), binpack")
+@register(
+    "fair-easy",
+    "fair order + one reservation + EASY backfill (predicted), binpack",
+    reserves=True,
+)
 def fair_easy(rng: np.random.Generator) -> Policy:
     """Fair order, one reservation, and pods that do not delay it backfilled."""
     return _binpack_reserving("fair-easy", BackfillMode.EASY)
 
 
 @register(
-    "fair-conservative", "fair order + a reservation per waiting pod that fits nowhere, binpack"
+    "fair-conservative",
+    "fair order + a reservation per waiting pod that fits nowhere, binpack",
+    reserves=True,
 )
 def fair_conservative(rng: np.random.Generator) -> Policy:
     """Fair order, up to four reservations, backfill that delays none of them."""
@@ -383,7 +422,11 @@ def fair_conservative(rng: np.random.Generator) -> Policy:
 SPEED_WEIGHT = 3.0
 
 
-@register("fair-speed", "fair order (a pod that fits nowhere skipped), binpack + node speed")
+@register(
+    "fair-speed",
+    "fair order (a pod that fits nowhere skipped), binpack + node speed",
+    reserves=True,
+)
 def fair_speed(rng: np.random.Generator) -> Policy:
     """``fair-order`` whose placements also prefer fast nodes: on the Philly trace's mixed
     node speeds, packing alone ran the same jobs on slower nodes (docs/benchmarks.md)."""
@@ -418,6 +461,7 @@ def hybrid_reserve_policy(model: ModelOptions) -> Policy:
 @register(
     "hybrid-reserve",
     "DQN + binpack scores, fair order, reservation and backfill from run-time predictions",
+    reserves=True,
 )
 def hybrid_reserve(rng: np.random.Generator) -> Policy:
     """Fair across teams and fast for wide pods: reservations from predicted run times."""

@@ -29,7 +29,12 @@ from hybrid_lab.manifests import OUTPUT_NAME, render_plain
 from hybrid_operator.observability import OperatorMetrics
 from hybrid_operator.settings_file import load_settings
 from hybrid_operator.webhook import CERT_FILE, HANDLER_ID, KEY_FILE
-from hybrid_policy.policies import build_policy, policy_names
+from hybrid_policy.policies import (
+    build_policy,
+    override_reservation,
+    policy_names,
+    reserving_policy_names,
+)
 
 
 @pytest.mark.parametrize("values", [None, EVERYTHING_ON], ids=["defaults", "everything-on"])
@@ -57,6 +62,7 @@ def test_helm_lint(values: Path | None) -> None:
         ("metrics.serviceMonitor.interval=often", "at '/metrics/serviceMonitor/interval'"),
         ("settings.promql.disk=x", "additional properties 'disk' not allowed"),
         ("settings.progressQuery[0]=x", "at '/settings/progressQuery'"),
+        ("settings.reservation=ageing", "at '/settings/reservation'"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
     ],
 )
@@ -88,6 +94,34 @@ def test_leader_election_timings_out_of_order_are_refused(values: list[str], mes
     assert message in result.stderr, result.stderr
 
 
+def test_reservation_changes_with_a_policy_that_does_not_reserve_are_refused() -> None:
+    result = run_helm(
+        "template", "x", str(CHART_DIR), "--set", "settings.reservation=max_wait_s=none"
+    )
+    assert result.returncode != 0
+    assert (
+        'settings.reservation: policy "kube-default" does not reserve (reserving policies: '
+        + ", ".join(reserving_policy_names())
+        + ")"
+    ) in result.stderr, result.stderr
+    accepted = run_helm(
+        "template", "x", str(CHART_DIR),
+        "--set", "settings.policy=fair-easy", "--set", "settings.reservation=max_wait_s=none",
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+    assert 'reservation: "max_wait_s=none"' in accepted.stdout
+
+
+def test_the_chart_knows_the_reserving_policies() -> None:
+    template = (CHART_DIR / "templates" / "configmap.yaml").read_text()
+    listed = re.search(r"\$reserving := list ((?:\"[a-z-]+\" ?)+)", template)
+    assert listed is not None
+    assert re.findall(r'"([a-z-]+)"', listed.group(1)) == reserving_policy_names()
+    rng = np.random.default_rng(0)
+    reserving = [n for n in policy_names() if override_reservation(build_policy(n, rng), "")]
+    assert reserving == reserving_policy_names()
+
+
 def test_the_schema_offers_every_deployable_policy() -> None:
     schema = json.loads((CHART_DIR / "values.schema.json").read_text())
     offered = schema["properties"]["settings"]["properties"]["policy"]["enum"]
@@ -116,6 +150,7 @@ def test_the_settings_configmap_is_a_valid_settings_file(
     assert settings.model_path == source["modelPath"]
     assert settings.model_fallback == source["modelFallback"]
     assert settings.shadow_of == source["shadowOf"]
+    assert settings.reservation == source["reservation"]
     assert (settings.lease_namespace, settings.lease_name) == ("ml", "hybrid-scheduler")
     election = yaml.safe_load((values or CHART_DIR / "values.yaml").read_text())["leaderElection"]
     assert (settings.lease_duration_s, settings.renew_deadline_s, settings.retry_period_s) == (

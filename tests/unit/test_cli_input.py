@@ -72,6 +72,17 @@ TRAIN = ["train", "--steps", "10", "--quiet", "--out"]
         ),
         (["run", "--seed", "-1"], "hybrid-scheduler run: seed: must be a number >= 0 (got -1.0)"),
         (
+            ["run", "--policy", "binpack", "--reservation", "mode=none"],
+            "hybrid-scheduler run: reservation: policy 'binpack' does not reserve (got "
+            "'mode=none'; reserving policies: fair-order, fair-reserve, fair-easy, "
+            "fair-conservative, fair-speed, hybrid-reserve)",
+        ),
+        (
+            ["run", "--policy", "fair-easy", "--reservation", "max_wait_s=soon"],
+            "hybrid-scheduler run: reservation: max_wait_s='soon': not a number (got "
+            "'max_wait_s=soon'; KEY=VALUE,...)",
+        ),
+        (
             ["run", "--namespace", ""],
             "hybrid-scheduler run: namespaces: names must not be empty (got [''])",
         ),

@@ -2,15 +2,25 @@
 across batches and across a restart."""
 
 import asyncio
+import math
 import re
 from typing import Any
+
+import numpy as np
+import pytest
 
 from builders import k8s_node, k8s_pod, rfc3339
 from fake_api import FakeApi
 from hybrid_operator.k8s.calls import Listing
 from hybrid_operator.k8s.convert import RUNTIME_ANNOTATION, Body
-from hybrid_operator.scheduler import Scheduler
-from hybrid_operator.settings import OperatorSettings
+from hybrid_operator.scheduler import Scheduler, policy_from
+from hybrid_operator.settings import OperatorSettings, SettingsError
+from hybrid_policy.reservation import (
+    BackfillMode,
+    OrderRule,
+    ReservationSettings,
+    ReservingArbitrator,
+)
 
 NOW = 1_000_000.0
 WIDE = "team-a/wide"
@@ -29,14 +39,15 @@ def _cluster(n2_runtime: str = "2h", n2_gpus: int = 2) -> list[dict[str, Any]]:
     return [_running("b1", "n1", 4, "1h"), _running("b2", "n2", n2_gpus, n2_runtime)]
 
 
-def _scheduler(clock: list[float]) -> tuple[Scheduler, FakeApi]:
+def _scheduler(clock: list[float], reservation: str = "") -> tuple[Scheduler, FakeApi]:
     api = FakeApi()
-    scheduler = Scheduler(OperatorSettings(policy="fair-easy"), api, clock=lambda: clock[0])
+    settings = OperatorSettings(policy="fair-easy", reservation=reservation).validate()
+    scheduler = Scheduler(settings, api, clock=lambda: clock[0])
     return scheduler, api
 
 
-def _started(clock: list[float]) -> tuple[Scheduler, FakeApi]:
-    scheduler, api = _scheduler(clock)
+def _started(clock: list[float], reservation: str = "") -> tuple[Scheduler, FakeApi]:
+    scheduler, api = _scheduler(clock, reservation)
     for name in ("n1", "n2"):
         scheduler.on_node(None, k8s_node(name))
     for body in _cluster():
@@ -165,3 +176,63 @@ def test_a_reservation_that_moves_writes_the_new_node_and_tells_it_once() -> Non
     assert api.nominations == [(WIDE, "n1"), (WIDE, "n3")]
     reserved = [m for name, r, m, w in api.events if r == "Reserved"]
     assert [m.split(":")[0] for m in reserved] == ["waiting for n1", "waiting for n3"]
+
+
+def test_the_reservation_setting_changes_the_policys_settings_and_nothing_else() -> None:
+    settings = OperatorSettings(
+        policy="fair-easy", reservation="max_wait_s=none, order=capped,level_slack=-0.05"
+    ).validate()
+    arbitrator = policy_from(settings, np.random.default_rng(0)).profile.arbitrator
+    assert isinstance(arbitrator, ReservingArbitrator)
+    assert arbitrator.settings == ReservationSettings(
+        mode=BackfillMode.EASY, max_wait_s=math.inf, order=OrderRule.CAPPED, level_slack=-0.05
+    )
+    plain = policy_from(OperatorSettings(policy="fair-easy"), np.random.default_rng(0))
+    assert isinstance(plain.profile.arbitrator, ReservingArbitrator)
+    assert plain.profile.arbitrator.settings == ReservationSettings()
+
+
+@pytest.mark.parametrize(
+    ("policy", "text", "message"),
+    [
+        (
+            "drf",
+            "max_wait_s=600",
+            "reservation: policy 'drf' does not reserve (got 'max_wait_s=600'",
+        ),
+        (
+            "fair-easy",
+            "ageing=1h",
+            "reservation: 'ageing=1h': expected KEY=VALUE with KEY one of mode",
+        ),
+        ("hybrid-reserve", "order=fifo", "reservation: order='fifo': expected one of drf, capped"),
+        ("fair-easy", "backfill_factor=0", "reservation: reservation settings out of range"),
+    ],
+)
+def test_a_bad_reservation_setting_names_the_setting_and_value(
+    policy: str, text: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"^{re.escape(message)}"):
+        OperatorSettings(policy=policy, reservation=text).validate()
+
+
+def test_with_reservations_off_the_wide_pod_gets_no_node_and_says_why() -> None:
+    clock = [NOW]
+    scheduler, api = _started(clock, reservation="mode=none")
+    for _ in range(3):
+        _pass(scheduler, clock)
+    assert api.nominations == []
+    assert not [e for e in api.events if e[1] == "Reserved"]
+    assert [e for e in api.events if e[1] == "FailedScheduling" and e[0] == "wide"]
+
+
+def test_a_closed_reservation_keeps_even_a_short_pod_off_the_reserved_node() -> None:
+    clock = [NOW]
+    scheduler, api = _started(clock, reservation="mode=reserve")
+    _pass(scheduler, clock)
+    assert api.nominations == [(WIDE, "n1")]
+    short = k8s_pod("short", gpus=4, ns="team-c", annotations={RUNTIME_ANNOTATION: "10m"})
+    scheduler.on_pod(None, short)
+    _pass(scheduler, clock)
+    assert ("team-c/short", "n2") in api.binds
+    assert _metric(scheduler, "hybrid_scheduler_backfilled_placements_total") in (None, 0)

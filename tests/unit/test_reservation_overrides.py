@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cli_helpers import refused
-from hybrid_lab.matrix import override_reservation, run_one
-from hybrid_policy.policies import build_policy
+from hybrid_lab.matrix import run_one
+from hybrid_policy.policies import build_policy, override_reservation
 from hybrid_policy.reservation import (
     BackfillMode,
     OrderRule,

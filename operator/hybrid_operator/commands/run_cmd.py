@@ -91,6 +91,14 @@ FLAGS: list[tuple[str, str, type, str]] = [
         f"off, on, or rules as KEY=VALUE,... among {settings_help()}; only opted-in pods "
         "are victims (off)",
     ),
+    (
+        "--reservation",
+        "reservation",
+        str,
+        "a reserving policy's reservation settings changed, as KEY=VALUE,... among "
+        "mode, max_reservations, max_wait_s, switch_margin_s, backfill_factor, order, "
+        "level_slack (the policy's own)",
+    ),
 ]
 
 

@@ -58,14 +58,15 @@ def fair_order(
     scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
     capped = settings.order is OrderRule.CAPPED
     level = water_level(_demands(batch, snapshot, scale), snapshot.weight_of) if capped else 0.0
+    flags = [is_aged(u[0], now_s, settings.max_wait_s) for u in batch]
     aged = sorted(
-        (u for u in batch if is_aged(u[0], now_s, settings.max_wait_s)),
+        (u for u, old in zip(batch, flags, strict=True) if old),
         key=lambda u: (u[0].created_at_s, u[0].uid),
     )
     yield from aged
     queues: dict[str, deque[Unit]] = {}
-    for unit in batch:
-        if not is_aged(unit[0], now_s, settings.max_wait_s):
+    for unit, old in zip(batch, flags, strict=True):
+        if not old:
             queues.setdefault(unit[0].namespace, deque()).append(unit)
 
     def share(namespace: str) -> float:

@@ -37,6 +37,8 @@ class FakeApi:
     def __init__(self) -> None:
         self.binds: list[tuple[str, str]] = []
         self.events: list[tuple[str, str, str, bool]] = []
+        #: Names of the Events posted under a name of their own.
+        self.event_names: set[str] = set()
         self.unschedulable: list[str] = []
         self.annotations: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, BindOutcome] = {}
@@ -83,8 +85,17 @@ class FakeApi:
         return BindResult(outcome, "test")
 
     def event(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+        self,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        warning: bool = False,
+        name: str | None = None,
     ) -> None:
+        if name is not None:
+            if name in self.event_names:
+                return  # as the API server answers 409: posted already
+            self.event_names.add(name)
         self.events.append((involved["name"], reason, message, warning))
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:

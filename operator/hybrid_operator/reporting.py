@@ -9,6 +9,8 @@ the field is cleared when the reservation ends.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +23,17 @@ from hybrid_operator.reservations import ReservationNotice
 from hybrid_policy.domain import PendingPod
 from hybrid_policy.framework.cycle import Decision
 from hybrid_policy.policies import Policy
+
+#: Pauses before the second and third try of a ``Scheduled`` Event whose post failed.
+SCHEDULED_RETRY_S = (0.5, 2.0)
+
+
+def scheduled_event_name(pod: PendingPod) -> str:
+    """The name of ``pod``'s ``Scheduled`` Event: the pod's name and a digest of its UID
+    (one per pod object, which is bound once), within the 253 characters of a name."""
+    digest = hashlib.sha256((pod.uid or pod.key).encode()).hexdigest()[:16]
+    return f"{pod.name[:200].rstrip('.-')}.scheduled.{digest}"
+
 
 log = logging.getLogger("hybrid_scheduler")
 
@@ -121,7 +134,9 @@ class Reporter:
             await self._call("set PodScheduled", pod.key, self.api.mark_unschedulable, pod, message)
 
     async def scheduled(self, d: Decision) -> None:
-        """The ``Scheduled`` Event of a bound pod."""
+        """The ``Scheduled`` Event of a bound pod, under a name of its own so that a post
+        whose answer was lost (a replica frozen mid-call, a timeout) is tried again
+        without a second Event."""
         share = "n/a" if d.namespace_share is None else f"{d.namespace_share:.3f}"
         score = "n/a" if d.score is None else f"{d.score:.1f}"
         message = (
@@ -129,7 +144,14 @@ class Reporter:
             f"(score {score}, namespace share {share})"
         )
         ref = pod_reference(d.pod)
-        await self._call("post Scheduled", d.pod.key, self.api.event, ref, "Scheduled", message)
+        name = scheduled_event_name(d.pod)
+        for pause in (*SCHEDULED_RETRY_S, None):
+            posted = await self._call(
+                "post Scheduled", d.pod.key, self.api.event, ref, "Scheduled", message, False, name
+            )
+            if posted or pause is None:
+                return
+            await asyncio.sleep(pause)
 
     def forget(self, uid: str) -> None:
         """The pod was bound: its next failure is news again."""

@@ -23,7 +23,12 @@ class SlowFailureEvent(FakeApi):
         self.gate = Gate()
 
     def event(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+        self,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        warning: bool = False,
+        name: str | None = None,
     ) -> None:
         if reason == "FailedScheduling":
             self.gate.hold()

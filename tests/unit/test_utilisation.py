@@ -313,7 +313,12 @@ class BindAll:
         return BindResult(BindOutcome.BOUND)
 
     def event(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+        self,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        warning: bool = False,
+        name: str | None = None,
     ) -> None:
         pass
 

@@ -112,9 +112,16 @@ class ClusterApi(Protocol):
         ...
 
     def event(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+        self,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        warning: bool = False,
+        name: str | None = None,
     ) -> None:
-        """Post an Event."""
+        """Post an Event; with ``name``, under that name, so that posting it again after
+        an answer was lost creates nothing new (an Event of that name already there counts
+        as posted)."""
         ...
 
     def mark_unschedulable(self, pod: PendingPod, message: str) -> None:
@@ -254,17 +261,24 @@ class KubeApi:
         return BindResult(BindOutcome.ERROR, f"HTTP {response.status}")
 
     def event(
-        self, involved: dict[str, str], reason: str, message: str, warning: bool = False
+        self,
+        involved: dict[str, str],
+        reason: str,
+        message: str,
+        warning: bool = False,
+        name: str | None = None,
     ) -> None:
-        """Post a core/v1 Event about ``involved`` (kind, namespace, name, uid)."""
+        """Post a core/v1 Event about ``involved`` (kind, namespace, name, uid); with
+        ``name``, an Event of that name already there (409) counts as posted."""
         namespace = involved.get("namespace") or "default"
         now = _timestamp()
+        meta = {"name": name} if name else {"generateName": f"{involved['name']}."}
         # A plain dict, and the answer left unparsed: building and reading the client's
         # model objects costs more CPU than the call itself.
         body: Any = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+            "metadata": {**meta, "namespace": namespace},
             "involvedObject": {"apiVersion": "v1", **involved},
             "reason": reason,
             "message": message[:1024],
@@ -277,9 +291,16 @@ class KubeApi:
             "count": 1,
         }
         self.event_limit.acquire()
-        response: Any = self.core.create_namespaced_event(
-            namespace, body, _preload_content=False, _request_timeout=self.timeout_s
-        )
+        try:
+            response: Any = self.core.create_namespaced_event(
+                namespace, body, _preload_content=False, _request_timeout=self.timeout_s
+            )
+        except ApiException as exc:
+            if name and exc.status == 409:
+                return  # posted already: an earlier try landed without its answer
+            raise
+        if name and response.status == 409:
+            return
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason="the Event was not created")
 

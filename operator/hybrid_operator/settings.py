@@ -150,12 +150,6 @@ class OperatorSettings:
         text = self.preemption.strip()
         return None if text == "off" else parse_settings(text)
 
-    def reservation_settings(self) -> ReservationSettings | None:
-        """What ``reservation`` makes of the default settings (None when it is empty), so
-        that a bad key or value is named before the policy is built."""
-        text = self.reservation.strip()
-        return ReservationSettings().overridden(text) if text else None
-
     def validate(self) -> OperatorSettings:
         """Return self, or raise :class:`SettingsError` naming the bad setting and value."""
         if not self.scheduler_name.strip():
@@ -225,8 +219,8 @@ class OperatorSettings:
                 f"reservation: policy {self.policy!r} does not reserve (got "
                 f"{self.reservation!r}; reserving policies: {reserving})"
             )
-        try:
-            self.reservation_settings()
+        try:  # the defaults changed by it, so that a bad key or value is named at start
+            ReservationSettings().overridden(self.reservation)
         except ValueError as exc:
             raise SettingsError(
                 f"reservation: {exc} (got {self.reservation!r}; KEY=VALUE,...)"

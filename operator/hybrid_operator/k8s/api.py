@@ -299,8 +299,6 @@ class KubeApi:
             if name and exc.status == 409:
                 return  # posted already: an earlier try landed without its answer
             raise
-        if name and response.status == 409:
-            return
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason="the Event was not created")
 
